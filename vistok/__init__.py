@@ -1,0 +1,33 @@
+"""vistok: discrete visual tokenizers (VQVAE, VQGAN, FSQ, LFQ, SimVQ) for the Hugging Face ecosystem."""
+
+from transformers import AutoConfig, AutoImageProcessor, AutoModel
+
+from . import nets, presets, quantizers  # noqa: F401  (fill the registries)
+from .configuration import VisTokenizerConfig
+from .image_processing import VisTokenizerImageProcessor
+from .modeling import VisTokenizer
+from .outputs import EncoderOutput, QuantizerOutput, TokenizerOutput
+from .registry import NETS, PRESETS, QUANTIZERS, create_tokenizer, list_tokenizers
+
+__version__ = "0.1.0"
+
+AutoConfig.register(VisTokenizerConfig.model_type, VisTokenizerConfig, exist_ok=True)
+AutoModel.register(VisTokenizerConfig, VisTokenizer, exist_ok=True)
+AutoImageProcessor.register(
+    VisTokenizerConfig, image_processor_classes={"pil": VisTokenizerImageProcessor}, exist_ok=True
+)
+
+__all__ = [
+    "VisTokenizer",
+    "VisTokenizerConfig",
+    "VisTokenizerImageProcessor",
+    "TokenizerOutput",
+    "EncoderOutput",
+    "QuantizerOutput",
+    "create_tokenizer",
+    "list_tokenizers",
+    "QUANTIZERS",
+    "NETS",
+    "PRESETS",
+    "__version__",
+]

@@ -1,0 +1,1 @@
+"""Subcommands of the ``vistok`` CLI (see ``vistok.cli.COMMANDS``)."""

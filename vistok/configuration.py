@@ -1,0 +1,71 @@
+"""``VisTokenizerConfig``: the single source of truth a tokenizer is rebuilt from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import PreTrainedConfig
+
+from .registry import NETS, QUANTIZERS, normalize_spec
+
+DEFAULT_NET = {"type": "simple_cnn"}
+DEFAULT_QUANTIZER = {"type": "vq"}
+
+
+class VisTokenizerConfig(PreTrainedConfig):
+    """Configuration of a :class:`~vistok.VisTokenizer`.
+
+    Args:
+        image_size: native square resolution (the image processor resizes / crops to it). Any H, W divisible by
+            the downsample factor works at run time.
+        num_channels: image channels (3 for RGB).
+        net: ``{"type": <registered net>, **options}``, e.g. ``{"type": "vqgan", "channel_multiplier": [1, 2, 2, 4]}``.
+        quantizer: ``{"type": <registered quantizer>, **options}``, e.g. ``{"type": "fsq", "levels": [8, 5, 5, 5]}``.
+        preset: name of the preset this config came from, if any.
+        source: where the hyper-parameters come from (seed table row, paper), for model cards.
+        metadata: free-form JSON metadata that lives with the weights (origin, licence, training recipe, metrics).
+
+    Both specs are validated and completed with their defaults at construction: unknown types or options raise a
+    ``ValueError`` that lists the valid ones.
+    """
+
+    model_type = "vistok"
+
+    image_size: int = 64
+    num_channels: int = 3
+    net: dict | None = None
+    quantizer: dict | None = None
+    preset: str | None = None
+    source: str | None = None
+    metadata: dict | None = None
+
+    def __post_init__(self, **kwargs: Any):
+        from . import nets, quantizers  # noqa: F401  (populate the registries)
+
+        for name in ("image_size", "num_channels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"VisTokenizerConfig.{name} must be a positive integer, got {value!r}")
+        self.net = normalize_spec(NETS, dict(self.net or DEFAULT_NET))
+        self.quantizer = normalize_spec(QUANTIZERS, dict(self.quantizer or DEFAULT_QUANTIZER))
+        self.metadata = dict(self.metadata or {})
+        super().__post_init__(**kwargs)
+        if self.image_size % self.downsample_factor:
+            raise ValueError(
+                f"image_size {self.image_size} is not divisible by the net's downsample factor "
+                f"{self.downsample_factor}"
+            )
+
+    def net_family(self):
+        """The configured :class:`~vistok.nets.NetFamily` instance."""
+        spec = dict(self.net)
+        return NETS.get(spec.pop("type"))(**spec)
+
+    @property
+    def downsample_factor(self) -> int:
+        return self.net_family().downsample_factor
+
+    @property
+    def latent_size(self) -> int:
+        """Tokens per side at ``image_size``."""
+        return self.image_size // self.downsample_factor

@@ -1,0 +1,163 @@
+"""``VisTokenizer``: encoder → quant_conv → quantizer → post_quant_conv → decoder, as a transformers model."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+
+from .configuration import VisTokenizerConfig
+from .outputs import EncoderOutput, TokenizerOutput
+from .quantizers.base import Quantizer
+from .registry import QUANTIZERS
+
+# Inputs are expected in [-1, 1]; a little slack allows for resampling overshoot, anything beyond is a mistake
+# such as passing 0..255 or 0..1-normalised-by-mean/std images.
+PIXEL_RANGE_TOLERANCE = 0.5
+
+
+class VisTokenizer(PreTrainedModel):
+    """A discrete image tokenizer: images (B, C, H, W) in [−1, 1] ⇄ token grids (B, H/f, W/f) int64.
+
+    ``tok(pixel_values)`` → :class:`~vistok.outputs.TokenizerOutput`; ``tok.encode(x).indices``;
+    ``tok.decode(indices)``; ``tok.decode_quantized(quantized)``. In eval mode
+    ``decode(encode(x).indices) == decode_quantized(encode(x).quantized)`` exactly.
+    """
+
+    config_class = VisTokenizerConfig
+    main_input_name = "pixel_values"
+    base_model_prefix = "vistok"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+    _no_split_modules: list[str] = []
+
+    def __init__(self, config: VisTokenizerConfig):
+        super().__init__(config)
+        family = config.net_family()
+        qspec = dict(config.quantizer)
+        self.encoder = family.build_encoder(config.num_channels)
+        self.quantizer: Quantizer = QUANTIZERS.get(qspec.pop("type"))(**qspec)
+        self.quant_conv = nn.Conv2d(family.latent_channels, self.quantizer.codebook_dim, 1)
+        self.post_quant_conv = nn.Conv2d(self.quantizer.codebook_dim, family.latent_channels, 1)
+        self.decoder = family.build_decoder(config.num_channels)
+        self.downsample_factor = family.downsample_factor
+        self.validate_inputs = True
+        self.post_init()
+
+    # ----------------------------------------------------------------------------------------------- init
+    def _init_weights(self, module: nn.Module) -> None:
+        """PyTorch's default init for convs / linears (as upstream trains from), unit norms, and each quantizer's
+        own codebook / buffer init — so the generic transformers scheme never replaces a codebook."""
+        if isinstance(module, Quantizer):
+            module.init_weights()
+        elif isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if module.bias is not None:
+                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(module.weight)
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, nn.GroupNorm) and module.affine:
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+
+    # ------------------------------------------------------------------------------------------ properties
+    @property
+    def codebook_size(self) -> int:
+        return self.quantizer.codebook_size
+
+    @property
+    def codebook_dim(self) -> int:
+        return self.quantizer.codebook_dim
+
+    def get_last_layer(self) -> nn.Parameter:
+        """Weight of the decoder's output layer (for the adaptive GAN weight)."""
+        return self.decoder.last_layer
+
+    # ------------------------------------------------------------------------------------------ validation
+    def check_pixel_values(self, pixel_values: Any) -> None:
+        """Raise ``TypeError`` / ``ValueError`` naming what was expected for anything but
+        float (B, C, H, W) tensors in [−1, 1] with H, W divisible by the downsample factor."""
+        if not isinstance(pixel_values, torch.Tensor):
+            raise TypeError(
+                f"pixel_values must be a torch.Tensor of shape (B, {self.config.num_channels}, H, W), got "
+                f"{type(pixel_values).__name__}; use vistok's image processor to convert PIL / numpy images"
+            )
+        if not pixel_values.is_floating_point():
+            raise TypeError(
+                f"pixel_values must be a floating-point tensor in [-1, 1], got dtype {pixel_values.dtype} "
+                "(convert uint8 images with x.float() / 127.5 - 1, or use the image processor)"
+            )
+        if pixel_values.ndim != 4 or pixel_values.shape[1] != self.config.num_channels:
+            raise ValueError(
+                f"pixel_values must have shape (B, {self.config.num_channels}, H, W), got {tuple(pixel_values.shape)}"
+            )
+        f = self.downsample_factor
+        h, w = pixel_values.shape[-2:]
+        if h % f or w % f or h == 0 or w == 0:
+            raise ValueError(
+                f"image height and width must be positive multiples of the downsample factor {f}, got {h}×{w}"
+            )
+        if not self.validate_inputs or pixel_values.numel() == 0:
+            return
+        lo, hi = (float(v) for v in torch.aminmax(pixel_values.detach()))
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError("pixel_values contain NaN or infinite values")
+        limit = 1.0 + PIXEL_RANGE_TOLERANCE
+        if lo < -limit or hi > limit:
+            hint = " (looks like 0..255 pixel values)" if hi > 2.0 else ""
+            raise ValueError(f"pixel_values must lie in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]{hint}")
+
+    # ----------------------------------------------------------------------------------------------- API
+    def encode(self, pixel_values: torch.Tensor) -> EncoderOutput:
+        """(B, C, H, W) in [−1, 1] → indices (B, H/f, W/f) int64 and quantized (B, D, H/f, W/f)."""
+        self.check_pixel_values(pixel_values)
+        z = self.quant_conv(self.encoder(pixel_values.to(self.dtype)))
+        q = self.quantizer(z)
+        return EncoderOutput(indices=q.indices, quantized=q.quantized, losses=q.losses, stats=q.stats)
+
+    def decode_quantized(self, quantized: torch.Tensor) -> torch.Tensor:
+        """(B, D, h, w) codes → (B, C, h·f, w·f) images, nominally in [−1, 1]."""
+        if not isinstance(quantized, torch.Tensor) or quantized.ndim != 4 or quantized.shape[1] != self.codebook_dim:
+            shape = tuple(quantized.shape) if isinstance(quantized, torch.Tensor) else type(quantized).__name__
+            raise ValueError(f"quantized must have shape (B, {self.codebook_dim}, h, w), got {shape}")
+        return self.decoder(self.post_quant_conv(quantized.to(self.dtype)))
+
+    def decode(self, indices: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) int64 indices in [0, codebook_size) → (B, C, h·f, w·f) images, nominally in [−1, 1]."""
+        codes = self.quantizer.indices_to_codes(indices.to(self.device) if isinstance(indices, torch.Tensor) else indices)
+        return self.decode_quantized(codes)
+
+    def forward(self, pixel_values: torch.Tensor, return_dict: bool | None = None, **kwargs: Any) -> TokenizerOutput:
+        encoded = self.encode(pixel_values)
+        reconstruction = self.decode_quantized(encoded.quantized)
+        loss = sum(encoded.losses.values(), reconstruction.new_zeros(()))
+        output = TokenizerOutput(
+            reconstruction=reconstruction,
+            indices=encoded.indices,
+            quantized=encoded.quantized,
+            loss=loss,
+            losses=encoded.losses,
+            stats=encoded.stats,
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+    # ----------------------------------------------------------------------------------------- loading
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
+        """Load from a local folder, a Hub repo id (``revision``, ``subfolder``, ``cache_dir``, ``token``,
+        ``local_files_only`` are forwarded) or a bundled name such as ``vistok/default``.
+
+        Offline without a cached copy this raises one ``OSError`` naming the repo and how to provide it.
+        """
+        from .hub import load_error_message, resolve_bundled
+
+        path = resolve_bundled(pretrained_model_name_or_path)
+        try:
+            return super().from_pretrained(path, *args, **kwargs)
+        except OSError as err:
+            raise OSError(load_error_message(path, err)) from err

@@ -1,0 +1,141 @@
+"""Named tokenizer presets: every row of the seed's CelebA-64 table and the ImageNet-256 VQGANs.
+
+Presets build randomly initialised tokenizers (``create_tokenizer(name)``); trained or converted weights are
+loaded with ``VisTokenizer.from_pretrained``.
+"""
+
+from __future__ import annotations
+
+from .registry import Preset, register_preset
+
+SEED_TABLE = "seed benchmark-celeba64 (SimpleCNN, batch 256, Adam lr 4e-4, 500k steps)"
+CELEBA_NET = {"type": "simple_cnn", "hidden_channels": 256, "num_res_blocks": 2}
+CELEBA_RECIPE = "training/configs/celeba64"
+
+
+def _celeba(name: str, description: str, quantizer: dict, row: str, recipe: str) -> None:
+    register_preset(
+        Preset(
+            name=name,
+            description=description,
+            config={"image_size": 64, "net": dict(CELEBA_NET), "quantizer": quantizer},
+            source=f"{SEED_TABLE}: {row}",
+            training=f"{CELEBA_RECIPE}/{recipe}",
+            tags=("celeba64",),
+        )
+    )
+
+
+for dim in (4, 8, 16, 32, 64):
+    _celeba(
+        f"vqvae-celeba64-vq-d{dim}",
+        f"SimpleCNN VQ-VAE, 64px f4, codebook 512 x {dim}",
+        {"type": "vq", "codebook_size": 512, "codebook_dim": dim},
+        f"VQVAE, effect of codebook dim: dim {dim}, size 512",
+        "vqvae.yaml",
+    )
+for size in (1024, 2048):
+    _celeba(
+        f"vqvae-celeba64-vq-d64-k{size}",
+        f"SimpleCNN VQ-VAE, 64px f4, codebook {size} x 64",
+        {"type": "vq", "codebook_size": size, "codebook_dim": 64},
+        f"VQVAE, effect of codebook size: dim 64, size {size}",
+        "vqvae.yaml",
+    )
+for dim in (4, 64):
+    _celeba(
+        f"vqvae-celeba64-vq-d{dim}-l2",
+        f"SimpleCNN VQ-VAE, 64px f4, l2-normalised codebook 512 x {dim}",
+        {"type": "vq", "codebook_size": 512, "codebook_dim": dim, "l2_norm": True},
+        f"VQVAE, effect of l2-norm codes: dim {dim}, size 512, l2-norm yes",
+        "vqvae.yaml",
+    )
+    _celeba(
+        f"vqvae-celeba64-vq-d{dim}-ema",
+        f"SimpleCNN VQ-VAE, 64px f4, EMA codebook 512 x {dim}",
+        {"type": "vq", "codebook_size": 512, "codebook_dim": dim, "ema_decay": 0.99},
+        f"VQVAE, effect of EMA update: dim {dim}, size 512, EMA",
+        "vqvae.yaml",
+    )
+_celeba(
+    "vqvae-celeba64-vq-d64-entropy",
+    "SimpleCNN VQ-VAE, 64px f4, codebook 512 x 64, entropy regularisation 0.1",
+    {"type": "vq", "codebook_size": 512, "codebook_dim": 64, "entropy_weight": 0.1},
+    "VQVAE, effect of entropy regularization: dim 64, size 512, weight 0.1",
+    "vqvae.yaml",
+)
+for levels in ((8, 8, 8), (8, 5, 5, 5)):
+    tag = "".join(map(str, levels))
+    _celeba(
+        f"fsqvae-celeba64-{tag}",
+        f"SimpleCNN FSQ-VAE, 64px f4, levels {list(levels)}",
+        {"type": "fsq", "levels": list(levels)},
+        f"FSQ-VAE: levels {list(levels)}",
+        "fsqvae.yaml",
+    )
+_celeba(
+    "lfqvae-celeba64-d9",
+    "SimpleCNN LFQ-VAE, 64px f4, 9 bits (512 codes)",
+    {"type": "lfq", "codebook_dim": 9},
+    "LFQ-VAE: dim 9, size 512",
+    "lfqvae.yaml",
+)
+_celeba(
+    "simvqvae-celeba64-d64",
+    "SimpleCNN SimVQ-VAE, 64px f4, codebook 512 x 64",
+    {"type": "simvq", "codebook_size": 512, "codebook_dim": 64},
+    "SimVQ-VAE: dim 64, size 512",
+    "simvqvae.yaml",
+)
+
+
+def _vqgan(name: str, description: str, mult: list[int], quantizer: dict, source: str, recipe: str) -> None:
+    register_preset(
+        Preset(
+            name=name,
+            description=description,
+            config={
+                "image_size": 256,
+                "net": {
+                    "type": "vqgan",
+                    "base_channels": 128,
+                    "channel_multiplier": mult,
+                    "num_res_blocks": 2,
+                    "latent_channels": 256,
+                },
+                "quantizer": quantizer,
+            },
+            source=source,
+            training=f"training/configs/imagenet256/{recipe}",
+            tags=("imagenet256",),
+        )
+    )
+
+
+TAMING = "Esser et al., Taming Transformers for High-Resolution Image Synthesis (CVPR 2021)"
+LLAMAGEN = "Sun et al., Autoregressive Model Beats Diffusion: Llama for Scalable Image Generation (2024)"
+for size in (1024, 16384):
+    _vqgan(
+        f"vqgan-taming-f16-{size}",
+        f"Taming VQGAN f16, 256px → 16x16 tokens, codebook {size} x 256",
+        [1, 1, 2, 2, 4],
+        {"type": "vq", "codebook_size": size, "codebook_dim": 256},
+        TAMING,
+        "vqgan-taming.yaml",
+    )
+_vqgan(
+    "vqgan-llamagen-vq16",
+    "LlamaGen VQ-16, 256px → 16x16 tokens, l2-normalised codebook 16384 x 8",
+    [1, 1, 2, 2, 4],
+    {"type": "vq", "codebook_size": 16384, "codebook_dim": 8, "l2_norm": True},
+    LLAMAGEN,
+    "vqgan-llamagen.yaml",
+)
+_vqgan(
+    "vqgan-llamagen-vq8",
+    "LlamaGen VQ-8, 256px → 32x32 tokens, l2-normalised codebook 16384 x 8",
+    [1, 2, 2, 4],
+    {"type": "vq", "codebook_size": 16384, "codebook_dim": 8, "l2_norm": True},
+    LLAMAGEN,
+    "vqgan-llamagen.yaml",
+)

@@ -1,0 +1,134 @@
+"""The quantizer contract and the helpers every quantizer shares (defined once, here)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as dist
+from einops import rearrange
+from torch import nn
+
+
+class Quantizer(nn.Module):
+    """Base class: maps latents (B, D, h, w) to discrete codes.
+
+    Subclasses implement ``forward(z) -> QuantizerOutput`` and ``indices_to_codes(indices)``, expose
+    ``codebook_size`` and ``codebook_dim``, and put their parameter/buffer initialisation in
+    ``init_weights()`` — the tokenizer's ``_init_weights`` calls it, so it survives transformers' ``post_init``
+    and rebuilds non-persistent buffers after ``from_pretrained``.
+    """
+
+    registered_name: str = ""
+
+    @property
+    def codebook_size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def codebook_dim(self) -> int:
+        raise NotImplementedError
+
+    def init_weights(self) -> None:
+        """(Re)initialise parameters and buffers owned directly by this module (not its children)."""
+
+    @classmethod
+    def check_spec(cls, spec: dict) -> None:
+        """Raise ``ValueError`` naming the bad option when a normalised spec is invalid."""
+
+    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) int64 indices → (B, D, h, w) codes, exactly the values ``forward`` returns as ``quantized``."""
+        raise NotImplementedError
+
+    def check_indices(self, indices: torch.Tensor) -> None:
+        if not isinstance(indices, torch.Tensor):
+            raise TypeError(f"indices must be a torch.Tensor of shape (B, h, w), got {type(indices).__name__}")
+        if indices.dtype.is_floating_point or indices.dtype.is_complex or indices.dtype == torch.bool:
+            raise TypeError(f"indices must be an integer tensor (int64), got dtype {indices.dtype}")
+        if indices.ndim != 3:
+            raise ValueError(f"indices must have shape (B, h, w), got shape {tuple(indices.shape)}")
+        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.codebook_size):
+            raise ValueError(
+                f"indices must lie in [0, {self.codebook_size}) (the codebook size), "
+                f"got values in [{int(indices.min())}, {int(indices.max())}]"
+            )
+
+
+def check_positive(spec: dict, *names: str, allow_zero: bool = False) -> None:
+    """Raise a ``ValueError`` unless every named numeric option is > 0 (or ≥ 0 with ``allow_zero``)."""
+    for name in names:
+        value = spec[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"quantizer option {name!r} must be a number, got {value!r}")
+        if value < 0 or (value == 0 and not allow_zero):
+            raise ValueError(f"quantizer option {name!r} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def channels_last_flat(z: torch.Tensor) -> torch.Tensor:
+    """(B, D, h, w) → (B·h·w, D)."""
+    return rearrange(z, "b d h w -> (b h w) d")
+
+
+def channels_first_grid(flat: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B·h·w, D) → contiguous (B, D, h, w) with the batch and spatial sizes of ``like``.
+
+    Contiguous so that decoding these codes and decoding ``indices_to_codes`` run the same conv kernels.
+    """
+    b, _, h, w = like.shape
+    return rearrange(flat, "(b h w) d -> b d h w", b=b, h=h, w=w).contiguous()
+
+
+def straight_through(z: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Forward value ``q``, gradient of identity to ``z``.
+
+    When no gradient is needed the codes are returned untouched, so ``decode_quantized(encode(x).quantized)``
+    equals ``decode(encode(x).indices)`` bit for bit (``z + (q - z)`` is not always exactly ``q`` in floating point).
+    """
+    if not (torch.is_grad_enabled() and z.requires_grad):
+        return q
+    return z + (q - z).detach()
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum ``tensor`` in place across processes when torch.distributed is initialised; returns it."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def code_histogram(indices: torch.Tensor, codebook_size: int) -> torch.Tensor:
+    """Counts per code, float32 (codebook_size,), of any-shaped int64 ``indices``."""
+    return torch.bincount(indices.reshape(-1), minlength=codebook_size).float()
+
+
+def usage_stats(indices: torch.Tensor, codebook_size: int) -> dict[str, torch.Tensor]:
+    """Batch diagnostics: fraction of codes used (``batch_usage`` ∈ [0, 1]) and ``perplexity`` (exp entropy)."""
+    with torch.no_grad():
+        counts = code_histogram(indices, codebook_size)
+        probs = counts / counts.sum().clamp_min(1)
+        entropy = -(probs * torch.log(probs.clamp_min(1e-12))).sum()
+        return {"batch_usage": (counts > 0).float().mean(), "perplexity": entropy.exp()}
+
+
+def entropy_terms(logits: torch.Tensor, chunk_rows: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean per-sample entropy and entropy of the mean distribution of ``softmax(logits)`` over the last dim.
+
+    ``logits``: (N, K). Returns ``(per_sample_entropy, codebook_entropy)`` — scalars with gradients. Rows are
+    processed in chunks so the softmax intermediates stay bounded.
+    """
+    n = logits.shape[0]
+    sample_entropy = logits.new_zeros(())
+    mean_probs = logits.new_zeros(logits.shape[-1])
+    for start in range(0, n, chunk_rows):
+        chunk = logits[start : start + chunk_rows].float()
+        log_p = torch.log_softmax(chunk, dim=-1)
+        p = log_p.exp()
+        sample_entropy = sample_entropy - (p * log_p).sum()
+        mean_probs = mean_probs + p.sum(0)
+    mean_probs = mean_probs / max(n, 1)
+    codebook_entropy = -(mean_probs * torch.log(mean_probs.clamp_min(1e-12))).sum()
+    return sample_entropy / max(n, 1), codebook_entropy
+
+
+def max_entropy(codebook_size: int) -> float:
+    return math.log(codebook_size)

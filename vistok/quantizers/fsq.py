@@ -1,0 +1,96 @@
+"""Finite scalar quantisation (Mentzer et al., 2023): bounded per-channel rounding, implicit codebook."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from transformers import initialization as init
+
+from ..outputs import QuantizerOutput
+from ..registry import QUANTIZERS
+from .base import Quantizer, straight_through, usage_stats
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    """Round with a straight-through (identity) gradient (exactly ``x.round()`` in value)."""
+    return straight_through(x, x.round())
+
+
+@QUANTIZERS.register("fsq")
+class FiniteScalarQuantizer(Quantizer):
+    """Each of the D = len(levels) channels is squashed to a bounded range and rounded to ``levels[d]`` values.
+
+    Codes lie in [−1, 1]; the codebook size is ∏ levels; index ⇄ code is the mixed-radix bijection with basis
+    (1, L0, L0·L1, …). Even levels use the half-step offset so that exactly L values are reachable.
+    """
+
+    def __init__(self, levels: tuple[int, ...] = (8, 5, 5, 5), eps: float = 1e-3):
+        super().__init__()
+        self.levels_list = list(levels)
+        self.eps = eps
+        # Derived from `levels`, so not saved: rebuilt by init_weights after from_pretrained.
+        self.register_buffer("_levels", torch.empty(len(levels), dtype=torch.int64), persistent=False)
+        self.register_buffer("_basis", torch.empty(len(levels), dtype=torch.int64), persistent=False)
+        self.init_weights()
+
+    @classmethod
+    def check_spec(cls, spec: dict) -> None:
+        levels = spec["levels"]
+        if not isinstance(levels, (list, tuple)) or not levels or not all(
+            isinstance(level, int) and not isinstance(level, bool) for level in levels
+        ):
+            raise ValueError(f"fsq option 'levels' must be a non-empty list of integers, got {levels!r}")
+        if any(level < 2 for level in levels):
+            raise ValueError(f"fsq levels must all be >= 2, got {levels}")
+        if math.prod(levels) > 2**40:
+            raise ValueError(f"fsq codebook size prod(levels) = {math.prod(levels)} is too large")
+
+    @property
+    def codebook_size(self) -> int:
+        return math.prod(self.levels_list)
+
+    @property
+    def codebook_dim(self) -> int:
+        return len(self.levels_list)
+
+    def init_weights(self) -> None:
+        basis = [1]
+        for level in self.levels_list[:-1]:
+            basis.append(basis[-1] * level)
+        init.copy_(self._levels, torch.tensor(self.levels_list, dtype=torch.int64))
+        init.copy_(self._basis, torch.tensor(basis, dtype=torch.int64))
+
+    def _view(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return t.view(1, -1, 1, 1).to(like.dtype)
+
+    def bound(self, z: torch.Tensor) -> torch.Tensor:
+        """Squash (B, D, h, w) latents so that rounding yields exactly ``levels[d]`` values per channel."""
+        levels = self._view(self._levels, z)
+        half_l = (levels - 1) * (1 + self.eps) / 2
+        offset = torch.where(levels % 2 == 0, 0.5, 0.0)
+        shift = torch.atanh(offset / half_l)
+        return torch.tanh(z + shift) * half_l - offset
+
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        """z: (B, D, h, w) with D = len(levels) → codes in [−1, 1] and indices (B, h, w)."""
+        half_width = self._view(self._levels // 2, z)
+        quantized = round_ste(self.bound(z)) / half_width
+        indices = self.codes_to_indices(quantized)
+        return QuantizerOutput(
+            quantized=quantized, indices=indices, losses={}, stats=usage_stats(indices, self.codebook_size)
+        )
+
+    def codes_to_indices(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, D, h, w) codes on the grid → (B, h, w) int64 indices."""
+        half_width = self._view(self._levels // 2, codes)
+        digits = (codes * half_width + half_width).round().long()
+        return (digits * self._basis.view(1, -1, 1, 1)).sum(dim=1)
+
+    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        self.check_indices(indices)
+        digits = (indices.unsqueeze(1) // self._basis.view(1, -1, 1, 1)) % self._levels.view(1, -1, 1, 1)
+        half_width = (self._levels // 2).view(1, -1, 1, 1)
+        dtype = torch.get_default_dtype()
+        return (digits - half_width).to(dtype) / half_width.to(dtype)
+

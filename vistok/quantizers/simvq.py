@@ -1,0 +1,86 @@
+"""SimVQ (Zhu et al., 2024): a frozen random codebook reparameterised by a learnable linear map."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import initialization as init
+
+from ..outputs import QuantizerOutput
+from ..registry import QUANTIZERS
+from .base import (
+    Quantizer,
+    channels_first_grid,
+    channels_last_flat,
+    check_positive,
+    straight_through,
+    usage_stats,
+)
+from .search import nearest_code
+
+
+@QUANTIZERS.register("simvq")
+class SimVQQuantizer(Quantizer):
+    """Codes are ``W · c_k`` for a frozen Gaussian basis ``c`` (K, D) and a learnable ``W`` (D × D).
+
+    Only the linear map learns, so every code moves with every update and the codebook does not collapse.
+    Losses: ``codebook_weight·||sg(z) − q||² + commitment_weight·||z − sg(q)||²``.
+    """
+
+    def __init__(
+        self,
+        codebook_size: int = 512,
+        codebook_dim: int = 64,
+        commitment_weight: float = 0.25,
+        codebook_weight: float = 1.0,
+    ):
+        super().__init__()
+        self._codebook_size = codebook_size
+        self._codebook_dim = codebook_dim
+        self.commitment_weight = commitment_weight
+        self.codebook_weight = codebook_weight
+        self.frozen_codebook = nn.Parameter(torch.empty(codebook_size, codebook_dim), requires_grad=False)
+        self.codebook_proj = nn.Linear(codebook_dim, codebook_dim, bias=False)
+        self.init_weights()
+
+    @classmethod
+    def check_spec(cls, spec: dict) -> None:
+        check_positive(spec, "codebook_size", "codebook_dim")
+        check_positive(spec, "commitment_weight", "codebook_weight", allow_zero=True)
+
+    @property
+    def codebook_size(self) -> int:
+        return self._codebook_size
+
+    @property
+    def codebook_dim(self) -> int:
+        return self._codebook_dim
+
+    def init_weights(self) -> None:
+        init.normal_(self.frozen_codebook, std=self._codebook_dim**-0.5)
+
+    def effective_codebook(self) -> torch.Tensor:
+        """(K, D) codes after the learnable projection."""
+        return self.codebook_proj(self.frozen_codebook)
+
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        flat = channels_last_flat(z)
+        codebook = self.effective_codebook().to(flat.dtype)
+        indices = nearest_code(flat.detach(), codebook.detach())
+        codes = F.embedding(indices, codebook)
+        losses = {
+            "commitment_loss": self.commitment_weight * F.mse_loss(flat, codes.detach()),
+            "codebook_loss": self.codebook_weight * F.mse_loss(codes, flat.detach()),
+        }
+        indices = indices.view(z.shape[0], z.shape[2], z.shape[3])
+        return QuantizerOutput(
+            quantized=channels_first_grid(straight_through(flat, codes), z),
+            indices=indices,
+            losses=losses,
+            stats=usage_stats(indices, self.codebook_size),
+        )
+
+    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        self.check_indices(indices)
+        return F.embedding(indices, self.effective_codebook()).permute(0, 3, 1, 2).contiguous()

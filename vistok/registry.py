@@ -1,0 +1,136 @@
+"""Name → class registries for quantizers, nets and presets.
+
+Everything in vistok is referenced by registered name (configs, YAML recipes, the Space, tests), never by
+import path. Registering a quantizer or a net enrols it in the common tests automatically.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Registry:
+    """A mapping from names to classes (or factories) with helpful errors for unknown names."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Any] = {}
+
+    def register(self, name: str) -> Callable[[Any], Any]:
+        def decorator(obj: Any) -> Any:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._entries[name] = obj
+            if isinstance(obj, type):
+                obj.registered_name = name
+            return obj
+
+        return decorator
+
+    def get(self, name: str) -> Any:
+        if name not in self._entries:
+            raise ValueError(f"Unknown {self.kind} {name!r}; valid names: {', '.join(sorted(self._entries))}")
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def __iter__(self):
+        return iter(self.names())
+
+
+QUANTIZERS = Registry("quantizer")
+NETS = Registry("net")
+PRESETS = Registry("preset")
+
+
+def normalize_spec(registry: Registry, spec: dict[str, Any]) -> dict[str, Any]:
+    """Validate a `{"type": name, **kwargs}` spec against the registered class's ``__init__`` signature.
+
+    Returns a new dict with every constructor argument filled in (defaults included), tuples turned into lists
+    so the result is JSON-native, and ``type`` first. Unknown keys raise a ``ValueError`` listing the valid ones;
+    the class's ``check_spec`` (if any) then validates values.
+    """
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise ValueError(
+            f"A {registry.kind} spec must be a dict with a 'type' key (one of {', '.join(registry.names())}), "
+            f"got {spec!r}"
+        )
+    cls = registry.get(spec["type"])
+    params = {
+        name: p
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    unknown = sorted(set(spec) - set(params) - {"type"})
+    if unknown:
+        raise ValueError(
+            f"Unknown option(s) {unknown} for {registry.kind} {spec['type']!r}; valid options: {', '.join(params)}"
+        )
+    out: dict[str, Any] = {"type": spec["type"]}
+    for name, p in params.items():
+        if name in spec:
+            value = spec[name]
+        elif p.default is not inspect.Parameter.empty:
+            value = p.default
+        else:
+            raise ValueError(f"{registry.kind} {spec['type']!r} requires the option {name!r}")
+        out[name] = list(value) if isinstance(value, tuple) else value
+    if hasattr(cls, "check_spec"):
+        cls.check_spec(out)
+    return out
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named tokenizer configuration.
+
+    ``config`` holds the keyword arguments of :class:`~vistok.VisTokenizerConfig`; ``source`` says where its
+    hyper-parameters come from (seed table row or paper); ``training`` names the recipe that trains it.
+    """
+
+    name: str
+    description: str
+    config: dict[str, Any]
+    source: str
+    training: str | None = None
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+def register_preset(preset: Preset) -> Preset:
+    PRESETS.register(preset.name)(preset)
+    return preset
+
+
+def list_tokenizers() -> dict[str, str]:
+    """Every registered preset name with its one-line description."""
+    from . import presets  # noqa: F401  (populates the registry)
+
+    return {name: PRESETS.get(name).description for name in PRESETS.names()}
+
+
+def create_tokenizer(name: str, **overrides: Any):
+    """Build a randomly initialised :class:`~vistok.VisTokenizer` from a preset name.
+
+    ``overrides`` replace top-level config fields; ``quantizer`` / ``net`` overrides are merged into the
+    preset's specs (e.g. ``create_tokenizer("vqvae-celeba64-vq-d4", quantizer={"codebook_size": 1024})``).
+    """
+    from . import presets  # noqa: F401
+    from .configuration import VisTokenizerConfig
+    from .modeling import VisTokenizer
+
+    preset = PRESETS.get(name)
+    kwargs = dict(preset.config)
+    for key, value in overrides.items():
+        if key in ("quantizer", "net") and isinstance(value, dict) and "type" not in value:
+            kwargs[key] = {**kwargs[key], **value}
+        else:
+            kwargs[key] = value
+    kwargs.setdefault("preset", name)
+    return VisTokenizer(VisTokenizerConfig(**kwargs))
