@@ -1,0 +1,118 @@
+"""Datasets for training and evaluating tokenizers: named presets, 🤗 datasets, local folders, bundled photos.
+
+>>> ds = build_dataset("samples", "train", image_size=64, train=True)
+>>> ds[0]["pixel_values"].shape, ds[0]["index"]
+(torch.Size([3, 64, 64]), 0)
+"""
+
+from __future__ import annotations
+
+from torch.utils.data import Dataset, IterableDataset
+
+from .datasets import HFColumn, ImageDataset, StreamingImageDataset, build_dataloader, collate_images
+from .images import UnreadableImageError, open_image, pil_to_pixel_values, to_rgb
+from .presets import DATASET_PRESETS, DatasetPreset
+from .samples import SampleCropsDataset
+from .sources import DatasetUnavailableError, open_split
+from .transforms import (
+    ImageTransform,
+    adm_center_crop,
+    adm_random_crop,
+    celeba_seed_crop,
+    center_crop_adm,
+    random_crop_adm,
+)
+
+STREAM_SHUFFLE_BUFFER = 1000
+
+
+def list_datasets() -> list[str]:
+    """Names accepted by :func:`build_dataset` besides Hub ids and local paths."""
+    return sorted([*DATASET_PRESETS, "samples"])
+
+
+def build_dataset(
+    name_or_path: str,
+    split: str,
+    image_size: int,
+    train: bool = False,
+    streaming: bool = False,
+    image_column: str | None = None,
+    num_samples: int | None = None,
+    hflip: bool | None = None,
+    seed: int = 0,
+) -> Dataset | IterableDataset:
+    """Build an image dataset whose items are ``{"pixel_values": float32 (3, image_size, image_size) in [-1, 1],
+    "index": int}`` (``index`` = position in the split), or ``None`` for an unreadable image — batch them with
+    :func:`collate_images` / :func:`build_dataloader`, which drop and count those.
+
+    ``name_or_path``: ``samples`` (bundled photos), a preset (``celeba64``, ``imagenet256``), any 🤗 Hub dataset
+    id (pass ``image_column`` if it is not detected), or a local image folder / ``save_to_disk`` folder / parquet
+    file. ``train`` selects the training crop (random for ImageNet and generic data) and turns on horizontal flips
+    unless ``hflip`` says otherwise. ``streaming`` returns an IterableDataset (shuffled with a buffer when
+    training). ``num_samples`` keeps the first N samples (for ``samples``: how many crops). Random augmentations
+    are a function of ``(seed, epoch, index)``; call ``set_epoch`` on the dataset each epoch.
+
+    Raises :class:`DatasetUnavailableError` when a Hub dataset cannot be loaded (offline, gated, not cached), with
+    the alternatives spelled out.
+    """
+    if not isinstance(image_size, int) or image_size <= 0:
+        raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+    if num_samples is not None and num_samples <= 0:
+        raise ValueError(f"num_samples must be positive or None, got {num_samples}")
+    flip = train if hflip is None else bool(hflip)
+
+    if name_or_path == "samples":
+        return SampleCropsDataset(split, image_size, num_samples=num_samples, hflip=flip, seed=seed)
+
+    preset = DATASET_PRESETS.get(name_or_path)
+    if preset is not None:
+        opened = open_split(
+            preset.hub_id, preset.hub_split(split, name_or_path), streaming=streaming,
+            image_column=image_column or preset.image_column, gated=preset.gated, label=name_or_path,
+        )
+        crop = preset.train_crop if train else preset.eval_crop
+    else:
+        opened = open_split(name_or_path, split, streaming=streaming, image_column=image_column)
+        crop = adm_random_crop if train else adm_center_crop
+
+    import datasets
+
+    transform = ImageTransform(crop=crop, size=image_size, hflip=flip)
+    name = f"{name_or_path}[{split}]"
+    data = opened.dataset
+    if isinstance(data, datasets.IterableDataset):
+        if num_samples is not None:
+            data = data.take(num_samples)
+        if train:
+            data = data.shuffle(seed=seed, buffer_size=STREAM_SHUFFLE_BUFFER)
+        return StreamingImageDataset(data, opened.image_column, transform, seed=seed, name=name)
+    if num_samples is not None:
+        data = data.select(range(min(num_samples, len(data))))
+    return ImageDataset(HFColumn(data, opened.image_column), transform, seed=seed, name=name)
+
+
+__all__ = [
+    "DATASET_PRESETS",
+    "DatasetPreset",
+    "DatasetUnavailableError",
+    "HFColumn",
+    "ImageDataset",
+    "ImageTransform",
+    "SampleCropsDataset",
+    "StreamingImageDataset",
+    "UnreadableImageError",
+    "adm_center_crop",
+    "adm_random_crop",
+    "build_dataloader",
+    "build_dataset",
+    "celeba_seed_crop",
+    "center_crop_adm",
+    "collate_images",
+    "list_datasets",
+    "open_image",
+    "open_split",
+    "pil_to_pixel_values",
+    "random_crop_adm",
+    "to_rgb",
+]

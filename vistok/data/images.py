@@ -1,0 +1,116 @@
+"""Decoding stored images into RGB PIL images, and PIL images into ``pixel_values`` tensors.
+
+Datasets store images in many shapes: 🤗 ``Image`` features (``{"bytes", "path"}`` when not decoded), raw bytes,
+file paths, PIL images or numpy arrays, in any PIL mode. Everything here converts to 8-bit RGB or raises
+:class:`UnreadableImageError`, which the dataset wrappers turn into a skipped, counted sample.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+# Modes whose pixel values are not 8-bit and must be rescaled, not clipped, before going to RGB.
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+class UnreadableImageError(ValueError):
+    """A stored image could not be decoded (truncated, corrupt, unknown format or unsupported value)."""
+
+
+def _high_bit_depth_to_l(image: Image.Image) -> Image.Image:
+    """Map a 16/32-bit integer or float grayscale image to 8-bit ``L`` by rescaling, not clipping."""
+    array = np.asarray(image, dtype=np.float64)
+    if image.mode in _SIXTEEN_BIT_MODES:
+        array = array / 257.0
+    elif image.mode == "F":
+        if array.size and np.nanmax(array) <= 1.0:
+            array = array * 255.0
+    elif array.size and array.max() > 255:  # mode "I": treat as 16-bit when values exceed 8 bits
+        array = array / 257.0
+    array = np.nan_to_num(array, nan=0.0)
+    return Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8), mode="L")
+
+
+def to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """Return ``image`` as an 8-bit RGB PIL image.
+
+    Handles every PIL mode: transparent images (RGBA, LA, P with transparency) are composited over
+    ``background``; 16-bit / 32-bit / float grayscale is rescaled to 8 bits; CMYK, YCbCr, L, 1, P convert directly.
+    """
+    if image.mode == "RGB":
+        return image
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode in ("I", "F"):
+        image = _high_bit_depth_to_l(image)
+    if image.mode in _ALPHA_MODES:
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (*background, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _array_to_pil(array: np.ndarray) -> Image.Image:
+    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
+        array = np.moveaxis(array, 0, -1)  # channel-first → channel-last
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.dtype != np.uint8:
+        if np.issubdtype(array.dtype, np.floating):
+            array = np.clip(array, 0.0, 1.0) * 255.0 if np.nanmax(array) <= 1.0 else np.clip(array, 0, 255)
+        elif array.max(initial=0) > 255:
+            array = array / 257.0
+        array = np.rint(np.nan_to_num(array)).astype(np.uint8)
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
+        raise UnreadableImageError(f"cannot interpret an array of shape {array.shape} as an image")
+    return Image.fromarray(array)
+
+
+def open_image(value: Any) -> Image.Image:
+    """Open one stored image as RGB.
+
+    ``value`` may be a PIL image, a 🤗 ``Image`` feature dict ``{"bytes": ..., "path": ...}``, raw encoded bytes,
+    a file path, or a numpy array (H, W[, C]) / (C, H, W). The pixels are fully loaded (truncated files fail here,
+    not later). Raises :class:`UnreadableImageError` for anything that cannot be decoded.
+    """
+    try:
+        if isinstance(value, Image.Image):
+            image = value
+        elif isinstance(value, dict):
+            if value.get("bytes") is not None:
+                image = Image.open(io.BytesIO(value["bytes"]))
+            elif value.get("path"):
+                image = Image.open(value["path"])
+            else:
+                raise UnreadableImageError("image record has neither 'bytes' nor 'path'")
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            image = Image.open(io.BytesIO(bytes(value)))
+        elif isinstance(value, (str, os.PathLike)):
+            image = Image.open(value)
+        elif isinstance(value, np.ndarray):
+            image = _array_to_pil(value)
+        elif value is None:
+            raise UnreadableImageError("image is missing (None)")
+        else:
+            raise UnreadableImageError(f"cannot decode an image from a value of type {type(value).__name__}")
+        image.load()
+        return to_rgb(image)
+    except UnreadableImageError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, Image.DecompressionBombError) as err:
+        raise UnreadableImageError(f"{type(err).__name__}: {err}") from err
+
+
+def pil_to_pixel_values(image: Image.Image) -> torch.Tensor:
+    """RGB PIL image → float32 tensor (3, H, W) in [-1, 1] (0 ↦ -1, 255 ↦ 1)."""
+    if image.mode != "RGB":
+        raise ValueError(f"expected an RGB image, got mode {image.mode!r}; call to_rgb first")
+    array = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1)
+    return array.float().div_(127.5).sub_(1.0)

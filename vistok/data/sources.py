@@ -1,0 +1,152 @@
+"""Open a split of a 🤗 dataset — by Hub id, from a local image folder, a ``save_to_disk`` folder or parquet files —
+with its image column left undecoded (decoding happens per sample, so a corrupt file is skipped, not fatal).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+IMAGE_COLUMN_CANDIDATES = ("image", "img", "images", "jpg", "jpeg", "png", "webp", "picture", "pixel_values")
+_DATA_FILE_BUILDERS = {".parquet": "parquet", ".arrow": "arrow"}
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A dataset could not be loaded (no network, not cached, gated, or not found)."""
+
+
+def unavailable_message(name: str, split: str, reason: str, gated: bool = False, label: str | None = None) -> str:
+    """The user-facing explanation for a dataset that cannot be loaded, with the ways out."""
+    shown = f"{label!r} (🤗 {name})" if label and label != name else repr(name)
+    lines = [f"Could not load the dataset {shown}, split {split!r}: {reason}."]
+    if gated:
+        lines.append(
+            f"It is gated on the Hugging Face Hub: accept its terms at https://huggingface.co/datasets/{name} "
+            "and log in (`hf auth login` or the HF_TOKEN environment variable)."
+        )
+    lines += [
+        "This machine may be offline, or the dataset is not in the local cache. Options:",
+        f"  - on a connected machine run `datasets.load_dataset({name!r}, split={split!r})` (or "
+        f"`hf download {name} --repo-type dataset`) and copy the cache folder (HF_HOME) here, then set HF_HUB_OFFLINE=1;",
+        "  - train / evaluate on a local image folder: `--dataset /path/to/images` (one image per file, "
+        "optional train/ and test/ subfolders), a parquet file or a `save_to_disk` folder;",
+        "  - use the bundled photographs, which need no download: `--dataset samples`.",
+    ]
+    return "\n".join(lines)
+
+
+@dataclass
+class OpenedSplit:
+    """A loaded split: a 🤗 ``Dataset`` or ``IterableDataset`` and the name of its (undecoded) image column."""
+
+    dataset: object
+    image_column: str
+    description: str
+
+
+def _is_local(name_or_path: str) -> bool:
+    looks_like_path = name_or_path.startswith(("/", "./", "../", "~")) or any(c in name_or_path for c in "*?")
+    return looks_like_path or os.path.exists(os.path.expanduser(name_or_path))
+
+
+def _pick_split(splits: dict, split: str, where: str):
+    if split in splits:
+        return splits[split]
+    if len(splits) == 1:
+        (only_name, only), = splits.items()
+        logger.warning("%s has a single split %r; using it for the requested split %r", where, only_name, split)
+        return only
+    raise ValueError(f"split {split!r} not found in {where}; available splits: {sorted(splits)}")
+
+
+def _load_local(path: str, split: str, streaming: bool):
+    import datasets
+
+    path = os.path.expanduser(path)
+    local = Path(path)
+    if not any(ch in path for ch in "*?") and not local.exists():
+        raise FileNotFoundError(f"no such dataset folder or file: {path!r}")
+    if local.is_dir() and (local / "dataset_dict.json").exists():
+        data = _pick_split(dict(datasets.load_from_disk(path)), split, path)
+        return data.to_iterable_dataset() if streaming else data
+    if local.is_dir() and (local / "state.json").exists():
+        data = datasets.load_from_disk(path)
+        return data.to_iterable_dataset() if streaming else data
+    if local.is_dir():
+        builder, kwargs = "imagefolder", {"data_dir": path}
+    else:
+        suffix = "".join(Path(path).suffixes[-1:])
+        if suffix not in _DATA_FILE_BUILDERS:
+            raise ValueError(
+                f"cannot read {path!r}: expected an image folder, a save_to_disk folder, or "
+                f"{'/'.join(_DATA_FILE_BUILDERS)} data files"
+            )
+        builder, kwargs = _DATA_FILE_BUILDERS[suffix], {"data_files": path}
+    splits = datasets.load_dataset(builder, streaming=streaming, **kwargs)
+    return _pick_split(dict(splits), split, path)
+
+
+def _load_hub(name: str, split: str, streaming: bool, gated: bool, label: str | None):
+    import datasets
+    from datasets.exceptions import DatasetNotFoundError
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
+
+    try:
+        return datasets.load_dataset(name, split=split, streaming=streaming)
+    except (GatedRepoError, DatasetNotFoundError) as err:
+        is_gated = gated or isinstance(err, GatedRepoError) or "gated" in str(err).lower()
+        reason = "it is gated and you have no access" if is_gated else f"it was not found ({err})"
+        raise DatasetUnavailableError(unavailable_message(name, split, reason, gated=is_gated, label=label)) from err
+    except (ConnectionError, OSError, HfHubHTTPError) as err:
+        reason = f"{type(err).__name__}: {err}"
+        raise DatasetUnavailableError(unavailable_message(name, split, reason, gated=gated, label=label)) from err
+
+
+def find_image_column(features, column: str | None, where: str) -> str:
+    """The image column: ``column`` if given (must exist), else the first ``Image`` feature or a usual name."""
+    from datasets import Image as ImageFeature
+
+    names = list(features) if features is not None else []
+    if column is not None:
+        if features is not None and column not in names:
+            raise ValueError(f"image_column {column!r} not in {where}; columns: {names}")
+        return column
+    for name in names:
+        if isinstance(features[name], ImageFeature):
+            return name
+    for name in IMAGE_COLUMN_CANDIDATES:
+        if name in names:
+            return name
+    raise ValueError(f"no image column found in {where} (columns: {names}); pass image_column=...")
+
+
+def open_split(
+    name_or_path: str,
+    split: str,
+    streaming: bool = False,
+    image_column: str | None = None,
+    gated: bool = False,
+    label: str | None = None,
+) -> OpenedSplit:
+    """Load ``split`` of a Hub dataset or a local dataset, keep only the image column, and leave it undecoded.
+
+    Raises :class:`DatasetUnavailableError` (with instructions) when a Hub dataset cannot be reached or is gated,
+    ValueError for an unknown split or image column. ``label`` is the user-facing name (e.g. a preset name).
+    """
+    from datasets import Image as ImageFeature
+
+    if _is_local(name_or_path):
+        data = _load_local(name_or_path, split, streaming)
+    else:
+        data = _load_hub(name_or_path, split, streaming, gated, label)
+    where = f"{name_or_path!r} (split {split!r})"
+    column = find_image_column(data.features, image_column, where)
+    if data.features is not None:
+        data = data.select_columns([column])
+        if isinstance(data.features[column], ImageFeature):
+            data = data.cast_column(column, ImageFeature(decode=False))
+    return OpenedSplit(dataset=data, image_column=column, description=where)
