@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -146,6 +148,48 @@ class VisTokenizer(PreTrainedModel):
         )
         return output if return_dict is not False else output.to_tuple()
 
+    # ------------------------------------------------------------------------------------------- saving
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
+        """Write config.json + model.safetensors, the matching preprocessor_config.json and, unless the folder
+        already has one, a README.md model card rendered from the config's metadata."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        from .image_processing import VisTokenizerImageProcessor
+
+        VisTokenizerImageProcessor(image_size=self.config.image_size).save_pretrained(save_directory)
+        card_path = Path(save_directory) / "README.md"
+        if not card_path.exists():
+            try:
+                from .cards import render_model_card
+            except ImportError:  # card rendering is optional (it lives with the converters)
+                return
+            render_model_card(self).save(card_path)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+    ):
+        """Upload a ``save_pretrained`` folder (weights, config, processor config and the rendered model card)
+        to ``repo_id``, creating the repo if needed."""
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp)
+            return api.upload_folder(
+                repo_id=repo_id,
+                folder_path=tmp,
+                commit_message=commit_message or "Upload vistok tokenizer",
+                revision=revision,
+                create_pr=create_pr,
+            )
+
     # ----------------------------------------------------------------------------------------- loading
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
@@ -158,6 +202,24 @@ class VisTokenizer(PreTrainedModel):
 
         path = resolve_bundled(pretrained_model_name_or_path)
         try:
-            return super().from_pretrained(path, *args, **kwargs)
+            model = super().from_pretrained(path, *args, **kwargs)
         except OSError as err:
             raise OSError(load_error_message(path, err)) from err
+        model._after_load()
+        return model
+
+    def _after_load(self) -> None:
+        """Undo two side effects of transformers' loading.
+
+        Tensors come back as views into the safetensors buffer at arbitrary byte offsets, and BLAS picks a
+        different (numerically different) kernel for unaligned data: copy such tensors so a reloaded tokenizer
+        computes bit-identical outputs. Loading also turns every parameter trainable; restore the quantizers'
+        frozen parameters (EMA codebooks, SimVQ's basis).
+        """
+        with torch.no_grad():
+            for tensor in (*self.parameters(), *self.buffers()):
+                if tensor.device.type == "cpu" and tensor.numel() and tensor.data_ptr() % 64:
+                    tensor.data = tensor.data.clone()
+        for module in self.modules():
+            if isinstance(module, Quantizer):
+                module.set_trainable_flags()

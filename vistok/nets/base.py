@@ -14,6 +14,8 @@ class NetFamily:
     """
 
     registered_name: str = ""
+    #: Options of the smallest sensible instance, used by the common tests and examples.
+    tiny: dict = {}
 
     @property
     def latent_channels(self) -> int:

@@ -68,6 +68,8 @@ class SimpleCNNDecoder(nn.Module):
 class SimpleCNN(NetFamily):
     """SimpleCNN encoder/decoder (seed defaults: hidden 256, 2 residual blocks, two stride-2 stages = f4)."""
 
+    tiny = {"hidden_channels": 16, "num_res_blocks": 1}
+
     def __init__(self, hidden_channels: int = 256, num_res_blocks: int = 2, num_downsamples: int = 2):
         self.hidden_channels = hidden_channels
         self.num_res_blocks = num_res_blocks

@@ -20,6 +20,8 @@ class Quantizer(nn.Module):
     """
 
     registered_name: str = ""
+    #: Options of the smallest sensible instance, used by the common tests and examples.
+    tiny: dict = {}
 
     @property
     def codebook_size(self) -> int:
@@ -31,6 +33,9 @@ class Quantizer(nn.Module):
 
     def init_weights(self) -> None:
         """(Re)initialise parameters and buffers owned directly by this module (not its children)."""
+
+    def set_trainable_flags(self) -> None:
+        """Mark parameters that must not receive gradients (e.g. an EMA-updated codebook) as frozen."""
 
     @classmethod
     def check_spec(cls, spec: dict) -> None:

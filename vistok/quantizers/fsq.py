@@ -25,6 +25,8 @@ class FiniteScalarQuantizer(Quantizer):
     (1, L0, L0·L1, …). Even levels use the half-step offset so that exactly L values are reachable.
     """
 
+    tiny = {"levels": [4, 3, 2]}
+
     def __init__(self, levels: tuple[int, ...] = (8, 5, 5, 5), eps: float = 1e-3):
         super().__init__()
         self.levels_list = list(levels)

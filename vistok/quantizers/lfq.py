@@ -32,6 +32,8 @@ class LookupFreeQuantizer(Quantizer):
     entropy (all codes used).
     """
 
+    tiny = {"codebook_dim": 5}
+
     def __init__(
         self,
         codebook_dim: int = 9,

@@ -28,6 +28,8 @@ class SimVQQuantizer(Quantizer):
     Losses: ``codebook_weight·||sg(z) − q||² + commitment_weight·||z − sg(q)||²``.
     """
 
+    tiny = {"codebook_size": 32, "codebook_dim": 4}
+
     def __init__(
         self,
         codebook_size: int = 512,
@@ -40,7 +42,7 @@ class SimVQQuantizer(Quantizer):
         self._codebook_dim = codebook_dim
         self.commitment_weight = commitment_weight
         self.codebook_weight = codebook_weight
-        self.frozen_codebook = nn.Parameter(torch.empty(codebook_size, codebook_dim), requires_grad=False)
+        self.register_buffer("frozen_codebook", torch.empty(codebook_size, codebook_dim))
         self.codebook_proj = nn.Linear(codebook_dim, codebook_dim, bias=False)
         self.init_weights()
 

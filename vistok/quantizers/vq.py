@@ -43,6 +43,8 @@ class VectorQuantizer(Quantizer):
         entropy_temperature: τ of that softmax.
     """
 
+    tiny = {"codebook_size": 32, "codebook_dim": 4}
+
     def __init__(
         self,
         codebook_size: int = 512,
@@ -70,6 +72,9 @@ class VectorQuantizer(Quantizer):
             self.register_buffer("ema_cluster_size", torch.zeros(codebook_size))
             self.register_buffer("ema_embed_sum", torch.zeros(codebook_size, codebook_dim))
         self.init_weights()
+
+    def set_trainable_flags(self) -> None:
+        self.codebook.requires_grad_(self.ema_decay is None)
 
     @classmethod
     def check_spec(cls, spec: dict) -> None:
