@@ -1,0 +1,185 @@
+"""Behaviour specific to each quantizer (the shape/IO contract is in test_common.py)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from vistok import QUANTIZERS, VisTokenizerConfig
+from vistok.quantizers import FiniteScalarQuantizer, LookupFreeQuantizer, SimVQQuantizer, VectorQuantizer
+from vistok.quantizers.base import entropy_terms
+
+
+def latents(b=2, d=4, h=4, w=4, seed=0):
+    return torch.randn(b, d, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def brute_force_indices(flat: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    d = flat.pow(2).sum(1, keepdim=True) + codebook.pow(2).sum(1) - 2 * flat @ codebook.t()
+    return d.argmin(1)
+
+
+@pytest.mark.parametrize("l2_norm", [False, True])
+def test_vq_indices_match_brute_force(l2_norm):
+    vq = VectorQuantizer(codebook_size=300, codebook_dim=6, l2_norm=l2_norm).eval()
+    vq.codebook.data.normal_()
+    z = latents(d=6, h=9, w=7)
+    out = vq(z)
+    flat = z.permute(0, 2, 3, 1).reshape(-1, 6)
+    codebook = vq.codebook
+    if l2_norm:
+        flat, codebook = torch.nn.functional.normalize(flat, dim=-1), torch.nn.functional.normalize(codebook, dim=-1)
+    assert torch.equal(out.indices.reshape(-1), brute_force_indices(flat, codebook))
+
+
+def test_l2_normalised_codes_have_unit_norm():
+    vq = VectorQuantizer(codebook_size=64, codebook_dim=8, l2_norm=True).eval()
+    out = vq(latents(d=8) * 5)
+    norms = out.quantized.norm(dim=1)
+    torch.testing.assert_close(norms, torch.ones_like(norms))
+    all_codes = vq.indices_to_codes(torch.arange(64).view(1, 8, 8))
+    torch.testing.assert_close(all_codes.norm(dim=1), torch.ones(1, 8, 8))
+
+
+def test_vq_losses_commitment_beta_and_codebook_gradient():
+    vq = VectorQuantizer(codebook_size=16, codebook_dim=4, commitment_weight=0.25).train()
+    z = latents().requires_grad_(True)
+    out = vq(z)
+    assert set(out.losses) == {"commitment_loss", "codebook_loss"}
+    torch.testing.assert_close(out.losses["commitment_loss"], 0.25 * out.losses["codebook_loss"].detach())
+    sum(out.losses.values()).backward()
+    assert vq.codebook.grad is not None and vq.codebook.grad.abs().sum() > 0
+    assert z.grad is not None and z.grad.abs().sum() > 0
+
+
+def test_ema_updates_the_codebook_in_training_mode_only():
+    vq = VectorQuantizer(codebook_size=16, codebook_dim=4, ema_decay=0.9)
+    assert not vq.codebook.requires_grad
+    before = vq.codebook.detach().clone()
+    vq.eval()
+    out = vq(latents())
+    assert "codebook_loss" not in out.losses
+    assert torch.equal(vq.codebook, before)
+    vq.train()
+    out = vq(latents())
+    assert not torch.equal(vq.codebook, before)
+    used = out.indices.unique()
+    # Used codes move towards the mean of their assigned latents; unused codes only decay with their counts.
+    assert (vq.codebook[used] - before[used]).abs().sum() > 0
+
+
+def test_ema_codebook_converges_to_cluster_means():
+    vq = VectorQuantizer(codebook_size=2, codebook_dim=1, ema_decay=0.5, ema_epsilon=1e-9).train()
+    vq.codebook.data = torch.tensor([[-0.1], [0.1]])
+    vq.ema_embed_sum.copy_(vq.codebook.data)
+    z = torch.tensor([-3.0, -1.0, 1.0, 3.0]).view(1, 1, 2, 2)
+    for _ in range(40):
+        vq(z)
+    torch.testing.assert_close(vq.codebook.data, torch.tensor([[-2.0], [2.0]]), atol=1e-4, rtol=0)
+
+
+def test_entropy_regularisation_is_differentiable_and_only_in_training():
+    vq = VectorQuantizer(codebook_size=32, codebook_dim=4, entropy_weight=0.1, entropy_temperature=0.5).train()
+    z = latents().requires_grad_(True)
+    out = vq(z)
+    assert "entropy_loss" in out.losses
+    out.losses["entropy_loss"].backward()
+    assert z.grad.abs().sum() > 0
+    assert "entropy_loss" not in vq.eval()(latents()).losses
+
+
+def test_entropy_terms_match_direct_computation():
+    logits = torch.randn(100, 7)
+    p = logits.softmax(-1)
+    sample, codebook = entropy_terms(logits, chunk_rows=13)
+    torch.testing.assert_close(sample, -(p * p.log()).sum(-1).mean())
+    mean = p.mean(0)
+    torch.testing.assert_close(codebook, -(mean * mean.log()).sum())
+
+
+@pytest.mark.parametrize("levels", [[8, 5, 5, 5], [8, 8, 8], [2, 3], [7, 6]])
+def test_fsq_index_code_bijection_over_the_whole_codebook(levels):
+    fsq = FiniteScalarQuantizer(levels=levels)
+    k = math.prod(levels)
+    assert fsq.codebook_size == k and fsq.codebook_dim == len(levels)
+    indices = torch.arange(k).view(1, 1, k)
+    codes = fsq.indices_to_codes(indices)
+    assert codes.abs().max() <= 1
+    assert torch.equal(fsq.codes_to_indices(codes), indices)
+    # Every code is reachable: a latent that bounds onto it quantizes to it.
+    assert torch.equal(fsq(latent_for_fsq_codes(fsq, codes)).indices, indices)
+
+
+def latent_for_fsq_codes(fsq: FiniteScalarQuantizer, codes: torch.Tensor) -> torch.Tensor:
+    """Invert FSQ's bound(): the latent z with round(bound(z)) / half_width == codes."""
+    levels = torch.tensor(fsq.levels_list, dtype=torch.float32).view(1, -1, 1, 1)
+    half_l = (levels - 1) * (1 + fsq.eps) / 2
+    offset = torch.where(levels % 2 == 0, 0.5, 0.0)
+    target = codes * (levels // 2)  # integer grid value that bound(z) must hit
+    return torch.atanh((target + offset) / half_l) - torch.atanh(offset / half_l)
+
+
+def test_fsq_gradient_is_straight_through():
+    fsq = FiniteScalarQuantizer(levels=[5, 5]).train()
+    z = (torch.randn(1, 2, 3, 3) * 0.1).requires_grad_(True)
+    fsq(z).quantized.sum().backward()
+    assert (z.grad > 0).all()
+
+
+def test_lfq_index_code_bijection_and_bit_order():
+    lfq = LookupFreeQuantizer(codebook_dim=6)
+    indices = torch.arange(64).view(1, 8, 8)
+    codes = lfq.indices_to_codes(indices)
+    assert set(codes.unique().tolist()) == {-1.0, 1.0}
+    assert torch.equal(lfq(codes).indices, indices)
+    # Channel 0 is the most significant bit.
+    one_hot_msb = -torch.ones(1, 6, 1, 1)
+    one_hot_msb[:, 0] = 1
+    assert lfq(one_hot_msb).indices.item() == 32
+
+
+def test_lfq_entropy_objective_exact_and_factorised_agree_on_sample_entropy():
+    lfq = LookupFreeQuantizer(codebook_dim=5, entropy_temperature=0.7).train()
+    flat = torch.randn(50, 5)
+    codes = lfq.indices_to_codes_flat(torch.arange(32))
+    p = (2 * flat @ codes.t() / 0.7).softmax(-1)
+    exact_sample = -(p * p.log()).sum(-1).mean()
+    bits = torch.sigmoid(4 * flat / 0.7).clamp(1e-6, 1 - 1e-6)
+    factorised_sample = -(bits * bits.log() + (1 - bits) * (1 - bits).log()).sum(-1).mean()
+    torch.testing.assert_close(exact_sample, factorised_sample, rtol=1e-4, atol=1e-4)
+    z = torch.randn(2, 5, 3, 3, requires_grad=True)
+    out = lfq(z)
+    assert set(out.losses) == {"commitment_loss", "entropy_loss"}
+    out.losses["entropy_loss"].backward()
+    assert z.grad.abs().sum() > 0
+
+
+def test_simvq_only_the_projection_learns():
+    sim = SimVQQuantizer(codebook_size=32, codebook_dim=4).train()
+    assert [name for name, p in sim.named_parameters() if p.requires_grad] == ["codebook_proj.weight"]
+    out = sim(latents())
+    sum(out.losses.values()).backward()
+    assert sim.codebook_proj.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"type": "fsq", "levels": [8, 1]}, "levels must all be >= 2"),
+        ({"type": "fsq", "levels": []}, "non-empty list"),
+        ({"type": "vq", "codebook_size": 0}, "codebook_size"),
+        ({"type": "vq", "ema_decay": 1.5}, "ema_decay"),
+        ({"type": "vq", "beta": 0.25}, "valid options: codebook_size"),
+        ({"type": "lfq", "codebook_dim": 80}, "<= 62"),
+        ({"type": "nope"}, "valid names: fsq, lfq, simvq, vq"),
+    ],
+)
+def test_invalid_quantizer_settings_raise_clear_errors(spec, message):
+    with pytest.raises(ValueError, match=message):
+        VisTokenizerConfig(quantizer=spec)
+
+
+def test_every_quantizer_is_registered():
+    assert set(QUANTIZERS.names()) >= {"vq", "fsq", "lfq", "simvq"}
