@@ -1,0 +1,252 @@
+"""The user-facing API of VisTokenizer: presets, bad input, transformers-5 pitfalls, Hub loading, processor."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoImageProcessor
+
+import vistok
+from vistok import PRESETS, VisTokenizer, VisTokenizerConfig, create_tokenizer, list_tokenizers
+
+from .helpers import images, tiny_tokenizer
+
+SEED_ROWS = [
+    *(f"vqvae-celeba64-vq-d{d}" for d in (4, 8, 16, 32, 64)),
+    "vqvae-celeba64-vq-d64-k1024", "vqvae-celeba64-vq-d64-k2048",
+    "vqvae-celeba64-vq-d4-l2", "vqvae-celeba64-vq-d64-l2",
+    "vqvae-celeba64-vq-d4-ema", "vqvae-celeba64-vq-d64-ema", "vqvae-celeba64-vq-d64-entropy",
+    "fsqvae-celeba64-888", "fsqvae-celeba64-8555", "lfqvae-celeba64-d9", "simvqvae-celeba64-d64",
+    "vqgan-taming-f16-1024", "vqgan-taming-f16-16384", "vqgan-llamagen-vq16", "vqgan-llamagen-vq8",
+]
+
+
+# ------------------------------------------------------------------------------------------------ presets
+def test_list_tokenizers_has_every_seed_row_with_descriptions():
+    presets = list_tokenizers()
+    assert set(SEED_ROWS) <= set(presets)
+    assert all(isinstance(d, str) and d for d in presets.values())
+    assert all(PRESETS.get(name).source for name in presets)
+
+
+@pytest.mark.parametrize("name", SEED_ROWS)
+def test_every_preset_builds(name):
+    with torch.device("meta"):
+        tok = create_tokenizer(name)
+    cfg = tok.config
+    assert cfg.preset == name
+    assert tok.codebook_size == {"fsqvae-celeba64-888": 512, "fsqvae-celeba64-8555": 1000}.get(
+        name, tok.codebook_size
+    )
+    assert cfg.image_size % tok.downsample_factor == 0
+    if name.startswith(("vqvae", "fsqvae", "lfqvae", "simvqvae")):
+        assert cfg.image_size == 64 and tok.downsample_factor == 4
+    else:
+        assert cfg.image_size == 256 and tok.downsample_factor == (8 if name.endswith("vq8") else 16)
+
+
+def test_preset_forward_on_cpu():
+    tok = create_tokenizer("vqvae-celeba64-vq-d4")
+    out = tok(images(tok))
+    assert out.indices.shape == (2, 16, 16)
+
+
+def test_create_tokenizer_merges_quantizer_overrides():
+    tok = create_tokenizer("vqvae-celeba64-vq-d4", quantizer={"codebook_size": 64})
+    assert tok.config.quantizer["codebook_size"] == 64 and tok.config.quantizer["codebook_dim"] == 4
+
+
+def test_unknown_preset_lists_valid_names():
+    with pytest.raises(ValueError, match="valid names: .*vqvae-celeba64-vq-d4"):
+        create_tokenizer("vqvae-celeba64-vq-d5")
+
+
+def test_unknown_net_and_net_option():
+    with pytest.raises(ValueError, match="valid names: simple_cnn, vqgan"):
+        VisTokenizerConfig(net={"type": "resnet"})
+    with pytest.raises(ValueError, match="valid options: hidden_channels"):
+        VisTokenizerConfig(net={"type": "simple_cnn", "hidden": 3})
+    with pytest.raises(ValueError, match="not divisible by the net's downsample factor 4"):
+        VisTokenizerConfig(image_size=30)
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+@pytest.fixture(scope="module")
+def tok():
+    return tiny_tokenizer("vq").eval()
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: torch.zeros(1, 1, 16, 16), ValueError, r"shape \(B, 3, H, W\)"),
+        (lambda: torch.zeros(3, 16, 16), ValueError, r"shape \(B, 3, H, W\)"),
+        (lambda: torch.zeros(1, 3, 18, 16), ValueError, "multiples of the downsample factor 4"),
+        (lambda: torch.zeros(1, 3, 16, 16, dtype=torch.uint8), TypeError, "floating-point"),
+        (lambda: torch.full((1, 3, 16, 16), float("nan")), ValueError, "NaN or infinite"),
+        (lambda: torch.full((1, 3, 16, 16), 255.0), ValueError, "looks like 0..255"),
+        (lambda: np.zeros((1, 3, 16, 16), dtype=np.float32), TypeError, "torch.Tensor"),
+    ],
+)
+def test_bad_pixel_values_raise_clear_errors(tok, make, error, message):
+    with pytest.raises(error, match=message):
+        tok(make())
+    with pytest.raises(error, match=message):
+        tok.encode(make())
+
+
+@pytest.mark.parametrize(
+    ("indices", "error", "message"),
+    [
+        (torch.full((1, 4, 4), 32), ValueError, r"\[0, 32\)"),
+        (torch.full((1, 4, 4), -1), ValueError, r"\[0, 32\)"),
+        (torch.zeros(16, dtype=torch.long), ValueError, r"shape \(B, h, w\)"),
+        (torch.zeros(1, 4, 4), TypeError, "integer tensor"),
+    ],
+)
+def test_bad_indices_raise_clear_errors(tok, indices, error, message):
+    with pytest.raises(error, match=message):
+        tok.decode(indices)
+
+
+def test_decode_quantized_checks_shape(tok):
+    with pytest.raises(ValueError, match=r"shape \(B, 4, h, w\)"):
+        tok.decode_quantized(torch.zeros(1, 5, 4, 4))
+
+
+def test_any_resolution_divisible_by_the_factor_works(tok):
+    out = tok(torch.zeros(1, 3, 24, 40))
+    assert out.indices.shape == (1, 6, 10) and out.reconstruction.shape == (1, 3, 24, 40)
+
+
+# --------------------------------------------------------------------------------- transformers-5 pitfalls
+def test_post_init_keeps_the_quantizer_codebook_init():
+    """post_init() re-initialises with normal(0.02) unless _init_weights handles the codebook."""
+    tok = VisTokenizer(VisTokenizerConfig(quantizer={"type": "vq", "codebook_size": 1024, "codebook_dim": 8}))
+    bound = 1 / 1024
+    assert tok.quantizer.codebook.abs().max() <= bound
+    assert tok.quantizer.codebook.std() > bound / 4  # uniform, not collapsed to zeros
+
+
+def test_non_persistent_buffers_are_rebuilt_after_from_pretrained(tmp_path):
+    tok = tiny_tokenizer("fsq")
+    tok.save_pretrained(tmp_path)
+    loaded = VisTokenizer.from_pretrained(tmp_path)
+    assert torch.equal(loaded.quantizer._levels, torch.tensor([4, 3, 2]))
+    assert torch.equal(loaded.quantizer._basis, torch.tensor([1, 4, 12]))
+    lfq = tiny_tokenizer("lfq")
+    lfq.save_pretrained(tmp_path / "lfq")
+    assert torch.equal(VisTokenizer.from_pretrained(tmp_path / "lfq").quantizer._bit_values, torch.tensor([16, 8, 4, 2, 1]))
+
+
+def test_from_pretrained_returns_eval_mode_and_keeps_frozen_params_frozen(tmp_path):
+    tok = tiny_tokenizer("vq", ema_decay=0.99)
+    tok.save_pretrained(tmp_path)
+    loaded = VisTokenizer.from_pretrained(tmp_path)
+    assert not loaded.training
+    assert not loaded.quantizer.codebook.requires_grad
+    sim = tiny_tokenizer("simvq")
+    sim.save_pretrained(tmp_path / "sim")
+    loaded = VisTokenizer.from_pretrained(tmp_path / "sim")
+    assert [n for n, p in loaded.quantizer.named_parameters() if p.requires_grad] == ["codebook_proj.weight"]
+
+
+def test_saved_folder_is_safetensors_with_json_native_config(tmp_path):
+    tok = tiny_tokenizer("fsq", "vqgan")
+    tok.save_pretrained(tmp_path)
+    files = {p.name for p in tmp_path.iterdir()}
+    assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= files
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == "vistok"
+    assert config["quantizer"] == {"type": "fsq", "levels": [4, 3, 2], "eps": 1e-3}
+    assert config["net"]["channel_multiplier"] == [1, 2]  # tuple defaults serialise as lists
+
+
+def test_dtype_argument_loads_in_bfloat16(tmp_path):
+    tiny_tokenizer("vq").save_pretrained(tmp_path)
+    loaded = VisTokenizer.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    assert loaded.dtype == torch.bfloat16
+    out = loaded(torch.zeros(1, 3, 16, 16))
+    assert out.reconstruction.dtype == torch.bfloat16
+
+
+def test_model_type_is_namespaced():
+    assert VisTokenizerConfig.model_type == "vistok"
+
+
+# ------------------------------------------------------------------------------------------- Hub loading
+def _build_hub_cache(cache: Path, repo_id: str, folder: Path, revision: str = "0123456789abcdef") -> None:
+    repo_dir = cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo_dir / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    for file in folder.iterdir():
+        shutil.copy(file, snapshot / file.name)
+    (repo_dir / "refs").mkdir()
+    (repo_dir / "refs" / "main").write_text(revision)
+
+
+def test_repo_id_loads_through_an_offline_hub_cache(tmp_path, monkeypatch):
+    tok = tiny_tokenizer("fsq").eval()
+    tok.save_pretrained(tmp_path / "folder")
+    cache = tmp_path / "hub"
+    _build_hub_cache(cache, "org/tiny-fsq", tmp_path / "folder")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = VisTokenizer.from_pretrained("org/tiny-fsq", cache_dir=str(cache))
+    x = images(tok)
+    with torch.no_grad():
+        assert torch.equal(loaded(x).reconstruction, tok(x).reconstruction)
+    processor = AutoImageProcessor.from_pretrained("org/tiny-fsq", cache_dir=str(cache))
+    assert isinstance(processor, vistok.VisTokenizerImageProcessor)
+
+
+def test_offline_missing_repo_gives_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OSError, match=r"Could not load the tokenizer 'org/missing'.*HF_HUB_OFFLINE.*save_pretrained"):
+        VisTokenizer.from_pretrained("org/missing", cache_dir=str(tmp_path))
+
+
+def test_push_to_hub_uploads_the_saved_folder(monkeypatch):
+    uploaded = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            uploaded["token"] = token
+
+        def create_repo(self, repo_id, private=None, exist_ok=False):
+            uploaded["repo"] = repo_id
+
+        def upload_folder(self, repo_id, folder_path, **kwargs):
+            uploaded["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+            return "commit-url"
+
+    monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+    assert tiny_tokenizer("vq").push_to_hub("me/tok", token="t") == "commit-url"
+    assert uploaded["repo"] == "me/tok" and uploaded["token"] == "t"
+    assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= set(uploaded["files"])
+
+
+# ----------------------------------------------------------------------------------------- image processor
+def test_image_processor_round_trip(tmp_path):
+    tok = tiny_tokenizer("vq")
+    tok.save_pretrained(tmp_path)
+    processor = AutoImageProcessor.from_pretrained(tmp_path)
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (30, 50, 3), dtype=np.uint8))
+    pixels = processor(photo, return_tensors="pt")["pixel_values"]
+    assert pixels.shape == (1, 3, 16, 16)
+    assert pixels.min() >= -1 and pixels.max() <= 1
+    gray = processor(photo.convert("L"), return_tensors="pt")["pixel_values"]
+    assert gray.shape == (1, 3, 16, 16)
+    back = processor.postprocess(pixels)[0]
+    assert back.size == (16, 16) and back.mode == "RGB"
+    exact = Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    again = processor.postprocess(processor(exact, return_tensors="pt")["pixel_values"])[0]
+    assert np.array_equal(np.asarray(again), np.asarray(exact))
+    assert tok(pixels).reconstruction.shape == pixels.shape  # processor output is valid model input
