@@ -75,14 +75,17 @@ class LossOutput:
 class TokenizerLoss(nn.Module):
     """Computes the generator (tokenizer) and discriminator objectives from a :class:`LossConfig`.
 
-    Holds the frozen LPIPS network when ``perceptual_weight > 0``; the discriminator is a separate module (build it
+    Holds the frozen LPIPS network when ``perceptual_weight > 0`` (built from ``perceptual_weights`` unless a
+    ``perceptual`` module ``(reconstruction, target) -> scalar`` is passed in); the discriminator is a separate module (build it
     with :meth:`build_discriminator`) so that it can have its own optimiser and distributed wrapper.
     """
 
-    def __init__(self, config: LossConfig):
+    def __init__(self, config: LossConfig, perceptual: nn.Module | None = None):
         super().__init__()
         self.config = config
-        self.perceptual = LPIPSLoss(config.perceptual_weights) if config.perceptual_weight > 0 else None
+        if config.perceptual_weight > 0 and perceptual is None:
+            perceptual = LPIPSLoss(config.perceptual_weights)
+        self.perceptual = perceptual if config.perceptual_weight > 0 else None
 
     @property
     def uses_discriminator(self) -> bool:

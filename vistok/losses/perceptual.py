@@ -9,8 +9,9 @@ download; when none works, :class:`PerceptualWeightsNotFoundError` says which fi
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
 
 import torch
 from torch import nn
@@ -87,6 +88,12 @@ def _load_trunk(model: nn.Module, state: dict) -> None:
     model.net.load_state_dict(trunk, strict=True)
 
 
+def _vgg16_features_only(*args, **kwargs) -> SimpleNamespace:
+    from torchvision.models.vgg import cfgs, make_layers
+
+    return SimpleNamespace(features=make_layers(cfgs["D"]))
+
+
 def build_lpips(
     vgg_weights: str | os.PathLike | None = None,
     linear_weights: str | os.PathLike | None = None,
@@ -97,8 +104,9 @@ def build_lpips(
     import lpips
 
     state = resolve_vgg_weights(vgg_weights, allow_download=allow_download)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # torchvision's "pretrained is deprecated" from lpips
+    # lpips builds a whole torchvision VGG16 only to keep its ``features``; the unused 120M-parameter classifier
+    # costs seconds of random init and ~500 MB, so hand it a features-only stand-in while it is constructed.
+    with mock.patch.object(lpips.pretrained_networks.tv, "vgg16", _vgg16_features_only):
         model = lpips.LPIPS(net="vgg", pretrained=True, pnet_rand=True, model_path=linear_weights, verbose=False)
     _load_trunk(model, state)
     model.eval().requires_grad_(False)
