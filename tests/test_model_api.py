@@ -250,3 +250,22 @@ def test_image_processor_round_trip(tmp_path):
     again = processor.postprocess(processor(exact, return_tensors="pt")["pixel_values"])[0]
     assert np.array_equal(np.asarray(again), np.asarray(exact))
     assert tok(pixels).reconstruction.shape == pixels.shape  # processor output is valid model input
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    tok = tiny_tokenizer("vq", "vqgan").train()
+    x = images(tok)
+
+    def grads():
+        tok.zero_grad()
+        out = tok(x)
+        (out.reconstruction.pow(2).mean() + out.loss).backward()
+        return [p.grad.clone() for p in tok.parameters() if p.grad is not None]
+
+    plain = grads()
+    tok.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    assert any(getattr(m, "gradient_checkpointing", False) for m in tok.modules())
+    checkpointed = grads()
+    assert len(plain) == len(checkpointed)
+    for a, b in zip(plain, checkpointed, strict=True):
+        torch.testing.assert_close(a, b)
