@@ -1,0 +1,51 @@
+"""Conversions between model tensors and the saved-image form every metric is computed on.
+
+vistok measures what a user would save: ``pixel_values`` in [-1, 1] are mapped to [0, 255], rounded half to
+even (``torch.round``) and stored as uint8. Originals and reconstructions go through the same conversion.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def to_uint8(pixel_values: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) float in [-1, 1] (values outside are clamped) → (B, C, H, W) uint8 in [0, 255]."""
+    if not torch.is_floating_point(pixel_values):
+        raise TypeError(f"expected floating-point pixel values in [-1, 1], got dtype {pixel_values.dtype}")
+    check_images(pixel_values)
+    return ((pixel_values.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def uint8_to_unit(images: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) uint8 → float32 in [0, 1]."""
+    _check_uint8(images)
+    return images.float() / 255.0
+
+
+def uint8_to_signed(images: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) uint8 → float32 in [-1, 1]."""
+    _check_uint8(images)
+    return images.float() / 127.5 - 1.0
+
+
+def check_images(images: torch.Tensor) -> None:
+    if images.ndim != 4:
+        raise ValueError(f"expected images of shape (B, C, H, W), got shape {tuple(images.shape)}")
+
+
+def check_pair(original: torch.Tensor, reconstruction: torch.Tensor) -> None:
+    """Both uint8 (B, C, H, W) tensors of the same shape."""
+    _check_uint8(original)
+    _check_uint8(reconstruction)
+    if original.shape != reconstruction.shape:
+        raise ValueError(
+            f"originals and reconstructions must have the same shape, got {tuple(original.shape)} "
+            f"and {tuple(reconstruction.shape)}"
+        )
+
+
+def _check_uint8(images: torch.Tensor) -> None:
+    check_images(images)
+    if images.dtype != torch.uint8:
+        raise TypeError(f"expected uint8 images (use vistok.metrics.to_uint8), got dtype {images.dtype}")

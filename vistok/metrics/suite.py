@@ -1,0 +1,167 @@
+"""All reconstruction metrics behind one streaming object, with missing pretrained backbones skipped, not fatal."""
+
+from __future__ import annotations
+
+import os
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from .base import StreamingMetric, distributed_world
+from .codebook import SEED_QUEUE_SIZE, CodebookUsage
+from .fid import FID
+from .images import check_images, to_uint8
+from .lpips import LPIPS
+from .psnr import PSNR
+from .ssim import SSIM, SSIM_BORDER, SSIM_SIGMA, SSIM_WINDOW
+from .weights import MissingWeightsError
+
+METRIC_NAMES = ("psnr", "ssim", "lpips", "rfid", "codebook_usage")
+
+
+class ReconstructionMetrics:
+    """PSNR, SSIM, LPIPS, rFID and codebook usage over a stream of (original, reconstruction, indices) batches.
+
+    Metrics whose pretrained backbone cannot be found (LPIPS's VGG16, rFID's Inception) are left out and listed
+    in :attr:`skipped` with the reason and how to provide the weights; the others are still computed.
+    ``lpips_network`` / ``inception_extractor`` accept already built modules instead of weight files.
+    """
+
+    def __init__(
+        self,
+        codebook_size: int | None = None,
+        metrics: tuple[str, ...] | list[str] = METRIC_NAMES,
+        lpips_weights: str | os.PathLike | None = None,
+        inception_weights: str | os.PathLike | None = None,
+        device: torch.device | str | None = None,
+        allow_download: bool = True,
+        queue_size: int = SEED_QUEUE_SIZE,
+        lpips_network: torch.nn.Module | None = None,
+        inception_extractor: torch.nn.Module | None = None,
+    ) -> None:
+        unknown = sorted(set(metrics) - set(METRIC_NAMES))
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; valid names: {', '.join(METRIC_NAMES)}")
+        self.queue_size = queue_size
+        self.metrics: dict[str, StreamingMetric] = {}
+        self.skipped: dict[str, str] = {}
+        builders = {
+            "psnr": PSNR,
+            "ssim": SSIM,
+            "lpips": lambda: LPIPS(lpips_weights, allow_download, device, network=lpips_network),
+            "rfid": lambda: FID(inception_weights, allow_download, device, extractor=inception_extractor),
+            "codebook_usage": lambda: CodebookUsage(codebook_size, queue_size),
+        }
+        for name in METRIC_NAMES:
+            if name not in metrics:
+                continue
+            if name == "codebook_usage" and codebook_size is None:
+                self.skipped[name] = "no codebook_size given"
+                continue
+            try:
+                self.metrics[name] = builders[name]()
+            except MissingWeightsError as error:
+                self.skipped[name] = str(error)
+        self.num_images = 0
+
+    def update(
+        self,
+        original: torch.Tensor,
+        reconstruction: torch.Tensor,
+        indices: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+    ) -> None:
+        """Add a batch.
+
+        original, reconstruction: (B, C, H, W), either float pixel values in [-1, 1] (rounded to uint8 here, as
+        a saved image would be) or uint8. indices: (B, h, w) codes for the usage statistics. positions: (B,)
+        dataset indices giving the data order (see :class:`~vistok.metrics.CodebookUsage`).
+        """
+        original, reconstruction = _as_uint8(original), _as_uint8(reconstruction)
+        for name, metric in self.metrics.items():
+            if name == "codebook_usage":
+                if indices is not None:
+                    metric.update(indices, positions)
+            else:
+                metric.update(original, reconstruction)
+        self.num_images += original.shape[0]
+
+    def sync(self) -> None:
+        """Merge every process's state (collective; all ranks must call it). No-op without a process group."""
+        for metric in self.metrics.values():
+            metric.sync()
+        _, world = distributed_world()
+        if world > 1:
+            counts: list[int | None] = [None] * world
+            dist.all_gather_object(counts, self.num_images)
+            self.num_images = sum(counts)
+
+    def compute(self) -> dict[str, Any]:
+        """Every metric's numbers, ``num_images`` and ``skipped`` ({metric: reason and how to fix})."""
+        results: dict[str, Any] = {"num_images": self.num_images}
+        skipped = dict(self.skipped)
+        for name, metric in self.metrics.items():
+            if name == "codebook_usage" and int(metric.histogram.sum()) == 0:
+                skipped[name] = "no indices were passed to update()"
+                continue
+            if name == "rfid" and self.num_images < 2:
+                skipped[name] = f"rFID needs at least 2 images, got {self.num_images}"
+                continue
+            results.update(metric.compute())
+        results["skipped"] = skipped
+        return results
+
+    def conventions(self) -> dict[str, Any]:
+        """How each number is defined, for reports (JSON-native)."""
+        return metric_conventions(self.queue_size)
+
+
+def metric_conventions(queue_size: int = SEED_QUEUE_SIZE) -> dict[str, Any]:
+    return {
+        "images": "originals and reconstructions mapped from [-1, 1] to uint8 ((x + 1) * 127.5, rounded) before "
+        "every metric, as a saved image would be",
+        "averaging": "PSNR, SSIM and LPIPS are computed per image and averaged over images",
+        "psnr": {"range": "[0, 1]", "data_range": 1.0, "mse_over": "channels and pixels of one image"},
+        "ssim": {
+            "implementation": f"torchmetrics {_version('torchmetrics')} structural_similarity_index_measure",
+            "window": "gaussian",
+            "window_size": SSIM_WINDOW,
+            "sigma": SSIM_SIGMA,
+            "data_range": 1.0,
+            "k1": 0.01,
+            "k2": 0.03,
+            "covariance": "population",
+            "border_excluded_pixels": SSIM_BORDER,
+            "channels": "SSIM map averaged over channels and valid positions (scikit-image convention)",
+        },
+        "lpips": {"implementation": f"lpips {_version('lpips')}", "network": "vgg", "version": "0.1"},
+        "rfid": {
+            "feature_extractor": "torch-fidelity FeatureExtractorInceptionV3 (TF-Inception-v3 port, weights "
+            "pt_inception-2015-12-05), 2048-d pool features, bilinear resize to 299 like TF1",
+            "reference_set": "the originals of the evaluated images",
+            "covariance": "unbiased",
+            "trace_sqrt": "Tr((S1 S2)^1/2) from symmetric eigendecompositions (scipy.linalg.eigh), equal to "
+            "pytorch-fid's scipy.linalg.sqrtm to ~1e-10 relative",
+        },
+        "codebook_usage": {
+            "queue_size": queue_size,
+            "definition": "distinct codes among the last queue_size indices (images in dataset order, raster order "
+            "within an image) / codebook size",
+            "codebook_usage_split": "distinct codes over all evaluated indices / codebook size",
+            "perplexity": "exp(entropy in nats of the code histogram over all evaluated indices)",
+        },
+    }
+
+
+def _as_uint8(images: torch.Tensor) -> torch.Tensor:
+    check_images(images)
+    return images if images.dtype == torch.uint8 else to_uint8(images)
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
