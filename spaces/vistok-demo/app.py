@@ -1,0 +1,165 @@
+"""vistok reconstruction Space: upload a photo, pick a tokenizer, see what survives the trip through tokens.
+
+Run locally with ``python spaces/vistok-demo/app.py`` (http://127.0.0.1:7860; GRADIO_SERVER_PORT / GRADIO_SERVER_NAME
+are honoured). The default tokenizer is the one bundled with vistok (``vistok/default``); set VISTOK_SPACE_TOKENIZER
+to serve another name, Hub repo id or folder as the default.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the Space's own helpers (vistok_space/) next to this file
+
+from vistok_space.inputs import ORIGINAL, RESOLUTIONS  # noqa: E402
+from vistok_space.pipeline import run_request  # noqa: E402
+from vistok_space.tokenizers import (  # noqa: E402
+    TokenizerCache,
+    TokenizerLoadError,
+    default_tokenizer_name,
+    tokenizer_choices,
+)
+from vistok_space.visuals import ERROR_MAP_MAX  # noqa: E402
+
+EXAMPLES_DIR = HERE / "examples"
+EXAMPLE_FILES = ("chelsea.jpg", "coffee.jpg", "astronaut.jpg", "coins.png")
+QUEUE_MAX_SIZE = 64
+# One request at a time per worker: torch already spreads each forward pass over every core.
+CONCURRENCY_LIMIT = 1
+
+INTRO = """\
+# vistok: see what a visual tokenizer keeps
+
+Upload a photo (or pick an example), choose a tokenizer and a resolution. The image is encoded into a grid of
+integer tokens and decoded back. You get the reconstruction, the token-id map, where the errors are, and the
+numbers: PSNR / SSIM on the saved 8-bit images, tokens and bits per image, compression against raw 24-bit RGB,
+and how much of the codebook this one image uses. Type any Hub repo id or local folder of a vistok tokenizer into
+the tokenizer box to try your own.
+"""
+
+
+def image_upload(**kwargs: Any) -> gr.Image:
+    """A ``gr.Image`` whose uploads reach the app as the raw file path (or data URL), undecoded.
+
+    ``gr.Image`` otherwise opens the file with PIL itself and fails with a bare "Error" on anything that is not an
+    image. Decoding in :func:`vistok_space.inputs.open_upload` gives every odd upload (not an image, animated,
+    palette, 16-bit, huge) an explanation instead. (Overridden on the instance: a ``gr.Image`` subclass would make
+    Gradio write an ``app.pyi`` stub next to this file.)
+    """
+    component = gr.Image(type="filepath", image_mode=None, **kwargs)
+    component.preprocess = lambda payload: None if payload is None else (payload.path or payload.url)
+    return component
+
+
+def make_handler(cache: TokenizerCache):
+    """The button's callback; its parameter names are the API's (``/reconstruct``)."""
+
+    def reconstruct(image: Any, tokenizer: str, resolution: str) -> tuple:
+        result = run_request(image, tokenizer, resolution, cache)
+        return (
+            result.original,
+            result.reconstruction,
+            result.token_map,
+            result.error_map,
+            result.histogram,
+            result.metrics_table,
+            result.status,
+            result.metrics,
+        )
+
+    return reconstruct
+
+
+def build_demo(cache: TokenizerCache | None = None) -> gr.Blocks:
+    """The Space's page; ``cache`` holds the loaded tokenizers (a fresh one by default)."""
+    cache = cache or TokenizerCache()
+    default = default_tokenizer_name()
+    resolutions = [(f"{n} × {n}", str(n)) for n in RESOLUTIONS] + [("Original aspect (≤ 512 px)", ORIGINAL)]
+    with gr.Blocks(title="vistok: visual tokenizer reconstruction") as demo:
+        gr.Markdown(INTRO)
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = image_upload(label="Image", sources=["upload", "clipboard"], height=320)
+                tokenizer = gr.Dropdown(
+                    choices=tokenizer_choices(),
+                    value=default,
+                    allow_custom_value=True,
+                    label="Tokenizer",
+                    info="The bundled default, or type a Hub repo id (org/name) or a local save_pretrained folder.",
+                )
+                resolution = gr.Radio(resolutions, value="256", label="Resolution")
+                button = gr.Button(
+                    "Tokenize and reconstruct", variant="primary", elem_id="reconstruct-button"
+                )
+                gr.Examples(
+                    examples=[
+                        [str(EXAMPLES_DIR / name)]
+                        for name in EXAMPLE_FILES
+                        if (EXAMPLES_DIR / name).is_file()
+                    ],
+                    inputs=[upload],
+                    cache_examples=False,
+                )
+            with gr.Column(scale=2):
+                status = gr.Markdown(
+                    "Upload an image or pick an example, then press the button.",
+                    label="Status",
+                    elem_id="status",
+                )
+                with gr.Row():
+                    original = gr.Image(label="Original (as tokenized)", format="png", interactive=False)
+                    reconstruction = gr.Image(
+                        label="Reconstruction", format="png", interactive=False, elem_id="reconstruction"
+                    )
+                with gr.Row():
+                    token_map = gr.Image(
+                        label="Token ids (blue = 0 … red = K−1)", format="png", interactive=False
+                    )
+                    error_map = gr.Image(
+                        label=f"Absolute error (black = 0 … yellow ≥ {ERROR_MAP_MAX}/255)",
+                        format="png",
+                        interactive=False,
+                    )
+                with gr.Row():
+                    metrics_table = gr.Markdown(label="Metrics table", elem_id="metrics")
+                    histogram = gr.Plot(label="Histogram of the codes in this image", format="png")
+                with gr.Accordion("Metrics as JSON", open=False):
+                    metrics_json = gr.JSON(label="Metrics")
+        button.click(
+            make_handler(cache),
+            inputs=[upload, tokenizer, resolution],
+            outputs=[
+                original,
+                reconstruction,
+                token_map,
+                error_map,
+                histogram,
+                metrics_table,
+                status,
+                metrics_json,
+            ],
+            api_name="reconstruct",
+        )
+    demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=CONCURRENCY_LIMIT)
+    return demo
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cache = TokenizerCache()
+    try:
+        # Load before the first visitor; if it fails, each request reports why.
+        cache.get(default_tokenizer_name())
+    except TokenizerLoadError as err:
+        logging.getLogger("vistok_space").error("%s", err)
+    build_demo(cache).launch()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Loading tokenizers by name for the Space: bundled names, Hub repo ids or local folders, kept in a small LRU cache.
+
+A name that cannot be loaded raises :class:`TokenizerLoadError` with a message for the user and is not cached, so
+the tokenizers that did load (the default first of all) keep working.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+
+import vistok
+from vistok.hub import list_bundled, resolve_bundled
+
+DEFAULT_TOKENIZER = "vistok/default"
+# Lets a deployment (or a test) serve another default, e.g. a local folder; the bundled one otherwise.
+DEFAULT_TOKENIZER_ENV = "VISTOK_SPACE_TOKENIZER"
+MAX_CACHED_TOKENIZERS = 4
+# huggingface_hub retries an unreachable Hub for ~25 s; the Space checks reachability once in a while instead and
+# falls back to the local cache at once, so one bad repo id does not hold up the queue.
+HUB_PROBE_TIMEOUT_S = 3.0
+HUB_PROBE_TTL_S = 60.0
+_hub_probe: dict[str, float | bool] = {}
+
+
+class TokenizerLoadError(RuntimeError):
+    """A tokenizer name could not be loaded; the message says why and what still works."""
+
+
+def default_tokenizer_name() -> str:
+    return os.environ.get(DEFAULT_TOKENIZER_ENV, "").strip() or DEFAULT_TOKENIZER
+
+
+def tokenizer_choices() -> list[str]:
+    """The dropdown's entries: the default first, then the other bundled tokenizers."""
+    default = default_tokenizer_name()
+    return [default, *(name for name in list_bundled() if name != default)]
+
+
+class TokenizerCache:
+    """Thread-safe ``name → VisTokenizer`` (eval mode, CPU) with least-recently-used eviction."""
+
+    def __init__(self, max_size: int = MAX_CACHED_TOKENIZERS):
+        self.max_size = max_size
+        self._models: OrderedDict[str, vistok.VisTokenizer] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    def get(self, name: str | None) -> vistok.VisTokenizer:
+        """The tokenizer called ``name`` (a bundled name, Hub repo id or local folder), loaded once."""
+        name = (name or "").strip()
+        if not name:
+            raise TokenizerLoadError(
+                f"No tokenizer chosen: pick {default_tokenizer_name()} or type a Hub repo id or a local folder."
+            )
+        with self._lock:
+            if name in self._models:
+                self._models.move_to_end(name)
+                return self._models[name]
+            name_lock = self._loading.setdefault(name, threading.Lock())
+        with name_lock:  # one load per name, even when several requests ask for it at once
+            with self._lock:
+                if name in self._models:
+                    return self._models[name]
+            model = self._load(name)
+            with self._lock:
+                self._models[name] = model
+                while len(self._models) > self.max_size:
+                    self._models.popitem(last=False)
+                self._loading.pop(name, None)
+            return model
+
+    @staticmethod
+    def _load(name: str) -> vistok.VisTokenizer:
+        fallback = default_tokenizer_name()
+        still = (
+            ""
+            if name == fallback
+            else f" The default tokenizer {fallback} still works: select it to continue."
+        )
+        is_local = Path(str(resolve_bundled(name))).exists()
+        try:
+            model = vistok.VisTokenizer.from_pretrained(
+                name, local_files_only=not is_local and not hub_reachable()
+            )
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
+            message = _short(err)
+            if not message.startswith("Could not load"):
+                message = f"Could not load the tokenizer {name!r}: {message}"
+            raise TokenizerLoadError(f"{message}{still}") from err
+        return model.to(torch.device("cpu")).eval()
+
+
+def hub_reachable() -> bool:
+    """Whether a TCP connection to the Hub endpoint opens (``False`` at once when HF_HUB_OFFLINE is set);
+    the answer is remembered for ``HUB_PROBE_TTL_S`` seconds."""
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
+        return False
+    now = time.monotonic()
+    if now - float(_hub_probe.get("time", -HUB_PROBE_TTL_S)) < HUB_PROBE_TTL_S:
+        return bool(_hub_probe["reachable"])
+    endpoint = urlparse(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname, port), timeout=HUB_PROBE_TIMEOUT_S):
+            reachable = True
+    except OSError:
+        reachable = False
+    _hub_probe.update(time=now, reachable=reachable)
+    return reachable
+
+
+def _short(err: Exception) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text if len(text) < 1000 else text[:1000] + "…"

@@ -1,0 +1,58 @@
+"""Pictures of a reconstruction: the token-id map, the absolute-error heat map and the code histogram.
+
+Only matplotlib's object-oriented API is used (no pyplot state), so requests on several threads do not interfere.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from PIL import Image
+
+TOKEN_COLORMAP = "turbo"
+ERROR_COLORMAP = "inferno"
+# Fixed scale so heat maps of different images and tokenizers compare: black = exact, yellow = off by ≥ 64/255.
+ERROR_MAP_MAX = 64
+
+
+@functools.cache
+def _palette(name: str) -> np.ndarray:
+    """(256, 3) uint8 lookup table of a matplotlib colormap."""
+    return (colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3] * 255).round().astype(np.uint8)
+
+
+def token_map_image(indices: torch.Tensor, codebook_size: int, size: tuple[int, int]) -> Image.Image:
+    """(h, w) token ids → RGB image of ``size`` (W, H): one flat cell per token, id 0 blue … id K−1 red."""
+    ids = indices.cpu().numpy().astype(np.float64)
+    levels = np.round(ids * 255 / max(codebook_size - 1, 1)).astype(np.int64)
+    cells = Image.fromarray(_palette(TOKEN_COLORMAP)[levels])
+    return cells.resize(size, Image.Resampling.NEAREST)
+
+
+def error_map_image(original: torch.Tensor, reconstructed: torch.Tensor) -> Image.Image:
+    """uint8 (3, H, W) pair → RGB heat map of the per-pixel absolute error averaged over channels, on a fixed
+    0 … ``ERROR_MAP_MAX`` scale."""
+    error = (original.int() - reconstructed.int()).abs().float().mean(dim=0).numpy()
+    levels = np.clip(np.round(error * 255 / ERROR_MAP_MAX), 0, 255).astype(np.int64)
+    return Image.fromarray(_palette(ERROR_COLORMAP)[levels])
+
+
+def code_histogram_figure(counts: torch.Tensor) -> Figure:
+    """(K,) per-code token counts → a matplotlib figure: one stem per used code over the index range [0, K)."""
+    counts = counts.cpu().numpy()
+    used = np.flatnonzero(counts)
+    figure = Figure(figsize=(7, 2.8), layout="constrained")
+    axes = figure.add_subplot()
+    axes.vlines(used, 0, counts[used], color="tab:blue", linewidth=1.2)
+    axes.set(
+        xlim=(-0.5, counts.size - 0.5),
+        ylim=(0, max(1, int(counts.max(initial=0))) * 1.05),
+        xlabel="code index",
+        ylabel="tokens",
+        title=f"Codes used in this image: {used.size} of {counts.size}",
+    )
+    return figure
