@@ -20,7 +20,8 @@ from vistok.losses import (
     generator_loss,
     reconstruction_loss,
 )
-from vistok.losses.perceptual import VGG16_FILENAME, resolve_vgg_weights
+
+VGG16_FILENAME = "vgg16-397923af.pth"
 
 
 @pytest.fixture(scope="module")
@@ -76,34 +77,15 @@ def test_lpips_is_zero_on_equal_images_positive_otherwise_and_differentiable(lpi
         lpips_loss(x, x[:, :1])
 
 
-def test_lpips_accepts_its_own_saved_state_dict(tmp_path, lpips_loss):
-    path = tmp_path / "lpips_full.pth"
-    torch.save(lpips_loss.lpips.state_dict(), path)
-    again = LPIPSLoss(path, allow_download=False)
-    x, y = torch.rand(1, 3, 16, 16) * 2 - 1, torch.rand(1, 3, 16, 16) * 2 - 1
-    assert torch.allclose(again(x, y), lpips_loss(x, y))
-
-
 def test_missing_vgg_weights_name_the_file_and_how_to_provide_it(tmp_path, monkeypatch):
-    monkeypatch.delenv("VISTOK_VGG16_WEIGHTS", raising=False)
+    monkeypatch.delenv("VISTOK_LPIPS_VGG_WEIGHTS", raising=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     with pytest.raises(PerceptualWeightsNotFoundError) as info:
-        resolve_vgg_weights(None, allow_download=False)
+        LPIPSLoss(None, allow_download=False)
     message = str(info.value)
-    assert VGG16_FILENAME in message and str(tmp_path / "hub") in message and "VISTOK_VGG16_WEIGHTS" in message
-    with pytest.raises(PerceptualWeightsNotFoundError, match="does not exist"):
-        resolve_vgg_weights(tmp_path / "nope.pth")
-
-
-def test_vgg_weights_found_through_env_and_hub_cache(tmp_path, monkeypatch, vgg_weights_path):
-    monkeypatch.setenv("VISTOK_VGG16_WEIGHTS", str(vgg_weights_path))
-    assert "features.0.weight" in resolve_vgg_weights(None, allow_download=False)
-    monkeypatch.delenv("VISTOK_VGG16_WEIGHTS")
-    cache = tmp_path / "hub" / "checkpoints"
-    cache.mkdir(parents=True)
-    (cache / VGG16_FILENAME).symlink_to(vgg_weights_path)
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    assert "features.28.weight" in resolve_vgg_weights(None, allow_download=False)
+    assert VGG16_FILENAME in message and str(tmp_path / "hub") in message and "VISTOK_LPIPS_VGG_WEIGHTS" in message
+    with pytest.raises(PerceptualWeightsNotFoundError, match="not a file"):
+        LPIPSLoss(tmp_path / "nope.pth")
 
 
 # --------------------------------------------------------------------------------------------- discriminator

@@ -9,13 +9,7 @@ from .adversarial import (
 )
 from .discriminator import DISCRIMINATOR_NORMS, NLayerDiscriminator
 from .objective import LossConfig, LossOutput, TokenizerLoss
-from .perceptual import (
-    LPIPSLoss,
-    PerceptualWeightsNotFoundError,
-    build_lpips,
-    hub_cache_path,
-    resolve_vgg_weights,
-)
+from .perceptual import LPIPSLoss, PerceptualWeightsNotFoundError
 from .reconstruction import RECONSTRUCTION_LOSSES, reconstruction_loss
 
 __all__ = [
@@ -30,10 +24,7 @@ __all__ = [
     "TokenizerLoss",
     "adaptive_generator_weight",
     "adversarial_factor",
-    "build_lpips",
     "discriminator_loss",
     "generator_loss",
-    "hub_cache_path",
     "reconstruction_loss",
-    "resolve_vgg_weights",
 ]
