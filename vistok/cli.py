@@ -10,6 +10,9 @@ import sys
 COMMANDS: dict[str, str] = {
     "list": "vistok.commands.list_presets",
     "reconstruct": "vistok.commands.reconstruct",
+    "evaluate": "vistok.evaluate",
+    "convert": "vistok.commands.convert",
+    "card": "vistok.commands.card",
 }
 
 

@@ -190,6 +190,22 @@ class VisTokenizer(PreTrainedModel):
                 create_pr=create_pr,
             )
 
+    # ------------------------------------------------ diffusers interop (implemented in vistok/convert, issue 6)
+    def to_diffusers(self, **kwargs: Any):
+        """A ``diffusers.VQModel`` computing the same reconstruction (``vqgan`` net + ``vq`` quantizer only);
+        see :func:`vistok.convert.diffusers_interop.to_diffusers`."""
+        from .convert.diffusers_interop import to_diffusers
+
+        return to_diffusers(self, **kwargs)
+
+    @classmethod
+    def from_diffusers(cls, model_or_repo: Any, **kwargs: Any) -> VisTokenizer:
+        """Import a diffusers ``VQModel`` (instance, repo id or folder); see
+        :func:`vistok.convert.diffusers_interop.from_diffusers`."""
+        from .convert.diffusers_interop import from_diffusers
+
+        return from_diffusers(model_or_repo, **kwargs)
+
     # ----------------------------------------------------------------------------------------- loading
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):

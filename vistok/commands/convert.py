@@ -1,0 +1,88 @@
+"""Convert an upstream checkpoint (LlamaGen, Taming) into a vistok tokenizer folder with its model card."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "origin", choices=["llamagen", "taming"], help="which upstream project wrote the file"
+    )
+    parser.add_argument("checkpoint", help="the upstream .pt / .ckpt file (or a .safetensors state dict)")
+    parser.add_argument("output_dir", help="folder to write (save_pretrained layout + README.md model card)")
+    parser.add_argument(
+        "--weights",
+        default="auto",
+        help="which weights inside the checkpoint: auto (LlamaGen: ema, else model; Taming: state_dict), ema, "
+        "model or state_dict",
+    )
+    parser.add_argument(
+        "--image-size", type=int, default=None, help="native resolution to record in the config"
+    )
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="unpickle without restrictions (can run code from the file: only for files from a trusted source)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing tokenizer in output_dir"
+    )
+    parser.add_argument("--push-to-hub", metavar="REPO", default=None, help="also upload to this Hub repo id")
+    parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cards import render_model_card
+    from ..convert import CONVERTERS, CheckpointError
+
+    out = Path(args.output_dir)
+    if (out / "config.json").exists() and not args.overwrite:
+        raise SystemExit(f"{out} already holds a tokenizer (config.json); pass --overwrite to replace it")
+    try:
+        tok = CONVERTERS[args.origin](
+            args.checkpoint,
+            weights=args.weights,
+            image_size=args.image_size,
+            trust_checkpoint=args.trust_checkpoint,
+        )
+    except (CheckpointError, FileNotFoundError) as err:
+        raise SystemExit(f"vistok convert {args.origin}: {err}") from err
+    tok.save_pretrained(out)
+    card = render_model_card(tok)
+    card.save(out / "README.md")
+    _print_summary(tok, out)
+    if args.push_to_hub:
+        _push(tok, args.push_to_hub, args.private, out)
+    return 0
+
+
+def _print_summary(tok, out: Path) -> None:
+    config, meta = tok.config, tok.config.metadata
+    origin = meta.get("origin", {})
+    h = config.latent_size
+    print(
+        f"converted {origin.get('checkpoint_file')} ({origin.get('name')} {origin.get('release', '')}".rstrip()
+        + f", weights: {origin.get('weights')}) → {out}"
+    )
+    print(f"  net: {json.dumps(config.net)}")
+    print(f"  quantizer: {json.dumps(config.quantizer)}")
+    print(f"  {config.image_size}px → {h}x{h} tokens, {tok.num_parameters():,} parameters")
+    for note in meta.get("converter", {}).get("notes", []):
+        print(f"  note: {note}")
+    for dropped in origin.get("dropped_entries", []):
+        print(f"  dropped: {dropped}")
+
+
+def _push(tok, repo_id: str, private: bool, out: Path) -> None:
+    try:
+        tok.push_to_hub(repo_id, private=private)  # uploads the save_pretrained folder, model card included
+    except Exception as err:  # network, auth and offline-mode errors come from several libraries
+        raise SystemExit(
+            f"the tokenizer was converted and saved in {out}, but uploading it to {repo_id!r} failed: "
+            f"{type(err).__name__}: {err}. Log in (`hf auth login`) on a machine with network access and upload the "
+            f"folder with `hf upload {repo_id} {out}` (HF_HUB_OFFLINE must not be set)."
+        ) from err
+    print(f"uploaded to https://huggingface.co/{repo_id}")

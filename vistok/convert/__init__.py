@@ -1,0 +1,27 @@
+"""Upstream checkpoint converters (LlamaGen, Taming) and diffusers ``VQModel`` interop.
+
+Every converter loads the file safely (:func:`load_checkpoint`), renames the weights into vistok's ``vqgan``
+layout, infers the architecture from the tensor shapes and returns a :class:`~vistok.VisTokenizer` whose
+``config.metadata`` records origin, licence, paper, converter version and the origin's reported numbers.
+"""
+
+from .llamagen import convert_llamagen, llamagen_to_vistok
+from .origins import CONVERTER_VERSION
+from .safe_load import CheckpointError, UnsafeCheckpointError, load_checkpoint
+from .taming import convert_taming, taming_to_vistok
+from .vqgan_layout import infer_vqgan_config
+
+CONVERTERS = {"llamagen": convert_llamagen, "taming": convert_taming}
+
+__all__ = [
+    "CONVERTERS",
+    "CONVERTER_VERSION",
+    "CheckpointError",
+    "UnsafeCheckpointError",
+    "convert_llamagen",
+    "convert_taming",
+    "infer_vqgan_config",
+    "llamagen_to_vistok",
+    "load_checkpoint",
+    "taming_to_vistok",
+]

@@ -1,0 +1,340 @@
+"""vistok ``vqgan`` + ``vq`` tokenizers ⇄ 🤗 diffusers ``VQModel`` (the Taming-style model latent-diffusion uses).
+
+The two share one architecture: GroupNorm(eps 1e-6)+SiLU residual blocks, single-head attention (diffusers'
+``Attention`` with ``heads = channels / attention_head_dim = 1``), a mid block of resnet–attention–resnet,
+stride-2 convs with (0, 1, 0, 1) padding (``downsample_padding=0``) and nearest ×2 + conv upsampling. Per-level
+attention is expressed by block types (``AttnDownEncoderBlock2D`` / ``AttnUpDecoderBlock2D``). Key mapping:
+
+================================================  ===============================================================
+vistok                                            diffusers
+================================================  ===============================================================
+``encoder.conv_blocks.{i}.res.{j}``                 ``encoder.down_blocks.{i}.resnets.{j}`` (``nin_shortcut`` →
+                                                  ``conv_shortcut``)
+``…attn.{j}.{norm,q,k,v,proj_out}`` (1×1 convs)     ``…attentions.{j}.{group_norm,to_q,to_k,to_v,to_out.0}`` (linear)
+``encoder.conv_blocks.{i}.downsample.conv``         ``encoder.down_blocks.{i}.downsamplers.0.conv``
+``{en,de}coder.mid.{0,1,2}``                        ``{en,de}coder.mid_block.{resnets.0, attentions.0, resnets.1}``
+``decoder.conv_blocks.{i}`` (decode order)          ``decoder.up_blocks.{i}`` (``upsample`` → ``upsamplers.0``)
+``{en,de}coder.norm_out``                           ``{en,de}coder.conv_norm_out``
+``quantizer.codebook``                              ``quantize.embedding.weight``
+================================================  ===============================================================
+
+diffusers' ``VectorQuantizer`` is a plain nearest-neighbour VQ with a fixed loss (legacy form, β = 0.25:
+``||sg(z_q) − z||² + 0.25·||z_q − sg(z)||²``). An l2-normalised vistok codebook is exported *normalised*: with
+unit-norm codes, argmin ||z − e||² = argmax cos(z, e), so the indices and the codes — hence the reconstructions —
+are the ones vistok computes. Training-time behaviour (loss weights, EMA updates, entropy terms) does not carry
+over; the diffusers model is for inference and for pipelines.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DOWN, ATTN_DOWN = "DownEncoderBlock2D", "AttnDownEncoderBlock2D"
+UP, ATTN_UP = "UpDecoderBlock2D", "AttnUpDecoderBlock2D"
+DIFFUSERS_EPS = 1e-6  # diffusers' Encoder/Decoder hard-code GroupNorm eps 1e-6
+DIFFUSERS_BETA = 0.25  # VQModel builds VectorQuantizer(beta=0.25, legacy=True)
+LEGACY_LOSS = {"commitment_weight": 1.0, "codebook_weight": DIFFUSERS_BETA}
+
+_ATTN = {"norm": "group_norm", "q": "to_q", "k": "to_k", "v": "to_v", "proj_out": "to_out.0"}
+_MID = {"0": "resnets.0", "1": "attentions.0", "2": "resnets.1"}
+_LEVEL = re.compile(r"^(encoder|decoder)\.conv_blocks\.(\d+)\.(res|attn|downsample|upsample)\.(.*)$")
+_MID_KEY = re.compile(r"^(encoder|decoder)\.mid\.([012])\.(.*)$")
+
+
+def _import_diffusers():
+    try:
+        import diffusers
+    except ImportError as err:
+        raise ImportError(
+            "diffusers interop needs the `diffusers` package: pip install 'vistok[interop]'"
+        ) from err
+    return diffusers
+
+
+def _inner(kind_in_block: str, rest: str) -> str:
+    """Map the part after a block (``norm1.weight``, ``q.bias`` …) to diffusers' names."""
+    name, _, param = rest.partition(".")
+    if kind_in_block == "attn":
+        return f"{_ATTN[name]}.{param}"
+    return rest.replace("nin_shortcut.", "conv_shortcut.", 1)
+
+
+def diffusers_key(key: str) -> str:
+    """The diffusers ``VQModel`` state-dict key of a vistok ``vqgan`` + ``vq`` key."""
+    if key == "quantizer.codebook":
+        return "quantize.embedding.weight"
+    if m := _LEVEL.match(key):
+        side, level, kind, rest = m.groups()
+        block = f"{side}.{'down_blocks' if side == 'encoder' else 'up_blocks'}.{level}"
+        if kind == "res":
+            index, _, inner = rest.partition(".")
+            return f"{block}.resnets.{index}.{_inner('res', inner)}"
+        if kind == "attn":
+            index, _, inner = rest.partition(".")
+            return f"{block}.attentions.{index}.{_inner('attn', inner)}"
+        return f"{block}.{'downsamplers' if kind == 'downsample' else 'upsamplers'}.0.{rest}"
+    if m := _MID_KEY.match(key):
+        side, index, rest = m.groups()
+        return f"{side}.mid_block.{_MID[index]}.{_inner('attn' if index == '1' else 'res', rest)}"
+    return key.replace("encoder.norm_out.", "encoder.conv_norm_out.").replace(
+        "decoder.norm_out.", "decoder.conv_norm_out."
+    )
+
+
+# ------------------------------------------------------------------------------------------------ export
+def check_diffusers_compatible(config) -> None:
+    """Raise ``ValueError`` saying why a tokenizer config cannot be expressed as a diffusers ``VQModel``."""
+    net, q = config.net, config.quantizer
+    if net["type"] != "vqgan":
+        raise ValueError(
+            f"to_diffusers supports tokenizers with the 'vqgan' net (Taming / LlamaGen architecture); this one uses "
+            f"{net['type']!r}, which diffusers' VQModel cannot express"
+        )
+    if q["type"] != "vq":
+        raise ValueError(
+            f"to_diffusers supports the nearest-neighbour 'vq' quantizer (diffusers' VectorQuantizer); this tokenizer "
+            f"uses {q['type']!r}, which diffusers' VQModel cannot express"
+        )
+    if net["channel_multiplier"][0] != 1:
+        raise ValueError(
+            "diffusers' VQModel has no separate stem width: channel_multiplier[0] must be 1, got "
+            f"{net['channel_multiplier'][0]}"
+        )
+    if net["norm_eps"] != DIFFUSERS_EPS:
+        raise ValueError(
+            f"diffusers' VQModel uses GroupNorm eps {DIFFUSERS_EPS}; this tokenizer uses {net['norm_eps']}"
+        )
+
+
+def to_diffusers(tok, *, scaling_factor: float | None = None, lookup_from_codebook: bool | None = None):
+    """A ``diffusers.VQModel`` that computes the same reconstruction as ``tok`` (a ``vqgan`` + ``vq`` tokenizer).
+
+    ``vq_model(x).sample`` equals ``tok(x).reconstruction`` and the indices of ``vq_model.quantize`` equal
+    ``tok.encode(x).indices`` (up to float rounding of the two nearest-code searches on exact ties).
+
+    Args:
+        scaling_factor: the VQModel's latent ``scaling_factor`` (used by latent-diffusion pipelines, not by the
+            reconstruction). Default: the value recorded when the tokenizer came from diffusers, else 1.0 (no
+            scaling, as latent diffusion does for VQ latents).
+        lookup_from_codebook: let ``VQModel.decode(indices, force_not_quantize=True, shape=…)`` decode token ids.
+            Default: the recorded value, else True.
+
+    Raises ``ValueError`` for tokenizers diffusers cannot express (see :func:`check_diffusers_compatible`).
+    """
+    diffusers = _import_diffusers()
+    config = tok.config
+    check_diffusers_compatible(config)
+    net, q = config.net, config.quantizer
+    recorded = (config.metadata or {}).get("diffusers", {})
+    levels = len(net["channel_multiplier"])
+    attention = set(tok.config.net_family().attention_levels)
+    widths = [net["base_channels"] * m for m in net["channel_multiplier"]]
+    model = diffusers.VQModel(
+        in_channels=config.num_channels,
+        out_channels=config.num_channels,
+        down_block_types=tuple(ATTN_DOWN if i in attention else DOWN for i in range(levels)),
+        up_block_types=tuple(ATTN_UP if levels - 1 - i in attention else UP for i in range(levels)),
+        block_out_channels=tuple(widths),
+        layers_per_block=net["num_res_blocks"],
+        act_fn="silu",
+        latent_channels=net["latent_channels"],
+        sample_size=config.image_size,
+        num_vq_embeddings=q["codebook_size"],
+        norm_num_groups=net["norm_groups"],
+        vq_embed_dim=q["codebook_dim"],
+        scaling_factor=scaling_factor if scaling_factor is not None else recorded.get("scaling_factor", 1.0),
+        norm_type="group",
+        mid_block_add_attention=True,
+        lookup_from_codebook=(
+            lookup_from_codebook
+            if lookup_from_codebook is not None
+            else recorded.get("lookup_from_codebook", True)
+        ),
+        force_upcast=recorded.get("force_upcast", False),
+    )
+    target = model.state_dict()
+    converted = {}
+    for key, value in tok.state_dict().items():
+        if key == "quantizer.codebook":
+            value = tok.quantizer.effective_codebook()
+        name = diffusers_key(key)
+        if name not in target:
+            raise ValueError(
+                f"internal key mapping error: vistok {key!r} → {name!r} is not a VQModel parameter"
+            )
+        converted[name] = value.detach().reshape(target[name].shape).clone()
+    missing = sorted(set(target) - set(converted))
+    if missing:
+        raise ValueError(
+            f"internal key mapping error: VQModel parameters without a vistok source: {missing[:6]}"
+        )
+    model.load_state_dict(converted)
+    if tok.dtype != torch.float32:
+        model = model.to(dtype=tok.dtype)
+    return model.eval()
+
+
+# ------------------------------------------------------------------------------------------------ import
+def _resolve_vq_model(model_or_repo: Any, kwargs: dict[str, Any]):
+    diffusers = _import_diffusers()
+    if isinstance(model_or_repo, diffusers.VQModel):
+        return model_or_repo, None
+    if isinstance(model_or_repo, torch.nn.Module):
+        raise TypeError(
+            f"from_diffusers expects a diffusers.VQModel (or a repo id / folder holding one), got "
+            f"{type(model_or_repo).__name__}"
+        )
+    if not isinstance(model_or_repo, (str, os.PathLike)):
+        raise TypeError(
+            f"from_diffusers expects a diffusers.VQModel, a repo id or a folder, got {type(model_or_repo).__name__}"
+        )
+    path = Path(model_or_repo)
+    if (
+        "subfolder" not in kwargs
+        and path.is_dir()
+        and not (path / "config.json").exists()
+        and (path / "vqvae").is_dir()
+    ):
+        kwargs = {
+            **kwargs,
+            "subfolder": "vqvae",
+        }  # a pipeline folder (latent diffusion keeps its VQModel there)
+    try:
+        return diffusers.VQModel.from_pretrained(str(model_or_repo), **kwargs), str(model_or_repo)
+    except OSError as err:
+        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+        raise OSError(
+            f"could not load a diffusers VQModel from {str(model_or_repo)!r}"
+            + (f" (subfolder {kwargs['subfolder']!r})" if kwargs.get("subfolder") else "")
+            + ": it is not a local folder with a VQModel config.json"
+            + (" and HF_HUB_OFFLINE is set" if offline else " and the Hub could not provide it")
+            + ". For a pipeline repo pass subfolder='vqvae'; offline, download it elsewhere "
+            f"(`hf download {model_or_repo}`) and pass the local folder. (Underlying error: {err})"
+        ) from err
+
+
+def _check_importable(cfg: Any, quantize: Any) -> list[int]:
+    """Validate a VQModel config for import; returns the attention levels."""
+    problems = []
+    if cfg.act_fn != "silu":
+        problems.append(f"act_fn={cfg.act_fn!r} (vistok's vqgan uses silu)")
+    if cfg.norm_type != "group":
+        problems.append(
+            f"norm_type={cfg.norm_type!r} (MoVQ-style spatial norm; vistok's vqgan uses GroupNorm)"
+        )
+    if not cfg.mid_block_add_attention:
+        problems.append("mid_block_add_attention=False (vistok's vqgan always has mid-block attention)")
+    if cfg.in_channels != cfg.out_channels:
+        problems.append(f"in_channels {cfg.in_channels} != out_channels {cfg.out_channels}")
+    if getattr(quantize, "remap", None) is not None:
+        problems.append("an index-remapping quantizer (remap)")
+    down, up = list(cfg.down_block_types), list(cfg.up_block_types)
+    if any(t not in (DOWN, ATTN_DOWN) for t in down) or any(t not in (UP, ATTN_UP) for t in up):
+        problems.append(f"block types {down} / {up} (supported: {DOWN}, {ATTN_DOWN} / {UP}, {ATTN_UP})")
+    levels = [i for i, t in enumerate(down) if t == ATTN_DOWN]
+    if len(up) != len(down) or sorted(len(up) - 1 - i for i, t in enumerate(up) if t == ATTN_UP) != levels:
+        problems.append(f"decoder attention {up} does not mirror encoder attention {down}")
+    base = cfg.block_out_channels[0]
+    if any(c % base for c in cfg.block_out_channels):
+        problems.append(f"block_out_channels {list(cfg.block_out_channels)} are not multiples of the first")
+    if problems:
+        raise ValueError(
+            "this diffusers VQModel cannot be expressed by vistok's vqgan: " + "; ".join(problems)
+        )
+    return levels
+
+
+def from_diffusers(model_or_repo: Any, *, image_size: int | None = None, **from_pretrained_kwargs: Any):
+    """A :class:`~vistok.VisTokenizer` (eval mode) computing what a diffusers ``VQModel`` computes.
+
+    ``model_or_repo``: a ``diffusers.VQModel``, a Hub repo id or a local folder (a pipeline folder with a
+    ``vqvae/`` subfolder is recognised; for Hub pipelines pass ``subfolder="vqvae"``). Extra keyword arguments go
+    to ``VQModel.from_pretrained`` (``revision``, ``subfolder``, ``token``, ``cache_dir``, ``local_files_only``).
+    The quantizer gets diffusers' legacy loss weights (commitment 1.0, codebook 0.25) so losses match too;
+    ``scaling_factor``, ``force_upcast``, ``lookup_from_codebook`` are kept in ``config.metadata["diffusers"]``
+    and restored by :func:`to_diffusers`.
+    """
+    from ..configuration import VisTokenizerConfig
+    from ..modeling import VisTokenizer
+
+    vq_model, source = _resolve_vq_model(model_or_repo, dict(from_pretrained_kwargs))
+    cfg = vq_model.config
+    attention_levels = _check_importable(cfg, vq_model.quantize)
+    base = cfg.block_out_channels[0]
+    levels = len(cfg.block_out_channels)
+    factor = 2 ** (levels - 1)
+    sample = cfg.sample_size if isinstance(cfg.sample_size, int) else max(cfg.sample_size)
+    size = image_size or (sample if sample % factor == 0 else factor * max(1, round(sample / factor)))
+    beta = getattr(vq_model.quantize, "beta", DIFFUSERS_BETA)
+    legacy = getattr(vq_model.quantize, "legacy", True)
+    metadata = {
+        "diffusers": {
+            "scaling_factor": cfg.scaling_factor,
+            "force_upcast": cfg.force_upcast,
+            "lookup_from_codebook": cfg.lookup_from_codebook,
+            "sample_size": cfg.sample_size,
+        }
+    }
+    if source is not None:
+        metadata["origin"] = {"name": "diffusers VQModel", "repository": source}
+    config = VisTokenizerConfig(
+        image_size=size,
+        num_channels=cfg.in_channels,
+        net={
+            "type": "vqgan",
+            "base_channels": base,
+            "channel_multiplier": [c // base for c in cfg.block_out_channels],
+            "num_res_blocks": cfg.layers_per_block,
+            "latent_channels": cfg.latent_channels,
+            "attention_levels": attention_levels,
+            "norm_groups": cfg.norm_num_groups,
+            "norm_eps": DIFFUSERS_EPS,
+        },
+        quantizer={
+            "type": "vq",
+            "codebook_size": cfg.num_vq_embeddings,
+            "codebook_dim": cfg.vq_embed_dim or cfg.latent_channels,
+            "l2_norm": False,
+            "commitment_weight": 1.0 if legacy else beta,
+            "codebook_weight": beta if legacy else 1.0,
+        },
+        source=f"imported from diffusers VQModel {source}" if source else "imported from a diffusers VQModel",
+        metadata=metadata,
+    )
+    tok = VisTokenizer(config)
+    theirs = vq_model.state_dict()
+    ours = tok.state_dict()
+    converted, used = {}, set()
+    for key, value in ours.items():
+        name = diffusers_key(key)
+        if name not in theirs:
+            raise ValueError(f"the diffusers VQModel has no parameter {name!r} (needed for vistok {key!r})")
+        converted[key] = theirs[name].detach().reshape(value.shape)
+        used.add(name)
+    leftover = sorted(set(theirs) - used)
+    if leftover:
+        raise ValueError(f"diffusers VQModel parameters vistok cannot place: {leftover[:6]}")
+    tok.load_state_dict(converted)
+    return tok.eval()
+
+
+def diffusers_indices(vq_model, pixel_values: torch.Tensor) -> torch.Tensor:
+    """Token ids (B, h, w) int64 that a diffusers ``VQModel`` assigns to ``pixel_values`` (its own search)."""
+    latents = vq_model.encode(pixel_values).latents
+    _, _, (_, _, indices) = vq_model.quantize(latents)
+    b, _, h, w = latents.shape
+    return indices.reshape(b, h, w)
+
+
+def decode_indices_with_diffusers(vq_model, indices: torch.Tensor) -> torch.Tensor:
+    """Decode (B, h, w) token ids with a diffusers ``VQModel`` (needs ``lookup_from_codebook=True``)."""
+    if not vq_model.config.lookup_from_codebook:
+        raise ValueError("this VQModel was built with lookup_from_codebook=False; it cannot decode token ids")
+    b, h, w = indices.shape
+    shape = (b, h, w, vq_model.config.vq_embed_dim or vq_model.config.latent_channels)
+    return vq_model.decode(indices.reshape(-1), force_not_quantize=True, shape=shape).sample

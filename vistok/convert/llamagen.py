@@ -1,0 +1,133 @@
+"""LlamaGen VQ tokenizers (VQ-16, VQ-8; c2i and t2i) → vistok.
+
+vistok's ``vqgan`` net uses LlamaGen's module layout, so the weights map one to one; only the quantizer differs:
+``quantize.embedding.weight`` becomes ``quantizer.codebook`` and ``quantize.codebook_used`` (a training-time queue of
+recent indices) is dropped. LlamaGen's checkpoints are ``{"model", "optimizer", "steps", "args", …}`` dicts, with
+``"ema"`` when trained with EMA; the EMA weights are preferred.
+
+What shapes cannot tell comes from the stored training arguments when present (``codebook_l2_norm``,
+``commit_loss_beta``, ``entropy_loss_ratio``, ``image_size``); otherwise LlamaGen's defaults apply — in particular
+l2-normalised codes, as in every released LlamaGen VQ model.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .containers import describe_layout, select_state_dict, strip_prefix
+from .origins import LLAMAGEN, conversion_metadata
+from .safe_load import CheckpointError, load_checkpoint
+from .vqgan_layout import build_tokenizer, infer_vqgan_config
+
+WEIGHT_ENTRIES = ("ema", "model", "state_dict")
+DROPPED_KEYS = ("quantize.codebook_used",)
+DEFAULT_IMAGE_SIZE = 256
+VQ_MODELS = {"VQ-16": (1, 1, 2, 2, 4), "VQ-8": (1, 2, 2, 4)}  # LlamaGen's named VQ architectures
+
+
+def llamagen_to_vistok(state_dict: dict[str, Any]) -> dict[str, Any]:
+    """Rename a LlamaGen VQ state dict into vistok's layout (tensors are not copied)."""
+    state_dict = strip_prefix(state_dict)
+    if "quantize.embedding.weight" not in state_dict or not any(
+        k.startswith("encoder.conv_blocks.") for k in state_dict
+    ):
+        raise CheckpointError(f"not a LlamaGen VQ model state dict: found {describe_layout(state_dict)}")
+    out = {}
+    for key, value in state_dict.items():
+        if key in DROPPED_KEYS:
+            continue
+        out["quantizer.codebook" if key == "quantize.embedding.weight" else key] = value
+    return out
+
+
+def _training_args(checkpoint: Any) -> dict[str, Any]:
+    args = checkpoint.get("args") if isinstance(checkpoint, dict) else None
+    if args is None:
+        return {}
+    values = vars(args) if hasattr(args, "__dict__") else dict(args) if isinstance(args, dict) else {}
+    return {k: v for k, v in values.items() if isinstance(v, (str, int, float, bool, type(None)))}
+
+
+def llamagen_quantizer_options(
+    args: dict[str, Any], codebook_size: int, codebook_dim: int
+) -> tuple[dict[str, Any], list[str]]:
+    """The ``vq`` options shapes cannot tell, from LlamaGen's training arguments (defaults when absent), and
+    notes saying which were assumed.
+
+    Cross-checks ``codebook_size`` / ``codebook_embed_dim`` in ``args`` against the codebook's shape.
+    """
+    for name, actual in (("codebook_size", codebook_size), ("codebook_embed_dim", codebook_dim)):
+        if name in args and args[name] is not None and int(args[name]) != actual:
+            raise CheckpointError(
+                f"the checkpoint's training args say {name}={args[name]} but its codebook tensor has {actual}"
+            )
+    notes = []
+    if "codebook_l2_norm" in args:
+        options: dict[str, Any] = {"l2_norm": bool(args["codebook_l2_norm"])}
+    else:
+        options = {"l2_norm": True}
+        notes.append(
+            "l2_norm=True assumed: the checkpoint stores no codebook_l2_norm; LlamaGen's VQ models use it"
+        )
+    if args.get("commit_loss_beta") is not None:
+        options["commitment_weight"] = float(args["commit_loss_beta"])
+    if args.get("entropy_loss_ratio"):
+        # LlamaGen's entropy loss uses softmax(−d / 0.01), vistok's default entropy_temperature.
+        options["entropy_weight"] = float(args["entropy_loss_ratio"])
+    return options, notes
+
+
+def _check_model_name(args: dict[str, Any], inferred: dict[str, Any]) -> list[str]:
+    """A note when the training args name a LlamaGen model whose architecture differs from the tensors'."""
+    name = args.get("vq_model")
+    expected = VQ_MODELS.get(name) if isinstance(name, str) else None
+    actual = inferred["net"]["channel_multiplier"]
+    if expected is not None and list(expected) != actual:
+        return [
+            f"the training args name vq_model={name!r} (channel multipliers {list(expected)}) but the tensors "
+            f"have {actual}; the architecture follows the tensors"
+        ]
+    return []
+
+
+def convert_llamagen(
+    checkpoint: str | os.PathLike,
+    *,
+    weights: str = "auto",
+    image_size: int | None = None,
+    trust_checkpoint: bool = False,
+):
+    """Convert a LlamaGen VQ checkpoint file into a :class:`~vistok.VisTokenizer` (eval mode).
+
+    Args:
+        checkpoint: path to the ``.pt`` file (or a ``.safetensors`` state dict).
+        weights: ``"auto"`` (``ema`` if present, else ``model``, else ``state_dict``) or one of those names.
+        image_size: native resolution recorded in the config; default the checkpoint's ``args.image_size`` or 256.
+        trust_checkpoint: allow arbitrary unpickling (only for files from a trusted source).
+
+    The architecture is inferred from the tensor shapes and cross-checked; origin, licence, paper, converter
+    version and the release's reported numbers go into ``config.metadata``.
+    """
+    loaded = load_checkpoint(checkpoint, trust_checkpoint=trust_checkpoint)
+    state_dict, which = select_state_dict(loaded, WEIGHT_ENTRIES, weights)
+    state_dict = llamagen_to_vistok(state_dict)
+    inferred = infer_vqgan_config(state_dict)
+    args = _training_args(loaded)
+    quantizer, notes = llamagen_quantizer_options(args, inferred["codebook_size"], inferred["codebook_dim"])
+    notes += _check_model_name(args, inferred)
+    size = image_size or _usable_image_size(args.get("image_size"), inferred) or DEFAULT_IMAGE_SIZE
+    extra = {"training_args": args} if args else {}
+    if isinstance(loaded, dict) and isinstance(loaded.get("steps"), int):
+        extra["training_steps"] = loaded["steps"]
+    metadata = conversion_metadata(LLAMAGEN, "llamagen", inferred, checkpoint, which, extra, notes)
+    source = f"converted from {LLAMAGEN.name} {metadata['origin'].get('release', 'VQ model')} ({Path(checkpoint).name})"
+    return build_tokenizer(state_dict, quantizer, size, metadata, source=source)
+
+
+def _usable_image_size(value: Any, inferred: dict[str, Any]) -> int | None:
+    factor = 2 ** (len(inferred["net"]["channel_multiplier"]) - 1)
+    if isinstance(value, int) and value > 0 and value % factor == 0:
+        return value
+    return None
