@@ -35,6 +35,20 @@ LIGHTNING_CALLBACKS = (
     "lightning.pytorch.callbacks.model_checkpoint.ModelCheckpoint",
     "lightning.pytorch.callbacks.early_stopping.EarlyStopping",
 )
+NUMPY_DTYPE_CLASSES = (
+    "BoolDType",
+    "Int8DType",
+    "Int16DType",
+    "Int32DType",
+    "Int64DType",
+    "UInt8DType",
+    "UInt16DType",
+    "UInt32DType",
+    "UInt64DType",
+    "Float16DType",
+    "Float32DType",
+    "Float64DType",
+)
 _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a"  # pickled magic number that starts a pre-1.6 torch.save file
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -72,6 +86,8 @@ def _safe_globals() -> list[Any]:
         # numpy 1.x pickles scalars as numpy.core.multiarray.scalar, numpy 2.x as numpy._core.multiarray.scalar
         for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
             entries.append((_numpy_scalar(), f"{module}.scalar"))
+        # Unpickling a dtype instance also needs its (numeric) dtype class.
+        entries.extend(getattr(np.dtypes, name) for name in NUMPY_DTYPE_CLASSES if hasattr(np, "dtypes"))
     entries.extend((_stand_in(name), name) for name in LIGHTNING_CALLBACKS)
     return entries
 
@@ -130,14 +146,26 @@ def load_checkpoint(path: str | os.PathLike, *, trust_checkpoint: bool = False) 
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise UnsafeCheckpointError(
-            f"refusing to unpickle {str(path)!r}: torch's weights-only loader rejected it "
-            f"({str(err).strip().splitlines()[-1][:300]}). {TRUST_HINT}"
+            f"refusing to unpickle {str(path)!r}: torch's weights-only loader rejected it ({_reason(err)}). "
+            f"{TRUST_HINT}"
         ) from err
+
+
+def _reason(err: Exception) -> str:
+    """The informative line of torch's weights-only error (it is surrounded by generic advice)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error" in line:
+            detail = line.split("WeightsUnpickler error:", 1)[-1].strip() or (
+                lines[i + 1] if i + 1 < len(lines) else ""
+            )
+            return detail[:300]
+    return (lines[-1] if lines else repr(err))[:300]
 
 
 def _read_head(path: Path) -> bytes:
     with path.open("rb") as f:
-        return f.read(16)
+        return f.read(64)
 
 
 def _looks_like_safetensors(path: Path, head: bytes) -> bool:

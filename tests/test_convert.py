@@ -1,0 +1,537 @@
+"""Upstream converters: safe loading, LlamaGen parity (upstream test vector), Taming parity (an independent
+re-implementation of Taming's VQGAN below), full-size layouts on the meta device, and the `vistok convert` command."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import vistok
+from vistok import VisTokenizer, create_tokenizer
+from vistok.cli import main as cli
+from vistok.convert import (
+    CheckpointError,
+    UnsafeCheckpointError,
+    convert_llamagen,
+    convert_taming,
+    infer_vqgan_config,
+    llamagen_to_vistok,
+    load_checkpoint,
+    taming_to_vistok,
+)
+
+DATA = Path(__file__).parent / "data"
+LLAMAGEN_TINY = DATA / "llamagen_tiny.pt"
+
+
+# ============================================================================================================
+# An independent, minimal re-implementation of Taming-Transformers' VQGAN forward pass (parity reference only).
+# Written from the published architecture (Esser et al. 2021): module names follow Taming's state-dict keys
+# (encoder.down.{i}.block.{j}, mid.block_1/attn_1/block_2, decoder.up.{i}, quantize.embedding), attention is
+# resolution-based (attn_resolutions) and computed with explicit matmuls, the quantizer is the argmin of
+# z² + e² − 2ze with Taming's legacy loss. It shares no code with vistok.
+# ============================================================================================================
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(32, channels, eps=1e-6, affine=True)
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.norm1, self.conv1 = _norm(cin), nn.Conv2d(cin, cout, 3, 1, 1)
+        self.norm2, self.conv2 = _norm(cout), nn.Conv2d(cout, cout, 3, 1, 1)
+        if cin != cout:
+            self.nin_shortcut = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x):
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(F.silu(self.norm2(h)))
+        return (self.nin_shortcut(x) if hasattr(self, "nin_shortcut") else x) + h
+
+
+class AttnBlock(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.norm = _norm(c)
+        self.q, self.k, self.v, self.proj_out = (nn.Conv2d(c, c, 1) for _ in range(4))
+
+    def forward(self, x):
+        y = self.norm(x)
+        b, c, h, w = x.shape
+        q = self.q(y).reshape(b, c, h * w).transpose(1, 2)  # b, hw, c
+        k = self.k(y).reshape(b, c, h * w)  # b, c, hw
+        weights = torch.softmax(torch.bmm(q, k) * c**-0.5, dim=2)  # b, hw(query), hw(key)
+        v = self.v(y).reshape(b, c, h * w)
+        out = torch.bmm(v, weights.transpose(1, 2)).reshape(b, c, h, w)
+        return x + self.proj_out(out)
+
+
+class Downsample(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, 2, 0)
+
+    def forward(self, x):
+        return self.conv(F.pad(x, (0, 1, 0, 1)))
+
+
+class Upsample(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, 1, 1)
+
+    def forward(self, x):
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+def _mid(c: int) -> nn.Module:
+    mid = nn.Module()
+    mid.block_1, mid.attn_1, mid.block_2 = ResnetBlock(c, c), AttnBlock(c), ResnetBlock(c, c)
+    return mid
+
+
+class Encoder(nn.Module):
+    def __init__(self, ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channels, in_channels=3):
+        super().__init__()
+        self.conv_in = nn.Conv2d(in_channels, ch, 3, 1, 1)
+        in_mult = (1, *ch_mult)
+        res = resolution
+        self.down = nn.ModuleList()
+        for level, mult in enumerate(ch_mult):
+            stage = nn.Module()
+            stage.block, stage.attn = nn.ModuleList(), nn.ModuleList()
+            cin, cout = ch * in_mult[level], ch * mult
+            for _ in range(num_res_blocks):
+                stage.block.append(ResnetBlock(cin, cout))
+                cin = cout
+                if res in attn_resolutions:
+                    stage.attn.append(AttnBlock(cout))
+            if level != len(ch_mult) - 1:
+                stage.downsample = Downsample(cout)
+                res //= 2
+            self.down.append(stage)
+        self.mid = _mid(cin)
+        self.norm_out, self.conv_out = _norm(cin), nn.Conv2d(cin, z_channels, 3, 1, 1)
+
+    def forward(self, x):
+        h = self.conv_in(x)
+        for stage in self.down:
+            for i, block in enumerate(stage.block):
+                h = block(h)
+                if len(stage.attn):
+                    h = stage.attn[i](h)
+            if hasattr(stage, "downsample"):
+                h = stage.downsample(h)
+        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class Decoder(nn.Module):
+    def __init__(self, ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channels, out_ch=3):
+        super().__init__()
+        cin = ch * ch_mult[-1]
+        res = resolution // 2 ** (len(ch_mult) - 1)
+        self.conv_in = nn.Conv2d(z_channels, cin, 3, 1, 1)
+        self.mid = _mid(cin)
+        self.up = nn.ModuleList()
+        for level in reversed(range(len(ch_mult))):
+            stage = nn.Module()
+            stage.block, stage.attn = nn.ModuleList(), nn.ModuleList()
+            cout = ch * ch_mult[level]
+            for _ in range(num_res_blocks + 1):
+                stage.block.append(ResnetBlock(cin, cout))
+                cin = cout
+                if res in attn_resolutions:
+                    stage.attn.append(AttnBlock(cout))
+            if level != 0:
+                stage.upsample = Upsample(cout)
+                res *= 2
+            self.up.insert(0, stage)
+        self.norm_out, self.conv_out = _norm(cin), nn.Conv2d(cin, out_ch, 3, 1, 1)
+
+    def forward(self, z):
+        h = self.conv_in(z)
+        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
+        for level in reversed(range(len(self.up))):
+            stage = self.up[level]
+            for i, block in enumerate(stage.block):
+                h = block(h)
+                if len(stage.attn):
+                    h = stage.attn[i](h)
+            if hasattr(stage, "upsample"):
+                h = stage.upsample(h)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class VectorQuantizer(nn.Module):
+    def __init__(self, n_e: int, e_dim: int, beta: float = 0.25):
+        super().__init__()
+        self.beta = beta
+        self.embedding = nn.Embedding(n_e, e_dim)
+
+    def forward(self, z):
+        zc = z.permute(0, 2, 3, 1).contiguous()
+        flat = zc.reshape(-1, zc.shape[-1])
+        e = self.embedding.weight
+        d = flat.pow(2).sum(1, keepdim=True) + e.pow(2).sum(1) - 2 * flat @ e.t()
+        indices = d.argmin(1)
+        z_q = self.embedding(indices).view(zc.shape)
+        loss = torch.mean((z_q.detach() - zc) ** 2) + self.beta * torch.mean((z_q - zc.detach()) ** 2)
+        z_q = z_q.permute(0, 3, 1, 2).contiguous()
+        return z_q, loss, indices.view(z.shape[0], z.shape[2], z.shape[3])
+
+
+class TamingVQModel(nn.Module):
+    """Taming's ``VQModel`` (encoder, quant_conv, quantize, post_quant_conv, decoder) plus a stand-in ``loss``
+    module whose parameters mimic the discriminator / LPIPS entries a Lightning checkpoint carries."""
+
+    def __init__(
+        self,
+        ch=32,
+        ch_mult=(1, 2, 2),
+        num_res_blocks=2,
+        attn_resolutions=(16,),
+        resolution=32,
+        z_channels=16,
+        embed_dim=8,
+        n_embed=64,
+    ):
+        super().__init__()
+        args = (ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channels)
+        self.encoder, self.decoder = Encoder(*args), Decoder(*args)
+        self.quantize = VectorQuantizer(n_embed, embed_dim)
+        self.quant_conv = nn.Conv2d(z_channels, embed_dim, 1)
+        self.post_quant_conv = nn.Conv2d(embed_dim, z_channels, 1)
+        self.loss = nn.Module()
+        self.loss.discriminator = nn.Sequential(nn.Conv2d(3, 8, 4, 2, 1), nn.BatchNorm2d(8))
+        self.loss.perceptual_loss = nn.Module()
+        self.loss.perceptual_loss.lin0 = nn.Conv2d(8, 1, 1, bias=False)
+
+    def forward(self, x):
+        z_q, loss, indices = self.quantize(self.quant_conv(self.encoder(x)))
+        return self.decoder(self.post_quant_conv(z_q)), loss, indices
+
+
+@torch.no_grad()
+def randomize(model: nn.Module, calibrate: torch.Tensor, seed: int = 0) -> nn.Module:
+    """Non-trivial random weights: GroupNorm affines away from (1, 0), and a codebook drawn from real latents of
+    ``calibrate`` plus noise, so the lookup assigns many different codes."""
+    g = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.GroupNorm):
+            module.weight.copy_(1 + 0.2 * torch.randn(module.weight.shape, generator=g))
+            module.bias.copy_(0.2 * torch.randn(module.bias.shape, generator=g))
+    latents = (
+        model.quant_conv(model.encoder(calibrate))
+        .permute(0, 2, 3, 1)
+        .reshape(-1, model.quant_conv.out_channels)
+    )
+    n_e = model.quantize.embedding.weight.shape[0]
+    picks = latents[torch.randint(len(latents), (n_e,), generator=g)]
+    model.quantize.embedding.weight.copy_(picks + 0.05 * picks.std() * torch.randn(picks.shape, generator=g))
+    return model.eval()
+
+
+# ============================================================================================================
+# helpers
+# ============================================================================================================
+def smooth_images(batch: int, size: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(batch, 3, 4, 4, generator=g)
+    return (F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False) * 2 - 1).clamp(-1, 1)
+
+
+def fake_lightning_callback_class(monkeypatch) -> type:
+    """A class importable as pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint while the context lasts
+    (Lightning < 1.5 keys ``callbacks`` by the class itself); Lightning is not installed here."""
+    names = [
+        "pytorch_lightning",
+        "pytorch_lightning.callbacks",
+        "pytorch_lightning.callbacks.model_checkpoint",
+    ]
+    modules = {name: types.ModuleType(name) for name in names}
+    cls = type("ModelCheckpoint", (), {"__module__": names[-1]})
+    modules[names[-1]].ModelCheckpoint = cls
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return cls
+
+
+def write_taming_ckpt(path: Path, reference: nn.Module, monkeypatch) -> Path:
+    with monkeypatch.context() as m:
+        callback = fake_lightning_callback_class(m)
+        torch.save(
+            {
+                "epoch": 3,
+                "global_step": 1234,
+                "pytorch-lightning_version": "1.0.8",
+                "callbacks": {
+                    callback: {"best_model_score": np.float64(0.5), "best_model_path": "last.ckpt"}
+                },
+                "optimizer_states": [],
+                "lr_schedulers": [],
+                "state_dict": reference.state_dict(),
+            },
+            path,
+        )
+    return path
+
+
+def meta_state_dict(spec_file: str) -> dict[str, torch.Tensor]:
+    spec = json.loads((DATA / spec_file).read_text())
+    return {key: torch.empty(shape, device="meta") for key, shape in spec.items()}
+
+
+# ============================================================================================================
+# LlamaGen
+# ============================================================================================================
+def test_llamagen_parity_with_upstream_test_vector():
+    expected = torch.load(DATA / "llamagen_tiny_expected.pt", weights_only=True)
+    tok = convert_llamagen(LLAMAGEN_TINY)
+    assert tok.config.net["channel_multiplier"] == [1, 2, 2] and tok.config.net["attention_levels"] == [2]
+    assert tok.config.quantizer["l2_norm"] is True
+    assert (tok.config.quantizer["codebook_size"], tok.config.quantizer["codebook_dim"]) == (512, 8)
+    with torch.no_grad():
+        out = tok(expected["input"])
+        from_indices = tok.decode(expected["indices"])
+    assert torch.equal(out.indices, expected["indices"])
+    assert (out.reconstruction - expected["reconstruction"]).abs().max() < 1e-4
+    assert (from_indices - expected["reconstruction"]).abs().max() < 1e-4
+
+
+def test_convert_command_writes_a_loadable_folder_with_card(tmp_path, capsys):
+    out = tmp_path / "vqgan-llamagen-tiny"
+    assert cli(["convert", "llamagen", str(LLAMAGEN_TINY), str(out)]) == 0
+    assert "64x64 tokens" in capsys.readouterr().out  # 256 px from the checkpoint's args, f4
+    assert {"config.json", "model.safetensors", "README.md"} <= {p.name for p in out.iterdir()}
+    expected = torch.load(DATA / "llamagen_tiny_expected.pt", weights_only=True)
+    tok = VisTokenizer.from_pretrained(out)
+    with torch.no_grad():
+        out_ = tok(expected["input"])
+    assert torch.equal(out_.indices, expected["indices"])
+    assert (out_.reconstruction - expected["reconstruction"]).abs().max() < 1e-4
+    meta = tok.config.metadata
+    assert meta["license"] == "mit" and meta["origin"]["name"] == "LlamaGen"
+    assert meta["converter"]["version"] == vistok.convert.CONVERTER_VERSION
+    assert len(meta["origin"]["checkpoint_sha256"]) == 64
+    assert any("l2_norm=True assumed" in note for note in meta["converter"]["notes"])
+    card = (out / "README.md").read_text()
+    assert "license: mit" in card and "LlamaGen" in card and "arxiv.org/abs/2406.06525" in card
+    with pytest.raises(SystemExit, match="--overwrite"):
+        cli(["convert", "llamagen", str(LLAMAGEN_TINY), str(out)])
+
+
+def _llamagen_with_ema(tmp_path: Path, **args) -> tuple[Path, dict]:
+    raw = torch.load(LLAMAGEN_TINY, weights_only=False)
+    ema = raw["model"]
+    model = {k: v + 0.01 if v.is_floating_point() else v for k, v in ema.items()}
+    path = tmp_path / "vq_with_ema.pt"
+    torch.save({"model": model, "ema": ema, "steps": 10, "args": argparse.Namespace(**args)}, path)
+    return path, ema
+
+
+def test_llamagen_prefers_ema_and_the_flag_chooses(tmp_path):
+    path, ema = _llamagen_with_ema(tmp_path, codebook_size=512, codebook_embed_dim=8, codebook_l2_norm=True)
+    auto = convert_llamagen(path)
+    assert auto.config.metadata["origin"]["weights"] == "ema"
+    assert torch.equal(auto.state_dict()["quantizer.codebook"], ema["quantize.embedding.weight"])
+    assert "notes" not in auto.config.metadata["converter"]  # l2_norm came from the args
+    model = convert_llamagen(path, weights="model")
+    assert torch.equal(model.state_dict()["quantizer.codebook"], ema["quantize.embedding.weight"] + 0.01)
+    with pytest.raises(CheckpointError, match="no 'state_dict' weights; available: \\['ema', 'model'\\]"):
+        convert_llamagen(path, weights="state_dict")
+
+
+def test_llamagen_args_cross_checked_and_used(tmp_path):
+    path, _ = _llamagen_with_ema(tmp_path, codebook_size=1024)
+    with pytest.raises(CheckpointError, match="codebook_size=1024 but its codebook tensor has 512"):
+        convert_llamagen(path)
+    path, _ = _llamagen_with_ema(tmp_path, codebook_l2_norm=False, commit_loss_beta=0.5, image_size=64)
+    tok = convert_llamagen(path)
+    assert tok.config.quantizer["l2_norm"] is False and tok.config.quantizer["commitment_weight"] == 0.5
+    assert tok.config.image_size == 64
+
+
+@pytest.mark.parametrize(
+    "spec_file, preset",
+    [
+        ("llamagen_vq16_state_dict_spec.json", "vqgan-llamagen-vq16"),
+        ("llamagen_vq8_state_dict_spec.json", "vqgan-llamagen-vq8"),
+    ],
+)
+def test_full_size_llamagen_layouts_map_onto_presets(spec_file, preset):
+    converted = llamagen_to_vistok(meta_state_dict(spec_file))
+    with torch.device("meta"):
+        target = create_tokenizer(preset).state_dict()
+    assert set(converted) == set(target)
+    assert all(tuple(converted[k].shape) == tuple(target[k].shape) for k in target)
+    inferred = infer_vqgan_config(converted)
+    preset_net = vistok.PRESETS.get(preset).config["net"]
+    assert {k: inferred["net"][k] for k in preset_net} == preset_net
+    assert inferred["net"]["attention_levels"] == [len(preset_net["channel_multiplier"]) - 1]
+
+
+# ============================================================================================================
+# Taming
+# ============================================================================================================
+@pytest.mark.parametrize("codebook", [1024, 16384])
+def test_full_size_taming_layout_maps_onto_presets(codebook):
+    state_dict = meta_state_dict("taming_f16_1024_state_dict_spec.json")
+    state_dict["quantize.embedding.weight"] = torch.empty(codebook, 256, device="meta")
+    state_dict["loss.discriminator.main.0.weight"] = torch.empty(64, 3, 4, 4, device="meta")
+    converted, dropped = taming_to_vistok(state_dict)
+    assert dropped == ["loss.discriminator.main.0.weight"]
+    with torch.device("meta"):
+        target = create_tokenizer(f"vqgan-taming-f16-{codebook}").state_dict()
+    assert set(converted) == set(target)
+    assert all(tuple(converted[k].shape) == tuple(target[k].shape) for k in target)
+    assert infer_vqgan_config(converted)["net"]["attention_levels"] == [4]
+
+
+@pytest.mark.parametrize(
+    "ch_mult, attn_resolutions, attention_levels",
+    [
+        ((1, 2, 2), (16,), [1]),  # attention in the middle level only
+        ((1, 2), (), []),  # no attention outside the mid blocks (like latent diffusion's vq-f4)
+    ],
+)
+def test_taming_parity_with_independent_reference(
+    tmp_path, monkeypatch, ch_mult, attn_resolutions, attention_levels
+):
+    torch.manual_seed(0)
+    x = smooth_images(3, 32)
+    reference = randomize(TamingVQModel(ch_mult=ch_mult, attn_resolutions=attn_resolutions), x)
+    ckpt = write_taming_ckpt(tmp_path / "last.ckpt", reference, monkeypatch)
+    out = tmp_path / "converted"
+    assert cli(["convert", "taming", str(ckpt), str(out), "--image-size", "32"]) == 0
+
+    tok = VisTokenizer.from_pretrained(out)
+    assert tok.config.net["attention_levels"] == attention_levels
+    assert tok.config.quantizer["l2_norm"] is False
+    with torch.no_grad():
+        ref_rec, ref_loss, ref_indices = reference(x)
+        ours = tok(x)
+    assert ref_indices.unique().numel() > 8  # the lookup is exercised, not a constant code
+    assert torch.equal(ours.indices, ref_indices)
+    assert (ours.reconstruction - ref_rec).abs().max() < 1e-4
+    assert torch.allclose(ours.loss, ref_loss, rtol=1e-5, atol=1e-7)  # Taming's legacy β placement
+    meta = tok.config.metadata
+    assert meta["origin"]["dropped_entries"] == ["loss.*"] and meta["origin"]["training_global_step"] == 1234
+    assert meta["license"] == "mit" and "arxiv.org/abs/2012.09841" in (out / "README.md").read_text()
+
+
+def test_taming_layouts_vistok_cannot_express_are_refused():
+    base = {
+        "encoder.down.0.block.0.conv1.weight": torch.zeros(1),
+        "decoder.up.0.block.0.conv1.weight": torch.zeros(1),
+    }
+    with pytest.raises(CheckpointError, match="Gumbel"):
+        taming_to_vistok(
+            {**base, "quantize.embed.weight": torch.zeros(1), "quantize.proj.weight": torch.zeros(1)}
+        )
+    with pytest.raises(CheckpointError, match="remaps its indices"):
+        taming_to_vistok(
+            {**base, "quantize.embedding.weight": torch.zeros(1), "quantize.used": torch.zeros(1)}
+        )
+
+
+def test_inconsistent_layout_is_reported(tmp_path, monkeypatch):
+    reference = TamingVQModel(ch_mult=(1, 2), attn_resolutions=())
+    state_dict, _ = taming_to_vistok(reference.state_dict())
+    state_dict["decoder.conv_blocks.0.attn.0.q.weight"] = torch.zeros(64, 64, 1, 1)
+    with pytest.raises(CheckpointError, match="attention differs between encoder and decoder"):
+        infer_vqgan_config(state_dict)
+
+
+# ============================================================================================================
+# safe loading and clear errors
+# ============================================================================================================
+def test_safe_load_refuses_unlisted_globals_unless_trusted(tmp_path, capsys):
+    path = tmp_path / "odd.pt"
+    torch.save({"model": {"w": torch.zeros(1)}, "when": datetime.timedelta(days=1)}, path)
+    with pytest.raises(UnsafeCheckpointError, match=r"datetime\.timedelta.*--trust-checkpoint"):
+        load_checkpoint(path)
+    assert load_checkpoint(path, trust_checkpoint=True)["when"] == datetime.timedelta(days=1)
+    with pytest.raises(SystemExit, match="refusing to unpickle"):
+        cli(["convert", "llamagen", str(path), str(tmp_path / "out")])
+
+
+def test_safe_load_reads_legacy_format_and_safetensors(tmp_path):
+    legacy = tmp_path / "legacy.pt"
+    torch.save(
+        {"args": argparse.Namespace(a=1), "w": torch.ones(2)}, legacy, _use_new_zipfile_serialization=False
+    )
+    assert load_checkpoint(legacy)["args"].a == 1
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.ones(2)}, tmp_path / "w.safetensors")
+    assert torch.equal(load_checkpoint(tmp_path / "w.safetensors")["w"], torch.ones(2))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(32), "PNG image"),
+        (b'{"not": "weights"}', "JSON"),
+        (b"version https://git-lfs.github.com/spec/v1\n", "Git LFS pointer"),
+        (b"hello world, not a checkpoint", "text"),
+    ],
+)
+def test_non_checkpoint_files_say_what_they_are(tmp_path, content, message):
+    path = tmp_path / "file.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def test_zip_without_pickle_and_missing_file(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as archive:
+        archive.writestr("readme.txt", "hi")
+    with pytest.raises(CheckpointError, match="no data.pkl"):
+        load_checkpoint(tmp_path / "a.zip")
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match="is a folder"):
+        load_checkpoint(tmp_path)
+
+
+def test_wrong_converter_names_the_right_one(tmp_path):
+    taming = tmp_path / "taming.ckpt"
+    torch.save({"state_dict": TamingVQModel(ch_mult=(1, 2), attn_resolutions=()).state_dict()}, taming)
+    with pytest.raises(CheckpointError, match="vistok convert taming"):
+        convert_llamagen(taming)
+    with pytest.raises(CheckpointError, match="vistok convert llamagen"):
+        convert_taming(LLAMAGEN_TINY, weights="model")
+    not_weights = tmp_path / "list.pt"
+    torch.save([1, 2, 3], not_weights)
+    with pytest.raises(CheckpointError, match="found a list"):
+        convert_llamagen(not_weights)
+    no_weights = tmp_path / "dict.pt"
+    torch.save({"optimizer": {}, "steps": 3}, no_weights)
+    with pytest.raises(CheckpointError, match=r"found keys \['optimizer', 'steps'\]"):
+        convert_llamagen(no_weights)
+
+
+def test_push_to_hub_offline_fails_clearly_after_saving(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit, match=r"saved in .*uploading it to 'org/vqgan-tiny' failed.*hf upload"):
+        cli(["convert", "llamagen", str(LLAMAGEN_TINY), str(out), "--push-to-hub", "org/vqgan-tiny"])
+    assert (out / "model.safetensors").is_file()
