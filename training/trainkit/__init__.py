@@ -1,0 +1,1 @@
+"""Building blocks of ``training/train.py`` (recipes, batches, checkpoints, optimisation, the loop)."""
