@@ -13,6 +13,7 @@ Metadata keys read from ``config.metadata`` (all optional): ``origin``, ``licens
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ def render_model_card(
             f"model card template {str(template)!r} not found; pass template_path= or run from a vistok checkout "
             "(the template lives in model_cards/template.md)"
         )
-    return ModelCard.from_template(
+    card = ModelCard.from_template(
         card_data,
         template_path=str(template),
         title=name,
@@ -96,6 +97,8 @@ def render_model_card(
         license_text=_license_text(meta, license_id),
         citation=meta.get("citation"),
     )
+    # Optional template sections leave runs of blank lines; the template has no code block that needs them.
+    return ModelCard(re.sub(r"\n{3,}", "\n\n", str(card)))
 
 
 # ------------------------------------------------------------------------------------------------ inputs

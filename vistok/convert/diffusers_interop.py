@@ -88,27 +88,27 @@ def diffusers_key(key: str) -> str:
 
 # ------------------------------------------------------------------------------------------------ export
 def check_diffusers_compatible(config) -> None:
-    """Raise ``ValueError`` saying why a tokenizer config cannot be expressed as a diffusers ``VQModel``."""
+    """Raise ``ValueError`` listing every reason a tokenizer config cannot be expressed as a diffusers
+    ``VQModel``."""
     net, q = config.net, config.quantizer
+    problems = []
     if net["type"] != "vqgan":
-        raise ValueError(
-            f"to_diffusers supports tokenizers with the 'vqgan' net (Taming / LlamaGen architecture); this one uses "
-            f"{net['type']!r}, which diffusers' VQModel cannot express"
+        problems.append(
+            f"its net is {net['type']!r}; only the 'vqgan' net (Taming / LlamaGen architecture) maps"
         )
+    elif net["channel_multiplier"][0] != 1:
+        problems.append(
+            f"channel_multiplier[0] is {net['channel_multiplier'][0]}; VQModel has no separate stem width"
+        )
+    elif net["norm_eps"] != DIFFUSERS_EPS:
+        problems.append(f"its GroupNorm eps is {net['norm_eps']}; VQModel hard-codes {DIFFUSERS_EPS}")
     if q["type"] != "vq":
-        raise ValueError(
-            f"to_diffusers supports the nearest-neighbour 'vq' quantizer (diffusers' VectorQuantizer); this tokenizer "
-            f"uses {q['type']!r}, which diffusers' VQModel cannot express"
+        problems.append(
+            f"its quantizer is {q['type']!r}; only the nearest-neighbour 'vq' quantizer maps onto diffusers' "
+            "VectorQuantizer"
         )
-    if net["channel_multiplier"][0] != 1:
-        raise ValueError(
-            "diffusers' VQModel has no separate stem width: channel_multiplier[0] must be 1, got "
-            f"{net['channel_multiplier'][0]}"
-        )
-    if net["norm_eps"] != DIFFUSERS_EPS:
-        raise ValueError(
-            f"diffusers' VQModel uses GroupNorm eps {DIFFUSERS_EPS}; this tokenizer uses {net['norm_eps']}"
-        )
+    if problems:
+        raise ValueError("diffusers' VQModel cannot express this tokenizer: " + "; ".join(problems))
 
 
 def to_diffusers(tok, *, scaling_factor: float | None = None, lookup_from_codebook: bool | None = None):

@@ -1,0 +1,150 @@
+"""Model cards: rendered from the metadata stored with the weights, with every metric labelled by its source."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+
+from vistok import VisTokenizer, VisTokenizerConfig, list_tokenizers
+from vistok.cards import MEASURED, REPORTED, preset_card_config, render_model_card
+from vistok.cli import main as cli
+from vistok.convert import convert_llamagen
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).parent / "data"
+EVALUATION = {
+    "psnr": 31.25,
+    "ssim": 0.9412,
+    "rfid": 12.5,
+    "codebook_usage": 0.875,
+    "num_images": 19962,
+    "dataset": "CelebA 64x64 test",
+    "dataset_id": "flwrlabs/celeba",
+    "split": "test",
+    "skipped": {"lpips": "VGG16 weights not found"},
+}
+
+
+def _model_index(card: ModelCard) -> list[dict]:
+    return [
+        {"metric": r.metric_type, "value": r.metric_value, "source": r.source_name}
+        for r in (card.data.eval_results or [])
+    ]
+
+
+def test_preset_card_describes_architecture_and_labels_origin_numbers():
+    card = render_model_card(preset_card_config("vqgan-llamagen-vq16"))
+    text = str(card)
+    assert "| Tokens per image | 16×16 = 256 tokens |" in text
+    assert "16,384 codes (14.00 bits per token)" in text
+    assert "| Attention levels | `[4]` |" in text  # the net's default, resolved
+    assert 'vistok.create_tokenizer("vqgan-llamagen-vq16")' in text
+    assert f"| rFID ↓ | 2.19 | ImageNet 256x256 validation | {REPORTED} (LlamaGen paper / README) |" in text
+    assert "only shares their architecture" in text
+    # a randomly initialised preset does not claim the upstream numbers in its model-index
+    assert card.data.eval_results is None
+    assert card.data.license == "apache-2.0"
+
+
+def test_measured_metrics_fill_the_table_and_model_index():
+    config = preset_card_config("vqvae-celeba64-vq-d4")
+    card = render_model_card(config, EVALUATION)
+    text = str(card)
+    assert f"| PSNR (dB) ↑ | 31.25 | CelebA 64x64 test, 19,962 images | {MEASURED} |" in text
+    assert f"| Codebook usage ↑ | 87.50% | CelebA 64x64 test, 19,962 images | {MEASURED} |" in text
+    assert "LPIPS (VGG) ↓ not measured: VGG16 weights not found" in text
+    index = _model_index(card)
+    assert {"metric": "psnr", "value": 31.25, "source": None} in index
+    assert {"metric": "fid", "value": 12.5, "source": None} in index
+    assert card.data.datasets == ["flwrlabs/celeba"]
+    # metrics stored with the weights render the same way
+    config.metadata["evaluation"] = [EVALUATION]
+    assert str(render_model_card(config)) == text
+
+
+def test_converted_card_names_origin_licence_paper_converter(tmp_path):
+    tok = convert_llamagen(DATA / "llamagen_tiny.pt")
+    text = str(render_model_card(tok, repo_id="org/vqgan-llamagen-tiny"))
+    assert "license: mit" in text and "keep its licence: `mit`" in text
+    assert "[LlamaGen](https://github.com/FoundationVision/LlamaGen)" in text
+    assert "`vistok convert llamagen` version 1.0" in text
+    assert tok.config.metadata["origin"]["checkpoint_sha256"] in text
+    assert "@article{sun2024autoregressive" in text
+    assert 'VisTokenizer.from_pretrained("org/vqgan-llamagen-tiny")' in text
+    assert "tok.to_diffusers()" in text
+
+
+def test_converted_release_card_puts_reported_numbers_in_model_index():
+    config = preset_card_config("vqgan-llamagen-vq16")
+    from vistok.convert.origins import LLAMAGEN, conversion_metadata
+
+    inferred = {"net": config.net, "codebook_size": 16384, "codebook_dim": 8}
+    config.metadata = conversion_metadata(LLAMAGEN, "llamagen", inferred)
+    card = render_model_card(config)
+    assert {"metric": "fid", "value": 2.19, "source": f"{REPORTED}: LlamaGen paper / README"} in _model_index(
+        card
+    )
+    assert "SSIM computed with data_range 2" in str(card)
+
+
+def test_usage_snippet_runs(tmp_path):
+    tok = convert_llamagen(DATA / "llamagen_tiny.pt", image_size=32)
+    tok.save_pretrained(tmp_path)
+    text = str(render_model_card(tok, repo_id=str(tmp_path)))
+    snippet = text.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict = {}
+    exec(snippet, scope)  # noqa: S102 — the card's own usage example must work as written
+    assert scope["ids"].shape == (1, 8, 8) and scope["images"].shape == (1, 3, 32, 32)
+
+
+def test_card_command_for_a_model_folder(tmp_path):
+    tok = convert_llamagen(DATA / "llamagen_tiny.pt")
+    tok.save_pretrained(tmp_path)
+    (tmp_path / "README.md").unlink()
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text('{"psnr": 30.0, "dataset": "my images"}')
+    assert cli(["card", "--model", str(tmp_path), "--metrics", str(metrics)]) == 0
+    text = (tmp_path / "README.md").read_text()
+    assert f"| PSNR (dB) ↑ | 30.00 | my images | {MEASURED} |" in text
+    with pytest.raises(SystemExit, match="not a vistok tokenizer config|Could not load"):
+        cli(["card", "--model", str(tmp_path / "nowhere"), "--output", str(tmp_path / "x.md")])
+
+
+def test_bad_inputs():
+    with pytest.raises(TypeError, match="VisTokenizer or VisTokenizerConfig"):
+        render_model_card({"net": "vqgan"})
+    with pytest.raises(TypeError, match="metrics must be a dict"):
+        render_model_card(VisTokenizerConfig(), metrics=3.0)
+    with pytest.raises(FileNotFoundError, match="template"):
+        render_model_card(VisTokenizerConfig(), template_path="/nonexistent/template.md")
+
+
+def test_committed_preset_cards_are_current(tmp_path):
+    """model_cards/ must be exactly what `vistok card --all-presets` renders (cards are never hand-edited)."""
+    assert cli(["card", "--all-presets", "--output-dir", str(tmp_path)]) == 0
+    for name in [*list_tokenizers(), "README"]:
+        fresh = (tmp_path / f"{name}.md").read_text()
+        committed_path = ROOT / "model_cards" / f"{name}.md"
+        assert committed_path.is_file(), (
+            f"model_cards/{name}.md missing: run `vistok card --all-presets --output-dir model_cards/`"
+        )
+        committed = committed_path.read_text()
+        if fresh != committed:
+            diff = "".join(difflib.unified_diff(committed.splitlines(True), fresh.splitlines(True), n=1))[
+                :2000
+            ]
+            pytest.fail(
+                f"model_cards/{name}.md is stale; run `vistok card --all-presets --output-dir model_cards/`\n{diff}"
+            )
+
+
+def test_loaded_tokenizer_renders_without_model_instance_changes():
+    tok = VisTokenizer(preset_card_config("vqvae-celeba64-vq-d4"))
+    n = sum(p.numel() for p in tok.parameters())
+    assert f"| Parameters | {n:,} |" in str(render_model_card(tok))
+    assert f"| Parameters | {n:,} |" in str(render_model_card(tok.config))  # counted on the meta device
+    assert not any(p.is_meta for p in tok.parameters()) and torch.is_grad_enabled()
