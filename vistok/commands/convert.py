@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..cards import render_model_card
-    from ..convert import CONVERTERS, CheckpointError
+    from ..convert import CONVERTERS
 
     out = Path(args.output_dir)
     if (out / "config.json").exists() and not args.overwrite:
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             image_size=args.image_size,
             trust_checkpoint=args.trust_checkpoint,
         )
-    except (CheckpointError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError) as err:  # CheckpointError is a ValueError
         raise SystemExit(f"vistok convert {args.origin}: {err}") from err
     tok.save_pretrained(out)
     card = render_model_card(tok)
