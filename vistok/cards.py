@@ -1,6 +1,6 @@
 """Model cards rendered from the metadata that lives with the weights (``config.json``), never written by hand.
 
-``render_model_card(tok_or_config, metrics)`` fills ``model_cards/template.md``: usage snippet, tokens per image,
+``render_model_card(tok_or_config, metrics)`` fills ``vistok/templates/model_card.md`` (linked from ``model_cards/template.md``): usage snippet, tokens per image,
 architecture and quantizer summary, a metrics table whose every row names its source ("measured by vistok evaluate"
 or "reported by origin"), origin, licence and citation, plus ``model-index`` metadata when there are metrics.
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "template.md"
+DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.md"
 VISTOK_LICENSE = "apache-2.0"
 MEASURED = "measured by vistok evaluate"
 REPORTED = "reported by origin"
@@ -53,7 +53,7 @@ def render_model_card(
             ``codebook_usage``, …) with optional context keys ``dataset``, ``dataset_id``, ``split``,
             ``image_size``; or a list of such dicts. When ``None``, ``config.metadata["evaluation"]`` is used.
         repo_id: Hub repo id for the usage snippet (default ``metadata["hub_repo"]`` or a placeholder).
-        template_path: Jinja template (default ``model_cards/template.md``).
+        template_path: Jinja template (default: the packaged ``vistok/templates/model_card.md``).
     """
     config, model = _config_and_model(tok_or_config)
     meta = dict(config.metadata or {})
@@ -76,8 +76,8 @@ def render_model_card(
     template = Path(template_path) if template_path else DEFAULT_TEMPLATE
     if not template.is_file():
         raise FileNotFoundError(
-            f"model card template {str(template)!r} not found; pass template_path= or run from a vistok checkout "
-            "(the template lives in model_cards/template.md)"
+            f"model card template {str(template)!r} not found; pass template_path= (the packaged template is "
+            "vistok/templates/model_card.md)"
         )
     card = ModelCard.from_template(
         card_data,

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--metrics", help="JSON file with `vistok evaluate` results to show as measured metrics"
     )
     parser.add_argument("--repo-id", help="Hub repo id to use in the usage snippet")
-    parser.add_argument("--template", help="Jinja template (default: model_cards/template.md)")
+    parser.add_argument("--template", help="Jinja template (default: the packaged vistok/templates/model_card.md)")
 
 
 def run(args: argparse.Namespace) -> int:
