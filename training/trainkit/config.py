@@ -9,7 +9,8 @@ A recipe has five sections::
     output: OutputSection fields
 
 Any field can be overridden on the command line as ``--section.field VALUE`` (or ``--section.field=VALUE``);
-``--model.quantizer.codebook_size 1024`` reaches into the model's nested specs. A few short aliases exist
+``--model.quantizer.codebook_size 1024`` reaches into the model's nested specs and ``--model '{...}'`` replaces a
+whole section. A few short aliases exist
 (``--dataset``, ``--max_steps``, ``--output_dir``, ``--mixed_precision`` …, see ``ALIASES``). Unknown sections or
 fields raise a ValueError listing the valid ones.
 """
@@ -280,11 +281,16 @@ def apply_overrides(raw: dict[str, Any], overrides: list[tuple[str, Any]]) -> di
     valid_sections = ["model", *SECTIONS]
     for dotted, value in overrides:
         parts = dotted.split(".")
-        if len(parts) < 2 or parts[0] not in valid_sections:
+        if parts[0] not in valid_sections:
             raise ValueError(
                 f"unknown option --{dotted}; use --section.field with a section in {valid_sections} "
                 f"or one of the aliases {sorted('--' + a for a in ALIASES)}"
             )
+        if len(parts) == 1:  # a whole section, e.g. --model '{preset: vqvae-celeba64-vq-d8}'
+            if not isinstance(value, dict):
+                raise ValueError(f"--{dotted} replaces a whole section and needs a mapping, got {value!r}")
+            out[dotted] = value
+            continue
         if parts[0] != "model" and len(parts) != 2:
             raise ValueError(f"unknown option --{dotted}: {parts[0]} fields are not nested")
         node = out.setdefault(parts[0], {})

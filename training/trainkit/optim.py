@@ -6,7 +6,6 @@ import math
 from collections.abc import Iterable
 
 import torch
-from torch.optim.lr_scheduler import LambdaLR
 
 
 def build_optimizer(
@@ -44,7 +43,3 @@ class WarmupSchedule:
         span = max(1, self.total_steps - self.warmup_steps)
         progress = min(1.0, (step - self.warmup_steps) / span)
         return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, schedule: WarmupSchedule) -> LambdaLR:
-    return LambdaLR(optimizer, lr_lambda=schedule)

@@ -21,7 +21,7 @@ from .checkpoints import CheckpointManager, resolve_resume
 from .config import Recipe, dump_recipe
 from .images import reconstruction_grid, save_grid
 from .model import WeightEMA, build_tokenizer, export_tokenizer, training_metadata
-from .optim import WarmupSchedule, build_optimizer, build_scheduler
+from .optim import WarmupSchedule, build_optimizer
 
 logger = logging.getLogger("vistok.train")
 
@@ -69,6 +69,11 @@ def _flat(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _set_lr(optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
 def _frozen_call(module: torch.nn.Module):
     """Call ``module`` with its parameters detached: gradients reach the input only (generator's GAN term)."""
 
@@ -92,6 +97,10 @@ class Trainer:
             broadcast_buffers=False,  # quantizers all-reduce their own statistics; rank 0 must not overwrite them
         )
         self.accelerator = Accelerator(
+            # Without a GPU (or other accelerator) say so explicitly: accelerate then runs several processes
+            # launched by torchrun / `accelerate launch --multi_gpu` as MULTI_CPU (gloo) instead of as
+            # independent single-process runs.
+            cpu=not torch.accelerator.is_available(),
             mixed_precision=cfg_t.mixed_precision,
             log_with="tensorboard" if cfg_o.tracker == "tensorboard" else None,
             project_config=ProjectConfiguration(project_dir=str(self.output_dir), logging_dir=str(self.output_dir)),
@@ -110,8 +119,16 @@ class Trainer:
 
         # ---------------------------------------------------------------------------------------- models
         tok = build_tokenizer(recipe.model)
+        # The data next: a missing dataset is reported before anything slow (LPIPS, discriminator) is built.
+        cfg_d = recipe.data
+        self.image_size = cfg_d.image_size or tok.config.image_size
+        dataset = build_dataset(
+            cfg_d.dataset, cfg_d.train_split, self.image_size, train=True, streaming=cfg_d.streaming,
+            image_column=cfg_d.image_column, num_samples=cfg_d.num_samples, hflip=cfg_d.hflip, seed=cfg_t.seed,
+        )
         if cfg_t.gradient_checkpointing:
-            tok.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            # non-reentrant: the adaptive GAN weight takes autograd.grad through the decoder
+            tok.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         self.objective = TokenizerLoss(recipe.loss).to(acc.device)
         disc = self.objective.build_discriminator(tok.config.num_channels) if self.objective.uses_discriminator else None
         shards = cfg_t.gradient_accumulation_steps * acc.num_processes
@@ -125,28 +142,25 @@ class Trainer:
         lr = cfg_t.lr * (self.global_batch_size if cfg_t.scale_lr else 1)
         self.lr = lr
         opt = build_optimizer(tok.parameters(), cfg_t.optimizer, lr, cfg_t.betas, cfg_t.weight_decay, cfg_t.eps)
-        schedule = WarmupSchedule(cfg_t.lr_schedule, cfg_t.warmup_steps, cfg_t.max_steps, cfg_t.min_lr_ratio)
-        self.scheduler = build_scheduler(opt, schedule)
+        # The learning rate is a pure function of the step (set before every update): nothing to checkpoint.
+        self.schedule = WarmupSchedule(cfg_t.lr_schedule, cfg_t.warmup_steps, cfg_t.max_steps, cfg_t.min_lr_ratio)
         self.ema = WeightEMA(tok, cfg_t.ema_decay) if cfg_t.ema_decay else None
         if cfg_t.compile:
             tok.encoder.compile()
             tok.decoder.compile()
         self.tok, self.opt = acc.prepare(tok, opt)
-        self.disc = self.opt_d = self.scheduler_d = None
+        self.disc = self.opt_d = None
+        self.lr_d = cfg_t.discriminator_lr if cfg_t.discriminator_lr is not None else lr
         if disc is not None:
-            d_lr = cfg_t.discriminator_lr if cfg_t.discriminator_lr is not None else lr
             d_betas = cfg_t.discriminator_betas or cfg_t.betas
-            opt_d = build_optimizer(disc.parameters(), cfg_t.optimizer, d_lr, d_betas, cfg_t.weight_decay, cfg_t.eps)
-            self.scheduler_d = build_scheduler(opt_d, schedule)
+            opt_d = build_optimizer(disc.parameters(), cfg_t.optimizer, self.lr_d, d_betas, cfg_t.weight_decay, cfg_t.eps)
             self.disc, self.opt_d = acc.prepare(disc, opt_d)
         if self.ema is not None:
             self.ema.to(acc.device)
         self.progress = Progress()
         self.history: list[dict[str, float]] = []
         self.last_terms: dict[str, float] = {}
-        acc.register_for_checkpointing(self.progress, self.scheduler)
-        if self.scheduler_d is not None:
-            acc.register_for_checkpointing(self.scheduler_d)
+        acc.register_for_checkpointing(self.progress)
         if self.ema is not None:
             acc.register_for_checkpointing(self.ema)
 
@@ -159,12 +173,6 @@ class Trainer:
             logger.info("resumed from %s at step %d", self.resumed_from, self.progress.step)
 
         # ------------------------------------------------------------------------------------------- data
-        cfg_d = recipe.data
-        self.image_size = cfg_d.image_size or self.unwrapped.config.image_size
-        dataset = build_dataset(
-            cfg_d.dataset, cfg_d.train_split, self.image_size, train=True, streaming=cfg_d.streaming,
-            image_column=cfg_d.image_column, num_samples=cfg_d.num_samples, hflip=cfg_d.hflip, seed=cfg_t.seed,
-        )
         self.batches = BatchStream(
             dataset, self.micro_batch_size, num_workers=cfg_d.num_workers, seed=cfg_t.seed, rank=acc.process_index,
             num_replicas=acc.num_processes, epoch=self.progress.epoch, batch_in_epoch=self.progress.batch_in_epoch,
@@ -221,7 +229,8 @@ class Trainer:
         latest = self.checkpoints.latest()
         where = ", ".join(f"{name} = {value}" for name, value in bad.items()) or "a loss term on another process"
         raise TrainingDiverged(
-            f"non-finite {phase} loss at step {step}: {where}. Training stopped without saving; the last good "
+            f"non-finite {phase} loss in training step {step + 1}: {where}. Training stopped without saving; the "
+            "last good "
             f"checkpoint is {latest if latest else 'none (no checkpoint was written yet)'}."
         )
 
@@ -254,32 +263,32 @@ class Trainer:
                 kept.append((pixel_values, out.reconstruction.detach()))
         self._check_finite(dict(sums), step, "tokenizer")
         grad_norm = self._clip(self.opt, self.unwrapped.parameters())
+        lr_scale = self.schedule(step)
+        _set_lr(self.opt, self.lr * lr_scale)
         self.opt.step()
-        self.scheduler.step()
         self.opt.zero_grad(set_to_none=True)
         if grad_norm is not None:
             sums["grad_norm"] = grad_norm.detach().float()
 
-        if self.disc is not None:
-            if disc_active:
-                d_sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=acc.device))
-                for micro, (pixel_values, reconstruction) in enumerate(kept):
-                    with self._sync_context(self.disc, micro == accum - 1), acc.autocast():
-                        disc_out = self.objective.discriminator_loss(pixel_values, reconstruction, step, self.disc)
-                    acc.backward(disc_out.loss / accum)
-                    for name, value in disc_out.terms.items():
-                        d_sums[name] = d_sums[name] + value / accum
-                self._check_finite(dict(d_sums), step, "discriminator")
-                self._clip(self.opt_d, acc.unwrap_model(self.disc).parameters())
-                self.opt_d.step()
-                self.opt_d.zero_grad(set_to_none=True)
-                sums.update(d_sums)
-            self.scheduler_d.step()
+        if disc_active:
+            d_sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=acc.device))
+            for micro, (pixel_values, reconstruction) in enumerate(kept):
+                with self._sync_context(self.disc, micro == accum - 1), acc.autocast():
+                    disc_out = self.objective.discriminator_loss(pixel_values, reconstruction, step, self.disc)
+                acc.backward(disc_out.loss / accum)
+                for name, value in disc_out.terms.items():
+                    d_sums[name] = d_sums[name] + value / accum
+            self._check_finite(dict(d_sums), step, "discriminator")
+            self._clip(self.opt_d, acc.unwrap_model(self.disc).parameters())
+            _set_lr(self.opt_d, self.lr_d * lr_scale)
+            self.opt_d.step()
+            self.opt_d.zero_grad(set_to_none=True)
+            sums.update(d_sums)
 
         if self.ema is not None:
             self.ema.update_parameters(self.unwrapped)
         self.progress.step += 1
-        sums["lr"] = torch.tensor(self.scheduler.get_last_lr()[0], device=acc.device)
+        sums["lr"] = torch.tensor(self.lr * lr_scale, device=acc.device)
         return sums
 
     # ------------------------------------------------------------------------------------------ saving

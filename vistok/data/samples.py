@@ -7,7 +7,9 @@ different photographs from ``train`` (whole photos are held out), so evaluation 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -23,11 +25,18 @@ DEFAULT_NUM_SAMPLES = {"train": 2048, "test": 256}
 _SPLIT_KEYS = {"train": 0, "test": 1}
 
 
+def _sklearn_image_path(name: str) -> Path:
+    """Where scikit-learn keeps its sample JPEGs, found without importing scikit-learn (slow to import)."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("scikit-learn is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "images" / f"{name}.jpg"
+
+
 def _load_photo(name: str) -> np.ndarray:
     if name in ("china", "flower"):
-        from sklearn.datasets import load_sample_image
-
-        return load_sample_image(f"{name}.jpg")
+        with Image.open(_sklearn_image_path(name)) as image:
+            return np.asarray(image.convert("RGB"))
     import skimage.data
 
     return getattr(skimage.data, name)()

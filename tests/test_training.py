@@ -1,0 +1,288 @@
+"""training/train.py: recipes and overrides, a few steps of every recipe family, exact resume after a kill,
+crash-safe checkpoints, NaN stop, and two processes keeping identical codebooks."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vistok import VisTokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINING = ROOT / "training"
+TINY = TRAINING / "configs" / "tiny.yaml"
+RECIPES = sorted((TRAINING / "configs").rglob("*.yaml"))
+
+
+def _load_train_script():
+    sys.path.insert(0, str(TRAINING))
+    spec = importlib.util.spec_from_file_location("vistok_train_script", TRAINING / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+train_script = _load_train_script()
+from trainkit.checkpoints import CheckpointManager, read_state  # noqa: E402
+from trainkit.config import load_recipe  # noqa: E402
+from trainkit.trainer import TrainingDiverged  # noqa: E402
+
+# A few 16-px steps on 32 sample crops: what every smoke test starts from.
+FAST = [
+    "--config", str(TINY), "--model.image_size", "16", "--model.net.hidden_channels", "16",
+    "--model.quantizer.codebook_size", "32", "--model.quantizer.codebook_dim", "4",
+    "--data.num_samples", "32", "--train.batch_size", "4", "--train.max_steps", "3", "--train.warmup_steps", "1",
+    "--output.log_every", "1", "--output.image_every", "100", "--output.checkpoint_every", "100",
+    "--output.num_images", "2", "--output.tracker", "none", "--output.progress_bar", "false",
+]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """Each in-process run builds its own Accelerator; accelerate keeps process-wide singletons."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+@pytest.fixture(scope="module")
+def vgg_weights(tmp_path_factory):
+    from torchvision.models.vgg import cfgs, make_layers
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("vgg") / "vgg16-397923af.pth"
+    torch.save({f"features.{k}": v for k, v in make_layers(cfgs["D"]).state_dict().items()}, path)
+    return path
+
+
+def run(tmp_path: Path, *extra: str, name: str = "run"):
+    return train_script.main([*FAST, "--output_dir", str(tmp_path / name), *extra])
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+# --------------------------------------------------------------------------------------------- recipes
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: str(p.relative_to(TRAINING / "configs")))
+def test_every_recipe_parses_and_builds_its_model(path):
+    from trainkit.model import build_tokenizer
+
+    recipe = load_recipe(path)
+    with torch.device("meta"):
+        tok = build_tokenizer(recipe.model)
+    assert tok.config.image_size in (32, 64, 256)
+
+
+def test_overrides_are_typed_and_unknown_keys_list_the_valid_ones():
+    recipe = load_recipe(TINY, ["--train.lr", "1e-4", "--data.hflip=false", "--max_steps", "7",
+                                "--train.betas", "[0.5, 0.9]", "--model.quantizer.codebook_size", "64"])
+    assert recipe.train.lr == pytest.approx(1e-4) and isinstance(recipe.train.lr, float)
+    assert recipe.data.hflip is False and recipe.train.max_steps == 7 and recipe.train.betas == (0.5, 0.9)
+    assert recipe.model["quantizer"]["codebook_size"] == 64
+    with pytest.raises(ValueError, match=r"valid train options: \[.*'lr'.*\]"):
+        load_recipe(TINY, ["--train.learning_rate", "1e-4"])
+    with pytest.raises(ValueError, match="section"):
+        load_recipe(TINY, ["--optim.lr", "1e-4"])
+    with pytest.raises(ValueError, match="an integer"):
+        load_recipe(TINY, ["--train.max_steps", "many"])
+    with pytest.raises(ValueError, match="one of"):
+        load_recipe(TINY, ["--train.optimizer", "sgd"])
+    with pytest.raises(ValueError, match="valid model options"):
+        load_recipe(TINY, ["--model.codebook_size", "3"])
+    with pytest.raises(SystemExit, match="valid loss options"):
+        train_script.main(["--config", str(TINY), "--loss.lpips", "1"])
+
+
+# ---------------------------------------------------------------------------------------------- smoke
+@pytest.mark.parametrize(
+    "family, extra",
+    [
+        ("vq-ema-accumulation", ["--model.quantizer.ema_decay", "0.9", "--train.gradient_accumulation_steps", "2",
+                                 "--train.ema_decay", "0.9"]),
+        ("fsq", ["--model.quantizer", "{type: fsq, levels: [4, 3, 2]}", "--train.grad_clip", "1.0",
+                 "--train.optimizer", "adamw", "--train.gradient_checkpointing", "true"]),
+        ("lfq-bf16", ["--model.quantizer", "{type: lfq, codebook_dim: 5}", "--train.mixed_precision", "bf16"]),
+        ("simvq", ["--model.quantizer", "{type: simvq, codebook_size: 32, codebook_dim: 4}",
+                   "--train.lr_schedule", "constant"]),
+    ],
+)
+def test_recipe_family_trains_and_exports_a_loadable_tokenizer(tmp_path, family, extra):
+    result = run(tmp_path, *extra)
+    assert result.step == 3 and len(result.history) == 3
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in result.history)
+    tok = VisTokenizer.from_pretrained(result.output_dir)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        assert tok(x).reconstruction.shape == (2, 3, 16, 16)
+    assert (result.output_dir / "README.md").is_file()
+    assert json.loads((result.output_dir / "config.json").read_text())["metadata"]["training"]["steps"] == 3
+    assert (result.output_dir / "images" / "reconstructions-00000003.png").is_file()
+    assert CheckpointManager(result.output_dir).latest().name == "checkpoint-00000003"
+
+
+def test_vqgan_with_lpips_and_discriminator_trains(tmp_path, vgg_weights):
+    result = run(
+        tmp_path,
+        "--model", "{image_size: 32, net: {type: vqgan, base_channels: 8, channel_multiplier: [1, 2], "
+        "num_res_blocks: 1, latent_channels: 8, norm_groups: 4}, quantizer: {type: vq, codebook_size: 32, "
+        "codebook_dim: 4}}",
+        "--loss.reconstruction", "l1", "--loss.perceptual_weight", "1.0", "--loss.perceptual_weights",
+        str(vgg_weights), "--loss.adversarial_weight", "0.8", "--loss.adversarial_start", "1",
+        "--loss.discriminator", "{base_channels: 8, num_layers: 2}", "--train.betas", "[0.5, 0.9]",
+        "--output.tracker", "tensorboard", "--train.max_steps", "2",
+    )
+    first, later = result.history[0], result.history[-1]
+    assert "discriminator_loss" not in first and "perceptual_loss" in first
+    assert {"discriminator_loss", "generator_adversarial_loss", "adaptive_weight"} <= set(later)
+    assert list((result.output_dir / "logs").rglob("events.out.tfevents.*"))
+    assert VisTokenizer.from_pretrained(result.output_dir).config.net["type"] == "vqgan"
+
+
+def test_streaming_local_folder(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "images" / "train"
+    folder.mkdir(parents=True)
+    for i in range(12):
+        Image.new("RGB", (40, 30), (20 * i, 100, 200)).save(folder / f"{i}.png")
+    (folder / "broken.png").write_bytes(b"not a png")
+    result = run(tmp_path, "--data.dataset", str(tmp_path / "images"), "--data.streaming", "true",
+                 "--train.max_steps", "4")
+    assert result.step == 4 and result.history[-1]["samples_skipped"] >= 1
+
+
+def test_nan_loss_stops_naming_step_and_term_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    from vistok.losses import TokenizerLoss
+
+    original = TokenizerLoss.generator_loss
+
+    def poisoned(self, pixel_values, output, step, *args, **kwargs):
+        result = original(self, pixel_values, output, step, *args, **kwargs)
+        if step == 2:
+            result.terms["reconstruction_loss"] = torch.tensor(float("nan"))
+        return result
+
+    monkeypatch.setattr(TokenizerLoss, "generator_loss", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"step 3: reconstruction_loss = nan.*checkpoint-00000002"):
+        run(tmp_path, "--train.max_steps", "4", "--output.checkpoint_every", "2")
+    manager = CheckpointManager(tmp_path / "run")
+    assert [step for step, _ in manager.checkpoints()] == [2]
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+# ------------------------------------------------------------------------------- resume and crash safety
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path.insert(0, {training!r})
+    import accelerate
+    original = accelerate.Accelerator.save_state
+
+    def save_state_then_die(self, output_dir=None, **kwargs):
+        location = original(self, output_dir, **kwargs)
+        if output_dir.endswith("{kill_at}"):
+            os.kill(os.getpid(), signal.SIGKILL)  # mid-checkpoint: state written, not yet complete or renamed
+        return location
+
+    accelerate.Accelerator.save_state = save_state_then_die
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("train", {script!r})
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(sys.argv[1:])
+    """
+)
+
+RESUME_ARGS = [
+    "--train.max_steps", "4", "--model.quantizer.ema_decay", "0.9", "--train.ema_decay", "0.9",
+    "--model.image_size", "32", "--loss.adversarial_weight", "0.5", "--loss.adversarial_start", "1",
+    "--loss.discriminator", "{base_channels: 8, num_layers: 2}", "--train.grad_clip", "1.0",
+]
+
+
+def test_kill_during_checkpoint_then_resume_matches_an_uninterrupted_run(tmp_path):
+    straight = run(tmp_path, *RESUME_ARGS, name="straight")
+
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER.format(training=str(TRAINING), script=str(TRAINING / "train.py"),
+                                    kill_at="checkpoint-00000004"))
+    interrupted = tmp_path / "interrupted"
+    command = [sys.executable, str(killer), *FAST, "--output_dir", str(interrupted), *RESUME_ARGS,
+               "--output.checkpoint_every", "2"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ})
+    assert proc.returncode == -9, proc.stderr[-3000:]
+
+    # The write in progress is not a checkpoint; the previous one is complete and loadable.
+    manager = CheckpointManager(interrupted)
+    assert [step for step, _ in manager.checkpoints()] == [2]
+    assert manager.temporary_path_for(4).is_dir()
+    assert read_state(manager.latest())["step"] == 2
+    saved = VisTokenizer.from_pretrained(manager.latest() / "tokenizer")
+    with torch.no_grad():
+        assert saved(torch.rand(1, 3, 32, 32) * 2 - 1).reconstruction.shape == (1, 3, 32, 32)
+
+    resumed = run(tmp_path, *RESUME_ARGS, "--output.checkpoint_every", "2", "--resume", "latest",
+                  name="interrupted")
+    assert resumed.step == 4 and not manager.temporary_path_for(4).exists()
+    expected, actual = weights(straight.output_dir), weights(resumed.output_dir)
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        assert torch.equal(expected[key], actual[key]), key
+    assert [step for step, _ in manager.checkpoints()] == [2, 4]
+
+
+def test_two_processes_keep_identical_codebooks_and_weights(tmp_path):
+    driver = tmp_path / "driver.py"
+    driver.write_text(textwrap.dedent(
+        f"""
+        import importlib.util
+        import os
+        import sys
+
+        import torch
+        spec = importlib.util.spec_from_file_location("train", {str(TRAINING / "train.py")!r})
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        result = module.main(sys.argv[1:])
+        rank = int(os.environ.get("RANK", "0"))  # accelerate's end_training has closed the process group
+        state = {{k: v.detach().cpu() for k, v in result.tokenizer.state_dict().items()}}
+        torch.save(state, {str(tmp_path)!r} + f"/rank{{rank}}.pt")
+        """
+    ))
+    command = [
+        # On a CPU-only machine accelerate's multi-process launcher is `--multi_gpu` (torchrun); its `--cpu` flag
+        # alone starts a single process unless an MPI hostfile is given.
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", str(driver), *FAST,
+        "--output_dir", str(tmp_path / "ddp"), "--model.quantizer.ema_decay", "0.9", "--train.max_steps", "3",
+    ]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    assert rank0.keys() == rank1.keys()
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+    cluster_size = rank0["quantizer.ema_cluster_size"]
+    assert not torch.allclose(cluster_size, torch.ones_like(cluster_size)), "the EMA statistics never moved"
+
+
+# ------------------------------------------------------------------------------------------------ loss
+@pytest.mark.slow
+def test_tiny_recipe_lowers_the_reconstruction_loss(tmp_path):
+    result = train_script.main(["--config", str(TINY), "--output_dir", str(tmp_path / "tiny"),
+                                "--train.max_steps", "300", "--output.tracker", "none",
+                                "--output.progress_bar", "false"])
+    first, last = result.history[0]["reconstruction_loss"], result.history[-1]["reconstruction_loss"]
+    assert last < 0.5 * first, (first, last)
