@@ -18,7 +18,7 @@ from .lpips import LPIPS, build_lpips_vgg
 from .plots import save_code_histogram
 from .psnr import PSNR, psnr_per_image
 from .ssim import SSIM, ssim_per_image
-from .suite import METRIC_NAMES, ReconstructionMetrics, metric_conventions
+from .suite import METRIC_NAMES, ReconstructionMetrics, load_backbones, metric_conventions
 from .weights import INCEPTION_V3_FID, LPIPS_VGG16, MissingWeightsError, resolve_weights
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "build_inception",
     "build_lpips_vgg",
     "frechet_distance",
+    "load_backbones",
     "metric_conventions",
     "psnr_per_image",
     "resolve_weights",

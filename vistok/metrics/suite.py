@@ -40,13 +40,18 @@ class ReconstructionMetrics:
         queue_size: int = SEED_QUEUE_SIZE,
         lpips_network: torch.nn.Module | None = None,
         inception_extractor: torch.nn.Module | None = None,
+        skipped: dict[str, str] | None = None,
     ) -> None:
+        """``skipped``: metrics already known to be unavailable, with the reason to report (see
+        :func:`load_backbones`); they are not built."""
         unknown = sorted(set(metrics) - set(METRIC_NAMES))
         if unknown:
             raise ValueError(f"unknown metric(s) {unknown}; valid names: {', '.join(METRIC_NAMES)}")
         self.queue_size = queue_size
         self.metrics: dict[str, StreamingMetric] = {}
-        self.skipped: dict[str, str] = {}
+        self.skipped: dict[str, str] = {
+            name: reason for name, reason in (skipped or {}).items() if name in metrics
+        }
         builders = {
             "psnr": PSNR,
             "ssim": SSIM,
@@ -55,7 +60,7 @@ class ReconstructionMetrics:
             "codebook_usage": lambda: CodebookUsage(codebook_size, queue_size),
         }
         for name in METRIC_NAMES:
-            if name not in metrics:
+            if name not in metrics or name in self.skipped:
                 continue
             if name == "codebook_usage" and codebook_size is None:
                 self.skipped[name] = "no codebook_size given"
@@ -116,6 +121,37 @@ class ReconstructionMetrics:
     def conventions(self) -> dict[str, Any]:
         """How each number is defined, for reports (JSON-native)."""
         return metric_conventions(self.queue_size)
+
+
+def load_backbones(
+    metrics: tuple[str, ...] | list[str] = METRIC_NAMES,
+    lpips_weights: str | os.PathLike | None = None,
+    inception_weights: str | os.PathLike | None = None,
+    device: torch.device | str | None = None,
+    allow_download: bool = True,
+) -> tuple[dict[str, torch.nn.Module], dict[str, str]]:
+    """Build the pretrained networks the requested metrics need, once (to share across several evaluations).
+
+    Returns ``(networks, skipped)``: ``networks`` maps ``"lpips"`` / ``"rfid"`` to their module when available,
+    ``skipped`` maps the others to the reason and how to provide their weights. Pass them to
+    :class:`ReconstructionMetrics` as ``lpips_network=``, ``inception_extractor=`` and ``skipped=``.
+    """
+    from .fid import build_inception
+    from .lpips import build_lpips_vgg
+
+    builders = {
+        "lpips": lambda: build_lpips_vgg(lpips_weights, allow_download, device),
+        "rfid": lambda: build_inception(inception_weights, allow_download, device),
+    }
+    networks: dict[str, torch.nn.Module] = {}
+    skipped: dict[str, str] = {}
+    for name, build in builders.items():
+        if name in metrics:
+            try:
+                networks[name] = build()
+            except MissingWeightsError as error:
+                skipped[name] = str(error)
+    return networks, skipped
 
 
 def metric_conventions(queue_size: int = SEED_QUEUE_SIZE) -> dict[str, Any]:

@@ -1,0 +1,230 @@
+"""`vistok evaluate` end to end on the bundled `samples` photos with a tiny random tokenizer, offline."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from vistok import VisTokenizer, VisTokenizerConfig
+from vistok.cli import main as vistok_main
+from vistok.metrics import INCEPTION_V3_FID, LPIPS_VGG16
+from vistok.metrics.testing import save_random_inception_weights, save_random_vgg16_weights
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NUM_IMAGES = 5  # odd: the two processes get unequal shards
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("VISTOK_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.delenv(LPIPS_VGG16.env_var, raising=False)
+    monkeypatch.delenv(INCEPTION_V3_FID.env_var, raising=False)
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    """A tiny random tokenizer folder and random LPIPS / Inception backbone files."""
+    root = tmp_path_factory.mktemp("evaluate_assets")
+    torch.manual_seed(0)
+    config = VisTokenizerConfig(
+        image_size=32,
+        net={"type": "simple_cnn", "hidden_channels": 32, "num_res_blocks": 1},
+        quantizer={"type": "vq", "codebook_size": 64, "codebook_dim": 4},
+    )
+    VisTokenizer(config).save_pretrained(root / "tiny")
+    save_random_vgg16_weights(root / "vgg16.pth")
+    save_random_inception_weights(root / "inception.pth")
+    return root
+
+
+def _common_args(assets: Path, output: Path) -> list[str]:
+    return [
+        "--model", str(assets / "tiny"),
+        "--dataset", "samples",
+        "--split", "test",
+        "--num-samples", str(NUM_IMAGES),
+        "--batch-size", "2",
+        "--num-workers", "0",
+        "--lpips-weights", str(assets / "vgg16.pth"),
+        "--inception-weights", str(assets / "inception.pth"),
+        "--output", str(output),
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def single_process_run(assets, tmp_path_factory):
+    """One in-process `vistok evaluate` run with every metric, reconstructions saved and the card updated."""
+    out = tmp_path_factory.mktemp("single")
+    card_model = out / "tiny-card"
+    VisTokenizer.from_pretrained(assets / "tiny").save_pretrained(card_model)
+    args = _common_args(assets, out / "report.json")
+    args[1] = str(card_model)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VISTOK_OFFLINE", "1")
+        exit_code = vistok_main(["evaluate", *args, "--save-dir", str(out / "recs"), "--update-card"])
+    assert exit_code == 0
+    return out, card_model
+
+
+def test_report_has_every_number_and_convention(single_process_run, capsys):
+    out, card_model = single_process_run
+    report = json.loads((out / "report.json").read_text())
+    assert report["vistok_version"] and report["num_processes"] == 1
+    assert (
+        report["conventions"]["ssim"]["window_size"] == 11
+        and report["conventions"]["ssim"]["data_range"] == 1
+    )
+    assert "Inception" in report["conventions"]["rfid"]["feature_extractor"]
+    (model,) = report["models"]
+    assert model["config"]["codebook_size"] == 64 and model["config"]["downsample_factor"] == 4
+    assert model["config"]["tokens"] == [8, 8] and model["dataset"]["image_size"] == 32
+    results = model["results"]
+    assert results["num_images"] == NUM_IMAGES and results["skipped"] == {}
+    for key in ("psnr", "ssim", "lpips", "rfid", "codebook_usage", "codebook_usage_split", "perplexity"):
+        assert isinstance(results[key], float) and math.isfinite(results[key]), key
+    assert sum(results["codebook_histogram"]) == NUM_IMAGES * 8 * 8
+    assert results["codebook_queue_tokens"] == NUM_IMAGES * 8 * 8
+    assert Path(model["histogram_png"]).read_bytes()[:4] == b"\x89PNG"
+    assert len(list((out / "recs").rglob("*.png"))) == NUM_IMAGES
+
+
+def test_reconstructions_and_metrics_are_those_of_the_model(single_process_run, assets):
+    """Recompute PSNR from the saved PNGs and the dataset: the report's number is the mean over those images."""
+    import numpy as np
+    from PIL import Image
+
+    from vistok.data import build_dataset
+    from vistok.metrics import psnr_per_image, to_uint8
+
+    out, _ = single_process_run
+    dataset = build_dataset("samples", "test", image_size=32, num_samples=NUM_IMAGES)
+    originals = to_uint8(torch.stack([dataset[i]["pixel_values"] for i in range(NUM_IMAGES)]))
+    pngs = sorted((out / "recs").rglob("*.png"))
+    saved = torch.from_numpy(np.stack([np.asarray(Image.open(p)) for p in pngs])).permute(0, 3, 1, 2)
+    tok = VisTokenizer.from_pretrained(assets / "tiny")
+    with torch.no_grad():
+        expected = to_uint8(tok(originals.float() / 127.5 - 1).reconstruction)
+    assert (saved.int() - expected.int()).abs().max() <= 1  # batch composition may flip a rounding
+    report = json.loads((out / "report.json").read_text())
+    psnr = report["models"][0]["results"]["psnr"]
+    assert psnr == pytest.approx(float(psnr_per_image(originals, saved).double().mean()), abs=1e-3)
+
+
+def test_update_card_stores_numbers_with_the_model(single_process_run):
+    from huggingface_hub import ModelCard
+
+    out, card_model = single_process_run
+    config = json.loads((card_model / "config.json").read_text())
+    (evaluation,) = config["metadata"]["evaluation"]
+    assert evaluation["split"] == "test" and evaluation["num_images"] == NUM_IMAGES
+    assert "codebook_histogram" not in evaluation
+    sidecar = json.loads((card_model / "eval_results.json").read_text())
+    assert len(sidecar) == 1 and "codebook_histogram" in next(iter(sidecar.values()))["results"]
+    card = ModelCard.load(card_model / "README.md")
+    metrics = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert metrics["psnr"] == pytest.approx(evaluation["psnr"])
+    assert {"ssim", "lpips", "codebook_usage"} <= set(metrics)
+    VisTokenizer.from_pretrained(card_model)  # the folder still loads
+
+
+def test_recording_the_same_evaluation_twice_replaces_it(assets, tmp_path):
+    from vistok.metrics.model_card import card_summary, record_evaluation
+
+    folder = tmp_path / "model"
+    tok = VisTokenizer.from_pretrained(assets / "tiny")
+    tok.save_pretrained(folder)
+    context = {"dataset": "samples", "dataset_id": "samples", "split": "test", "image_size": 32}
+    for psnr in (20.0, 21.5):
+        summary = card_summary(
+            {"psnr": psnr, "num_images": 4, "skipped": {"rfid": "no weights\nhow to"}}, context
+        )
+        record_evaluation(folder, tok, summary, {"results": {"psnr": psnr}})
+    other = card_summary({"psnr": 30.0, "num_images": 4}, {**context, "split": "train"})
+    record_evaluation(folder, tok, other, {"results": {"psnr": 30.0}})
+    evaluations = json.loads((folder / "config.json").read_text())["metadata"]["evaluation"]
+    assert [(e["split"], e["psnr"]) for e in evaluations] == [("test", 21.5), ("train", 30.0)]
+    assert evaluations[0]["skipped"] == {"rfid": "no weights"}
+    assert len(json.loads((folder / "eval_results.json").read_text())) == 2
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        "psnr,ssim,lpips,codebook_usage",
+        # rFID's state merge under a real process group is covered quickly in test_metrics (small extractor)
+        pytest.param("psnr,ssim,lpips,rfid,codebook_usage", marks=pytest.mark.slow),
+    ],
+)
+def test_two_processes_equal_one_process(single_process_run, assets, tmp_path, metrics):
+    out, _ = single_process_run
+    output = tmp_path / "report.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+        "--dynamo_backend", "no", "-m", "vistok.evaluate", *_common_args(assets, output), "--device", "cpu", "--metrics", metrics,
+    ]  # fmt: skip
+    completed = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "PSNR↑" in completed.stdout and completed.stdout.count("| " + str(assets / "tiny")) == 1
+    multi = json.loads(output.read_text())
+    single = json.loads((out / "report.json").read_text())
+    assert multi["num_processes"] == 2
+    one, two = single["models"][0]["results"], multi["models"][0]["results"]
+    for key in ("num_images", "codebook_histogram", "codebook_usage", "codebook_usage_split", "perplexity"):
+        assert two[key] == one[key], key
+    for key in ("psnr", "ssim", "lpips", "rfid"):  # float noise from different batch compositions only
+        if key in metrics:
+            assert two[key] == pytest.approx(one[key], rel=1e-5), key
+
+
+def test_missing_backbones_are_skipped_with_a_how_to(assets, tmp_path, capsys):
+    args = _common_args(assets, tmp_path / "report.json")
+    for option in ("--lpips-weights", "--inception-weights"):
+        position = args.index(option)
+        del args[position : position + 2]
+    assert vistok_main(["evaluate", *args, "--metrics", "psnr,ssim,lpips,rfid"]) == 0
+    printed = capsys.readouterr().out
+    assert "—" in printed and "Skipped lpips" in printed and "VISTOK_INCEPTION_WEIGHTS" in printed
+    results = json.loads((tmp_path / "report.json").read_text())["models"][0]["results"]
+    assert set(results["skipped"]) == {"lpips", "rfid"} and "--lpips-weights" in results["skipped"]["lpips"]
+    assert results["psnr"] > 0 and 0 < results["ssim"] < 1 and "codebook_usage" not in results
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--image-size", "30"], "multiple of 4"),
+        (["--metrics", "psnr,fid"], "unknown metric"),
+        (["--batch-size", "0"], "must be positive"),
+    ],
+)
+def test_bad_requests_fail_before_any_work(assets, tmp_path, extra, message):
+    args = _common_args(assets, tmp_path / "report.json")
+    with pytest.raises(SystemExit, match=message):
+        vistok_main(["evaluate", *args, *extra])
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_models_that_cannot_be_evaluated_are_rejected_up_front(assets, tmp_path):
+    grey = tmp_path / "grey"
+    VisTokenizer(
+        VisTokenizerConfig(image_size=32, num_channels=1, net={"type": "simple_cnn", "hidden_channels": 8})
+    ).save_pretrained(grey)
+    base = ["evaluate", "--dataset", "samples", "--output", str(tmp_path / "r.json")]
+    with pytest.raises(SystemExit, match="1-channel"):
+        vistok_main([*base, "--model", str(assets / "tiny"), "--model", str(grey)])
+    with pytest.raises(SystemExit, match="is a preset"):
+        vistok_main([*base, "--model", "vqvae-celeba64-vq-d4"])
+    with pytest.raises(SystemExit, match="HF_HUB_OFFLINE"):
+        vistok_main([*base, "--model", "some-org/not-cached"])
+    assert not (tmp_path / "r.json").exists()

@@ -1,0 +1,473 @@
+"""Measure tokenizers' reconstructions on a dataset split: codebook usage, PSNR, SSIM, LPIPS and rFID.
+
+    vistok evaluate --model runs/celeba-vq/final --dataset celeba64 --split test
+    vistok evaluate --model a/ --model b/ --dataset samples          # several models, one table
+    accelerate launch --multi_gpu --num_processes 8 -m vistok.evaluate --model org/repo --dataset imagenet256
+    torchrun --nproc_per_node 2 -m vistok.evaluate --device cpu ...  # multi-process on CPU (gloo)
+
+Images are split between processes without padding or repetition, so a multi-process run measures exactly the
+images (and the data order, for the codebook-usage queue) of a single-process run; results are gathered once.
+Prints the seed-style table and writes a JSON report (every number, the conventions, each model's config summary,
+the vistok version) plus a code-histogram PNG per model. LPIPS / rFID are skipped, with a how-to, when their
+pretrained backbones cannot be found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
+
+from .metrics import METRIC_NAMES, ReconstructionMetrics, load_backbones, save_code_histogram, to_uint8
+from .metrics.base import distributed_world
+from .metrics.model_card import card_summary, record_evaluation
+from .metrics.report import format_results_table, format_skipped, write_json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="PATH_OR_REPO",
+        help="local save_pretrained folder, Hub repo id or bundled vistok/<name>; repeat for a side-by-side table",
+    )
+    parser.add_argument(
+        "--dataset", default="samples", help="celeba64, imagenet256, samples, a Hub id or a folder"
+    )
+    parser.add_argument("--split", default="test", help="dataset split (default: test)")
+    parser.add_argument("--image-column", default=None, help="image column of a Hub / local dataset")
+    parser.add_argument(
+        "--image-size", type=int, default=None, help="evaluation resolution (default: the model's)"
+    )
+    parser.add_argument("--num-samples", type=int, default=None, help="evaluate the first N images only")
+    parser.add_argument(
+        "--streaming", action="store_true", help="stream the dataset instead of downloading it"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help="images per batch and process (default: 32)"
+    )
+    parser.add_argument(
+        "--num-workers", type=int, default=min(4, os.cpu_count() or 1), help="DataLoader worker processes"
+    )
+    parser.add_argument(
+        "--metrics",
+        default=",".join(METRIC_NAMES),
+        help=f"comma-separated subset of {','.join(METRIC_NAMES)} (default: all)",
+    )
+    parser.add_argument("--lpips-weights", default=None, help="torchvision vgg16 state dict file for LPIPS")
+    parser.add_argument("--inception-weights", default=None, help="pt_inception-2015-12-05 file for rFID")
+    parser.add_argument("--no-download", action="store_true", help="never download backbone weights")
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="cpu, cuda, cuda:1 … (default: cuda when available; under accelerate: its)",
+    )
+    parser.add_argument(
+        "--queue-size", type=int, default=65_536, help="codebook-usage queue length (seed: 65536)"
+    )
+    parser.add_argument(
+        "--save-dir", default=None, help="write reconstructions as PNG to DIR/<model>/<index>.png"
+    )
+    parser.add_argument(
+        "--output", default=None, help="JSON report path (default: evaluation/<dataset>_<split>.json)"
+    )
+    parser.add_argument(
+        "--update-card",
+        action="store_true",
+        help="store the numbers with each (local) model: config metadata, eval_results.json and README.md",
+    )
+    parser.add_argument(
+        "--random-init",
+        action="store_true",
+        help="allow preset names (random weights; for smoke tests and speed measurements only)",
+    )
+
+
+# ----------------------------------------------------------------------------------------------- models
+@dataclass
+class ModelSpec:
+    """A model to evaluate, resolved (config only) before any work is done."""
+
+    name: str
+    config: Any
+    local_dir: Path | None
+    random_preset: str | None = None
+
+    def load(self):
+        from .modeling import VisTokenizer
+        from .registry import create_tokenizer
+
+        if self.random_preset is not None:
+            return create_tokenizer(self.random_preset).eval()
+        return VisTokenizer.from_pretrained(self.name).eval()
+
+
+def resolve_model(name: str, random_init: bool = False) -> ModelSpec:
+    """Read a model's config (local folder, Hub repo, bundled name, or — with ``random_init`` — a preset).
+
+    Raises ``OSError`` / ``ValueError`` that say what is missing and how to provide it.
+    """
+    from .configuration import VisTokenizerConfig
+    from .hub import load_error_message, resolve_bundled
+    from .registry import PRESETS, list_tokenizers
+
+    list_tokenizers()  # fills the preset registry
+    if name in PRESETS and not Path(name).exists():
+        if not random_init:
+            raise ValueError(
+                f"{name!r} is a preset: an architecture without trained weights. Pass a folder written by "
+                "save_pretrained (e.g. a training run's output) or a Hub repo id; add --random-init to evaluate "
+                "the preset's random initialisation (a smoke test, not a measurement)."
+            )
+        from .registry import create_tokenizer
+
+        return ModelSpec(name, create_tokenizer(name).config, None, random_preset=name)
+    path = resolve_bundled(name)
+    try:
+        config = VisTokenizerConfig.from_pretrained(path)
+    except OSError as error:
+        raise OSError(load_error_message(path, error)) from error
+    local = Path(path) if Path(path).is_dir() else None
+    return ModelSpec(name, config, local)
+
+
+def check_compatible(spec: ModelSpec, image_size: int) -> None:
+    """Raise ``ValueError`` when the model cannot run on RGB images of ``image_size``²."""
+    config = spec.config
+    if config.num_channels != 3:
+        raise ValueError(
+            f"model {spec.name!r} expects {config.num_channels}-channel images, but datasets yield RGB (3 channels)"
+        )
+    factor = config.downsample_factor
+    if image_size % factor:
+        raise ValueError(
+            f"model {spec.name!r} downsamples by {factor}, so the evaluation resolution must be a multiple of "
+            f"{factor}; got {image_size} (choose --image-size accordingly)"
+        )
+
+
+def config_summary(spec: ModelSpec, tok: Any) -> dict[str, Any]:
+    config = spec.config
+    latent = config.image_size // config.downsample_factor
+    return {
+        "image_size": config.image_size,
+        "num_channels": config.num_channels,
+        "downsample_factor": config.downsample_factor,
+        "tokens": [latent, latent],
+        "codebook_size": tok.codebook_size,
+        "codebook_dim": tok.codebook_dim,
+        "net": config.net,
+        "quantizer": config.quantizer,
+        "preset": config.preset,
+        "source": config.source,
+        "num_parameters": sum(p.numel() for p in tok.parameters()),
+        "random_init": spec.random_preset is not None,
+    }
+
+
+# ------------------------------------------------------------------------------------------------- data
+class _EveryNthItem(IterableDataset):
+    """Items ``rank, rank + world, …`` of an iterable dataset (each process reads the stream and keeps its share)."""
+
+    def __init__(self, dataset: IterableDataset, rank: int, world: int):
+        self.dataset, self.rank, self.world = dataset, rank, world
+
+    def __iter__(self):
+        for position, item in enumerate(self.dataset):
+            if position % self.world == self.rank:
+                yield item
+
+
+def shard_for_process(dataset: Dataset, rank: int, world: int) -> Dataset:
+    """This process's share of ``dataset``: items ``rank::world``, never padded or repeated."""
+    if world == 1:
+        return dataset
+    if isinstance(dataset, IterableDataset):
+        return _EveryNthItem(dataset, rank, world)
+    return Subset(dataset, range(rank, len(dataset), world))
+
+
+def dataset_context(name: str, split: str, image_size: int) -> dict[str, Any]:
+    """How the dataset is named in reports and model cards."""
+    from .data import DATASET_PRESETS
+
+    preset = DATASET_PRESETS.get(name)
+    if preset is not None:
+        return {"dataset": name, "dataset_id": preset.hub_id, "split": split, "image_size": image_size}
+    if name == "samples":
+        return {
+            "dataset": "samples (vistok's bundled photos)",
+            "dataset_id": "samples",
+            "split": split,
+            "image_size": image_size,
+        }
+    dataset_id = Path(name).name if Path(name).exists() else name
+    return {"dataset": name, "dataset_id": dataset_id, "split": split, "image_size": image_size}
+
+
+# ------------------------------------------------------------------------------------------- evaluation
+def evaluate_tokenizer(
+    tok: Any,
+    dataset: Dataset,
+    metrics: ReconstructionMetrics,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    device: torch.device | str = "cpu",
+    save_dir: str | os.PathLike | None = None,
+    show_progress: bool = False,
+) -> dict[str, Any] | None:
+    """Reconstruct every image of ``dataset`` with ``tok`` and feed ``metrics``; works under torch.distributed.
+
+    Each process takes the items ``rank::world_size``. Returns ``metrics.compute()`` plus ``num_skipped``
+    (unreadable images), ``seconds`` and ``images_per_second`` on the main process, ``None`` on the others.
+    """
+    from .data import collate_images
+
+    rank, world = distributed_world()
+    shard = shard_for_process(dataset, rank, world)
+    if isinstance(shard, IterableDataset):
+        num_workers = 0  # worker-split streams would lose the data order the usage queue relies on
+    loader = DataLoader(shard, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_images)
+    out_dir = Path(save_dir) if save_dir is not None else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    tok = tok.to(device).eval()
+    num_skipped = 0
+    started = time.perf_counter()
+    progress = _progress(loader, show_progress)
+    for batch in progress:
+        num_skipped += int(batch["num_skipped"])
+        pixel_values = batch["pixel_values"]
+        if pixel_values.numel() == 0:
+            continue
+        pixel_values = pixel_values.to(device)
+        with torch.no_grad():
+            output = tok(pixel_values)
+        metrics.update(pixel_values, output.reconstruction, output.indices, batch["index"])
+        if out_dir is not None:
+            _save_pngs(to_uint8(output.reconstruction).cpu(), batch["index"].tolist(), out_dir)
+    seconds = time.perf_counter() - started
+    metrics.sync()
+    num_skipped, seconds = _gather_sum_and_max(num_skipped, seconds)
+    if rank != 0:
+        return None
+    results = metrics.compute()
+    results["num_skipped"] = num_skipped
+    results["seconds"] = seconds
+    results["images_per_second"] = results["num_images"] / seconds if seconds > 0 else None
+    return results
+
+
+def _progress(loader: DataLoader, show: bool):
+    if not show:
+        return loader
+    from tqdm.auto import tqdm
+
+    return tqdm(loader, desc="evaluating", unit="batch", file=sys.stderr)
+
+
+def _save_pngs(images: torch.Tensor, indices: list[int], out_dir: Path) -> None:
+    from PIL import Image
+
+    for image, index in zip(images, indices, strict=True):
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(out_dir / f"{index:06d}.png")
+
+
+def _gather_sum_and_max(count: int, seconds: float) -> tuple[int, float]:
+    _, world = distributed_world()
+    if world == 1:
+        return count, seconds
+    import torch.distributed as dist
+
+    gathered: list[Any] = [None] * world
+    dist.all_gather_object(gathered, (count, seconds))
+    return sum(c for c, _ in gathered), max(s for _, s in gathered)
+
+
+def slug(name: str) -> str:
+    """A file-name-safe version of a model name or path."""
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name).strip("/")).strip("_.")
+    return text or "model"
+
+
+# ------------------------------------------------------------------------------------------------ command
+@dataclass
+class ProcessContext:
+    """Where this process runs. Under ``accelerate launch`` / ``torchrun`` (``WORLD_SIZE`` > 1) an accelerate
+    ``Accelerator`` sets up the process group and device; a single process needs no global state."""
+
+    device: torch.device
+    num_processes: int = 1
+    accelerator: Any = None
+
+    @classmethod
+    def create(cls, device: str | None = None) -> ProcessContext:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world > 1:
+            from accelerate import Accelerator
+
+            # Without cpu=True, accelerate on a machine without accelerators silently runs every process alone.
+            use_cpu = device == "cpu" or (device is None and not torch.cuda.is_available())
+            accelerator = Accelerator(cpu=use_cpu)
+            if accelerator.num_processes != world:
+                raise RuntimeError(
+                    f"WORLD_SIZE is {world} but accelerate set up {accelerator.num_processes} process(es); "
+                    "launch with `accelerate launch --multi_gpu --num_processes N -m vistok.evaluate …` (add "
+                    "`--device cpu` without GPUs) or `torchrun --nproc_per_node N -m vistok.evaluate …`"
+                )
+            return cls(accelerator.device, accelerator.num_processes, accelerator)
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return cls(torch.device(device))
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator is None or self.accelerator.is_main_process
+
+    def wait_for_everyone(self) -> None:
+        if self.accelerator is not None:
+            self.accelerator.wait_for_everyone()
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import __version__
+    from .data import build_dataset
+    from .metrics import metric_conventions
+
+    requested = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    unknown = sorted(set(requested) - set(METRIC_NAMES))
+    if unknown:
+        raise SystemExit(f"unknown metric(s) {unknown} in --metrics; valid names: {', '.join(METRIC_NAMES)}")
+    for option in ("batch_size", "num_samples", "image_size", "queue_size"):
+        value = getattr(args, option)
+        if value is not None and value <= 0:
+            raise SystemExit(f"--{option.replace('_', '-')} must be positive, got {value}")
+
+    # Everything that can be checked is checked before any image is processed.
+    try:
+        specs = [resolve_model(name, args.random_init) for name in args.model]
+        for spec in specs:
+            check_compatible(spec, args.image_size or spec.config.image_size)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"vistok evaluate: {error}") from error
+    if args.update_card:
+        not_local = [spec.name for spec in specs if spec.local_dir is None]
+        if not_local:
+            raise SystemExit(f"--update-card needs local model folders; not local: {', '.join(not_local)}")
+
+    processes = ProcessContext.create(args.device)
+    is_main = processes.is_main
+    networks, skipped = load_backbones(
+        requested, args.lpips_weights, args.inception_weights, processes.device, not args.no_download
+    )
+    datasets: dict[int, Dataset] = {}
+    rows: list[tuple[str, dict[str, Any]]] = []
+    reports: list[dict[str, Any]] = []
+    output = Path(args.output or Path("evaluation") / f"{slug(args.dataset)}_{slug(args.split)}.json")
+
+    for spec in specs:
+        image_size = args.image_size or spec.config.image_size
+        if image_size not in datasets:
+            try:
+                datasets[image_size] = build_dataset(
+                    args.dataset,
+                    args.split,
+                    image_size=image_size,
+                    train=False,
+                    streaming=args.streaming,
+                    image_column=args.image_column,
+                    num_samples=args.num_samples,
+                )
+            except (OSError, RuntimeError, ValueError) as error:
+                raise SystemExit(f"vistok evaluate: {error}") from error
+        tok = spec.load()
+        metrics = ReconstructionMetrics(
+            codebook_size=tok.codebook_size,
+            metrics=requested,
+            queue_size=args.queue_size,
+            lpips_network=networks.get("lpips"),
+            inception_extractor=networks.get("rfid"),
+            skipped=skipped,
+        )
+        if is_main:
+            print(
+                f"Evaluating {spec.name} on {args.dataset} [{args.split}] at {image_size}px …",
+                file=sys.stderr,
+            )
+        results = evaluate_tokenizer(
+            tok,
+            datasets[image_size],
+            metrics,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            device=processes.device,
+            save_dir=Path(args.save_dir) / slug(spec.name) if args.save_dir else None,
+            show_progress=is_main and sys.stderr.isatty(),
+        )
+        if not is_main:
+            continue
+        context = dataset_context(args.dataset, args.split, image_size)
+        histogram_png = None
+        if "codebook_histogram" in results:
+            histogram_png = output.with_name(f"{output.stem}_{slug(spec.name)}_codes.png")
+            histogram_png.parent.mkdir(parents=True, exist_ok=True)
+            save_code_histogram(results["codebook_histogram"], histogram_png, title=spec.name)
+        report = {
+            "model": spec.name,
+            "dataset": context,
+            "config": config_summary(spec, tok),
+            "results": results,
+            "histogram_png": histogram_png,
+        }
+        reports.append(report)
+        rows.append((spec.name, results))
+        if args.update_card:
+            summary = card_summary(results, {**context, "vistok_version": __version__})
+            for path in record_evaluation(spec.local_dir, tok, summary, report):
+                print(f"Updated {path}", file=sys.stderr)
+
+    if is_main:
+        write_json(
+            {
+                "vistok_version": __version__,
+                "dataset": {
+                    **dataset_context(
+                        args.dataset, args.split, args.image_size or specs[0].config.image_size
+                    ),
+                    "name": args.dataset,
+                    "num_samples_requested": args.num_samples,
+                    "streaming": args.streaming,
+                },
+                "num_processes": processes.num_processes,
+                "batch_size_per_process": args.batch_size,
+                "conventions": metric_conventions(args.queue_size),
+                "models": reports,
+            },
+            output,
+        )
+        print(format_results_table(rows))
+        notes = format_skipped(rows)
+        if notes:
+            print("\n" + notes)
+        print(f"\nReport: {output}", file=sys.stderr)
+    processes.wait_for_everyone()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vistok.evaluate", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
