@@ -18,6 +18,7 @@ everywhere else.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -198,9 +199,40 @@ def nearest_code_blocked(z: torch.Tensor, codebook: torch.Tensor, *, max_chunk_b
     itemsize = 8 if dtype == torch.float64 else 4
     block_bytes = None if z.device.type == "cpu" else max_chunk_bytes
     plan = plan_search(n, k, d, max_chunk_bytes, itemsize=itemsize, block_bytes=block_bytes)
-    half_sq_norms = _half_sq_norms(codebook, dtype, plan.codes)
-    if plan.codes < k:
-        return _search_sliced(z, codebook, half_sq_norms, plan, out)
+    with _ieee_float32_matmul(z.device):
+        half_sq_norms = _half_sq_norms(codebook, dtype, plan.codes)
+        if plan.codes < k:
+            return _search_sliced(z, codebook, half_sq_norms, plan, out)
+        return _search_whole(z, codebook, half_sq_norms, plan, out)
+
+
+@contextlib.contextmanager
+def _ieee_float32_matmul(device: torch.device):
+    """Full float32 products on CUDA for the duration (TF32 would make the search inexact); no-op elsewhere."""
+    if device.type != "cuda":
+        yield
+        return
+    matmul = torch.backends.cuda.matmul
+    if hasattr(matmul, "fp32_precision"):
+        previous = matmul.fp32_precision
+        matmul.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            matmul.fp32_precision = previous
+    else:
+        previous = matmul.allow_tf32
+        matmul.allow_tf32 = False
+        try:
+            yield
+        finally:
+            matmul.allow_tf32 = previous
+
+
+def _search_whole(z, codebook, half_sq_norms, plan: SearchPlan, out: torch.Tensor) -> torch.Tensor:
+    """The whole (padded) codebook in every block, prepared once."""
+    n = z.shape[0]
+    dtype = half_sq_norms.dtype
     codes, bias = _codebook_slice(codebook, half_sq_norms, 0, plan.codes, dtype)
     rows_arange = torch.arange(plan.rows, device=z.device)
     if plan.codes_major:
