@@ -228,3 +228,45 @@ def test_models_that_cannot_be_evaluated_are_rejected_up_front(assets, tmp_path)
     with pytest.raises(SystemExit, match="HF_HUB_OFFLINE"):
         vistok_main([*base, "--model", "some-org/not-cached"])
     assert not (tmp_path / "r.json").exists()
+
+
+def test_evaluate_module_loads_from_the_repository(monkeypatch, tmp_path):
+    """`evaluate.load("<repo>/metrics/vistok_reconstruction")` works offline and matches vistok.metrics."""
+    import evaluate
+    import numpy as np
+    import skimage.data
+    from skimage.transform import resize
+
+    from vistok.metrics import psnr_per_image, ssim_per_image
+
+    monkeypatch.setattr(evaluate.config, "HF_MODULES_CACHE", tmp_path / "modules")
+    rng = np.random.default_rng(0)
+    photos = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea()]
+    originals = [(resize(p, (40, 48), anti_aliasing=True) * 255).round().astype(np.uint8) for p in photos]
+    reconstructions = [
+        np.clip(o + rng.normal(0, 8, o.shape), 0, 255).round().astype(np.uint8) for o in originals
+    ]
+    codes = [rng.integers(0, 16, (5, 6)).tolist() for _ in originals]
+
+    metric = evaluate.load(
+        str(REPO_ROOT / "metrics" / "vistok_reconstruction"), "with_indices", keep_in_memory=True
+    )
+    for start in (0, 2):  # streamed in two batches, as evaluate users do
+        metric.add_batch(
+            predictions=reconstructions[start : start + 2],
+            references=originals[start : start + 2],
+            indices=codes[start : start + 2],
+        )
+    results = metric.compute(
+        codebook_size=16, metrics=["psnr", "ssim", "lpips", "codebook_usage"], allow_download=False
+    )
+
+    as_tensor = lambda images: torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)  # noqa: E731
+    expected_psnr = psnr_per_image(as_tensor(originals), as_tensor(reconstructions)).double().mean()
+    expected_ssim = ssim_per_image(as_tensor(originals), as_tensor(reconstructions)).double().mean()
+    assert results["num_images"] == 3
+    assert results["psnr"] == pytest.approx(float(expected_psnr), rel=1e-9)
+    assert results["ssim"] == pytest.approx(float(expected_ssim), rel=1e-5)  # float32 SSIM maps
+    assert results["codebook_usage"] == len(np.unique(codes)) / 16
+    assert "VISTOK_LPIPS_VGG_WEIGHTS" in results["skipped"]["lpips"]
+    assert results["conventions"]["ssim"]["sigma"] == 1.5

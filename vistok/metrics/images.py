@@ -17,10 +17,10 @@ def to_uint8(pixel_values: torch.Tensor) -> torch.Tensor:
     return ((pixel_values.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
-def uint8_to_unit(images: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) uint8 → float32 in [0, 1]."""
+def uint8_to_unit(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(B, C, H, W) uint8 → ``dtype`` (default float32) in [0, 1]."""
     _check_uint8(images)
-    return images.float() / 255.0
+    return images.to(dtype) / 255.0
 
 
 def uint8_to_signed(images: torch.Tensor) -> torch.Tensor:

@@ -10,11 +10,14 @@ from .images import check_pair, uint8_to_unit
 
 
 def psnr_per_image(original: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
-    """(B,) PSNR in dB of uint8 (B, C, H, W) images on [0, 1] (data range 1); ``inf`` for an exact copy."""
+    """(B,) float64 PSNR in dB of uint8 (B, C, H, W) images on [0, 1] (data range 1); ``inf`` for an exact copy.
+
+    Computed in float64, so the value does not depend on batch composition or memory layout.
+    """
     check_pair(original, reconstruction)
     return peak_signal_noise_ratio(
-        uint8_to_unit(reconstruction),
-        uint8_to_unit(original),
+        uint8_to_unit(reconstruction, torch.float64),
+        uint8_to_unit(original, torch.float64),
         data_range=1.0,
         reduction="none",
         dim=(1, 2, 3),

@@ -178,8 +178,8 @@ def metric_conventions(queue_size: int = SEED_QUEUE_SIZE) -> dict[str, Any]:
             "pt_inception-2015-12-05), 2048-d pool features, bilinear resize to 299 like TF1",
             "reference_set": "the originals of the evaluated images",
             "covariance": "unbiased",
-            "trace_sqrt": "Tr((S1 S2)^1/2) from symmetric eigendecompositions (scipy.linalg.eigh), equal to "
-            "pytorch-fid's scipy.linalg.sqrtm to ~1e-10 relative",
+            "trace_sqrt": "Tr((S1 S2)^1/2) as the sum of square roots of the eigenvalues of F1^T S2 F1, S1 = F1 F1^T "
+            "(Cholesky, or eigh when singular); equals pytorch-fid's scipy.linalg.sqrtm to ~1e-10 relative",
         },
         "codebook_usage": {
             "queue_size": queue_size,
