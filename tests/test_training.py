@@ -86,11 +86,11 @@ def test_every_recipe_parses_and_builds_its_model(path):
 
 
 def test_overrides_are_typed_and_unknown_keys_list_the_valid_ones():
-    recipe = load_recipe(TINY, ["--train.lr", "1e-4", "--data.hflip=false", "--max_steps", "7",
+    recipe = load_recipe(TINY, ["--train.lr", "1e-4", "--data.hflip=false", "--max_steps", "7", "--mixed_precision", "no",
                                 "--train.betas", "[0.5, 0.9]", "--model.quantizer.codebook_size", "64"])
     assert recipe.train.lr == pytest.approx(1e-4) and isinstance(recipe.train.lr, float)
     assert recipe.data.hflip is False and recipe.train.max_steps == 7 and recipe.train.betas == (0.5, 0.9)
-    assert recipe.model["quantizer"]["codebook_size"] == 64
+    assert recipe.model["quantizer"]["codebook_size"] == 64 and recipe.train.mixed_precision == "no"
     with pytest.raises(ValueError, match=r"valid train options: \[.*'lr'.*\]"):
         load_recipe(TINY, ["--train.learning_rate", "1e-4"])
     with pytest.raises(ValueError, match="section"):
@@ -209,6 +209,7 @@ RESUME_ARGS = [
     "--train.max_steps", "4", "--model.quantizer.ema_decay", "0.9", "--train.ema_decay", "0.9",
     "--model.image_size", "32", "--loss.adversarial_weight", "0.5", "--loss.adversarial_start", "1",
     "--loss.discriminator", "{base_channels: 8, num_layers: 2}", "--train.grad_clip", "1.0",
+    "--train.deterministic", "true",
 ]
 
 

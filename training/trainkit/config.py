@@ -17,7 +17,9 @@ fields raise a ValueError listing the valid ones.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -64,6 +66,7 @@ class TrainSection:
     ema_decay: float | None = None  # EMA of the tokenizer's weights; the exported tokenizer is the EMA one
     gradient_checkpointing: bool = False
     compile: bool = False  # torch.compile the encoder and decoder
+    deterministic: bool = False  # deterministic kernels where PyTorch has them (bit-exact resumes on GPUs)
     find_unused_parameters: bool = False
 
 
@@ -127,10 +130,34 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# ------------------------------------------------------------------------------------------------ YAML
+class RecipeLoader(yaml.SafeLoader):
+    """YAML 1.2 scalars: only true/false are booleans (``mixed_precision: no`` stays the string "no") and
+    ``1e-4`` is a float (PyYAML's YAML 1.1 rules read it as a string)."""
+
+
+RecipeLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+RecipeLoader.add_implicit_resolver(  # after int, which therefore still wins for "123"
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=RecipeLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 # ------------------------------------------------------------------------------------------ value coercion
 def _parse_scalar(text: str) -> Any:
-    """Command-line text → YAML value, also reading ``1e-4`` as a float (YAML 1.1 wants ``1.0e-4``)."""
-    value = yaml.safe_load(text) if text.strip() else ""
+    """Command-line text → YAML 1.2 value (see :class:`RecipeLoader`)."""
+    value = read_yaml(text) if text.strip() else ""
     if isinstance(value, str):
         try:
             return float(value)
@@ -277,7 +304,7 @@ def _is_number(text: str) -> bool:
 
 def apply_overrides(raw: dict[str, Any], overrides: list[tuple[str, Any]]) -> dict[str, Any]:
     """Set each dotted key in a copy of ``raw`` (section names and fields are validated later)."""
-    out = yaml.safe_load(yaml.safe_dump(raw)) if raw else {}
+    out = copy.deepcopy(raw) if raw else {}
     valid_sections = ["model", *SECTIONS]
     for dotted, value in overrides:
         parts = dotted.split(".")
@@ -309,7 +336,7 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"recipe {str(path)!r} not found")
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = read_yaml(path.read_text()) or {}
     raw = apply_overrides(raw, parse_overrides(overrides or []))
     return recipe_from_dict(raw, source=str(path) if path is not None else None)
 

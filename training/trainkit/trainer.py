@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -115,6 +116,10 @@ class Trainer:
                 logger.warning("removed an incomplete checkpoint left by an interrupted run: %s", stale)
             (self.output_dir / "recipe.yaml").write_text(dump_recipe(recipe))
         acc.wait_for_everyone()
+        if cfg_t.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
         set_seed(cfg_t.seed)
 
         # ---------------------------------------------------------------------------------------- models
@@ -268,7 +273,10 @@ class Trainer:
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         if grad_norm is not None:
-            sums["grad_norm"] = grad_norm.detach().float()
+            # fp16: the scaler skips steps whose gradients overflowed; keep those out of the logged norm
+            finite = bool(torch.isfinite(grad_norm))
+            sums["grad_norm"] = grad_norm.detach().float() if finite else torch.zeros((), device=acc.device)
+            sums["overflow_steps"] = torch.tensor(0.0 if finite else 1.0, device=acc.device)
 
         if disc_active:
             d_sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=acc.device))
