@@ -150,6 +150,23 @@ def test_vqgan_with_lpips_and_discriminator_trains(tmp_path, vgg_weights):
     assert VisTokenizer.from_pretrained(result.output_dir).config.net["type"] == "vqgan"
 
 
+def test_push_to_hub_uploads_the_exported_folder_without_checkpoints(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create", repo_id)))
+
+    def upload_folder(self, repo_id, folder_path, ignore_patterns, **kwargs):
+        calls.append(("upload", repo_id, sorted(os.listdir(folder_path)), ignore_patterns))
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    run(tmp_path, "--push_to_hub", "someone/tiny-vq", "--train.max_steps", "1")
+    assert calls[0] == ("create", "someone/tiny-vq")
+    _, repo, files, ignored = calls[1]
+    assert repo == "someone/tiny-vq" and {"config.json", "model.safetensors", "README.md"} <= set(files)
+    assert "checkpoints/*" in ignored
+
+
 def test_streaming_local_folder(tmp_path):
     from PIL import Image
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from vistok.data import build_dataset
+from vistok.data import DatasetUnavailableError, build_dataset
 from vistok.losses import TokenizerLoss
 
 from .batches import BatchStream
@@ -203,7 +203,7 @@ class Trainer:
         try:
             dataset = build_dataset(cfg_d.dataset, cfg_d.eval_split, self.image_size, streaming=cfg_d.streaming,
                                     image_column=cfg_d.image_column, seed=self.recipe.train.seed)
-        except ValueError as err:
+        except (ValueError, DatasetUnavailableError) as err:
             logger.warning("no %r split for reconstruction grids (%s); using the training split", cfg_d.eval_split, err)
             dataset = build_dataset(cfg_d.dataset, cfg_d.train_split, self.image_size, streaming=cfg_d.streaming,
                                     image_column=cfg_d.image_column, seed=self.recipe.train.seed)
