@@ -202,3 +202,52 @@ def test_cuda_blocked_path_ignores_tf32_and_bounds_memory():
         torch.backends.cuda.matmul.allow_tf32 = previous
     assert torch.equal(indices.cpu(), expected)
     assert peak <= 8 * 2**20 + indices.numel() * 8 + 2**20  # budget + output + allocator rounding
+
+
+# A search large enough for the multi-worker CPU path (N·K·D above its threshold).
+LARGE = (2048, 1024, 8)
+
+
+def test_inference_mode_and_autocast_do_not_change_the_result():
+    z, codebook = random_inputs(*LARGE, seed=11)
+    expected = brute_force(z, codebook)
+    with torch.inference_mode():
+        assert torch.equal(nearest_code(z, codebook), expected)
+        z_inf, codebook_inf = z.clone(), codebook.clone()  # inference tensors
+        assert torch.equal(nearest_code(z_inf, codebook_inf), expected)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # must not turn the search into a bf16 search
+        assert torch.equal(nearest_code(z, codebook), expected)
+
+
+def test_thread_settings_are_left_as_they_were():
+    import threading
+
+    before = torch.get_num_threads()
+    z, codebook = random_inputs(*LARGE, seed=12)
+    nearest_code(z, codebook)
+    assert torch.get_num_threads() == before
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    assert seen == [before]  # threads started later still get the process default
+
+
+def _search_in_child(queue):
+    z, codebook = random_inputs(*LARGE, seed=13)
+    queue.put(nearest_code(z, codebook).tolist())  # plain list: a tensor would need the child alive
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_works_in_a_forked_child_after_use_in_the_parent():
+    import multiprocessing
+
+    z, codebook = random_inputs(*LARGE, seed=13)
+    expected = nearest_code(z, codebook)  # the parent's worker pool now exists
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_search_in_child, args=(queue,))
+    child.start()
+    result = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert result == expected.tolist()

@@ -19,7 +19,11 @@ everywhere else.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +39,8 @@ _CPU_BLOCK_BYTES = {"rows": 1 * 2**20, "codes": 4 * 2**20}
 _ROWS_RANGE = {"rows": (16, 512), "codes": (32, 1024)}
 # Fewest rows per row-major block by dimension, so the product keeps enough rows to run at full speed.
 _MIN_ROWS_FOR_DIM = ((128, 128), (48, 64), (0, 16))
+# Searches with fewer multiply-adds (N·K·D) than this run on the calling thread alone.
+_PARALLEL_MIN_WORK = 2**22
 # Per row of a block beyond its distances: index, minimum and gather temporaries (~8 scalars).
 _ROW_OVERHEAD_BYTES = 64
 
@@ -188,7 +194,12 @@ def _fused_cuda_search():
 
 @torch.no_grad()
 def nearest_code_blocked(z: torch.Tensor, codebook: torch.Tensor, *, max_chunk_bytes: int = 64 * 2**20):
-    """The blocked matrix-product search (any device): same contract as :func:`nearest_code`."""
+    """The blocked matrix-product search (any device): same contract as :func:`nearest_code`.
+
+    On a multi-threaded CPU, large searches are split into contiguous row ranges run concurrently by
+    single-threaded workers (the budget is shared between them): thousands of small multi-threaded ops
+    would each end in a thread barrier, which stalls badly whenever another process holds a core.
+    """
     _check_inputs(z, codebook, max_chunk_bytes)
     n, d = z.shape
     k = codebook.shape[0]
@@ -197,13 +208,83 @@ def nearest_code_blocked(z: torch.Tensor, codebook: torch.Tensor, *, max_chunk_b
         return out
     dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
     itemsize = 8 if dtype == torch.float64 else 4
-    block_bytes = None if z.device.type == "cpu" else max_chunk_bytes
-    plan = plan_search(n, k, d, max_chunk_bytes, itemsize=itemsize, block_bytes=block_bytes)
-    with _ieee_float32_matmul(z.device):
+    cpu = z.device.type == "cpu"
+    workers = _cpu_workers(n, k, d) if cpu else 1
+    plan = plan_search(
+        -(-n // workers),
+        k,
+        d,
+        max_chunk_bytes // workers,
+        itemsize=itemsize,
+        block_bytes=None if cpu else max_chunk_bytes,
+    )
+    with torch.autocast(z.device.type, enabled=False), _ieee_float32_matmul(z.device):
         half_sq_norms = _half_sq_norms(codebook, dtype, plan.codes)
         if plan.codes < k:
-            return _search_sliced(z, codebook, half_sq_norms, plan, out)
-        return _search_whole(z, codebook, half_sq_norms, plan, out)
+            scan = functools.partial(_scan_sliced, codebook=codebook, half_sq_norms=half_sq_norms, plan=plan)
+        else:
+            codes, bias = _codebook_slice(codebook, half_sq_norms, 0, plan.codes, dtype)
+            scan = functools.partial(_scan_whole, codes=codes, bias=bias, plan=plan)
+        if workers == 1:
+            scan(z, out)
+        else:
+            _run_split(scan, z, out, workers, plan.rows)
+    return out
+
+
+def _cpu_workers(n: int, k: int, d: int) -> int:
+    """How many single-threaded workers share a CPU search: torch's thread count for large searches, else 1."""
+    threads = torch.get_num_threads()
+    if threads <= 1 or n * k * d < _PARALLEL_MIN_WORK or n < 2 * _ROWS_RANGE["codes"][0]:
+        return 1
+    return min(threads, n // _ROWS_RANGE["codes"][0])
+
+
+def _run_split(scan, z: torch.Tensor, out: torch.Tensor, workers: int, rows: int) -> None:
+    """Run ``scan(z_part, out_part)`` over ``workers`` contiguous row ranges in the single-threaded pool."""
+    n = z.shape[0]
+    per_worker = math.ceil(n / workers)
+    step = math.ceil(per_worker / rows) * rows  # rows per worker, a whole number of blocks
+    inference = torch.is_inference_mode_enabled()
+
+    def job(start: int) -> None:
+        # Grad and inference modes are per thread: mirror the caller's so `out` can be written.
+        with torch.inference_mode(inference), torch.no_grad(), torch.autocast("cpu", enabled=False):
+            scan(z[start : start + step], out[start : start + step])
+
+    futures = [_worker_pool(workers).submit(job, start) for start in range(0, n, step)]
+    for future in futures:
+        future.result()
+
+
+_POOL_LOCK = threading.Lock()
+_POOL: dict = {"executor": None, "size": 0, "pid": None}
+
+
+def _worker_pool(size: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``size`` threads whose torch ops run single-threaded (recreated after fork)."""
+    with _POOL_LOCK:
+        if _POOL["executor"] is None or _POOL["size"] != size or _POOL["pid"] != os.getpid():
+            if _POOL["executor"] is not None and _POOL["pid"] == os.getpid():
+                _POOL["executor"].shutdown(wait=False)
+            caller_threads = torch.get_num_threads()
+            ready = threading.Barrier(size)
+            executor = ThreadPoolExecutor(
+                size,
+                thread_name_prefix="vistok-search",
+                initializer=_single_threaded_worker,
+                initargs=(ready,),
+            )
+            list(executor.map(lambda _: None, range(size)))  # start every worker now
+            # set_num_threads(1) in a worker also lowers the default that threads started later take up.
+            torch.set_num_threads(caller_threads)
+            _POOL.update(executor=executor, size=size, pid=os.getpid())
+        return _POOL["executor"]
+
+
+def _single_threaded_worker(ready: threading.Barrier) -> None:
+    torch.set_num_threads(1)
+    ready.wait()
 
 
 @contextlib.contextmanager
@@ -229,11 +310,10 @@ def _ieee_float32_matmul(device: torch.device):
             matmul.allow_tf32 = previous
 
 
-def _search_whole(z, codebook, half_sq_norms, plan: SearchPlan, out: torch.Tensor) -> torch.Tensor:
-    """The whole (padded) codebook in every block, prepared once."""
+def _scan_whole(z: torch.Tensor, out: torch.Tensor, *, codes, bias, plan: SearchPlan) -> None:
+    """Fill ``out`` with the nearest of the prepared (padded) ``codes`` for each row of ``z``, block by block."""
     n = z.shape[0]
-    dtype = half_sq_norms.dtype
-    codes, bias = _codebook_slice(codebook, half_sq_norms, 0, plan.codes, dtype)
+    dtype = codes.dtype
     rows_arange = torch.arange(plan.rows, device=z.device)
     if plan.codes_major:
         buffer = torch.empty(plan.codes, plan.rows, dtype=dtype, device=z.device)
@@ -245,7 +325,7 @@ def _search_whole(z, codebook, half_sq_norms, plan: SearchPlan, out: torch.Tenso
                 bias, codes, block.t(), alpha=-1.0, out=buffer[:, :r] if r < plan.rows else buffer
             )
             out[start : start + r] = _first_argmin_codes_major(dist, plan.group, rows_arange[:r])
-        return out
+        return
     codes_t = codes.t()
     buffer = torch.empty(plan.rows, plan.codes, dtype=dtype, device=z.device)
     for start in range(0, n, plan.rows):
@@ -253,7 +333,6 @@ def _search_whole(z, codebook, half_sq_norms, plan: SearchPlan, out: torch.Tenso
         r = block.shape[0]
         dist = torch.addmm(bias, block, codes_t, alpha=-1.0, out=buffer[:r])
         out[start : start + r] = _first_argmin_rows_major(dist, plan.group, rows_arange[:r])[1]
-    return out
 
 
 def _half_sq_norms(codebook: torch.Tensor, dtype: torch.dtype, slice_codes: int) -> torch.Tensor:
@@ -299,7 +378,7 @@ def _first_argmin_codes_major(dist: torch.Tensor, group: int, rows_arange: torch
     return best_group * group + winners.argmin(dim=1)
 
 
-def _search_sliced(z, codebook, half_sq_norms, plan: SearchPlan, out: torch.Tensor) -> torch.Tensor:
+def _scan_sliced(z: torch.Tensor, out: torch.Tensor, *, codebook, half_sq_norms, plan: SearchPlan) -> None:
     """Codebooks too big for the budget: slices of ``plan.codes`` codes, keeping a running minimum per row."""
     n, k = z.shape[0], codebook.shape[0]
     dtype = half_sq_norms.dtype
@@ -319,4 +398,3 @@ def _search_sliced(z, codebook, half_sq_norms, plan: SearchPlan, out: torch.Tens
                 best_value = torch.where(better, value, best_value)
                 best_index = torch.where(better, index + k0, best_index)
         out[start : start + r] = best_index
-    return out

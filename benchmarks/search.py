@@ -1,0 +1,204 @@
+"""Nearest-code search (the VQ hot path): vistok against vector-quantize-pytorch and the textbook search.
+
+For each case (N vectors, K codes, dim D) it times, in one process on one machine:
+
+- ``vistok``: ``nearest_code`` then the gather of the chosen codes (indices + quantized vectors);
+- ``vector_quantize_pytorch``: ``VectorQuantize(dim, codebook_size, use_cosine_sim=...)`` in eval mode under
+  ``no_grad`` with the same codebook, which returns the same two things;
+- ``textbook``: ``argmin(sum z² + sum c² − 2 z·c)`` over the materialised N × K matrix (the seed project's
+  and LlamaGen's formulation), skipped when the matrix would not fit comfortably in free memory;
+- on CUDA also ``vistok_blocked``, the matrix-product fallback used when Triton is missing.
+
+It checks that vistok's indices equal the textbook's (and reports agreement with vector-quantize-pytorch, whose
+Euclidean search adds a clamp and a square root), and measures vistok's peak extra memory: from the CUDA
+allocator, or on CPU from the resident-set high-water mark of a fresh child process.
+
+    python benchmarks/search.py [--device cpu|cuda] [--threads N] [--quick] [--out NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+from _common import best_time, library_versions, machine, write_results  # noqa: E402
+
+from vistok.quantizers.search import nearest_code, nearest_code_blocked, plan_search  # noqa: E402
+
+CASES = [
+    # name, N, K, D, cosine
+    ("llamagen_vq16", 65536, 16384, 8, True),  # LlamaGen VQ-16: sixteen 256² images, l2-normalised codes
+    ("taming_f16_1024", 65536, 1024, 256, False),  # Taming VQGAN f16, K=1024, D=256
+    ("seed_celeba", 65536, 512, 64, False),  # the seed project's CelebA VQ-VAE
+]
+TARGET_RATIO = {"llamagen_vq16": 20.0, "taming_f16_1024": 10.0, "seed_celeba": 10.0}
+
+
+def make_inputs(n: int, k: int, d: int, cosine: bool, device: str, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, d, generator=generator)
+    codebook = torch.randn(k, d, generator=generator)
+    if cosine:
+        z, codebook = F.normalize(z, dim=1), F.normalize(codebook, dim=1)
+    return z.to(device), codebook.to(device)
+
+
+def textbook_search(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    dist = torch.sum(z**2, dim=1, keepdim=True) + torch.sum(codebook**2, dim=1) - 2 * z @ codebook.t()
+    return dist.argmin(dim=1)
+
+
+def vistok_lookup(z, codebook, cosine):
+    indices = nearest_code(z, codebook, cosine=cosine)
+    return indices, codebook[indices]
+
+
+def make_vqp(d: int, k: int, cosine: bool, codebook: torch.Tensor):
+    from vector_quantize_pytorch import VectorQuantize
+
+    vq = VectorQuantize(dim=d, codebook_size=k, use_cosine_sim=cosine).to(codebook.device).eval()
+    with torch.no_grad():
+        vq._codebook.embed.copy_(codebook[None])
+        if hasattr(vq._codebook, "initted"):
+            vq._codebook.initted.fill_(True)
+    return vq
+
+
+def vqp_lookup(vq, z, batches: int = 16):
+    with torch.no_grad():
+        quantized, indices, _ = vq(z.view(batches, -1, z.shape[1]))
+    return indices.reshape(-1), quantized.reshape(-1, z.shape[1])
+
+
+def available_memory_bytes(device: str) -> int:
+    if device.startswith("cuda"):
+        free, _ = torch.cuda.mem_get_info()
+        return free
+    try:
+        import psutil
+
+        return psutil.virtual_memory().available
+    except ImportError:
+        return 8 * 2**30
+
+
+def _child_peak_rss(n, k, d, cosine, threads, queue):
+    torch.set_num_threads(threads)
+    z, codebook = make_inputs(n, k, d, cosine, "cpu")
+    nearest_code(z[:64], codebook, cosine=cosine)  # warm the code paths and allocator first
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    nearest_code(z, codebook, cosine=cosine)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    queue.put(max(0, after - before))
+
+
+def cpu_peak_extra_bytes(n, k, d, cosine) -> int:
+    """Growth of a fresh process's peak resident set during one search (the N int64 output included)."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_peak_rss, args=(n, k, d, cosine, torch.get_num_threads(), queue))
+    child.start()
+    child.join()
+    return queue.get(timeout=5)
+
+
+def cuda_peak_extra_bytes(z, codebook, cosine, fn=nearest_code) -> int:
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    fn(z, codebook, cosine=cosine) if fn is nearest_code else fn(z, codebook)
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - before
+
+
+def run_case(name, n, k, d, cosine, device, repeats, with_textbook=True):
+    z, codebook = make_inputs(n, k, d, cosine, device)
+    cuda = device.startswith("cuda")
+    result = {"case": name, "N": n, "K": k, "D": d, "cosine": cosine, "flops": 2 * n * k * d}
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = False  # every contender computes in full float32
+
+    ours = best_time(lambda: vistok_lookup(z, codebook, cosine), device, repeats=repeats)
+    indices = nearest_code(z, codebook, cosine=cosine)
+    result["vistok_s"] = ours
+    result["vistok_gflops"] = 2 * n * k * d / ours / 1e9
+    if cuda:
+        blocked = best_time(lambda: nearest_code_blocked(z, codebook), device, repeats=repeats)
+        result["vistok_blocked_s"] = blocked
+        result["vistok_peak_extra_mib"] = cuda_peak_extra_bytes(z, codebook, cosine) / 2**20
+        result["vistok_blocked_peak_extra_mib"] = (
+            cuda_peak_extra_bytes(z, codebook, cosine, nearest_code_blocked) / 2**20
+        )
+    else:
+        result["vistok_plan"] = plan_search(n, k, d, 64 * 2**20).__dict__
+        result["vistok_peak_extra_mib"] = cpu_peak_extra_bytes(n, k, d, cosine) / 2**20
+
+    vq = make_vqp(d, k, cosine, codebook)
+    vqp_repeats = repeats if cuda else 1
+    result["vector_quantize_pytorch_s"] = best_time(lambda: vqp_lookup(vq, z), device, repeats=vqp_repeats)
+    vqp_indices, _ = vqp_lookup(vq, z)
+    result["agreement_with_vector_quantize_pytorch"] = (vqp_indices == indices).float().mean().item()
+    result["speedup_vs_vector_quantize_pytorch"] = result["vector_quantize_pytorch_s"] / ours
+    result["target_speedup"] = TARGET_RATIO.get(name)
+
+    textbook_bytes = 3 * n * k * 4
+    if with_textbook and textbook_bytes < available_memory_bytes(device) // 2:
+        result["textbook_s"] = best_time(lambda: textbook_search(z, codebook), device, repeats=vqp_repeats)
+        expected = textbook_search(z, codebook)
+        result["identical_to_textbook"] = bool(torch.equal(expected, indices))
+        result["mismatches_vs_textbook"] = int((expected != indices).sum())
+        result["speedup_vs_textbook"] = result["textbook_s"] / ours
+    else:
+        result["textbook_s"] = None
+        result["textbook_skipped"] = f"needs ~{textbook_bytes / 2**30:.1f} GiB free"
+    return result
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="N = 8192 instead of 65536 (smoke run)")
+    parser.add_argument("--no-textbook", action="store_true")
+    parser.add_argument("--out", default=None, help="results/<out>.json (default search_<device>)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device
+    repeats = args.repeats or (10 if device.startswith("cuda") else 3)
+    cases = []
+    for name, n, k, d, cosine in CASES:
+        n = 8192 if args.quick else n
+        case = run_case(name, n, k, d, cosine, device, repeats, with_textbook=not args.no_textbook)
+        cases.append(case)
+        print(
+            f"{name:16s} N={n} K={k} D={d}: vistok {case['vistok_s'] * 1e3:8.1f} ms, "
+            f"vector-quantize-pytorch {case['vector_quantize_pytorch_s'] * 1e3:9.1f} ms "
+            f"(x{case['speedup_vs_vector_quantize_pytorch']:.1f}), textbook "
+            + (f"{case['textbook_s'] * 1e3:9.1f} ms" if case["textbook_s"] else "skipped")
+            + f", identical={case.get('identical_to_textbook')}, peak extra {case['vistok_peak_extra_mib']:.1f} MiB",
+            flush=True,
+        )
+    payload = {
+        "benchmark": "nearest-code search",
+        "machine": machine(device),
+        "versions": library_versions("vector-quantize-pytorch", "triton"),
+        "cases": cases,
+    }
+    path = write_results(args.out or f"search_{device.split(':')[0]}", payload)
+    print(f"wrote {path}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()
