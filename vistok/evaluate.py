@@ -100,14 +100,13 @@ class ModelSpec:
     name: str
     config: Any
     local_dir: Path | None
-    random_preset: str | None = None
+    random_model: Any = None  # the randomly initialised preset model (``--random-init``)
 
     def load(self):
         from .modeling import VisTokenizer
-        from .registry import create_tokenizer
 
-        if self.random_preset is not None:
-            return create_tokenizer(self.random_preset).eval()
+        if self.random_model is not None:
+            return self.random_model.eval()
         return VisTokenizer.from_pretrained(self.name).eval()
 
 
@@ -130,7 +129,8 @@ def resolve_model(name: str, random_init: bool = False) -> ModelSpec:
             )
         from .registry import create_tokenizer
 
-        return ModelSpec(name, create_tokenizer(name).config, None, random_preset=name)
+        model = create_tokenizer(name)
+        return ModelSpec(name, model.config, None, random_model=model)
     path = resolve_bundled(name)
     try:
         config = VisTokenizerConfig.from_pretrained(path)
@@ -170,7 +170,7 @@ def config_summary(spec: ModelSpec, tok: Any) -> dict[str, Any]:
         "preset": config.preset,
         "source": config.source,
         "num_parameters": sum(p.numel() for p in tok.parameters()),
-        "random_init": spec.random_preset is not None,
+        "random_init": spec.random_model is not None,
     }
 
 

@@ -19,7 +19,11 @@ def save_code_histogram(histogram: Sequence[int], path: str | os.PathLike, title
         raise ValueError(f"expected a non-empty 1-D histogram, got shape {counts.shape}")
     used = int((counts > 0).sum())
     figure, (by_index, by_rank) = plt.subplots(1, 2, figsize=(11, 3.6), constrained_layout=True)
-    by_index.bar(np.arange(counts.size), counts, width=1.0, color="tab:blue")
+    # one line collection, not one bar patch per code: drawing 16k bars takes tens of seconds
+    by_index.vlines(
+        np.arange(counts.size), 0, counts, color="tab:blue", linewidth=max(0.6, min(4.0, 400 / counts.size))
+    )
+    by_index.set_ylim(bottom=0)
     by_index.set(xlabel="code index", ylabel="occurrences", xlim=(-0.5, counts.size - 0.5))
     by_rank.plot(np.arange(1, counts.size + 1), np.sort(counts)[::-1] + 1, color="tab:orange")
     by_rank.set(xlabel="codes sorted by frequency", ylabel="occurrences + 1", yscale="log")
