@@ -85,7 +85,7 @@ def build_demo(cache: TokenizerCache | None = None) -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Row():
             with gr.Column(scale=1):
-                upload = image_upload(label="Image", sources=["upload", "clipboard"], height=320)
+                upload = image_upload(label="Image", sources=["upload", "clipboard"], height=320, elem_id="upload")
                 tokenizer = gr.Dropdown(
                     choices=tokenizer_choices(),
                     value=default,

@@ -53,6 +53,7 @@ def code_histogram_figure(counts: torch.Tensor) -> Figure:
         ylim=(0, max(1, int(counts.max(initial=0))) * 1.05),
         xlabel="code index",
         ylabel="tokens",
-        title=f"Codes used in this image: {used.size} of {counts.size}",
     )
+    # Right-aligned so that Gradio's label, drawn over the plot's top-left corner, does not hide it.
+    axes.set_title(f"Codes used in this image: {used.size} of {counts.size}", loc="right", fontsize=10)
     return figure

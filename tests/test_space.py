@@ -1,0 +1,416 @@
+"""The Gradio Space (spaces/vistok-demo): its functions directly, then the running app through gradio_client.
+
+The server is started with the README's command (``python spaces/vistok-demo/app.py``) on a free port as soon as
+this module runs, so its start-up overlaps the direct tests.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import vistok
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE_DIR = ROOT / "spaces" / "vistok-demo"
+EXAMPLES = SPACE_DIR / "examples"
+sys.path.insert(0, str(SPACE_DIR))
+
+from vistok_space import pipeline  # noqa: E402
+from vistok_space.analysis import measure, reconstruct  # noqa: E402
+from vistok_space.inputs import MAX_ORIGINAL_SIDE, open_upload  # noqa: E402
+from vistok_space.pipeline import run_request  # noqa: E402
+from vistok_space.tokenizers import TokenizerCache, default_tokenizer_name  # noqa: E402
+from vistok_space.visuals import (  # noqa: E402
+    ERROR_COLORMAP,
+    TOKEN_COLORMAP,
+    _palette,
+    code_histogram_figure,
+    error_map_image,
+    token_map_image,
+)
+
+SERVER_START_TIMEOUT_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cache() -> TokenizerCache:
+    return TokenizerCache()
+
+
+@pytest.fixture(scope="module")
+def default(cache) -> vistok.VisTokenizer:
+    return cache.get(default_tokenizer_name())
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image, dtype=np.float64)
+
+
+# ------------------------------------------------------------------------------------- reconstruction, metrics
+def test_default_tokenizer_is_the_bundled_one_and_loads_offline():
+    assert default_tokenizer_name() == "vistok/default" or os.environ.get("VISTOK_SPACE_TOKENIZER")
+    folder = Path(vistok.__file__).parent / "pretrained" / "default"
+    tok = vistok.VisTokenizer.from_pretrained("vistok/default")
+    assert not tok.training
+    held_out = [
+        e for e in tok.config.metadata["evaluation"] if e["dataset_id"] == "samples" and e["split"] == "test"
+    ]
+    assert held_out and all(e["psnr"] > 20 for e in held_out), (
+        "the bundled default must carry its measured metrics"
+    )
+    assert (folder / "model.safetensors").stat().st_size < 8e6 and (folder / "README.md").is_file()
+
+
+def test_example_reconstruction_and_its_numbers(cache, default):
+    result = run_request(str(EXAMPLES / "chelsea.jpg"), default_tokenizer_name(), "256", cache)
+    assert result.ok, result.status
+    assert "Traceback" not in result.status
+    assert result.original.size == result.reconstruction.size == (256, 256)
+    assert result.token_map.size == result.error_map.size == (256, 256)
+    metrics = result.metrics
+    original, reconstruction = pixels(result.original) / 255, pixels(result.reconstruction) / 255
+
+    # PSNR and SSIM agree with independent implementations on the saved images.
+    assert metrics["psnr_db"] == pytest.approx(
+        10 * math.log10(1 / np.mean((original - reconstruction) ** 2)), abs=1e-3
+    )
+    from skimage.metrics import structural_similarity
+
+    expected_ssim = structural_similarity(
+        original, reconstruction, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+        use_sample_covariance=False, data_range=1.0,
+    )  # fmt: skip
+    assert metrics["ssim"] == pytest.approx(expected_ssim, abs=2e-3)
+    # The bundled tokenizer is trained: far better than a random one (~15 dB) on a photo it never saw.
+    assert metrics["psnr_db"] > 20
+
+    f, k = default.downsample_factor, default.codebook_size
+    tokens = (256 // f) ** 2
+    assert metrics["tokens_per_image"] == tokens and metrics["token_grid"] == [256 // f, 256 // f]
+    assert metrics["bits_per_image"] == pytest.approx(tokens * math.log2(k))
+    assert metrics["compression_ratio"] == pytest.approx(256 * 256 * 24 / (tokens * math.log2(k)))
+
+    # Codebook usage and the token map agree with the tokenizer's own indices for the same image.
+    x = torch.from_numpy(pixels(result.original)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.inference_mode():
+        ids = default.encode(x).indices[0]
+    assert metrics["codes_used"] == ids.unique().numel()
+    assert metrics["codebook_usage"] == pytest.approx(ids.unique().numel() / k)
+    expected_colour = _palette(TOKEN_COLORMAP)[round(int(ids[0, 0]) * 255 / (k - 1))]
+    assert tuple(np.asarray(result.token_map)[0, 0]) == tuple(expected_colour)
+    assert "PSNR" in result.metrics_table and "Bits per image" in result.metrics_table
+
+
+@pytest.mark.parametrize("resolution", ["128", "512", "original"])
+def test_resolution_options(cache, default, resolution):
+    result = run_request(str(EXAMPLES / "chelsea.jpg"), default_tokenizer_name(), resolution, cache)
+    assert result.ok, result.status
+    f = default.downsample_factor
+    if resolution == "original":  # 451 × 300 keeps its aspect, cropped to whole tokens
+        assert result.original.size == (451 - 451 % f, 300 - 300 % f)
+        assert "Centre-cropped" in result.status
+    else:
+        assert result.original.size == (int(resolution),) * 2
+
+
+def test_reconstruct_and_measure_on_a_pixel_exact_copy():
+    """measure() reports an exact round trip as PSNR None (∞), SSIM 1 and usage of a single code."""
+
+    class Identity(torch.nn.Module):
+        codebook_size = 4
+
+        def forward(self, x):
+            return vistok.TokenizerOutput(reconstruction=x, indices=torch.zeros(1, 2, 2, dtype=torch.int64))
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    metrics = measure(reconstruct(Identity(), image))
+    assert metrics["psnr_db"] is None and metrics["ssim"] == pytest.approx(1.0)
+    assert metrics["codes_used"] == 1 and metrics["perplexity"] == pytest.approx(1.0)
+    assert metrics["bits_per_image"] == 4 * 2 and metrics["compression_ratio"] == 16 * 16 * 24 / 8
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def _save(image: Image.Image, path: Path, **kwargs) -> str:
+    image.save(path, **kwargs)
+    return str(path)
+
+
+def _gradient(size=(64, 48)) -> Image.Image:
+    x = np.linspace(0, 255, size[0], dtype=np.uint8)[None, :, None].repeat(size[1], 0)
+    return Image.fromarray(np.concatenate([x, x[:, ::-1], np.full_like(x, 90)], axis=-1))
+
+
+def test_animated_gif_uses_the_first_frame(cache, default, tmp_path):
+    colours = [(220, 30, 30), (30, 220, 30), (30, 30, 220)]
+    frames = [Image.new("RGB", (64, 64), c) for c in colours]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    result = run_request(str(path), default_tokenizer_name(), "128", cache)
+    assert result.ok, result.status
+    assert "Animated image (3 frames)" in result.status and "palette" in result.status
+    assert np.allclose(pixels(result.original).mean(axis=(0, 1)), colours[0], atol=6)
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected_notice", "expected_rgb"),
+    [
+        ("P", "palette", None),
+        ("L", "grayscale", None),
+        ("RGBA", "composited over white", (255, 255, 255)),
+        ("LA", "composited over white", (255, 255, 255)),
+        ("I;16", "16-bit grayscale", (128, 128, 128)),
+        ("CMYK", "CMYK", None),
+    ],
+)
+def test_unusual_image_modes_are_converted(cache, default, tmp_path, mode, expected_notice, expected_rgb):
+    if mode == "RGBA":
+        image = Image.new("RGBA", (40, 40), (10, 200, 10, 0))  # fully transparent
+    elif mode == "LA":
+        image = Image.new("LA", (40, 40), (0, 0))
+    elif mode == "I;16":
+        image = Image.fromarray(np.full((40, 40), 32896, dtype=np.uint16))  # 32896 / 257 = 128
+    else:
+        image = _gradient().convert(mode)
+    assert image.mode == mode
+    path = _save(image, tmp_path / ("img.jpg" if mode == "CMYK" else "img.png"))
+    result = run_request(path, default_tokenizer_name(), "128", cache)
+    assert result.ok, result.status
+    assert expected_notice in result.status
+    original = pixels(result.original)
+    if expected_rgb is not None:
+        assert np.allclose(original, expected_rgb, atol=1)
+    if mode in ("L", "I;16"):
+        assert np.array_equal(original[..., 0], original[..., 1])
+
+
+def test_huge_image_is_downscaled_with_a_notice(cache, default, tmp_path):
+    path = _save(_gradient((6000, 4000)), tmp_path / "huge.jpg", quality=80)
+    result = run_request(path, default_tokenizer_name(), "original", cache)
+    assert result.ok, result.status
+    assert "Large image (24.0 megapixels) downscaled from 6000×4000" in result.status
+    assert max(result.original.size) <= MAX_ORIGINAL_SIDE
+
+
+def test_exif_rotation_is_applied(tmp_path):
+    image = _gradient((64, 32))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    path = _save(image, tmp_path / "rotated.jpg", exif=exif)
+    decoded = open_upload(path)
+    assert decoded.image.size == (32, 64) and decoded.original_size == (32, 64)
+    assert any("EXIF" in notice for notice in decoded.notices)
+
+
+@pytest.mark.parametrize(
+    ("make_upload", "message"),
+    [
+        (lambda tmp: None, "No image"),
+        (lambda tmp: _write(tmp / "notes.txt", b"this is not an image"), "not an image this demo can read"),
+        (lambda tmp: _write(tmp / "cut.png", _png_bytes(noisy=True)[:2000]), "damaged or truncated"),
+        (lambda tmp: str(tmp / "gone.png"), "missing"),
+        (lambda tmp: _save(Image.new("RGB", (3, 3)), tmp / "tiny.png"), "smaller than one token"),
+        (lambda tmp: "data:image/png;base64,@@@", "not an image this demo can read"),
+    ],
+    ids=["none", "text-file", "truncated", "missing-file", "smaller-than-patch", "bad-data-url"],
+)
+def test_bad_uploads_give_a_message_not_a_traceback(cache, default, tmp_path, make_upload, message):
+    result = run_request(make_upload(tmp_path), default_tokenizer_name(), "256", cache)
+    assert not result.ok
+    assert message in result.status and "Traceback" not in result.status
+    assert result.status.startswith("**Could not run:**")
+
+
+def test_decompression_bomb_is_refused(cache, default, tmp_path, monkeypatch):
+    path = _save(_gradient((100, 100)), tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    result = run_request(path, default_tokenizer_name(), "256", cache)
+    assert not result.ok and "too large to decode safely" in result.status
+
+
+def test_data_url_upload(cache, default):
+    import base64
+
+    url = "data:image/png;base64," + base64.b64encode(_png_bytes()).decode()
+    result = run_request(url, default_tokenizer_name(), "128", cache)
+    assert result.ok, result.status
+
+
+def test_bad_options_give_messages(cache, default):
+    photo = str(EXAMPLES / "coffee.jpg")
+    assert "Unknown resolution '300'" in run_request(photo, default_tokenizer_name(), "300", cache).status
+    assert "No tokenizer chosen" in run_request(photo, "  ", "256", cache).status
+
+
+def test_unloadable_tokenizer_is_reported_and_the_default_keeps_working(cache, default, tmp_path):
+    photo = str(EXAMPLES / "coffee.jpg")
+    for name in (
+        "nobody/no-such-tokenizer",
+        str(tmp_path),
+    ):  # a Hub id that is not cached; a folder without one
+        start = time.perf_counter()
+        result = run_request(photo, name, "256", cache)
+        assert not result.ok
+        assert "Could not load" in result.status and "still works" in result.status
+        assert time.perf_counter() - start < 30  # offline: no minute-long Hub retries holding up the queue
+    assert run_request(photo, default_tokenizer_name(), "256", cache).ok
+
+
+def test_a_local_tokenizer_folder_typed_in_works(cache, default, tmp_path):
+    config = vistok.VisTokenizerConfig(
+        image_size=32,
+        net={"type": "simple_cnn", "hidden_channels": 16, "num_res_blocks": 0, "num_downsamples": 3},
+        quantizer={"type": "vq", "codebook_size": 32, "codebook_dim": 4, "l2_norm": True},
+    )
+    vistok.VisTokenizer(config).save_pretrained(tmp_path / "mine")
+    result = run_request(str(EXAMPLES / "coins.png"), str(tmp_path / "mine"), "128", cache)
+    assert result.ok, result.status
+    assert result.metrics["token_grid"] == [16, 16] and result.metrics["codebook_size"] == 32
+    assert "grayscale" in result.status
+
+
+def test_unexpected_failures_are_logged_not_shown(cache, default, monkeypatch, caplog):
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pipeline, "reconstruct", explode)
+    result = run_request(str(EXAMPLES / "coffee.jpg"), default_tokenizer_name(), "256", cache)
+    assert not result.ok and "RuntimeError: boom" in result.status and "Traceback" not in result.status
+    assert "Traceback" in caplog.text  # the server log keeps the details
+
+
+def _write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+def _png_bytes(noisy: bool = False) -> bytes:
+    image = _gradient()
+    if noisy:  # incompressible, so that a prefix really is a truncated file
+        image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------- pictures
+def test_token_map_colours_follow_the_ids():
+    picture = np.asarray(token_map_image(torch.tensor([[0, 9]]), 10, (4, 2)))
+    assert picture.shape == (2, 4, 3)
+    assert tuple(picture[0, 0]) == tuple(_palette(TOKEN_COLORMAP)[0])  # id 0: first colour, 2 × 2 pixel cell
+    assert tuple(picture[1, 3]) == tuple(_palette(TOKEN_COLORMAP)[255])  # id K−1: last colour
+
+
+def test_error_map_scale():
+    original = torch.full((3, 2, 2), 100, dtype=torch.uint8)
+    reconstructed = original.clone()
+    reconstructed[:, 0, 0] = 200  # error 100 ≥ the scale's top
+    picture = np.asarray(error_map_image(original, reconstructed))
+    assert tuple(picture[0, 0]) == tuple(_palette(ERROR_COLORMAP)[255])
+    assert tuple(picture[1, 1]) == tuple(_palette(ERROR_COLORMAP)[0])
+
+
+def test_code_histogram_figure_counts_codes():
+    figure = code_histogram_figure(torch.bincount(torch.tensor([1, 1, 5]), minlength=8))
+    assert figure.axes[0].get_title(loc="right") == "Codes used in this image: 2 of 8"
+
+
+# ----------------------------------------------------------------------------------- the running app
+@pytest.fixture(scope="module", autouse=True)
+def space_server(tmp_path_factory):
+    """``python spaces/vistok-demo/app.py`` on a free port (GRADIO_SERVER_PORT), started when the module starts."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("space") / "server.log"
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_PORT": str(port),
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(SPACE_DIR / "app.py")],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    yield {"url": f"http://127.0.0.1:{port}/", "process": process, "log": log_path}
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def space_url(space_server) -> str:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if space_server["process"].poll() is not None:
+            pytest.fail(f"the Space exited during start-up:\n{space_server['log'].read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(space_server["url"], timeout=2) as response:
+                if response.status == 200:
+                    return space_server["url"]
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(
+        f"the Space did not answer within {SERVER_START_TIMEOUT_S} s:\n{space_server['log'].read_text()[-3000:]}"
+    )
+
+
+def _client_reconstruct(url: str, photo: Path, resolution: str):
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+    return client.predict(
+        handle_file(str(photo)), default_tokenizer_name(), resolution, api_name="/reconstruct"
+    )
+
+
+def test_client_upload_returns_a_reconstruction(space_url):
+    original, reconstruction, token_map, error_map, histogram, table, status, metrics = _client_reconstruct(
+        space_url, EXAMPLES / "chelsea.jpg", "256"
+    )
+    assert status.startswith("**Reconstructed**"), status
+    assert Image.open(reconstruction).size == Image.open(original).size == (256, 256)
+    assert Image.open(token_map).size == Image.open(error_map).size == (256, 256)
+    assert metrics["psnr_db"] > 20 and "PSNR" in table
+    assert histogram["type"] == "matplotlib"
+
+
+def test_client_bad_upload_gets_a_message(space_url, tmp_path):
+    outputs = _client_reconstruct(space_url, Path(_write(tmp_path / "notes.png", b"not a png at all")), "256")
+    assert outputs[1] is None and "not an image this demo can read" in outputs[6]
+
+
+def test_eight_concurrent_clients_all_get_their_answers(space_url):
+    photos = [EXAMPLES / name for name in ("chelsea.jpg", "coffee.jpg", "astronaut.jpg", "coins.png")] * 2
+    resolutions = ["128", "256"] * 4
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(
+            pool.map(lambda job: _client_reconstruct(space_url, *job), zip(photos, resolutions, strict=True))
+        )
+    for answer, resolution in zip(answers, resolutions, strict=True):
+        assert answer[6].startswith("**Reconstructed**"), answer[6]
+        assert Image.open(answer[1]).size == (int(resolution),) * 2
