@@ -41,7 +41,7 @@ def load_error_message(name_or_path: str | os.PathLike, err: Exception) -> str:
     return (
         f"Could not load the tokenizer {name!r}: it is not a local folder and "
         + ("HF_HUB_OFFLINE is set and it is not in the Hugging Face cache. " if offline else "the Hub could not provide it. ")
-        + "Download it on a machine with network (`huggingface-cli download "
+        + "Download it on a machine with network (`hf download "
         f"{name}`) and copy the cache (HF_HUB_CACHE) or the folder here, or pass a local folder written by "
         f"save_pretrained. Bundled tokenizers: {bundled}. (Underlying error: {err})"
     )

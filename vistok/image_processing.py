@@ -3,7 +3,6 @@ AutoImageProcessor)."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from PIL import Image
 from transformers.image_processing_backends import PilBackend
@@ -45,11 +44,10 @@ class VisTokenizerImageProcessor(PilBackend):
 
 
 def to_uint8(pixel_values: torch.Tensor) -> torch.Tensor:
-    """[−1, 1] floats → uint8 [0, 255], rounded as a saved image would be (same shape)."""
+    """(B, C, H, W) float in [−1, 1] (values outside are clamped) → (B, C, H, W) uint8 in [0, 255], rounded as a
+    saved image would be. Metrics and the demo measure exactly this form."""
+    if not torch.is_floating_point(pixel_values):
+        raise TypeError(f"expected floating-point pixel values in [-1, 1], got dtype {pixel_values.dtype}")
+    if pixel_values.ndim != 4:
+        raise ValueError(f"expected images of shape (B, C, H, W), got shape {tuple(pixel_values.shape)}")
     return ((pixel_values.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
-def from_uint8(images: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """uint8 [0, 255] (any shape) → float32 in [−1, 1]."""
-    tensor = torch.as_tensor(images)
-    return tensor.float() / 127.5 - 1.0

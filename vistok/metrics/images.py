@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import torch
 
+from ..image_processing import to_uint8
 
-def to_uint8(pixel_values: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) float in [-1, 1] (values outside are clamped) → (B, C, H, W) uint8 in [0, 255]."""
-    if not torch.is_floating_point(pixel_values):
-        raise TypeError(f"expected floating-point pixel values in [-1, 1], got dtype {pixel_values.dtype}")
-    check_images(pixel_values)
-    return ((pixel_values.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+__all__ = ["to_uint8", "uint8_to_unit", "uint8_to_signed", "check_images", "check_pair"]
 
 
 def uint8_to_unit(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
