@@ -23,13 +23,19 @@ class Quantizer(nn.Module):
     #: Options of the smallest sensible instance, used by the common tests and examples.
     tiny: dict = {}
 
+    # Quantizers with an explicit codebook set these two in __init__; implicit ones override the properties.
+    _codebook_size: int
+    _codebook_dim: int
+
     @property
     def codebook_size(self) -> int:
-        raise NotImplementedError
+        """Number of codes K; indices lie in [0, K)."""
+        return self._codebook_size
 
     @property
     def codebook_dim(self) -> int:
-        raise NotImplementedError
+        """Channels D of ``quantized``."""
+        return self._codebook_dim
 
     def init_weights(self) -> None:
         """(Re)initialise parameters and buffers owned directly by this module (not its children)."""

@@ -51,14 +51,6 @@ class SimVQQuantizer(Quantizer):
         check_positive(spec, "codebook_size", "codebook_dim")
         check_positive(spec, "commitment_weight", "codebook_weight", allow_zero=True)
 
-    @property
-    def codebook_size(self) -> int:
-        return self._codebook_size
-
-    @property
-    def codebook_dim(self) -> int:
-        return self._codebook_dim
-
     def init_weights(self) -> None:
         init.normal_(self.frozen_codebook, std=self._codebook_dim**-0.5)
 

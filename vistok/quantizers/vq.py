@@ -84,14 +84,6 @@ class VectorQuantizer(Quantizer):
         if decay is not None and not (isinstance(decay, (int, float)) and 0.0 < decay < 1.0):
             raise ValueError(f"quantizer option 'ema_decay' must be None or in (0, 1), got {decay!r}")
 
-    @property
-    def codebook_size(self) -> int:
-        return self._codebook_size
-
-    @property
-    def codebook_dim(self) -> int:
-        return self._codebook_dim
-
     def init_weights(self) -> None:
         # Taming / LlamaGen initialisation: U(−1/K, 1/K).
         bound = 1.0 / self._codebook_size
