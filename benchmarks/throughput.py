@@ -174,13 +174,13 @@ def main(argv=None) -> dict:
         "--compile", default="", help="comma-separated presets also run as bf16 + torch.compile (CUDA)"
     )
     parser.add_argument("--quick", action="store_true", help="smaller big batch, one repeat")
+    # default repeats: 5 on CUDA; on CPU 2 for 64-pixel presets and 1 for 256-pixel ones (seconds per image)
     parser.add_argument("--out", default=None, help="results/<out>.json (default throughput_<device>)")
     args = parser.parse_args(argv)
     device = args.device
     cuda = device.startswith("cuda")
     names = args.presets.split(",") if args.presets else list(vistok.list_tokenizers())
     compiled = set(filter(None, args.compile.split(",")))
-    repeats = args.repeats or (5 if cuda else (1 if args.quick else 2))
     peaks = {"fp32": matmul_peak_gflops(device, torch.float32)}
     if cuda:
         peaks["bf16"] = matmul_peak_gflops(device, torch.bfloat16)
@@ -193,6 +193,7 @@ def main(argv=None) -> dict:
             if args.batches
             else default_batches(size, device, args.quick)
         )
+        repeats = args.repeats or (5 if cuda else (1 if args.quick or size >= 256 else 2))
         configs = ["fp32"]
         if cuda:
             configs += ["bf16_channels_last"] + (["bf16_channels_last_compile"] if name in compiled else [])
