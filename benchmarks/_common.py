@@ -91,11 +91,11 @@ def matmul_peak_gflops(device: str, dtype: torch.dtype = torch.float32, size: in
     """
     cuda = device.startswith("cuda")
     best = 0.0
-    for size in [size] if size else ([8192] if cuda else [1024, 2048]):
-        a = torch.randn(size, size, device=device, dtype=dtype)
-        b = torch.randn(size, size, device=device, dtype=dtype)
+    for n in [size] if size else ([8192] if cuda else [1024, 2048]):
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
         seconds = best_time(lambda a=a, b=b: a @ b, device, repeats=5)
-        best = max(best, 2 * size**3 / seconds / 1e9)
+        best = max(best, 2 * n**3 / seconds / 1e9)
     return best
 
 
