@@ -251,3 +251,9 @@ def test_works_in_a_forked_child_after_use_in_the_parent():
     result = queue.get(timeout=60)
     child.join(timeout=60)
     assert result == expected.tolist()
+
+
+def test_gpu_style_plan_uses_plain_argmin_rows():
+    plan = plan_search(65536, 1000, 256, 64 * 2**20, block_bytes=64 * 2**20, cpu=False)
+    assert not plan.codes_major and plan.group == plan.codes == plan.padded_codes == 1000
+    assert plan.peak_bytes <= 64 * 2**20 and plan.rows > 1000

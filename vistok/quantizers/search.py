@@ -85,25 +85,32 @@ def plan_search(
     *,
     itemsize: int = 4,
     block_bytes: int | None = None,
+    cpu: bool = True,
 ) -> SearchPlan:
     """Block sizes for searching ``n`` vectors of dim ``d`` among ``k`` codes.
 
     The distance block aims at ``block_bytes`` (cache-sized CPU defaults when None) and the whole working set
     (``SearchPlan.peak_bytes``, copies of the codebook slice and of the z block included) stays within
     ``max_chunk_bytes``. A budget too small for one row against one group of codes gives a plain argmin over
-    slices of the codebook, one row at a time; below even that the plan is the 1 × 1 block.
+    slices of the codebook, one row at a time; below even that the plan is the 1 × 1 block. ``cpu=False``
+    (GPUs, whose argmin is fast) keeps the row-major layout and a plain argmin over whole rows.
     """
     if n < 0 or k <= 0 or d <= 0:
         raise ValueError(f"plan_search needs n >= 0, k > 0, d > 0; got n={n}, k={k}, d={d}")
     if max_chunk_bytes <= 0:
         raise ValueError(f"max_chunk_bytes must be positive; got {max_chunk_bytes}")
     budget = max_chunk_bytes
-    group = 1 << max(3, min(8, round(math.log2(2 * math.sqrt(k)))))
-    group = min(group, 1 << (k - 1).bit_length())
+    if cpu:
+        group = 1 << max(3, min(8, round(math.log2(2 * math.sqrt(k)))))
+        group = min(group, 1 << (k - 1).bit_length())
+    else:
+        group = k
     padded = -(-k // group) * group
-    codes_major = d <= _CODES_MAJOR_MAX_DIM
+    codes_major = cpu and d <= _CODES_MAJOR_MAX_DIM
     layout = "codes" if codes_major else "rows"
     fewest_rows, most_rows = _ROWS_RANGE[layout]
+    if not cpu:  # one block as large as the budget allows: fewer kernel launches
+        most_rows = max(n, 1)
     if not codes_major:
         fewest_rows = next(rows for dim, rows in _MIN_ROWS_FOR_DIM if d >= dim)
     fewest_rows = min(max(n, 1), fewest_rows)
@@ -217,6 +224,7 @@ def nearest_code_blocked(z: torch.Tensor, codebook: torch.Tensor, *, max_chunk_b
         max_chunk_bytes // workers,
         itemsize=itemsize,
         block_bytes=None if cpu else max_chunk_bytes,
+        cpu=cpu,
     )
     with torch.autocast(z.device.type, enabled=False), _ieee_float32_matmul(z.device):
         half_sq_norms = _half_sq_norms(codebook, dtype, plan.codes)
@@ -359,7 +367,8 @@ def _first_argmin_rows_major(dist: torch.Tensor, group: int, rows_arange: torch.
     """(min, first index of the min) of each row of ``dist`` (R, C), C a multiple of ``group``."""
     rows, cols = dist.shape
     if group == 1 or cols == group:
-        return dist.min(dim=1)
+        index = dist.argmin(dim=1)  # argmin promises the first index of the min; min(dim) does not
+        return dist.gather(1, index[:, None]).squeeze(1), index
     grouped = dist.view(rows, cols // group, group)
     best_group = grouped.amin(dim=2).argmin(dim=1)
     winners = grouped[rows_arange, best_group]

@@ -1,0 +1,238 @@
+"""Run every benchmark that fits this machine (about 15 minutes on a 2-core CPU) and write the report.
+
+Each benchmark runs in its own process and writes ``benchmarks/results/<name>_<device>.json``; the tables in
+``docs/benchmarks.md`` are then rendered from every results file present, so figures measured elsewhere (the
+``*_cuda.json`` files from a GPU run of the same scripts) appear next to this machine's.
+
+    python benchmarks/run.py                    # CPU (or CUDA when present) benchmarks, then docs/benchmarks.md
+    python benchmarks/run.py --skip throughput  # leave one out
+    python benchmarks/run.py --render-only      # only rebuild docs/benchmarks.md from the results files
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+DOC = HERE.parent / "docs" / "benchmarks.md"
+BENCHMARKS = ("search", "throughput", "training_eval")
+
+
+def run_benchmarks(names, device_args, quick) -> dict[str, float]:
+    seconds = {}
+    for name in names:
+        cmd = [sys.executable, str(HERE / f"{name}.py"), *device_args] + (["--quick"] if quick else [])
+        print(f"== {' '.join(cmd[1:])}", flush=True)
+        started = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        seconds[name] = time.perf_counter() - started
+        print(f"== {name}: {seconds[name]:.0f} s", flush=True)
+    return seconds
+
+
+# ------------------------------------------------------------------------------------------------ rendering
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _ms(seconds) -> str:
+    return "—" if seconds is None else f"{seconds * 1e3:,.1f} ms"
+
+
+def _machine_line(payload: dict) -> str:
+    m, v = payload["machine"], payload["versions"]
+    where = f"{m.get('gpu', m['cpu'])}" + (
+        f" (host CPU {m['cpu']})" if "gpu" in m else f", {m['cpu_cores']} cores"
+    )
+    load = f", 1-min load average {m['load_average_1min']}" if "load_average_1min" in m else ""
+    libs = ", ".join(f"{k} {val}" for k, val in v.items())
+    return f"*Measured on {where}, {m['torch_threads']} torch threads{load}; {libs}.*"
+
+
+def render_search(payload: dict) -> list[str]:
+    lines = [
+        _machine_line(payload),
+        "",
+        "| case | N × K × D | vistok | vector-quantize-pytorch | speed-up (target) | textbook | speed-up "
+        "| identical to textbook | vistok peak extra memory |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in payload["cases"]:
+        target = (
+            f" (≥ {c['target_speedup']:.0f}×)"
+            if c.get("target_speedup") and payload["machine"]["device"] == "cpu"
+            else ""
+        )
+        textbook_ratio = f"{c['speedup_vs_textbook']:.1f}×" if c.get("textbook_s") else "—"
+        lines.append(
+            f"| {c['case']}{' (cosine)' if c['cosine'] else ''} | {c['N']:,} × {c['K']:,} × {c['D']} "
+            f"| {_ms(c['vistok_s'])} | {_ms(c['vector_quantize_pytorch_s'])} "
+            f"| **{c['speedup_vs_vector_quantize_pytorch']:.1f}×**{target} | {_ms(c.get('textbook_s'))} "
+            f"| {textbook_ratio} | {c.get('identical_to_textbook', '—')} | {c['vistok_peak_extra_mib']:.1f} MiB |"
+        )
+    if any("vistok_blocked_s" in c for c in payload["cases"]):
+        lines += [
+            "",
+            "Matrix-product fallback (no Triton) on the same device: "
+            + ", ".join(f"{c['case']} {_ms(c['vistok_blocked_s'])}" for c in payload["cases"])
+            + ".",
+        ]
+    return lines
+
+
+def _run(preset: dict, config: str, batch: int, mode: str) -> dict | None:
+    for r in preset.get("runs", []):
+        if r["config"] == config and r["batch"] == batch and r["mode"] == mode:
+            return r
+    return None
+
+
+def render_throughput(payload: dict) -> list[str]:
+    cuda = payload["machine"]["device"].startswith("cuda")
+    peaks = payload["matmul_peak_gflops"]
+    peak_text = ", ".join(
+        f"{k} {v / 1e3:.1f} TFLOP/s" if v > 1e4 else f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()
+    )
+    lines = [_machine_line(payload), "", f"Measured dense matmul peak: {peak_text}."]
+    if cuda:
+        settings = payload.get("float32_settings", {})
+        lines[-1] += (
+            f" float32 runs use PyTorch's defaults (TF32 convolutions {settings.get('cudnn_allow_tf32')}, TF32 "
+            "matmuls " + str(settings.get("cuda_matmul_allow_tf32")) + "), so their 'fraction of peak' is "
+            "against the full-float32 matmul rate and can exceed 1."
+        )
+    lines.append("")
+    if not cuda:
+        lines += [
+            "| preset | px | GFLOP/img (enc+dec) | batch 1: encode / decode / enc+dec img/s | big batch: enc+dec img/s "
+            "| enc+dec time ÷ compute bound | peak RSS growth |",
+            "|---|---|---|---|---|---|---|",
+        ]
+    else:
+        lines += [
+            "| preset | px | GFLOP/img | fp32 b1 enc+dec | fp32 big batch | bf16+CL big batch | bf16 ÷ fp32 "
+            "| bf16+CL+compile big batch | peak memory fp32 / bf16 | bf16 vs fp32: PSNR, same indices |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+    for p in payload["presets"]:
+        if "error" in p:
+            lines.append(f"| {p['preset']} | error: {p['error']} |")
+            continue
+        batches = sorted({r["batch"] for r in p["runs"]})
+        big = batches[-1]
+        if not cuda:
+            b1 = [_run(p, "fp32", 1, m) for m in ("encode", "decode", "encode_decode")]
+            bb = _run(p, "fp32", big, "encode_decode")
+            growth = [
+                r.get("peak_rss_growth_mib") for r in p["runs"] if r.get("peak_rss_growth_mib") is not None
+            ]
+            batch1 = " / ".join(f"{r['images_per_s']:.1f}" for r in b1 if r)
+            lines.append(
+                f"| {p['preset']} | {p['image_size']} | {p['encode_decode_gflop_per_image']:.1f} "
+                f"| {batch1} | {bb['images_per_s']:.1f} (b{big}) "
+                f"| {bb['time_over_compute_bound']:.2f}× | {max(growth):.0f} MiB |"
+            )
+            continue
+        fp32_1 = _run(p, "fp32", 1, "encode_decode")
+        fp32_b = _run(p, "fp32", big, "encode_decode")
+        bf16_b = _run(p, "bf16_channels_last", big, "encode_decode")
+        compiled = _run(p, "bf16_channels_last_compile", big, "encode_decode")
+        quality = p.get("bf16_vs_fp32", {}).get("bf16_channels_last", {})
+        compiled_text = f"{compiled['images_per_s']:,.0f}" if compiled else "—"
+        lines.append(
+            f"| {p['preset']} | {p['image_size']} | {p['encode_decode_gflop_per_image']:.1f} "
+            f"| {fp32_1['images_per_s']:.0f} | {fp32_b['images_per_s']:,.0f} (b{big}) "
+            f"| {bf16_b['images_per_s']:,.0f} | {bf16_b['images_per_s'] / fp32_b['images_per_s']:.2f}× "
+            f"| {compiled_text} "
+            f"| {fp32_b['peak_memory_mib']:,.0f} / {bf16_b['peak_memory_mib']:,.0f} MiB "
+            f"| {quality.get('psnr_db_vs_fp32', float('nan')):.1f} dB, {quality.get('identical_indices', float('nan')):.3f} |"
+        )
+    return lines
+
+
+def render_training_eval(payload: dict) -> list[str]:
+    lines = [
+        _machine_line(payload),
+        "",
+        "| recipe | batch | steps/s | images/s | notes |",
+        "|---|---|---|---|---|",
+    ]
+    for t in payload["training"]:
+        lines.append(
+            f"| {t['recipe']} ({t['config']}) | {t['batch_size']} | {t['steps_per_second']:.3f} "
+            f"| {t['images_per_second']:.2f} | {t['notes'] or 'recipe as written, sample photos'} |"
+        )
+    lines += [
+        "",
+        "| evaluation | images | evaluate img/s (metrics + data) | encode+decode alone img/s | overhead (target ≤ 25%) "
+        "| metrics computed | skipped |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in payload["evaluation"]:
+        lines.append(
+            f"| {e['preset']} at {e['image_size']} px, batch {e['batch_size']} | {e['num_images']} "
+            f"| {e['evaluate_images_per_second']:.1f} | {e['encode_decode_images_per_second']:.1f} "
+            f"| {e['overhead_over_model'] * 100:+.0f}% | {', '.join(e['metrics_computed'])} "
+            f"| {', '.join(e['metrics_skipped']) or '—'} |"
+        )
+    return lines
+
+
+SECTIONS = [
+    ("search", "Nearest-code search", render_search),
+    ("throughput", "Tokenizer throughput", render_throughput),
+    ("training_eval", "Training and evaluation throughput", render_training_eval),
+]
+
+
+def render(notes: str = "") -> str:
+    out = [
+        "# Benchmarks",
+        "",
+        "Generated by `python benchmarks/run.py` from `benchmarks/results/*.json` (do not edit by hand; the "
+        "commentary lives in `benchmarks/notes.md`). Every ratio is against a reference measured in the same "
+        "process on the same machine; times are the best of several runs.",
+        "",
+    ]
+    if notes:
+        out += [notes.strip(), ""]
+    for key, title, renderer in SECTIONS:
+        for device in ("cpu", "cuda"):
+            payload = _load(f"{key}_{device}")
+            if payload is None:
+                continue
+            out += [f"## {title} — {device.upper()}", "", *renderer(payload), ""]
+    return "\n".join(out)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--skip", default="", help=f"comma-separated subset of {','.join(BENCHMARKS)} to skip"
+    )
+    parser.add_argument("--device", default=None, help="passed to every benchmark (default: theirs)")
+    parser.add_argument("--quick", action="store_true", help="smoke run (results are still written)")
+    parser.add_argument("--render-only", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.render_only:
+        skip = set(filter(None, args.skip.split(",")))
+        names = [n for n in BENCHMARKS if n not in skip]
+        seconds = run_benchmarks(names, ["--device", args.device] if args.device else [], args.quick)
+        print(f"total {sum(seconds.values()):.0f} s", flush=True)
+    notes_path = HERE / "notes.md"
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(render(notes_path.read_text() if notes_path.exists() else "") + "\n")
+    print(f"wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()
