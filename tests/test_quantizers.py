@@ -183,3 +183,13 @@ def test_invalid_quantizer_settings_raise_clear_errors(spec, message):
 
 def test_every_quantizer_is_registered():
     assert set(QUANTIZERS.names()) >= {"vq", "fsq", "lfq", "simvq"}
+
+
+def test_entropy_terms_ignore_negligible_logits_without_subnormals():
+    logits = torch.tensor([[0.0, -200.0, -50.0], [3.0, 3.0, -1e4]], requires_grad=True)
+    sample, codebook = entropy_terms(logits)
+    (sample - codebook).backward()
+    p = logits.detach().clamp_min(logits.detach().amax(-1, keepdim=True) - 60).softmax(-1)
+    torch.testing.assert_close(sample, -(p * p.log()).sum(-1).mean())
+    tiny = logits.grad.abs()
+    assert not ((tiny > 0) & (tiny < torch.finfo(torch.float32).tiny)).any()

@@ -121,6 +121,12 @@ def usage_stats(indices: torch.Tensor, codebook_size: int) -> dict[str, torch.Te
         return {"batch_usage": (counts > 0).float().mean(), "perplexity": entropy.exp()}
 
 
+# Logits more than this far below a row's maximum are raised to it. Their probabilities (< e^-60) change no
+# entropy measurably, but left alone the sharp softmaxes of small temperatures (τ = 0.01) underflow into
+# subnormal floats, which CPU kernels process far more slowly.
+ENTROPY_LOGIT_RANGE = 60.0
+
+
 def entropy_terms(logits: torch.Tensor, chunk_rows: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean per-sample entropy and entropy of the mean distribution of ``softmax(logits)`` over the last dim.
 
@@ -132,6 +138,7 @@ def entropy_terms(logits: torch.Tensor, chunk_rows: int = 8192) -> tuple[torch.T
     mean_probs = logits.new_zeros(logits.shape[-1])
     for start in range(0, n, chunk_rows):
         chunk = logits[start : start + chunk_rows].float()
+        chunk = torch.maximum(chunk, chunk.detach().amax(dim=-1, keepdim=True) - ENTROPY_LOGIT_RANGE)
         log_p = torch.log_softmax(chunk, dim=-1)
         p = log_p.exp()
         sample_entropy = sample_entropy - (p * log_p).sum()
