@@ -12,6 +12,18 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture
+def no_weight_downloads(monkeypatch, tmp_path):
+    """Backbone weights (LPIPS VGG, FID Inception) come only from what a test provides: no network, no user cache."""
+    from vistok.metrics import INCEPTION_V3_FID, LPIPS_VGG16
+
+    monkeypatch.setenv("VISTOK_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.delenv(LPIPS_VGG16.env_var, raising=False)
+    monkeypatch.delenv(INCEPTION_V3_FID.env_var, raising=False)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -14,7 +14,6 @@ import torch
 
 from vistok import VisTokenizer, VisTokenizerConfig
 from vistok.cli import main as vistok_main
-from vistok.metrics import INCEPTION_V3_FID, LPIPS_VGG16
 from vistok.metrics.testing import save_random_inception_weights, save_random_vgg16_weights
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -22,12 +21,8 @@ NUM_IMAGES = 5  # odd: the two processes get unequal shards
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("VISTOK_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.delenv(LPIPS_VGG16.env_var, raising=False)
-    monkeypatch.delenv(INCEPTION_V3_FID.env_var, raising=False)
+def _offline(no_weight_downloads):
+    """Every test here runs without network or the user's weight caches."""
 
 
 @pytest.fixture(scope="module")

@@ -38,12 +38,8 @@ from vistok.metrics.testing import save_random_inception_weights, save_random_vg
 
 
 @pytest.fixture(autouse=True)
-def _no_downloads(monkeypatch, tmp_path):
-    """Never touch the network or the user's torch hub cache."""
-    monkeypatch.setenv("VISTOK_OFFLINE", "1")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.delenv(LPIPS_VGG16.env_var, raising=False)
-    monkeypatch.delenv(INCEPTION_V3_FID.env_var, raising=False)
+def _no_downloads(no_weight_downloads):
+    """Every test here runs without network or the user's weight caches."""
 
 
 @pytest.fixture(scope="module")

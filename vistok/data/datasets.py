@@ -43,15 +43,10 @@ def _make_sample(raw: Any, index: int, transform: ImageTransform, rng_seed: int,
     return {"pixel_values": pil_to_pixel_values(image), "index": index}
 
 
-class ImageDataset(Dataset):
-    """Map-style dataset over ``source``, any sequence whose items are stored images (see ``open_image``).
+class _TransformedImages:
+    """What both dataset kinds share: the per-sample transform, its seed and epoch, and the skip counter."""
 
-    Item ``i`` is ``{"pixel_values": float32 (3, size, size) in [-1, 1], "index": i}`` or ``None`` when the stored
-    image is unreadable. Random crops / flips depend only on ``(seed, epoch, i)``; call :meth:`set_epoch` each
-    epoch to vary them.
-    """
-
-    def __init__(self, source: Sequence, transform: ImageTransform, seed: int = 0, name: str = "dataset"):
+    def __init__(self, source, transform: ImageTransform, seed: int, name: str):
         self.source = source
         self.transform = transform
         self.seed = seed
@@ -66,6 +61,18 @@ class ImageDataset(Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+
+
+class ImageDataset(_TransformedImages, Dataset):
+    """Map-style dataset over ``source``, any sequence whose items are stored images (see ``open_image``).
+
+    Item ``i`` is ``{"pixel_values": float32 (3, size, size) in [-1, 1], "index": i}`` or ``None`` when the stored
+    image is unreadable. Random crops / flips depend only on ``(seed, epoch, i)``; call :meth:`set_epoch` each
+    epoch to vary them.
+    """
+
+    def __init__(self, source: Sequence, transform: ImageTransform, seed: int = 0, name: str = "dataset"):
+        super().__init__(source, transform, seed, name)
 
     def __len__(self) -> int:
         return len(self.source)
@@ -94,7 +101,7 @@ class HFColumn(Sequence):
         return self.dataset[int(index)][self.column]
 
 
-class StreamingImageDataset(IterableDataset):
+class StreamingImageDataset(_TransformedImages, IterableDataset):
     """Iterable dataset over a 🤗 ``IterableDataset`` (streaming) with an image column.
 
     Yields the same dicts as :class:`ImageDataset` (``None`` for unreadable images). ``index`` is the position in
@@ -103,20 +110,11 @@ class StreamingImageDataset(IterableDataset):
     """
 
     def __init__(self, source, column: str, transform: ImageTransform, seed: int = 0, name: str = "dataset"):
-        self.source = source
+        super().__init__(source, transform, seed, name)
         self.column = column
-        self.transform = transform
-        self.seed = seed
-        self.name = name
-        self.epoch = 0
-        self.skips = _SkipCounter(name)
-
-    @property
-    def num_skipped(self) -> int:
-        return self.skips.num_skipped
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
+        super().set_epoch(epoch)
         if hasattr(self.source, "set_epoch"):
             self.source.set_epoch(self.epoch)
 
