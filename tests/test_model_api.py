@@ -263,7 +263,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         return [p.grad.clone() for p in tok.parameters() if p.grad is not None]
 
     plain = grads()
-    tok.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    tok.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     assert any(getattr(m, "gradient_checkpointing", False) for m in tok.modules())
     checkpointed = grads()
     assert len(plain) == len(checkpointed)
