@@ -41,9 +41,11 @@ def test_every_preset_builds(name):
         tok = create_tokenizer(name)
     cfg = tok.config
     assert cfg.preset == name
-    assert tok.codebook_size == {"fsqvae-celeba64-888": 512, "fsqvae-celeba64-8555": 1000}.get(
-        name, tok.codebook_size
-    )
+    expected_codebook_size = {
+        "fsqvae-celeba64-888": 512, "fsqvae-celeba64-8555": 1000, "lfqvae-celeba64-d9": 512,
+        "vqvae-celeba64-vq-d64-k1024": 1024, "vqvae-celeba64-vq-d64-k2048": 2048, "vqgan-taming-f16-1024": 1024,
+    }.get(name, 16384 if name.startswith(("vqgan-llamagen", "vqgan-taming-f16-16384")) else 512)
+    assert tok.codebook_size == expected_codebook_size
     assert cfg.image_size % tok.downsample_factor == 0
     if name.startswith(("vqvae", "fsqvae", "lfqvae", "simvqvae")):
         assert cfg.image_size == 64 and tok.downsample_factor == 4
