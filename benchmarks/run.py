@@ -85,11 +85,24 @@ def render_search(payload: dict) -> list[str]:
             f"| **{c['speedup_vs_vector_quantize_pytorch']:.1f}×**{target} | {_ms(c.get('textbook_s'))} "
             f"| {textbook_ratio} | {c.get('identical_to_textbook', '—')} | {memory} | {bound} |"
         )
-    if any("vistok_blocked_s" in c for c in payload["cases"]):
+    blocked = [c for c in payload["cases"] if "vistok_blocked_s" in c]
+    if blocked and payload["machine"]["device"] == "cpu":
+        lines += [
+            "",
+            "Certified int8 screening (the wide-code cases) against vistok's float32 blocked search in the same "
+            "run: "
+            + ", ".join(
+                f"{c['case']} {_ms(c['vistok_blocked_s'])} → {_ms(c['vistok_s'])} "
+                f"({c['screening_speedup_vs_blocked']:.2f}×, identical indices: {c['identical_to_blocked']})"
+                for c in blocked
+            )
+            + ".",
+        ]
+    elif blocked:
         lines += [
             "",
             "Matrix-product fallback (no Triton) on the same device: "
-            + ", ".join(f"{c['case']} {_ms(c['vistok_blocked_s'])}" for c in payload["cases"])
+            + ", ".join(f"{c['case']} {_ms(c['vistok_blocked_s'])}" for c in blocked)
             + ".",
         ]
     return lines

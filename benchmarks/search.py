@@ -7,7 +7,8 @@ For each case (N vectors, K codes, dim D) it times, in one process on one machin
   ``no_grad`` with the same codebook, which returns the same two things;
 - ``textbook``: ``argmin(sum z² + sum c² − 2 z·c)`` over the materialised N × K matrix (the seed project's
   and LlamaGen's formulation), skipped when the matrix would not fit comfortably in free memory;
-- on CUDA also ``vistok_blocked``, the matrix-product fallback used when Triton is missing.
+- ``vistok_blocked``: the float32 matrix-product search alone: on CUDA the fallback used when Triton is missing,
+  on CPU (for the wide-code cases that vistok screens with int8 products) the path screening replaces.
 
 It checks that vistok's indices equal the textbook's (and reports agreement with vector-quantize-pytorch, whose
 Euclidean search adds a clamp and a square root), and measures vistok's peak extra memory: from the CUDA
@@ -31,12 +32,14 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 from _common import best_time, library_versions, machine, matmul_peak_gflops, write_results  # noqa: E402
 
 from vistok.quantizers.search import nearest_code, nearest_code_blocked, plan_search  # noqa: E402
+from vistok.quantizers.search_screened import screening_applies  # noqa: E402
 
 CASES = [
     # name, N, K, D, cosine
     ("llamagen_vq16", 65536, 16384, 8, True),  # LlamaGen VQ-16: sixteen 256² images, l2-normalised codes
     ("taming_f16_1024", 65536, 1024, 256, False),  # Taming VQGAN f16, K=1024, D=256
     ("seed_celeba", 65536, 512, 64, False),  # the seed project's CelebA VQ-VAE
+    ("taming_f16_16384", 65536, 16384, 256, False),  # Taming VQGAN f16, K=16384 (no target in the issue)
 ]
 TARGET_RATIO = {"llamagen_vq16": 20.0, "taming_f16_1024": 10.0, "seed_celeba": 10.0}
 
@@ -147,6 +150,12 @@ def run_case(name, n, k, d, cosine, device, repeats, with_textbook=True, peak_gf
             cuda_peak_extra_bytes(z, codebook, cosine, nearest_code_blocked) / 2**20
         )
     else:
+        result["vistok_screened"] = screening_applies(z, codebook)
+        if result["vistok_screened"]:
+            blocked = best_time(lambda: nearest_code_blocked(z, codebook), device, repeats=repeats)
+            result["vistok_blocked_s"] = blocked
+            result["screening_speedup_vs_blocked"] = blocked / ours
+            result["identical_to_blocked"] = bool(torch.equal(nearest_code_blocked(z, codebook), indices))
         result["vistok_plan"] = plan_search(n, k, d, 64 * 2**20).__dict__
         peak = cpu_peak_extra_bytes(n, k, d, cosine)
         result["vistok_peak_extra_mib"] = None if peak is None else peak / 2**20

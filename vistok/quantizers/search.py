@@ -12,7 +12,9 @@ memory-bound and its memory grows with N·K. Here:
   block and keeps argmin's rule that the first (lowest) index wins a tie.
 
 On CUDA the fused Triton kernel of ``search_triton.py`` is used when Triton is importable; it never
-materialises the distance matrix and returns the same indices. The blocked path here is the fallback
+materialises the distance matrix and returns the same indices. On CPUs with fast int8 products, wide codes
+(D ≥ 192) go through the certified int8 screening of ``search_screened.py``, which proves each row's answer
+exact and hands the rows it cannot prove back to the blocked path here. The blocked path is the fallback
 everywhere else.
 """
 
@@ -140,7 +142,7 @@ def plan_search(
     return SearchPlan(rows, codes, group, padded, d, codes_major, itemsize)
 
 
-def _check_inputs(z: torch.Tensor, codebook: torch.Tensor, max_chunk_bytes: int) -> None:
+def check_inputs(z: torch.Tensor, codebook: torch.Tensor, max_chunk_bytes: int) -> None:
     if not isinstance(z, torch.Tensor) or not isinstance(codebook, torch.Tensor):
         raise TypeError("nearest_code expects torch.Tensor inputs for z and codebook")
     if z.dim() != 2 or codebook.dim() != 2:
@@ -182,11 +184,18 @@ def nearest_code(
     index wins an exact tie. Peak extra memory stays within ``max_chunk_bytes`` whatever N and K are. Builds
     no autograd graph.
     """
-    _check_inputs(z, codebook, max_chunk_bytes)
+    check_inputs(z, codebook, max_chunk_bytes)
     if z.is_cuda and z.dtype != torch.float64:
         fused = _fused_cuda_search()
         if fused is not None:
             return fused(z, codebook, cosine=cosine)
+    if z.device.type == "cpu":
+        from .search_screened import nearest_code_screened, screening_applies
+
+        if screening_applies(z, codebook):
+            screened = nearest_code_screened(z, codebook, max_chunk_bytes=max_chunk_bytes)
+            if screened is not None:
+                return screened
     return nearest_code_blocked(z, codebook, max_chunk_bytes=max_chunk_bytes)
 
 
@@ -207,7 +216,7 @@ def nearest_code_blocked(z: torch.Tensor, codebook: torch.Tensor, *, max_chunk_b
     single-threaded workers (the budget is shared between them): thousands of small multi-threaded ops
     would each end in a thread barrier, which stalls badly whenever another process holds a core.
     """
-    _check_inputs(z, codebook, max_chunk_bytes)
+    check_inputs(z, codebook, max_chunk_bytes)
     n, d = z.shape
     k = codebook.shape[0]
     out = torch.empty(n, dtype=torch.int64, device=z.device)
@@ -216,7 +225,7 @@ def nearest_code_blocked(z: torch.Tensor, codebook: torch.Tensor, *, max_chunk_b
     dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
     itemsize = 8 if dtype == torch.float64 else 4
     cpu = z.device.type == "cpu"
-    workers = _cpu_workers(n, k, d) if cpu else 1
+    workers = cpu_workers(n, k, d) if cpu else 1
     plan = plan_search(
         -(-n // workers),
         k,
@@ -227,7 +236,7 @@ def nearest_code_blocked(z: torch.Tensor, codebook: torch.Tensor, *, max_chunk_b
         cpu=cpu,
     )
     with torch.autocast(z.device.type, enabled=False), _ieee_float32_matmul(z.device):
-        half_sq_norms = _half_sq_norms(codebook, dtype, plan.codes)
+        half_sq_norms = code_half_sq_norms(codebook, dtype, plan.codes)
         if plan.codes < k:
             scan = functools.partial(_scan_sliced, codebook=codebook, half_sq_norms=half_sq_norms, plan=plan)
         else:
@@ -236,11 +245,11 @@ def nearest_code_blocked(z: torch.Tensor, codebook: torch.Tensor, *, max_chunk_b
         if workers == 1:
             scan(z, out)
         else:
-            _run_split(scan, z, out, workers, plan.rows)
+            run_split(scan, z, out, workers, plan.rows)
     return out
 
 
-def _cpu_workers(n: int, k: int, d: int) -> int:
+def cpu_workers(n: int, k: int, d: int) -> int:
     """How many single-threaded workers share a CPU search: torch's thread count for large searches, else 1."""
     threads = torch.get_num_threads()
     if threads <= 1 or n * k * d < _PARALLEL_MIN_WORK or n < 2 * _ROWS_RANGE["codes"][0]:
@@ -248,7 +257,7 @@ def _cpu_workers(n: int, k: int, d: int) -> int:
     return min(threads, n // _ROWS_RANGE["codes"][0])
 
 
-def _run_split(scan, z: torch.Tensor, out: torch.Tensor, workers: int, rows: int) -> None:
+def run_split(scan, z: torch.Tensor, out: torch.Tensor, workers: int, rows: int) -> None:
     """Run ``scan(z_part, out_part)`` over ``workers`` contiguous row ranges in the single-threaded pool."""
     n = z.shape[0]
     per_worker = math.ceil(n / workers)
@@ -343,7 +352,7 @@ def _scan_whole(z: torch.Tensor, out: torch.Tensor, *, codes, bias, plan: Search
         out[start : start + r] = _first_argmin_rows_major(dist, plan.group, rows_arange[:r])[1]
 
 
-def _half_sq_norms(codebook: torch.Tensor, dtype: torch.dtype, slice_codes: int) -> torch.Tensor:
+def code_half_sq_norms(codebook: torch.Tensor, dtype: torch.dtype, slice_codes: int) -> torch.Tensor:
     """½||c||² of every code, (K,) in ``dtype``, computed ``slice_codes`` codes at a time to bound temporaries."""
     out = torch.empty(codebook.shape[0], dtype=dtype, device=codebook.device)
     for start in range(0, codebook.shape[0], slice_codes):
