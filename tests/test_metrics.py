@@ -111,6 +111,23 @@ def test_psnr_and_ssim_match_scikit_image():
     assert ssim.compute()["ssim"] == pytest.approx(np.mean(expected_ssim), abs=1e-4)
 
 
+def test_ssim_equals_torchmetrics_map_without_its_padded_border():
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    pairs = _photo_pairs()
+    original, distorted = _to_tensor([p[0] for p in pairs]), _to_tensor([p[1] for p in pairs])
+    _, ssim_map = structural_similarity_index_measure(
+        distorted.float() / 255,
+        original.float() / 255,
+        sigma=1.5,
+        data_range=1.0,
+        reduction="none",
+        return_full_image=True,
+    )
+    expected = ssim_map[..., 5:-5, 5:-5].flatten(1).mean(1)
+    torch.testing.assert_close(ssim_per_image(original, distorted), expected, rtol=0, atol=1e-5)
+
+
 def test_pixel_metrics_validate_input():
     a = torch.zeros(2, 3, 16, 16, dtype=torch.uint8)
     with pytest.raises(ValueError, match="same shape"):

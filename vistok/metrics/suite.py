@@ -161,7 +161,7 @@ def metric_conventions(queue_size: int = SEED_QUEUE_SIZE) -> dict[str, Any]:
         "averaging": "PSNR, SSIM and LPIPS are computed per image and averaged over images",
         "psnr": {"range": "[0, 1]", "data_range": 1.0, "mse_over": "channels and pixels of one image"},
         "ssim": {
-            "implementation": f"torchmetrics {_version('torchmetrics')} structural_similarity_index_measure",
+            "implementation": f"pytorch-msssim {_version('pytorch-msssim')} ssim (separable Gaussian window)",
             "window": "gaussian",
             "window_size": SSIM_WINDOW,
             "sigma": SSIM_SIGMA,
