@@ -84,6 +84,28 @@ def best_time(fn: Callable[[], object], device: str, *, repeats: int = 3, warmup
     return best
 
 
+def interleaved_best_times(
+    fns: dict[str, Callable[[], object]], device: str, repeats: dict[str, int], warmup: int = 1
+) -> dict[str, float]:
+    """Fastest call of each of ``fns`` (seconds), the calls taken in turns (a, b, c, a, b, c, …) so that every
+    contender sees the same moments of a shared machine's load; ``repeats[name]`` timed calls each, after
+    ``warmup`` untimed ones."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    synchronize(device)
+    best = dict.fromkeys(fns, float("inf"))
+    for round_ in range(max(repeats.values())):
+        for name, fn in fns.items():
+            if round_ >= repeats[name]:
+                continue
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
 def matmul_peak_gflops(device: str, dtype: torch.dtype = torch.float32, size: int | None = None) -> float:
     """Measured dense matrix-product rate (GFLOP/s) of this device for ``dtype``: the compute-bound reference.
 

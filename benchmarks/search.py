@@ -29,7 +29,14 @@ import torch
 import torch.nn.functional as F
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
-from _common import best_time, library_versions, machine, matmul_peak_gflops, write_results  # noqa: E402
+from _common import (  # noqa: E402
+    best_time,
+    interleaved_best_times,
+    library_versions,
+    machine,
+    matmul_peak_gflops,
+    write_results,
+)
 
 from vistok.quantizers.search import nearest_code, nearest_code_blocked, plan_search  # noqa: E402
 from vistok.quantizers.search_screened import screening_applies  # noqa: E402
@@ -138,34 +145,42 @@ def run_case(name, n, k, d, cosine, device, repeats, with_textbook=True, peak_gf
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = False  # every contender computes in full float32
 
-    ours = best_time(lambda: vistok_lookup(z, codebook, cosine), device, repeats=repeats)
+    screened = not cuda and screening_applies(z, codebook)
+    vq = make_vqp(d, k, cosine, codebook)
+    contenders = {
+        "vistok": lambda: vistok_lookup(z, codebook, cosine),
+        "vector_quantize_pytorch": lambda: vqp_lookup(vq, z),
+    }
+    if cuda or screened:
+        contenders["vistok_blocked"] = lambda: nearest_code_blocked(z, codebook)
+    # On CPU the two largest cases take tens of seconds per vector-quantize-pytorch call: time those once
+    # (after the warm-up call), the others as often as vistok.
+    vqp_repeats = repeats if cuda or n * k <= 2**27 else 1
+    times = interleaved_best_times(
+        contenders, device, {name: vqp_repeats if name.startswith("vector") else repeats for name in contenders}
+    )
+    ours = times["vistok"]
     indices = nearest_code(z, codebook, cosine=cosine)
     result["vistok_s"] = ours
     result["vistok_gflops"] = 2 * n * k * d / ours / 1e9
+    if "vistok_blocked" in times:
+        result["vistok_blocked_s"] = times["vistok_blocked"]
     if cuda:
-        blocked = best_time(lambda: nearest_code_blocked(z, codebook), device, repeats=repeats)
-        result["vistok_blocked_s"] = blocked
         result["vistok_peak_extra_mib"] = cuda_peak_extra_bytes(z, codebook, cosine) / 2**20
         result["vistok_blocked_peak_extra_mib"] = (
             cuda_peak_extra_bytes(z, codebook, cosine, nearest_code_blocked) / 2**20
         )
     else:
-        result["vistok_screened"] = screening_applies(z, codebook)
-        if result["vistok_screened"]:
-            blocked = best_time(lambda: nearest_code_blocked(z, codebook), device, repeats=repeats)
-            result["vistok_blocked_s"] = blocked
-            result["screening_speedup_vs_blocked"] = blocked / ours
+        result["vistok_screened"] = screened
+        if screened:
+            result["screening_speedup_vs_blocked"] = times["vistok_blocked"] / ours
             result["identical_to_blocked"] = bool(torch.equal(nearest_code_blocked(z, codebook), indices))
         result["vistok_plan"] = plan_search(n, k, d, 64 * 2**20).__dict__
         peak = cpu_peak_extra_bytes(n, k, d, cosine)
         result["vistok_peak_extra_mib"] = None if peak is None else peak / 2**20
         result["output_mib"] = n * 8 / 2**20
 
-    vq = make_vqp(d, k, cosine, codebook)
-    # On CPU the two largest cases take tens of seconds per vector-quantize-pytorch call: time those once
-    # (after the warm-up call), the others as often as vistok.
-    vqp_repeats = repeats if cuda or n * k <= 2**27 else 1
-    result["vector_quantize_pytorch_s"] = best_time(lambda: vqp_lookup(vq, z), device, repeats=vqp_repeats)
+    result["vector_quantize_pytorch_s"] = times["vector_quantize_pytorch"]
     vqp_indices, _ = vqp_lookup(vq, z)
     result["agreement_with_vector_quantize_pytorch"] = (vqp_indices == indices).float().mean().item()
     result["speedup_vs_vector_quantize_pytorch"] = result["vector_quantize_pytorch_s"] / ours
