@@ -35,21 +35,74 @@ def test_most_rows_of_ordinary_data_are_certified():
 
 
 def test_error_bound_holds_for_every_score():
-    """|approximate − exact| ≤ bound for every (row, code), on heavy-tailed, sparse and wide-range data."""
+    """|approximate − exact| ≤ bound for every (row, code): the float32 scores the search compares, against
+    float64, on heavy-tailed, sparse and wide-range data."""
     generator = torch.Generator().manual_seed(0)
     d, k = 256, 300
     z = torch.randn(400, d, generator=generator) ** 3  # heavy tails
     z[:100] *= torch.rand(100, d, generator=generator) < 0.05  # sparse rows
-    z[100:200] *= torch.logspace(-6, 6, 100)[:, None]  # rows over twelve orders of magnitude
+    z[100:200] *= torch.logspace(-9, 9, 100)[:, None]  # rows over eighteen orders of magnitude
     codebook = torch.randn(k, d, generator=generator) * torch.logspace(-3, 3, k)[:, None]
     half = 0.5 * (codebook * codebook).sum(1)
     book = prepare_codebook(codebook, half)
     hi, lo, scale, error_norm = search_screened._split(z)
-    combined = 254 * (hi.double() @ book.hi_t.double()) + torch.cat([hi, lo], 1).double() @ book.cross_t.double()
-    approx = half.double() - scale.double()[:, None] * book.scale * combined / 254
+    approx = search_screened.approximate_scores(hi, lo, scale, book, out=torch.empty(400, k), product_rows=64)
     exact = 0.5 * (codebook.double() ** 2).sum(1) - z.double() @ codebook.double().t()
     bound = search_screened._error_bound(z, lo, scale, error_norm, book).double()
-    assert ((approx - exact).abs() <= bound[:, None]).all()
+    assert ((approx.double() - exact).abs() <= bound[:, None]).all()
+
+
+def test_certified_rows_are_exact_on_data_near_codes():
+    """Trained-VQ-like data (each z close to a code, some codes nearly duplicated): most rows are certified
+    by the int8 screening itself, and every certified answer is the brute-force one."""
+    generator = torch.Generator().manual_seed(8)
+    codebook = torch.randn(512, 256, generator=generator)
+    codebook[256:300] = codebook[:44] + 0.01 * torch.randn(44, 256, generator=generator)
+    assignment = torch.randint(0, 512, (3000,), generator=generator)
+    z = codebook[assignment] + 0.3 * torch.randn(3000, 256, generator=generator)
+    book = prepare_codebook(codebook, 0.5 * (codebook * codebook).sum(1))
+    out = torch.empty(3000, dtype=torch.int64)
+    screened_scan(z, out, book=book, rows=1024, product_rows=256, group=64)
+    certified = out >= 0
+    near_duplicate = ((assignment < 44) | ((assignment >= 256) & (assignment < 300))).bool()
+    assert certified[~near_duplicate].float().mean() > 0.97  # clear winners are proven
+    assert certified[near_duplicate].float().mean() < 0.5  # codes 0.01 apart mostly go to float32
+    assert torch.equal(out[certified], brute_force(z, codebook)[certified])
+    assert torch.equal(screen(z, codebook), brute_force(z, codebook))
+
+
+@pytest.mark.parametrize("magnitude", [1e-20, 1e-12, 1e-6])
+def test_tiny_values_are_not_lost_to_underflow(magnitude):
+    generator = torch.Generator().manual_seed(9)
+    codebook = torch.randn(64, 256, generator=generator) * magnitude
+    codebook[1] = 0.0
+    z = codebook[torch.arange(300) % 64] + 0.1 * magnitude * torch.randn(300, 256, generator=generator)
+    indices = nearest_code_screened(z, codebook)
+    expected = brute_force(z.double(), codebook.double())
+    assert torch.equal(indices if indices is not None else nearest_code(z, codebook), expected)
+    z_small = torch.randn(300, 256, generator=generator) * magnitude  # tiny rows against a normal codebook
+    normal_codebook = torch.randn(64, 256, generator=generator)
+    assert torch.equal(screen(z_small, normal_codebook), brute_force(z_small.double(), normal_codebook.double()))
+
+
+def test_uncertified_rows_are_searched_within_the_budget(monkeypatch):
+    from vistok.quantizers import search
+
+    calls = []
+    real = search.nearest_code_blocked
+
+    def spy(z, codebook, *, max_chunk_bytes):
+        calls.append((z.shape[0], max_chunk_bytes))
+        return real(z, codebook, max_chunk_bytes=max_chunk_bytes)
+
+    monkeypatch.setattr(search, "nearest_code_blocked", spy)
+    z, codebook = random_inputs(4000, 64, 256, seed=10)
+    codebook = torch.cat([codebook, codebook])  # every row ties: nothing can be certified
+    budget = 12 * 2**20
+    assert torch.equal(screen(z, codebook, max_chunk_bytes=budget), brute_force(z, codebook))
+    assert sum(rows for rows, _ in calls) == 4000 and len(calls) > 1
+    for rows, search_budget in calls:
+        assert rows * 256 * 4 <= budget // 4 and rows * 256 * 4 + search_budget <= budget + rows * 16
 
 
 def test_exact_ties_go_to_the_lowest_index():

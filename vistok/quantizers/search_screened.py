@@ -30,7 +30,14 @@ import torch
 
 from . import search
 
-__all__ = ["PreparedCodebook", "nearest_code_screened", "prepare_codebook", "screened_scan", "screening_applies"]
+__all__ = [
+    "PreparedCodebook",
+    "approximate_scores",
+    "nearest_code_screened",
+    "prepare_codebook",
+    "screened_scan",
+    "screening_applies",
+]
 
 # The two int8 levels: hi in [-127, 127] on scale s, lo in [-127, 127] on scale s/254 (|x/s − hi| ≤ ½).
 _LEVEL = 127.0
@@ -38,6 +45,9 @@ _LO_SCALE = 254.0
 # Widest code for which the combined int32 score 254·(hi·hi) + hi·lo + lo·hi cannot overflow:
 # 127² · (254 + 2) · D < 2³¹.
 _MAX_DIM = 2**31 // (127 * 127 * 256) - 1
+# Smallest int8 scale (max|x| / 127) screened: below it squares and products of the values approach float32's
+# underflow, where the relative-rounding bound no longer holds; such rows (or codebooks) use the float32 search.
+_MIN_SCALE = 2.0**-40
 # Relative slack for the float32 steps of the score (conversion, scaling, bias), per unit of D.
 _FLOAT32_SLACK = 2.0**-22
 # Below this width the float32 product is cheap next to the screening's own elementwise work (measured on
@@ -100,11 +110,13 @@ def nearest_code_screened(
     z: torch.Tensor, codebook: torch.Tensor, *, max_chunk_bytes: int = 64 * 2**20
 ) -> torch.Tensor | None:
     """Same contract as :func:`vistok.quantizers.search.nearest_code` on CPU, computed by certified int8
-    screening; None when this search cannot be screened within ``max_chunk_bytes`` (non-finite codebook,
-    codes wider than 512, or a budget too small), so the caller falls back to the blocked search.
+    screening; None when this search cannot be screened within ``max_chunk_bytes`` (non-finite or tiny
+    codebook, codes wider than ``_MAX_DIM`` = 519, or a budget too small), so the caller falls back to the
+    blocked search.
 
-    Peak extra memory: the split codebook (3·K·D bytes and ½||c||²) plus ``max_chunk_bytes`` for the blocks,
-    shared between the worker threads, then the blocked search's own budget for the rows left uncertified.
+    Peak extra memory stays within ``max_chunk_bytes`` (the (N,) outputs aside): the split codebook
+    (3·K·D bytes and ½||c||²) and the blocks of the worker threads share it; afterwards the rows left
+    uncertified are searched in chunks within it.
     """
     search.check_inputs(z, codebook, max_chunk_bytes)
     n, d = z.shape
@@ -131,10 +143,23 @@ def nearest_code_screened(
             scan(z, out)
         else:
             search.run_split(scan, z, out, workers, rows)
-    uncertified = (out < 0).nonzero().squeeze(1)
-    if uncertified.numel():
-        out[uncertified] = search.nearest_code_blocked(z[uncertified], codebook, max_chunk_bytes=max_chunk_bytes)
+    del scan, book
+    _search_uncertified(z, codebook, out, max_chunk_bytes)
     return out
+
+
+def _search_uncertified(z: torch.Tensor, codebook: torch.Tensor, out: torch.Tensor, max_chunk_bytes: int) -> None:
+    """Fill the −1 entries of ``out`` with the float32 blocked search, gathering at most a quarter of the budget
+    of z rows at a time (the search itself gets the rest)."""
+    uncertified = (out < 0).nonzero().squeeze(1)
+    if uncertified.numel() == 0:
+        return
+    row_bytes = z.shape[1] * z.element_size() + 16
+    chunk = max(1, max_chunk_bytes // 4 // row_bytes)
+    budget = max(1, max_chunk_bytes - chunk * row_bytes)
+    for start in range(0, uncertified.numel(), chunk):
+        rows = uncertified[start : start + chunk]
+        out[rows] = search.nearest_code_blocked(z[rows], codebook, max_chunk_bytes=budget)
 
 
 def _split(x: torch.Tensor, scale: torch.Tensor | None = None):
@@ -142,7 +167,8 @@ def _split(x: torch.Tensor, scale: torch.Tensor | None = None):
 
     hi, lo: (R, D) int8 with ``x ≈ scale·(hi + lo/254)``; scale: (R,) float32, by default max|x| / 127 per row
     (or the given one, which must be ≥ that); error_norm: (R,) float32, the l2 norm of
-    ``x − scale·(hi + lo/254)`` (inf for rows with NaN or inf, which are then never certified).
+    ``x − scale·(hi + lo/254)`` (inf for rows with NaN or inf, which are then never certified; the float32
+    rounding of x/s is covered by the bound's rounding term).
     """
     if scale is None:
         scale = x.abs().amax(dim=1) / _LEVEL
@@ -150,8 +176,8 @@ def _split(x: torch.Tensor, scale: torch.Tensor | None = None):
     t = x / scale[:, None]
     hi = t.round().clamp_(-_LEVEL, _LEVEL)
     lo = ((t - hi) * _LO_SCALE).round_().clamp_(-_LEVEL, _LEVEL)
-    approx = (hi + lo / _LO_SCALE) * scale[:, None]
-    error_norm = torch.linalg.vector_norm(x - approx, dim=1)
+    # measured on t = x/s (values up to 127, so the squares cannot underflow), then scaled back
+    error_norm = torch.linalg.vector_norm(t - hi - lo / _LO_SCALE, dim=1) * scale
     error_norm = torch.nan_to_num(error_norm, nan=math.inf)
     return hi.to(torch.int8), lo.to(torch.int8), scale, error_norm
 
@@ -178,7 +204,7 @@ class PreparedCodebook:
 
 def prepare_codebook(codebook: torch.Tensor, half_sq_norms: torch.Tensor) -> PreparedCodebook | None:
     """Split a (K, D) float codebook on one scale, ``_CODEBOOK_SLICE`` codes at a time (bounded temporaries);
-    None when it cannot be screened (non-finite values, D too wide)."""
+    None when it cannot be screened (non-finite values, D too wide, all values below ~1e-10)."""
     k, d = codebook.shape
     if d > _MAX_DIM:
         return None
@@ -188,7 +214,9 @@ def prepare_codebook(codebook: torch.Tensor, half_sq_norms: torch.Tensor) -> Pre
         if not math.isfinite(slice_magnitude):  # NaN or inf anywhere
             return None
         magnitude = max(magnitude, slice_magnitude)
-    scale = magnitude / _LEVEL if magnitude > 0 else 1.0
+    scale = magnitude / _LEVEL
+    if scale < _MIN_SCALE:  # an all-zero or tiny codebook: nothing to gain, and underflow to guard against
+        return None
     hi_t = torch.empty(d, k, dtype=torch.int8)
     cross_t = torch.empty(2 * d, k, dtype=torch.int8)
     max_norm = max_error = max_lo_norm = 0.0
@@ -247,19 +275,34 @@ def screened_scan(
         block = z[start : start + rows].to(torch.float32)
         r = block.shape[0]
         hi, lo, scale, error_norm = _split(block)
-        hi_lo = torch.cat([hi, lo], dim=1)
-        coefficient = (scale * (-book.scale / _LO_SCALE))[:, None]
-        for p in range(0, r, product_rows):
-            q = min(p + product_rows, r)
-            # 254·(hi·hi) + (hi·lo + lo·hi), exact in int32 (D ≤ _MAX_DIM) ...
-            combined = torch._int_mm(hi_lo[p:q], book.cross_t)
-            combined.add_(torch._int_mm(hi[p:q], book.hi_t), alpha=int(_LO_SCALE))
-            # ... then the score ½||c||² − s_z s_c combined / 254 in one fused float32 pass
-            torch.addcmul(book.half_sq_norms, combined, coefficient[p:q], out=scores[p:q])
+        approximate_scores(hi, lo, scale, book, out=scores[:r], product_rows=product_rows)
         best, runner_up, index = _best_two(scores[:r], group)
         bound = _error_bound(block, lo, scale, error_norm, book)
-        certified = (runner_up - best) > 2 * bound  # False for NaN
+        certified = ((runner_up - best) > 2 * bound) & (scale >= _MIN_SCALE)  # False for NaN
         out[start : start + r] = torch.where(certified, index, -1)
+
+
+def approximate_scores(
+    hi: torch.Tensor,
+    lo: torch.Tensor,
+    scale: torch.Tensor,
+    book: PreparedCodebook,
+    *,
+    out: torch.Tensor,
+    product_rows: int,
+) -> torch.Tensor:
+    """Fill ``out`` (R, K) float32 with ½||c||² − ẑ·ĉ for the split rows (hi, lo, scale) of z, ``product_rows``
+    rows per integer product; within :func:`_error_bound` of the exact scores."""
+    hi_lo = torch.cat([hi, lo], dim=1)
+    coefficient = (scale * (-book.scale / _LO_SCALE))[:, None]
+    for p in range(0, hi.shape[0], product_rows):
+        q = p + product_rows
+        # 254·(hi·hi) + (hi·lo + lo·hi), exact in int32 (D ≤ _MAX_DIM) ...
+        combined = torch._int_mm(hi_lo[p:q], book.cross_t)
+        combined.add_(torch._int_mm(hi[p:q], book.hi_t), alpha=int(_LO_SCALE))
+        # ... then the score ½||c||² − s_z s_c combined / 254 in one fused float32 pass
+        torch.addcmul(book.half_sq_norms, combined, coefficient[p:q], out=out[p:q])
+    return out
 
 
 def _best_two(scores: torch.Tensor, group: int):
