@@ -149,6 +149,27 @@ def test_distance_blocks_respect_the_budget(monkeypatch, max_chunk_bytes):
     assert largest and max(largest) <= max_chunk_bytes
 
 
+def test_sliced_codebooks_pad_the_last_slice_to_whole_groups_only(monkeypatch):
+    """A codebook cut into slices is padded to a multiple of the group, not to a full slice: the padded copy is
+    made for every block of rows."""
+    widths = []
+    real = search._codebook_slice
+
+    def recording(codebook, half_sq_norms, start, width, dtype):
+        widths.append((start, width))
+        return real(codebook, half_sq_norms, start, width, dtype)
+
+    monkeypatch.setattr(search, "_codebook_slice", recording)
+    z, codebook = random_inputs(200, 1064, 16, seed=11)  # small enough for one worker: the plan below is its
+    budget = 40_000
+    plan = plan_search(200, 1064, 16, budget)
+    assert plan.codes < 1064 and 1064 % plan.codes <= plan.codes - plan.group  # sliced; a short last slice
+    assert torch.equal(nearest_code_blocked(z, codebook, max_chunk_bytes=budget), brute_force(z, codebook))
+    last_start, last_width = max(widths)
+    assert last_start == 1064 // plan.codes * plan.codes
+    assert last_width == -(-(1064 - last_start) // plan.group) * plan.group < plan.codes
+
+
 def test_errors_name_what_was_expected():
     z, codebook = random_inputs(10, 20, 4)
     with pytest.raises(ValueError, match=r"\(N, D\)"):

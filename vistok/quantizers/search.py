@@ -406,7 +406,9 @@ def _scan_sliced(z: torch.Tensor, out: torch.Tensor, *, codebook, half_sq_norms,
         r = block.shape[0]
         best_value = best_index = None
         for k0 in range(0, k, plan.codes):
-            codes, bias = _codebook_slice(codebook, half_sq_norms, k0, plan.codes, dtype)
+            # the last slice is padded to whole groups only, not to a full slice (a fresh copy per block)
+            width = min(plan.codes, -(-(k - k0) // plan.group) * plan.group)
+            codes, bias = _codebook_slice(codebook, half_sq_norms, k0, width, dtype)
             dist = torch.addmm(bias, block, codes.t(), alpha=-1.0)
             value, index = _first_argmin_rows_major(dist, plan.group, rows_arange[:r])
             if best_value is None:

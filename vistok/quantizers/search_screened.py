@@ -295,11 +295,16 @@ def approximate_scores(
     rows per integer product; within :func:`_error_bound` of the exact scores."""
     hi_lo = torch.cat([hi, lo], dim=1)
     coefficient = (scale * (-book.scale / _LO_SCALE))[:, None]
+    k = book.half_sq_norms.shape[0]
+    # two int32 buffers reused by every product: fewer, steadier allocations (each worker thread has its own)
+    combined_buffer = torch.empty(min(product_rows, hi.shape[0]), k, dtype=torch.int32)
+    exact_buffer = torch.empty_like(combined_buffer)
     for p in range(0, hi.shape[0], product_rows):
-        q = p + product_rows
+        q = min(p + product_rows, hi.shape[0])
+        combined, exact = combined_buffer[: q - p], exact_buffer[: q - p]
         # 254·(hi·hi) + (hi·lo + lo·hi), exact in int32 (D ≤ _MAX_DIM) ...
-        combined = torch._int_mm(hi_lo[p:q], book.cross_t)
-        combined.add_(torch._int_mm(hi[p:q], book.hi_t), alpha=int(_LO_SCALE))
+        torch._int_mm(hi_lo[p:q], book.cross_t, out=combined)
+        combined.add_(torch._int_mm(hi[p:q], book.hi_t, out=exact), alpha=int(_LO_SCALE))
         # ... then the score ½||c||² − s_z s_c combined / 254 in one fused float32 pass
         torch.addcmul(book.half_sq_norms, combined, coefficient[p:q], out=out[p:q])
     return out
