@@ -1,11 +1,11 @@
 """Certified integer screening: an exact CPU nearest-code search at int8 matrix-product speed.
 
-On CPUs with int8 dot-product instructions (AVX-512 VNNI, AMX) an int8 × int8 → int32 matrix product runs ~9×
-faster than the float32 one, and for wide codes (D ≥ 64) the float32 product is the whole cost of an exact
-search. This module runs the search on an integer approximation and *proves*, row by row, that the
+On CPUs with int8 dot-product instructions (AVX-512 VNNI, AMX) an int8 × int8 → int32 matrix product runs ~8×
+faster per thread than the float32 one, and for wide codes the float32 product is nearly the whole cost of an
+exact search. This module runs the search on an integer approximation and *proves*, row by row, that the
 approximation picked the exact nearest code:
 
-1. each row of z and each code is split into two int8 levels on its own scale,
+1. each row of z (on its own scale) and the codebook (on one shared scale) is split into two int8 levels,
    ``x ≈ s·(hi + lo/254)`` (about 15 significant bits), and the error ``x − s·(hi + lo/254)`` is measured;
 2. two int8 products give ``z·c`` up to that error: ``hi·hi + (hi·lo + lo·hi)/254`` (the lo·lo term is left
    out and bounded instead); integer products are exact, so the only errors are the measured split errors
@@ -51,7 +51,8 @@ _MIN_SCALE = 2.0**-40
 # Relative slack for the float32 steps of the score (conversion, scaling, bias), per unit of D.
 _FLOAT32_SLACK = 2.0**-22
 # Below this width the float32 product is cheap next to the screening's own elementwise work (measured on
-# AVX-512 VNNI, 2 cores: no gain at D = 128, 1.5× at D = 256); below this much work (N·K·D) it is not worth it.
+# AVX-512 VNNI, one thread: 1.0× at D = 64 and 128, 1.5× at D = 256; two threads: 1.15× at D = 256 and
+# K = 1024, 1.57× at K = 16384); below this much work (N·K·D) it is not worth it.
 _MIN_DIM = 192
 _MIN_WORK = 2**26
 # Rows per integer product: its two int32 outputs (rows × K) take about this many bytes, within these rows.
