@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,26 @@ def test_bad_indices_raise_clear_errors(tok, indices, error, message):
 def test_decode_quantized_checks_shape(tok):
     with pytest.raises(ValueError, match=r"shape \(B, 4, h, w\)"):
         tok.decode_quantized(torch.zeros(1, 5, 4, 4))
+
+
+def test_unit_range_images_warn_once_naming_the_fix():
+    tok = tiny_tokenizer("vq").eval()
+    x = images(tok)  # in [-1, 1], with negative values
+    unit = (x + 1) / 2  # the same images scaled to [0, 1]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tok.encode(x)
+        tok.encode(torch.zeros_like(x))  # a constant batch says nothing about its range
+    assert not [w for w in caught if issubclass(w.category, vistok.PixelRangeWarning)]
+    with pytest.warns(vistok.PixelRangeWarning, match=r"\[0, 1\].*\[-1, 1\].*pixel_values \* 2 - 1.*image processor"):
+        tok(unit)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tok.encode(unit)
+        tok(unit)
+    assert not [w for w in caught if issubclass(w.category, vistok.PixelRangeWarning)]  # once per model
+    with pytest.warns(vistok.PixelRangeWarning):
+        tiny_tokenizer("fsq").encode(unit)  # another model warns again
 
 
 def test_any_resolution_divisible_by_the_factor_works(tok):

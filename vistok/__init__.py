@@ -5,7 +5,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel
 from . import nets, presets, quantizers  # noqa: F401  (fill the registries)
 from .configuration import VisTokenizerConfig
 from .image_processing import VisTokenizerImageProcessor
-from .modeling import VisTokenizer
+from .modeling import PixelRangeWarning, VisTokenizer
 from .outputs import EncoderOutput, QuantizerOutput, TokenizerOutput
 from .registry import NETS, PRESETS, QUANTIZERS, create_tokenizer, list_tokenizers
 
@@ -24,6 +24,7 @@ __all__ = [
     "TokenizerOutput",
     "EncoderOutput",
     "QuantizerOutput",
+    "PixelRangeWarning",
     "create_tokenizer",
     "list_tokenizers",
     "QUANTIZERS",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,16 @@ from .registry import QUANTIZERS
 # Inputs are expected in [-1, 1]; a little slack allows for resampling overshoot, anything beyond is a mistake
 # such as passing 0..255 or 0..1-normalised-by-mean/std images.
 PIXEL_RANGE_TOLERANCE = 0.5
+
+
+class PixelRangeWarning(UserWarning):
+    """Inputs look like images in [0, 1] rather than the [−1, 1] vistok tokenizers expect."""
+
+
+def looks_like_unit_range(lo: float, hi: float) -> bool:
+    """True when a batch's extremes ``lo``, ``hi`` fit images scaled to [0, 1]: no negative value, nothing above 1,
+    and not a constant batch (which says nothing about the range it was scaled to)."""
+    return 0.0 <= lo < hi <= 1.0
 
 
 class VisTokenizer(PreTrainedModel):
@@ -49,6 +60,7 @@ class VisTokenizer(PreTrainedModel):
         self.decoder = family.build_decoder(config.num_channels)
         self.downsample_factor = family.downsample_factor
         self.validate_inputs = True
+        self._warned_unit_range = False
         self.post_init()
 
     # ----------------------------------------------------------------------------------------------- init
@@ -83,7 +95,10 @@ class VisTokenizer(PreTrainedModel):
     # ------------------------------------------------------------------------------------------ validation
     def check_pixel_values(self, pixel_values: Any) -> None:
         """Raise ``TypeError`` / ``ValueError`` naming what was expected for anything but
-        float (B, C, H, W) tensors in [−1, 1] with H, W divisible by the downsample factor."""
+        float (B, C, H, W) tensors in [−1, 1] with H, W divisible by the downsample factor.
+
+        A batch that lies wholly in [0, 1] (no negative value) is accepted but, once per model, triggers a
+        :class:`PixelRangeWarning`: it is almost always an image scaled to [0, 1] by mistake."""
         if not isinstance(pixel_values, torch.Tensor):
             raise TypeError(
                 f"pixel_values must be a torch.Tensor of shape (B, {self.config.num_channels}, H, W), got "
@@ -113,6 +128,16 @@ class VisTokenizer(PreTrainedModel):
         if lo < -limit or hi > limit:
             hint = " (looks like 0..255 pixel values)" if hi > 2.0 else ""
             raise ValueError(f"pixel_values must lie in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]{hint}")
+        if looks_like_unit_range(lo, hi) and not self._warned_unit_range:
+            self._warned_unit_range = True
+            warnings.warn(
+                f"pixel_values lie in [{lo:.3g}, {hi:.3g}] with no negative value: they look like images scaled to "
+                "[0, 1], but vistok tokenizers expect [-1, 1] and reconstruct [0, 1] inputs worse. Convert with "
+                "pixel_values * 2 - 1, or prepare images with vistok's image processor "
+                "(AutoImageProcessor.from_pretrained(<same name>)). This warning is shown once per model.",
+                PixelRangeWarning,
+                stacklevel=3,
+            )
 
     # ----------------------------------------------------------------------------------------------- API
     def encode(self, pixel_values: torch.Tensor) -> EncoderOutput:
