@@ -12,7 +12,8 @@ from transformers.utils import ModelOutput
 class QuantizerOutput(ModelOutput):
     """What every quantizer's ``forward(z)`` returns.
 
-    quantized: (B, D, h, w) straight-through codes (gradients flow to ``z``).
+    quantized: (B, D, h, w) straight-through codes: their values are exactly ``indices_to_codes(indices)`` (with or
+               without autograd), their gradient flows to ``z``.
     indices:   (B, h, w) int64 code indices in ``[0, codebook_size)``.
     losses:    named, already weighted loss terms (``commitment_loss``, ``codebook_loss``, ``entropy_loss`` …);
                empty in eval mode for quantizers whose losses only matter for training.

@@ -89,15 +89,30 @@ def channels_first_grid(flat: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return rearrange(flat, "(b h w) d -> b d h w", b=b, h=h, w=w).contiguous()
 
 
-def straight_through(z: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Forward value ``q``, gradient of identity to ``z``.
+class _StraightThrough(torch.autograd.Function):
+    """Value of ``codes``, gradient of the identity to ``z`` (none to ``codes``)."""
 
-    When no gradient is needed the codes are returned untouched, so ``decode_quantized(encode(x).quantized)``
-    equals ``decode(encode(x).indices)`` bit for bit (``z + (q - z)`` is not always exactly ``q`` in floating point).
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        ctx.z_dtype = z.dtype
+        return codes.view_as(codes)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad.to(ctx.z_dtype), None
+
+
+def straight_through(z: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """Forward value exactly ``codes``, gradient of the identity to ``z`` (and none to ``codes``).
+
+    The textbook form ``z + (codes − z).detach()`` is not always exactly ``codes`` in floating point, which broke
+    ``decode_quantized(encode(x).quantized) == decode(encode(x).indices)`` whenever gradients were enabled;
+    this returns the codes themselves, so the equality holds bit for bit with or without autograd.
+    ``z`` and ``codes`` have the same shape.
     """
     if not (torch.is_grad_enabled() and z.requires_grad):
-        return q
-    return z + (q - z).detach()
+        return codes
+    return _StraightThrough.apply(z, codes.detach())
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
