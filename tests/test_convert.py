@@ -432,19 +432,193 @@ def test_taming_parity_with_independent_reference(
     assert meta["license"] == "mit" and "arxiv.org/abs/2012.09841" in (out / "README.md").read_text()
 
 
-def test_taming_layouts_vistok_cannot_express_are_refused():
-    base = {
-        "encoder.down.0.block.0.conv1.weight": torch.zeros(1),
-        "decoder.up.0.block.0.conv1.weight": torch.zeros(1),
-    }
-    with pytest.raises(CheckpointError, match="Gumbel"):
-        taming_to_vistok(
-            {**base, "quantize.embed.weight": torch.zeros(1), "quantize.proj.weight": torch.zeros(1)}
+# Taming's EMA quantizer (EMAVQ). Upstream's EmbeddingEMA keeps weight (K, D), cluster_size (K,) and embed_avg (K, D)
+# under quantize.embedding.*, and after every training step sets weight = embed_avg / s with the smoothed counts
+# s = (cluster_size + eps) / (n + K·eps) · n. The helpers below build such a checkpoint from a plain reference.
+TAMING_EMA_EPS = 1e-5
+
+
+def smoothed_counts(cluster_size: torch.Tensor) -> torch.Tensor:
+    n = cluster_size.sum()
+    return (cluster_size + TAMING_EMA_EPS) / (n + cluster_size.numel() * TAMING_EMA_EPS) * n
+
+
+def taming_ema_state_dict(
+    reference: nn.Module, *, transposed: bool = False, uniform_counts: bool = False, seed: int = 0
+) -> dict[str, torch.Tensor]:
+    """``reference``'s state dict as Taming's EMAVQ would hold it: same codebook, plus EMA statistics consistent
+    with it; ``transposed`` stores weight and embed_avg (D, K) as the older layout did."""
+    state_dict = dict(reference.state_dict())
+    weight = state_dict.pop("quantize.embedding.weight")
+    g = torch.Generator().manual_seed(seed)
+    cluster_size = (
+        torch.full((len(weight),), 3.0) if uniform_counts else 50 * torch.rand(len(weight), generator=g)
+    )
+    embed_avg = weight * smoothed_counts(cluster_size)[:, None]
+    if transposed:
+        weight, embed_avg = weight.t().contiguous(), embed_avg.t().contiguous()
+    state_dict["quantize.embedding.weight"] = weight
+    state_dict["quantize.embedding.cluster_size"] = cluster_size
+    state_dict["quantize.embedding.embed_avg"] = embed_avg
+    return state_dict
+
+
+@pytest.mark.parametrize(
+    "n_embed, embed_dim, transposed",
+    [
+        (64, 8, False),  # upstream's (K, D)
+        (64, 8, True),  # older (D, K), told apart by cluster_size's length
+        (16, 16, False),  # K = D: shapes cannot tell, the values must
+        (16, 16, True),
+    ],
+)
+def test_taming_ema_checkpoint_converts_like_the_plain_one(tmp_path, n_embed, embed_dim, transposed):
+    torch.manual_seed(0)
+    x = smooth_images(3, 32)
+    reference = randomize(
+        TamingVQModel(ch_mult=(1, 2), attn_resolutions=(), embed_dim=embed_dim, n_embed=n_embed), x
+    )
+    plain_path, ema_path = tmp_path / "plain.ckpt", tmp_path / "ema.ckpt"
+    torch.save({"state_dict": reference.state_dict()}, plain_path)
+    ema_state = taming_ema_state_dict(reference, transposed=transposed)
+    torch.save({"state_dict": ema_state}, ema_path)
+
+    plain, ema = convert_taming(plain_path, image_size=32), convert_taming(ema_path, image_size=32)
+    with torch.no_grad():
+        ref_rec, _, ref_indices = reference(x)
+        z = reference.quant_conv(reference.encoder(x)).permute(0, 2, 3, 1)
+        ours_plain, ours = plain(x), ema(x)
+    assert ref_indices.unique().numel() > 4
+    assert torch.equal(ours.indices, ref_indices) and torch.equal(ours.indices, ours_plain.indices)
+    assert torch.equal(ours.reconstruction, ours_plain.reconstruction)
+    assert (ours.reconstruction - ref_rec).abs().max() < 1e-4
+    # EMAVQ's loss is beta * ||sg(z_q) - z||^2 with beta = 0.25 (no codebook term: the EMA moves the codes).
+    z_q = reference.quantize.embedding.weight[ref_indices]
+    assert torch.allclose(ours.loss, 0.25 * (z_q - z).pow(2).mean(), rtol=1e-5, atol=1e-7)
+
+    quantizer = ema.config.quantizer
+    assert quantizer["ema_decay"] == 0.99 and quantizer["commitment_weight"] == 0.25
+    assert torch.equal(ema.quantizer.codebook, reference.quantize.embedding.weight)
+    assert torch.equal(ema.quantizer.ema_cluster_size, ema_state["quantize.embedding.cluster_size"])
+    notes = " ".join(ema.config.metadata["converter"]["notes"])
+    assert "EMA statistics were kept" in notes
+    assert ("stored transposed (D, K)" in notes) is transposed
+
+
+def test_taming_ema_fine_tuning_continues_upstreams_update():
+    """One training step of the converted EMA quantizer moves the codebook as EmbeddingEMA would (decay 0.99)."""
+    torch.manual_seed(0)
+    x = smooth_images(2, 32)
+    reference = randomize(TamingVQModel(ch_mult=(1, 2), attn_resolutions=()), x)
+    state = taming_ema_state_dict(reference)
+    converted, _ = taming_to_vistok(state)
+    tok = VisTokenizer(
+        vistok.VisTokenizerConfig(
+            image_size=32,
+            net=infer_vqgan_config(converted)["net"],
+            quantizer={
+                "type": "vq",
+                "codebook_size": 64,
+                "codebook_dim": 8,
+                "l2_norm": False,
+                "commitment_weight": 0.25,
+                "ema_decay": 0.99,
+                "ema_epsilon": TAMING_EMA_EPS,
+            },
         )
-    with pytest.raises(CheckpointError, match="remaps its indices"):
-        taming_to_vistok(
-            {**base, "quantize.embedding.weight": torch.zeros(1), "quantize.used": torch.zeros(1)}
-        )
+    )
+    tok.load_state_dict(converted)
+    tok.train()
+    with torch.no_grad():
+        z = reference.quant_conv(reference.encoder(x)).permute(0, 2, 3, 1).reshape(-1, 8)
+        _, _, indices = reference(x)
+        tok(x)
+    one_hot = F.one_hot(indices.reshape(-1), 64).float()
+    cluster_size = 0.99 * state["quantize.embedding.cluster_size"] + 0.01 * one_hot.sum(0)
+    embed_avg = 0.99 * state["quantize.embedding.embed_avg"] + 0.01 * one_hot.t() @ z
+    expected = embed_avg / smoothed_counts(cluster_size)[:, None]
+    assert torch.allclose(tok.quantizer.ema_cluster_size, cluster_size)
+    assert torch.allclose(tok.quantizer.codebook, expected, rtol=1e-5, atol=1e-7)
+    assert not torch.allclose(expected, state["quantize.embedding.weight"], atol=1e-4)  # the step moved codes
+
+
+_TAMING_BASE = {
+    "encoder.down.0.block.0.conv1.weight": torch.zeros(1),
+    "decoder.up.0.block.0.conv1.weight": torch.zeros(1),
+}
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            {"quantize.embed.weight": torch.zeros(1), "quantize.proj.weight": torch.zeros(1)},
+            r"looks like a Taming GumbelQuantize checkpoint \(quantize\.(embed|proj)\.weight.*not supported, "
+            r"because .*argmax of a learned 1x1 projection",
+        ),
+        (
+            {"quantize.embedding.weight": torch.zeros(4, 2), "quantize.used": torch.zeros(3)},
+            r"looks like a Taming VQGAN trained with index remapping \(quantize\.used, shape \(3,\)\): not "
+            r"supported, because its token ids are positions",
+        ),
+        (
+            {
+                "quantize.embedding.weight": torch.zeros(4, 2),
+                "encoder.down.1.block.0.conv_shortcut.weight": torch.zeros(1),
+            },
+            r"looks like a Taming VQGAN built with 3x3 conv shortcuts .*not supported, because .*1x1 nin_shortcut",
+        ),
+        (
+            {"quantize.embedding.weight": torch.zeros(4, 2), "quantize.embedding.initted": torch.zeros(1)},
+            r"quantizer holds tensors vistok does not know \(quantize\.embedding\.initted\): not supported, "
+            r"because .*could change which codes",
+        ),
+        (
+            {
+                "quantize.embedding.weight": torch.zeros(4, 2),
+                "quantize.embedding.cluster_size": torch.zeros(4),
+            },
+            r"looks like a Taming EMAVectorQuantizer checkpoint .* lacks quantize\.embedding\.embed_avg",
+        ),
+        (
+            {
+                "quantize.embedding.weight": torch.zeros(4, 2),
+                "quantize.embedding.cluster_size": torch.zeros(3),
+                "quantize.embedding.embed_avg": torch.zeros(4, 2),
+            },
+            r"EMAVectorQuantizer checkpoint, but cluster_size has 3 entries while the codebook is 4 x 2",
+        ),
+    ],
+)
+def test_taming_refusals_say_what_the_checkpoint_is_and_why(extra, message):
+    with pytest.raises(CheckpointError, match=message):
+        taming_to_vistok({**_TAMING_BASE, **extra})
+
+
+def test_taming_ema_square_codebook_without_usable_statistics_is_refused():
+    reference = randomize(
+        TamingVQModel(ch_mult=(1, 2), attn_resolutions=(), embed_dim=16, n_embed=16), smooth_images(2, 32)
+    )
+    state = taming_ema_state_dict(
+        reference, uniform_counts=True
+    )  # every code has one scale: both layouts fit
+    with pytest.raises(
+        CheckpointError, match=r"square 16 x 16 codebook \(K = D\).*neither shapes nor values"
+    ):
+        taming_to_vistok(state)
+
+
+def test_weights_that_do_not_fit_name_the_origin(tmp_path):
+    raw = torch.load(LLAMAGEN_TINY, weights_only=False)
+    raw["model"]["decoder.extra.weight"] = torch.zeros(3)
+    path = tmp_path / "extra.pt"
+    torch.save(raw, path)
+    with pytest.raises(
+        CheckpointError,
+        match=r"this LlamaGen checkpoint has tensors that do not fit .*1 "
+        r"unexpected \(decoder\.extra\.weight\).*Refused because",
+    ):
+        convert_llamagen(path)
 
 
 def test_inconsistent_layout_is_reported(tmp_path, monkeypatch):

@@ -64,7 +64,7 @@ def describe_layout(state_dict: Mapping[str, Any]) -> str:
     if has("encoder.down_blocks.") or has("decoder.up_blocks."):
         return "a diffusers VQModel/AutoencoderKL (load it with VisTokenizer.from_diffusers)"
     if has("quantize.embed.weight") or has("quantize.proj."):
-        return "a Taming Gumbel-quantized VQGAN"
+        return "a Taming GumbelQuantize VQGAN (quantize.proj / quantize.embed), which vistok cannot convert"
     if has("encoder.down.") and has("decoder.up."):
         return "a Taming / latent-diffusion VQGAN (convert it with `vistok convert taming`)"
     if has("encoder.conv_blocks.") and has("quantize."):

@@ -4,6 +4,8 @@ Taming's modules map onto vistok's ``vqgan`` layout by renaming: ``encoder.down.
 ``encoder.conv_blocks.{i}.res.{j}`` (``attn`` and ``downsample`` keep their names), ``mid.block_1 / attn_1 /
 block_2`` → ``mid.0 / 1 / 2``, decoder ``up.{i}`` (indexed by resolution level) → ``conv_blocks.{L−1−i}`` (decode
 order), ``quantize.embedding.weight`` → ``quantizer.codebook``. ``loss.*`` (discriminator, LPIPS) is dropped.
+EMAVQ checkpoints (``quantize.embedding.{weight, cluster_size, embed_avg}``) keep their EMA statistics, see
+:mod:`.taming_ema`.
 
 Taming's quantizer is a plain nearest-neighbour VQ (vistok ``vq`` with ``l2_norm=False``). Its loss puts β on the
 codebook term — ``||sg(z_q) − z||² + β·||z_q − sg(z)||²``, β = 0.25, the "legacy" form diffusers also keeps — so the
@@ -20,13 +22,28 @@ from typing import Any
 from .containers import describe_layout, select_state_dict, strip_prefix
 from .origins import TAMING, conversion_metadata
 from .safe_load import CheckpointError, load_checkpoint
+from .taming_ema import STATISTICS as EMA_STATISTICS
+from .taming_ema import ema_quantizer_to_vistok, is_ema_quantizer
 from .vqgan_layout import build_tokenizer, infer_vqgan_config
 
 WEIGHT_ENTRIES = ("state_dict", "model")
 DROPPED_PREFIXES = ("loss.", "model_ema.")
 DEFAULT_IMAGE_SIZE = 256
+QUANTIZER_PREFIX = "quantize."
+PLAIN_CODEBOOK = "quantize.embedding.weight"
 TAMING_BETA = 0.25
 TAMING_QUANTIZER = {"l2_norm": False, "commitment_weight": 1.0, "codebook_weight": TAMING_BETA}
+# EMAVQ builds EMAVectorQuantizer(beta=0.25) with the default decay and ε; its loss is β·||sg(z_q) − z||² only (the
+# codebook follows the EMA), which is vistok's EMA vq with commitment_weight β.
+TAMING_EMA_BETA = 0.25
+TAMING_EMA_DECAY = 0.99
+TAMING_EMA_EPSILON = 1e-5
+TAMING_EMA_QUANTIZER = {
+    "l2_norm": False,
+    "commitment_weight": TAMING_EMA_BETA,
+    "ema_decay": TAMING_EMA_DECAY,
+    "ema_epsilon": TAMING_EMA_EPSILON,
+}
 
 _MID = {"block_1": "0", "attn_1": "1", "block_2": "2"}
 _ENCODER_LEVEL = re.compile(r"^encoder\.down\.(\d+)\.(block|attn|downsample)\.(.*)$")
@@ -41,43 +58,89 @@ def _level_part(kind: str, rest: str) -> str:
 def taming_to_vistok(state_dict: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Rename a Taming VQGAN state dict into vistok's layout.
 
-    Returns ``(vistok_state_dict, dropped_keys)``; ``loss.*`` and ``model_ema.*`` entries are dropped. Raises
-    :class:`CheckpointError` for layouts vistok cannot express (Gumbel quantizer, index remapping, 3×3 conv
-    shortcuts) or for state dicts that are not Taming VQGANs at all.
+    Returns ``(vistok_state_dict, dropped_keys)``; ``loss.*`` and ``model_ema.*`` entries are dropped. An EMA
+    quantizer's codebook and statistics become ``quantizer.{codebook, ema_cluster_size, ema_embed_sum}`` in (K, D)
+    order (see :mod:`.taming_ema`). Raises :class:`CheckpointError`, saying what the checkpoint looks like and why
+    it is refused, for layouts vistok cannot express (Gumbel quantizer, index remapping, 3×3 conv shortcuts,
+    unknown quantizer tensors) or for state dicts that are not Taming VQGANs at all.
     """
+    converted, dropped, _ = convert_state_dict(state_dict)
+    return converted, dropped
+
+
+def convert_state_dict(state_dict: dict[str, Any]) -> tuple[dict[str, Any], list[str], list[str]]:
+    """:func:`taming_to_vistok` plus notes on what the conversion changed (for ``converter.notes``)."""
     state_dict = strip_prefix(state_dict)
+    refuse_unsupported(state_dict)
     keys = list(state_dict)
-    if any(k.startswith(("quantize.embed.", "quantize.proj.")) for k in keys):
-        raise CheckpointError(
-            "this is a Taming Gumbel-softmax VQGAN (quantize.proj / quantize.embed); vistok's vq quantizer is a "
-            "nearest-neighbour VQ and cannot express it"
-        )
-    if "quantize.used" in state_dict:
-        raise CheckpointError(
-            "this VQGAN remaps its indices (quantize.used); vistok cannot express index remapping"
-        )
-    if any(".conv_shortcut." in k for k in keys):
-        raise CheckpointError(
-            "this VQGAN uses 3x3 conv shortcuts (conv_shortcut); vistok's vqgan uses 1x1 (nin_shortcut)"
-        )
-    if "quantize.embedding.weight" not in state_dict or not any(k.startswith("encoder.down.") for k in keys):
-        raise CheckpointError(f"not a Taming VQGAN state dict: found {describe_layout(state_dict)}")
     up_levels = {int(m.group(1)) for m in map(_DECODER_LEVEL.match, keys) if m}
     num_levels = max(up_levels) + 1 if up_levels else 0
 
     out: dict[str, Any] = {}
     dropped: list[str] = []
+    notes: list[str] = []
+    if is_ema_quantizer(state_dict):
+        out, ema_notes = ema_quantizer_to_vistok(state_dict)
+        notes += ema_notes
     for key, value in state_dict.items():
         if key.startswith(DROPPED_PREFIXES):
             dropped.append(key)
-            continue
-        out[_rename(key, num_levels)] = value
-    return out, dropped
+        elif not key.startswith(QUANTIZER_PREFIX):
+            out[_rename(key, num_levels)] = value
+    if not is_ema_quantizer(state_dict):
+        out["quantizer.codebook"] = state_dict[PLAIN_CODEBOOK]
+    return out, dropped, notes
+
+
+def refuse_unsupported(state_dict: dict[str, Any]) -> None:
+    """Raise :class:`CheckpointError` naming what the checkpoint is and why vistok cannot convert it, unless it is
+    a Taming VQGAN with a nearest-code quantizer (``VectorQuantizer``, ``VectorQuantizer2`` or
+    ``EMAVectorQuantizer``) without index remapping."""
+    keys = list(state_dict)
+    gumbel = [k for k in keys if k.startswith(("quantize.embed.", "quantize.proj."))]
+    if gumbel:
+        raise CheckpointError(
+            f"this looks like a Taming GumbelQuantize checkpoint ({', '.join(gumbel[:3])}): not supported, because "
+            "a Gumbel VQGAN picks each code as the argmax of a learned 1x1 projection's logits (quantize.proj), not "
+            "as the nearest codebook entry, and vistok's vq quantizer has no such projection"
+        )
+    if "quantize.used" in state_dict:
+        used = tuple(state_dict["quantize.used"].shape)
+        raise CheckpointError(
+            f"this looks like a Taming VQGAN trained with index remapping (quantize.used, shape {used}): not "
+            "supported, because its token ids are positions in that list of used codes (unknown codes go to a "
+            "random or extra id) while vistok's token ids are always codebook rows"
+        )
+    shortcuts = [k for k in keys if ".conv_shortcut." in k]
+    if shortcuts:
+        raise CheckpointError(
+            f"this looks like a Taming VQGAN built with 3x3 conv shortcuts ({shortcuts[0]}, …): not supported, "
+            "because vistok's vqgan residual blocks use Taming's default 1x1 nin_shortcut, which has other weights "
+            "and computes something else"
+        )
+    if not any(k.startswith("encoder.down.") for k in keys) or not any(
+        k.startswith("decoder.up.") for k in keys
+    ):
+        raise CheckpointError(
+            f"this is not a Taming VQGAN checkpoint: it looks like {describe_layout(state_dict)}; `vistok convert "
+            "taming` expects encoder.down.*, decoder.up.* and quantize.embedding.weight"
+        )
+    known = {PLAIN_CODEBOOK, *EMA_STATISTICS}
+    unknown = [k for k in keys if k.startswith(QUANTIZER_PREFIX) and k not in known]
+    if unknown:
+        raise CheckpointError(
+            f"this looks like a Taming VQGAN whose quantizer holds tensors vistok does not know "
+            f"({', '.join(unknown[:4])}): not supported, because they do not come from Taming's VectorQuantizer, "
+            "VectorQuantizer2 or EMAVectorQuantizer, and dropping them could change which codes are chosen"
+        )
+    if PLAIN_CODEBOOK not in state_dict:
+        raise CheckpointError(
+            "this looks like a Taming VQGAN without a codebook (no quantize.embedding.weight): nothing to "
+            f"tokenize with; found {describe_layout(state_dict)}"
+        )
 
 
 def _rename(key: str, num_levels: int) -> str:
-    if key == "quantize.embedding.weight":
-        return "quantizer.codebook"
     if m := _ENCODER_LEVEL.match(key):
         return f"encoder.conv_blocks.{m.group(1)}.{_level_part(m.group(2), m.group(3))}"
     if m := _DECODER_LEVEL.match(key):
@@ -105,8 +168,16 @@ def convert_taming(
     """
     loaded = load_checkpoint(checkpoint, trust_checkpoint=trust_checkpoint)
     state_dict, which = select_state_dict(loaded, WEIGHT_ENTRIES, weights)
-    state_dict, dropped = taming_to_vistok(state_dict)
+    state_dict, dropped, notes = convert_state_dict(state_dict)
     inferred = infer_vqgan_config(state_dict)
+    quantizer = dict(TAMING_QUANTIZER)
+    if "quantizer.ema_cluster_size" in state_dict:
+        quantizer = dict(TAMING_EMA_QUANTIZER)
+        notes.append(
+            f"Taming EMA quantizer (EMAVQ): its EMA statistics were kept, with ema_decay={TAMING_EMA_DECAY} and "
+            f"ema_epsilon={TAMING_EMA_EPSILON} assumed (EMAVectorQuantizer's defaults; the checkpoint does not "
+            "store them); in eval mode it is a plain nearest-code VQ"
+        )
     extra: dict[str, Any] = (
         {"dropped_entries": sorted({k.split(".")[0] + ".*" for k in dropped})} if dropped else {}
     )
@@ -114,10 +185,8 @@ def convert_taming(
         for name in ("global_step", "epoch"):
             if isinstance(loaded.get(name), int):
                 extra[f"training_{name}"] = loaded[name]
-    metadata = conversion_metadata(TAMING, "taming", inferred, checkpoint, which, extra)
+    metadata = conversion_metadata(TAMING, "taming", inferred, checkpoint, which, extra, notes)
     source = (
         f"converted from {TAMING.name} {metadata['origin'].get('release', 'VQGAN')} ({Path(checkpoint).name})"
     )
-    return build_tokenizer(
-        state_dict, dict(TAMING_QUANTIZER), image_size or DEFAULT_IMAGE_SIZE, metadata, source
-    )
+    return build_tokenizer(state_dict, quantizer, image_size or DEFAULT_IMAGE_SIZE, metadata, source)

@@ -140,8 +140,12 @@ def infer_vqgan_config(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]
     }
 
 
-def check_state_dict_matches(state_dict: Mapping[str, torch.Tensor], model: torch.nn.Module) -> None:
-    """Raise :class:`CheckpointError` unless ``state_dict`` has exactly ``model``'s keys with the same shapes."""
+def check_state_dict_matches(
+    state_dict: Mapping[str, torch.Tensor], model: torch.nn.Module, what: str = "upstream"
+) -> None:
+    """Raise :class:`CheckpointError` unless ``state_dict`` has exactly ``model``'s keys with the same shapes.
+
+    ``what`` names the checkpoint's origin in the message (e.g. ``"Taming Transformers"``)."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
@@ -159,7 +163,9 @@ def check_state_dict_matches(state_dict: Mapping[str, torch.Tensor], model: torc
             )
             parts.append(f"{len(wrong)} with other shapes ({shown})")
         raise CheckpointError(
-            "the converted weights do not fit the inferred architecture: " + "; ".join(parts)
+            f"this {what} checkpoint has tensors that do not fit the vqgan architecture inferred from its shapes: "
+            + "; ".join(parts)
+            + ". Refused because loading only the matching ones would leave weights random or ignore some"
         )
 
 
@@ -197,7 +203,7 @@ def build_tokenizer(
     )
     with torch.device("meta"):
         skeleton = VisTokenizer(config)
-    check_state_dict_matches(state_dict, skeleton)
+    check_state_dict_matches(state_dict, skeleton, metadata.get("origin", {}).get("name", "upstream"))
     tokenizer = VisTokenizer(config)
     tokenizer.load_state_dict(dict(state_dict))  # copies (and casts half-precision weights) into fp32 params
     return tokenizer.eval()
