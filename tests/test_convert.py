@@ -687,9 +687,14 @@ def test_zip_without_pickle_and_missing_file(tmp_path):
 def test_wrong_converter_names_the_right_one(tmp_path):
     taming = tmp_path / "taming.ckpt"
     torch.save({"state_dict": TamingVQModel(ch_mult=(1, 2), attn_resolutions=()).state_dict()}, taming)
-    with pytest.raises(CheckpointError, match="vistok convert taming"):
+    with pytest.raises(
+        CheckpointError, match="not a LlamaGen VQ checkpoint: it looks like a Taming .*vistok convert taming"
+    ):
         convert_llamagen(taming)
-    with pytest.raises(CheckpointError, match="vistok convert llamagen"):
+    with pytest.raises(
+        CheckpointError,
+        match="not a Taming VQGAN checkpoint: it looks like a LlamaGen .*vistok convert llamagen",
+    ):
         convert_taming(LLAMAGEN_TINY, weights="model")
     not_weights = tmp_path / "list.pt"
     torch.save([1, 2, 3], not_weights)

@@ -33,7 +33,10 @@ def llamagen_to_vistok(state_dict: dict[str, Any]) -> dict[str, Any]:
     if "quantize.embedding.weight" not in state_dict or not any(
         k.startswith("encoder.conv_blocks.") for k in state_dict
     ):
-        raise CheckpointError(f"not a LlamaGen VQ model state dict: found {describe_layout(state_dict)}")
+        raise CheckpointError(
+            f"this is not a LlamaGen VQ checkpoint: it looks like {describe_layout(state_dict)}; `vistok convert "
+            "llamagen` expects encoder.conv_blocks.* and quantize.embedding.weight"
+        )
     out = {}
     for key, value in state_dict.items():
         if key in DROPPED_KEYS:
