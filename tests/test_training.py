@@ -304,3 +304,125 @@ def test_tiny_recipe_lowers_the_reconstruction_loss(tmp_path):
                                 "--output.progress_bar", "false"])
     first, last = result.history[0]["reconstruction_loss"], result.history[-1]["reconstruction_loss"]
     assert last < 0.5 * first, (first, last)
+
+
+# --------------------------------------------------------------------------------- quantizer loss weights
+# The expected losses are written from the upstream code, not from vistok:
+# - Taming, taming/modules/vqvae/quantize.py, VectorQuantizer2(beta=0.25, legacy=True) (its released VQGANs):
+#   loss = mean((z_q.detach() − z)²) + β · mean((z_q − z.detach())²), β = 0.25 — β on the codebook term.
+# - LlamaGen, tokenizer/tokenizer_image/vq_model.py VectorQuantizer with vq_train.py's defaults (codebook_l2_norm,
+#   commit_loss_beta 0.25, entropy_loss_ratio 0): z and the codebook l2-normalised, then
+#   vq_loss = mean((z_q − z.detach())²) + commit_loss = β · mean((z_q.detach() − z)²).
+# The loss *values* of the two terms are equal, so only the gradients tell the weights apart: the test compares
+# the gradients reaching the encoder output and the codebook.
+def _upstream_loss(z: torch.Tensor, codebook: torch.Tensor, family: str) -> torch.Tensor:
+    if family == "llamagen":
+        z, codebook = torch.nn.functional.normalize(z, dim=-1), torch.nn.functional.normalize(codebook, dim=-1)
+    distances = (z.detach()[:, None, :] - codebook.detach()[None, :, :]).pow(2).sum(-1)
+    z_q = codebook[distances.argmin(dim=1)]
+    beta = 0.25
+    if family == "taming":
+        return torch.mean((z_q.detach() - z) ** 2) + beta * torch.mean((z_q - z.detach()) ** 2)
+    return torch.mean((z_q - z.detach()) ** 2) + beta * torch.mean((z_q.detach() - z) ** 2)
+
+
+def _gradients(spec: dict, family: str) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """(d loss / d z, d loss / d codebook) of vistok's quantizer built from ``spec`` and of the upstream formula."""
+    from vistok.registry import QUANTIZERS
+
+    options = {k: v for k, v in spec.items() if k != "type"}
+    quantizer = QUANTIZERS.get(spec["type"])(**options).train()
+    generator = torch.Generator().manual_seed(0)
+    dim = quantizer.codebook_dim
+    codebook = torch.randn(quantizer.codebook_size, dim, generator=generator)
+    grid = torch.randn(2, dim, 4, 4, generator=generator)
+    with torch.no_grad():
+        quantizer.codebook.copy_(codebook)
+    grid.requires_grad_(True)
+    out = quantizer(grid)
+    sum(out.losses.values()).backward()
+    ours = (grid.grad.permute(0, 2, 3, 1).reshape(-1, dim), quantizer.codebook.grad)
+
+    z = grid.detach().permute(0, 2, 3, 1).reshape(-1, dim).requires_grad_(True)
+    upstream_codebook = codebook.clone().requires_grad_(True)
+    _upstream_loss(z, upstream_codebook, family).backward()
+    assert upstream_codebook.grad.abs().sum() > 0 and z.grad.abs().sum() > 0
+    return ours, (z.grad, upstream_codebook.grad)
+
+
+def _assert_upstream_gradients(spec: dict, family: str, where: str) -> None:
+    (ours_z, ours_codebook), (ref_z, ref_codebook) = _gradients(spec, family)
+    torch.testing.assert_close(ours_z, ref_z, rtol=1e-5, atol=1e-8, msg=f"{where}: gradient on the encoder output")
+    torch.testing.assert_close(ours_codebook, ref_codebook, rtol=1e-5, atol=1e-8, msg=f"{where}: codebook gradient")
+
+
+def _taming_layout(tok: VisTokenizer) -> dict[str, torch.Tensor]:
+    """A vistok vqgan state dict renamed into Taming's checkpoint layout (the inverse of the converter's map)."""
+    import re
+
+    levels = len(tok.config.net["channel_multiplier"])
+    mid = {"0": "block_1", "1": "attn_1", "2": "block_2"}
+    out = {}
+    for key, value in tok.state_dict().items():
+        if key == "quantizer.codebook":
+            key = "quantize.embedding.weight"
+        elif m := re.match(r"^(encoder|decoder)\.conv_blocks\.(\d+)\.(res|attn|downsample|upsample)\.(.*)$", key):
+            part, level = m.group(1), int(m.group(2))
+            kind = "block" if m.group(3) == "res" else m.group(3)
+            group = "down" if part == "encoder" else "up"
+            level = level if part == "encoder" else levels - 1 - level
+            key = f"{part}.{group}.{level}.{kind}.{m.group(4)}"
+        elif m := re.match(r"^(encoder|decoder)\.mid\.(\d)\.(.*)$", key):
+            key = f"{m.group(1)}.mid.{mid[m.group(2)]}.{m.group(3)}"
+        out[key] = value
+    return out
+
+
+def test_taming_quantizer_weights_agree_between_preset_recipe_and_converter_and_match_taming(tmp_path):
+    from safetensors.torch import save_file
+    from trainkit.model import build_tokenizer
+
+    from vistok import VisTokenizerConfig
+    from vistok.convert import convert_taming
+    from vistok.registry import PRESETS, QUANTIZERS, normalize_spec
+
+    recipe = load_recipe(TRAINING / "configs" / "imagenet256" / "vqgan-taming.yaml")
+    with torch.device("meta"):
+        from_recipe = build_tokenizer(recipe.model).config.quantizer
+    sources = {"recipe vqgan-taming.yaml": from_recipe}
+    for name in ("vqgan-taming-f16-1024", "vqgan-taming-f16-16384"):
+        sources[f"preset {name}"] = normalize_spec(QUANTIZERS, PRESETS.get(name).config["quantizer"])
+
+    tiny = VisTokenizer(VisTokenizerConfig(
+        image_size=16, net={"type": "vqgan", "base_channels": 32, "channel_multiplier": [1, 1], "num_res_blocks": 1,
+                            "latent_channels": 8},
+        quantizer={"type": "vq", "codebook_size": 16, "codebook_dim": 4},
+    ))
+    save_file({k: v.contiguous() for k, v in _taming_layout(tiny).items()}, str(tmp_path / "taming.safetensors"))
+    sources["convert_taming"] = convert_taming(tmp_path / "taming.safetensors").config.quantizer
+
+    for where, spec in sources.items():
+        assert (spec["commitment_weight"], spec["codebook_weight"]) == (1.0, 0.25), where
+        assert spec["l2_norm"] is False and spec["ema_decay"] is None, where
+        _assert_upstream_gradients({**spec, "codebook_size": 64, "codebook_dim": 8}, "taming", where)
+
+
+def test_llamagen_quantizer_weights_agree_between_preset_recipe_and_converter_and_match_llamagen():
+    from trainkit.model import build_tokenizer
+
+    from vistok.convert import convert_llamagen
+    from vistok.registry import PRESETS, QUANTIZERS, normalize_spec
+
+    recipe = load_recipe(TRAINING / "configs" / "imagenet256" / "vqgan-llamagen.yaml")
+    with torch.device("meta"):
+        from_recipe = build_tokenizer(recipe.model).config.quantizer
+    sources = {"recipe vqgan-llamagen.yaml": from_recipe}
+    for name in ("vqgan-llamagen-vq16", "vqgan-llamagen-vq8"):
+        sources[f"preset {name}"] = normalize_spec(QUANTIZERS, PRESETS.get(name).config["quantizer"])
+    # tests/data/llamagen_tiny.pt stores no commit_loss_beta / entropy_loss_ratio: LlamaGen's defaults apply.
+    sources["convert_llamagen"] = convert_llamagen(ROOT / "tests" / "data" / "llamagen_tiny.pt").config.quantizer
+
+    for where, spec in sources.items():
+        assert (spec["commitment_weight"], spec["codebook_weight"], spec["entropy_weight"]) == (0.25, 1.0, 0.0), where
+        assert spec["l2_norm"] is True and spec["ema_decay"] is None, where
+        _assert_upstream_gradients({**spec, "codebook_size": 64}, "llamagen", where)

@@ -114,12 +114,22 @@ def _vqgan(name: str, description: str, mult: list[int], quantizer: dict, source
 
 TAMING = "Esser et al., Taming Transformers for High-Resolution Image Synthesis (CVPR 2021)"
 LLAMAGEN = "Sun et al., Autoregressive Model Beats Diffusion: Llama for Scalable Image Generation (2024)"
+
+# The quantizer loss weights of each family, defined once: the presets, their training recipes (which name the
+# preset and repeat no weight) and the converters (vistok.convert) all read them from here.
+# Taming's VectorQuantizer2 (legacy=True, the form its released VQGANs were trained with) computes
+# ||sg(z_q) − z||² + β·||z_q − sg(z)||² with β = 0.25: β weighs the codebook term, the commitment term has weight 1.
+TAMING_BETA = 0.25
+TAMING_QUANTIZER_LOSS = {"commitment_weight": 1.0, "codebook_weight": TAMING_BETA}
+# LlamaGen's VectorQuantizer: ||z_q − sg(z)||² + commit_loss_beta·||sg(z_q) − z||² with commit_loss_beta = 0.25,
+# plus entropy_loss_ratio (0 in vq_train.py's defaults) times its entropy loss.
+LLAMAGEN_QUANTIZER_LOSS = {"commitment_weight": 0.25, "codebook_weight": 1.0, "entropy_weight": 0.0}
 for size in (1024, 16384):
     _vqgan(
         f"vqgan-taming-f16-{size}",
         f"Taming VQGAN f16, 256px → 16x16 tokens, codebook {size} x 256",
         [1, 1, 2, 2, 4],
-        {"type": "vq", "codebook_size": size, "codebook_dim": 256},
+        {"type": "vq", "codebook_size": size, "codebook_dim": 256, "l2_norm": False, **TAMING_QUANTIZER_LOSS},
         TAMING,
         "vqgan-taming.yaml",
     )
@@ -127,7 +137,7 @@ _vqgan(
     "vqgan-llamagen-vq16",
     "LlamaGen VQ-16, 256px → 16x16 tokens, l2-normalised codebook 16384 x 8",
     [1, 1, 2, 2, 4],
-    {"type": "vq", "codebook_size": 16384, "codebook_dim": 8, "l2_norm": True},
+    {"type": "vq", "codebook_size": 16384, "codebook_dim": 8, "l2_norm": True, **LLAMAGEN_QUANTIZER_LOSS},
     LLAMAGEN,
     "vqgan-llamagen.yaml",
 )
@@ -135,7 +145,7 @@ _vqgan(
     "vqgan-llamagen-vq8",
     "LlamaGen VQ-8, 256px → 32x32 tokens, l2-normalised codebook 16384 x 8",
     [1, 2, 2, 4],
-    {"type": "vq", "codebook_size": 16384, "codebook_dim": 8, "l2_norm": True},
+    {"type": "vq", "codebook_size": 16384, "codebook_dim": 8, "l2_norm": True, **LLAMAGEN_QUANTIZER_LOSS},
     LLAMAGEN,
     "vqgan-llamagen.yaml",
 )

@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..presets import TAMING_QUANTIZER_LOSS
 from .containers import describe_layout, select_state_dict, strip_prefix
 from .origins import TAMING, conversion_metadata
 from .safe_load import CheckpointError, load_checkpoint
@@ -31,8 +32,7 @@ DROPPED_PREFIXES = ("loss.", "model_ema.")
 DEFAULT_IMAGE_SIZE = 256
 QUANTIZER_PREFIX = "quantize."
 PLAIN_CODEBOOK = "quantize.embedding.weight"
-TAMING_BETA = 0.25
-TAMING_QUANTIZER = {"l2_norm": False, "commitment_weight": 1.0, "codebook_weight": TAMING_BETA}
+TAMING_QUANTIZER = {"l2_norm": False, **TAMING_QUANTIZER_LOSS}  # the loss weights are defined once, in presets
 # EMAVQ builds EMAVectorQuantizer(beta=0.25) with the default decay and ε; its loss is β·||sg(z_q) − z||² only (the
 # codebook follows the EMA), which is vistok's EMA vq with commitment_weight β.
 TAMING_EMA_BETA = 0.25
