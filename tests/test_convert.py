@@ -364,6 +364,54 @@ def test_llamagen_args_cross_checked_and_used(tmp_path):
     assert tok.config.image_size == 64
 
 
+def _euclidean_nearest(latents: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """Brute-force nearest code (plain Euclidean, no normalisation): (B, D, h, w) latents → (B, h, w) indices."""
+    flat = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1]).double()
+    return torch.cdist(flat, codebook.double()).argmin(1).view(latents.shape[0], *latents.shape[2:])
+
+
+def test_llamagen_codebook_l2_norm_override(tmp_path):
+    # Rows rescaled to norms in [0.5, 2]: l2-normalised lookup is unchanged by that, a plain Euclidean one is not.
+    expected = torch.load(DATA / "llamagen_tiny_expected.pt", weights_only=True)
+    raw = torch.load(LLAMAGEN_TINY, weights_only=False)
+    g = torch.Generator().manual_seed(0)
+    codebook = raw["model"]["quantize.embedding.weight"]
+    codebook = (
+        codebook
+        / codebook.norm(dim=1, keepdim=True)
+        * (0.5 + 1.5 * torch.rand(len(codebook), 1, generator=g))
+    )
+    raw["model"]["quantize.embedding.weight"] = codebook
+    path = tmp_path / "rescaled.pt"
+    torch.save(raw, path)  # args store no codebook_l2_norm, like a checkpoint saved without it
+
+    default, tok = convert_llamagen(path), convert_llamagen(path, codebook_l2_norm=False)
+    assert default.config.quantizer["l2_norm"] is True and tok.config.quantizer["l2_norm"] is False
+    assert any("l2_norm=False given by the caller" in n for n in tok.config.metadata["converter"]["notes"])
+    with torch.no_grad():
+        latents = tok.quant_conv(tok.encoder(expected["input"]))
+        indices, default_indices = tok(expected["input"]).indices, default(expected["input"]).indices
+    assert torch.equal(default_indices, expected["indices"])  # upstream's l2-normalised lookup
+    assert torch.equal(indices, _euclidean_nearest(latents, codebook))
+    assert (indices != expected["indices"]).float().mean() > 0.2
+
+    out = tmp_path / "plain-l2"
+    assert cli(["convert", "llamagen", str(LLAMAGEN_TINY), str(out), "--codebook-l2-norm", "false"]) == 0
+    assert json.loads((out / "config.json").read_text())["quantizer"]["l2_norm"] is False
+    assert convert_llamagen(LLAMAGEN_TINY, codebook_l2_norm=True).config.quantizer["l2_norm"] is True
+    path, _ = _llamagen_with_ema(tmp_path, codebook_l2_norm=True)
+    overridden = convert_llamagen(path, codebook_l2_norm=False)
+    assert overridden.config.quantizer["l2_norm"] is False
+    assert any(
+        "overrides the training args' codebook_l2_norm=True" in n
+        for n in overridden.config.metadata["converter"]["notes"]
+    )
+    with pytest.raises(ValueError, match="codebook_l2_norm must be True, False or None, got 'no'"):
+        convert_llamagen(LLAMAGEN_TINY, codebook_l2_norm="no")
+    with pytest.raises(SystemExit, match="--codebook-l2-norm applies to llamagen checkpoints only"):
+        cli(["convert", "taming", str(LLAMAGEN_TINY), str(tmp_path / "t"), "--codebook-l2-norm", "false"])
+
+
 @pytest.mark.parametrize(
     "spec_file, preset",
     [

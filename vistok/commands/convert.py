@@ -23,6 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--image-size", type=int, default=None, help="native resolution to record in the config"
     )
     parser.add_argument(
+        "--codebook-l2-norm",
+        choices=["true", "false"],
+        default=None,
+        help="llamagen only: whether the codes are l2-normalised (default: the checkpoint's training args, else "
+        "true as in every released LlamaGen VQ model)",
+    )
+    parser.add_argument(
         "--trust-checkpoint",
         action="store_true",
         help="unpickle without restrictions (can run code from the file: only for files from a trusted source)",
@@ -41,12 +48,21 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output_dir)
     if (out / "config.json").exists() and not args.overwrite:
         raise SystemExit(f"{out} already holds a tokenizer (config.json); pass --overwrite to replace it")
+    options = {}
+    if args.codebook_l2_norm is not None:
+        if args.origin != "llamagen":
+            raise SystemExit(
+                f"vistok convert {args.origin}: --codebook-l2-norm applies to llamagen checkpoints only "
+                "(Taming's quantizer never l2-normalises)"
+            )
+        options["codebook_l2_norm"] = args.codebook_l2_norm == "true"
     try:
         tok = CONVERTERS[args.origin](
             args.checkpoint,
             weights=args.weights,
             image_size=args.image_size,
             trust_checkpoint=args.trust_checkpoint,
+            **options,
         )
     except (ValueError, FileNotFoundError) as err:  # CheckpointError is a ValueError
         raise SystemExit(f"vistok convert {args.origin}: {err}") from err

@@ -54,12 +54,14 @@ def _training_args(checkpoint: Any) -> dict[str, Any]:
 
 
 def llamagen_quantizer_options(
-    args: dict[str, Any], codebook_size: int, codebook_dim: int
+    args: dict[str, Any], codebook_size: int, codebook_dim: int, codebook_l2_norm: bool | None = None
 ) -> tuple[dict[str, Any], list[str]]:
     """The ``vq`` options shapes cannot tell, from LlamaGen's training arguments (defaults when absent), and
-    notes saying which were assumed.
+    notes saying which were assumed or overridden.
 
-    Cross-checks ``codebook_size`` / ``codebook_embed_dim`` in ``args`` against the codebook's shape.
+    ``codebook_l2_norm`` (when not None) is the caller's answer to whether codes are l2-normalised; it wins over
+    the training args and over the default. Cross-checks ``codebook_size`` / ``codebook_embed_dim`` in ``args``
+    against the codebook's shape.
     """
     for name, actual in (("codebook_size", codebook_size), ("codebook_embed_dim", codebook_dim)):
         if name in args and args[name] is not None and int(args[name]) != actual:
@@ -67,12 +69,27 @@ def llamagen_quantizer_options(
                 f"the checkpoint's training args say {name}={args[name]} but its codebook tensor has {actual}"
             )
     notes = []
-    if "codebook_l2_norm" in args:
-        options: dict[str, Any] = {"l2_norm": bool(args["codebook_l2_norm"])}
+    stored = args.get("codebook_l2_norm")
+    if codebook_l2_norm is not None:
+        if not isinstance(codebook_l2_norm, bool):
+            raise ValueError(f"codebook_l2_norm must be True, False or None, got {codebook_l2_norm!r}")
+        options: dict[str, Any] = {"l2_norm": codebook_l2_norm}
+        if stored is None:
+            notes.append(
+                f"l2_norm={codebook_l2_norm} given by the caller (the checkpoint stores no codebook_l2_norm)"
+            )
+        elif bool(stored) != codebook_l2_norm:
+            notes.append(
+                f"l2_norm={codebook_l2_norm} given by the caller overrides the training args' "
+                f"codebook_l2_norm={stored}"
+            )
+    elif stored is not None:
+        options = {"l2_norm": bool(stored)}
     else:
         options = {"l2_norm": True}
         notes.append(
-            "l2_norm=True assumed: the checkpoint stores no codebook_l2_norm; LlamaGen's VQ models use it"
+            "l2_norm=True assumed: the checkpoint stores no codebook_l2_norm; LlamaGen's VQ models use it "
+            "(pass codebook_l2_norm=False / --codebook-l2-norm false if this one does not)"
         )
     if args.get("commit_loss_beta") is not None:
         options["commitment_weight"] = float(args["commit_loss_beta"])
@@ -101,6 +118,7 @@ def convert_llamagen(
     weights: str = "auto",
     image_size: int | None = None,
     trust_checkpoint: bool = False,
+    codebook_l2_norm: bool | None = None,
 ):
     """Convert a LlamaGen VQ checkpoint file into a :class:`~vistok.VisTokenizer` (eval mode).
 
@@ -109,6 +127,9 @@ def convert_llamagen(
         weights: ``"auto"`` (``ema`` if present, else ``model``, else ``state_dict``) or one of those names.
         image_size: native resolution recorded in the config; default the checkpoint's ``args.image_size`` or 256.
         trust_checkpoint: allow arbitrary unpickling (only for files from a trusted source).
+        codebook_l2_norm: whether the codes are l2-normalised before the lookup (cosine search). ``None`` takes the
+            checkpoint's ``args.codebook_l2_norm``, or ``True`` (every released LlamaGen VQ model) when the file
+            has no such argument; ``True`` / ``False`` override both, and the override is noted in the metadata.
 
     The architecture is inferred from the tensor shapes and cross-checked; origin, licence, paper, converter
     version and the release's reported numbers go into ``config.metadata``.
@@ -118,7 +139,9 @@ def convert_llamagen(
     state_dict = llamagen_to_vistok(state_dict)
     inferred = infer_vqgan_config(state_dict)
     args = _training_args(loaded)
-    quantizer, notes = llamagen_quantizer_options(args, inferred["codebook_size"], inferred["codebook_dim"])
+    quantizer, notes = llamagen_quantizer_options(
+        args, inferred["codebook_size"], inferred["codebook_dim"], codebook_l2_norm
+    )
     notes += _check_model_name(args, inferred)
     size = image_size or _usable_image_size(args.get("image_size"), inferred) or DEFAULT_IMAGE_SIZE
     extra = {"training_args": args} if args else {}
