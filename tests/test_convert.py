@@ -412,6 +412,35 @@ def test_llamagen_codebook_l2_norm_override(tmp_path):
         cli(["convert", "taming", str(LLAMAGEN_TINY), str(tmp_path / "t"), "--codebook-l2-norm", "false"])
 
 
+def test_llamagen_dropout_p_is_carried_into_the_config(tmp_path):
+    path, _ = _llamagen_with_ema(tmp_path, dropout_p=0.1)
+    tok = convert_llamagen(path)
+    assert tok.config.net["dropout"] == 0.1
+    tok.save_pretrained(tmp_path / "saved")
+    tok = VisTokenizer.from_pretrained(tmp_path / "saved")
+    assert tok.config.net["dropout"] == 0.1
+    # LlamaGen puts one dropout in every residual block: num_res_blocks per encoder level, one more per decoder
+    # level, and two in each mid block.
+    levels, blocks = len(tok.config.net["channel_multiplier"]), tok.config.net["num_res_blocks"]
+    dropouts = [m.p for m in tok.modules() if isinstance(m, nn.Dropout)]
+    assert dropouts == [0.1] * (levels * blocks + levels * (blocks + 1) + 4)
+
+    expected = torch.load(DATA / "llamagen_tiny_expected.pt", weights_only=True)
+    with torch.no_grad():
+        out = tok.eval()(expected["input"])  # dropout is inactive in eval mode: upstream's outputs still hold
+        assert torch.equal(out.indices, expected["indices"])
+        assert (out.reconstruction - expected["reconstruction"]).abs().max() < 1e-4
+        tok.train()
+        torch.manual_seed(0)
+        first = tok(expected["input"]).reconstruction
+        torch.manual_seed(1)
+        assert not torch.allclose(first, tok(expected["input"]).reconstruction)
+
+    bad, _ = _llamagen_with_ema(tmp_path, dropout_p=1.5)
+    with pytest.raises(CheckpointError, match=r"dropout_p=1\.5; expected a probability in \[0, 1\)"):
+        convert_llamagen(bad)
+
+
 @pytest.mark.parametrize(
     "spec_file, preset",
     [

@@ -6,7 +6,7 @@ recent indices) is dropped. LlamaGen's checkpoints are ``{"model", "optimizer", 
 ``"ema"`` when trained with EMA; the EMA weights are preferred.
 
 What shapes cannot tell comes from the stored training arguments when present (``codebook_l2_norm``,
-``commit_loss_beta``, ``entropy_loss_ratio``, ``image_size``); otherwise LlamaGen's defaults apply — in particular
+``commit_loss_beta``, ``entropy_loss_ratio``, ``dropout_p`` → net ``dropout``, ``image_size``); otherwise LlamaGen's defaults apply — in particular
 l2-normalised codes, as in every released LlamaGen VQ model.
 """
 
@@ -99,6 +99,19 @@ def llamagen_quantizer_options(
     return options, notes
 
 
+def llamagen_net_options(args: dict[str, Any]) -> dict[str, Any]:
+    """The ``vqgan`` net options shapes cannot tell, from LlamaGen's training arguments: ``dropout_p`` (the
+    residual blocks' dropout, active only in training) becomes ``dropout``. Empty when the args do not store it."""
+    dropout = args.get("dropout_p")
+    if dropout is None:
+        return {}
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        raise CheckpointError(
+            f"the checkpoint's training args say dropout_p={dropout!r}; expected a probability in [0, 1)"
+        )
+    return {"dropout": float(dropout)}
+
+
 def _check_model_name(args: dict[str, Any], inferred: dict[str, Any]) -> list[str]:
     """A note when the training args name a LlamaGen model whose architecture differs from the tensors'."""
     name = args.get("vq_model")
@@ -149,7 +162,9 @@ def convert_llamagen(
         extra["training_steps"] = loaded["steps"]
     metadata = conversion_metadata(LLAMAGEN, "llamagen", inferred, checkpoint, which, extra, notes)
     source = f"converted from {LLAMAGEN.name} {metadata['origin'].get('release', 'VQ model')} ({Path(checkpoint).name})"
-    return build_tokenizer(state_dict, quantizer, size, metadata, source=source)
+    return build_tokenizer(
+        state_dict, quantizer, size, metadata, source=source, net_options=llamagen_net_options(args)
+    )
 
 
 def _usable_image_size(value: Any, inferred: dict[str, Any]) -> int | None:

@@ -175,11 +175,13 @@ def build_tokenizer(
     image_size: int,
     metadata: dict[str, Any],
     source: str | None = None,
+    net_options: dict[str, Any] | None = None,
 ):
     """A :class:`~vistok.VisTokenizer` with the architecture inferred from ``state_dict`` and those weights.
 
     ``quantizer`` holds the options that shapes cannot tell (e.g. ``l2_norm``, loss weights); type, size and dim
-    come from the codebook. The result is in eval mode.
+    come from the codebook. ``net_options`` likewise adds ``vqgan`` net options that shapes cannot tell (e.g.
+    ``dropout``). The result is in eval mode.
     """
     from ..configuration import VisTokenizerConfig
     from ..modeling import VisTokenizer
@@ -191,7 +193,7 @@ def build_tokenizer(
     config = VisTokenizerConfig(
         image_size=image_size,
         num_channels=inferred["num_channels"],
-        net=inferred["net"],
+        net={**inferred["net"], **(net_options or {})},
         quantizer={
             "type": "vq",
             "codebook_size": inferred["codebook_size"],
