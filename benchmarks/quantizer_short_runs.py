@@ -35,7 +35,7 @@ def train(recipe: str, preset: str, steps: int, batch: int, out_dir: Path, extra
         sys.executable, str(ROOT / "training/train.py"), "--config", str(ROOT / recipe), "--preset", preset,
         "--dataset", "samples", "--max_steps", str(steps), "--batch_size", str(batch), "--output_dir", str(out_dir),
         "--output.checkpoint_every", str(steps), "--output.image_every", str(steps), "--data.eval_split", "test",
-        *extra,
+        "--overwrite_output_dir", *extra,
     ]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=ROOT)

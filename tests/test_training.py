@@ -426,3 +426,52 @@ def test_llamagen_quantizer_weights_agree_between_preset_recipe_and_converter_an
         assert (spec["commitment_weight"], spec["codebook_weight"], spec["entropy_weight"]) == (0.25, 1.0, 0.0), where
         assert spec["l2_norm"] is True and spec["ema_decay"] is None, where
         _assert_upstream_gradients({**spec, "codebook_size": 64}, "llamagen", where)
+
+
+# ------------------------------------------------------------------------------------------ output folder
+def _previous_run(folder: Path) -> dict[str, bytes]:
+    """What an earlier run leaves behind (a complete checkpoint, an exported model), plus a file of the user's."""
+    checkpoint = folder / "checkpoints" / "checkpoint-00000040"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "training_state.json").write_text(json.dumps({"step": 40}))
+    (folder / "model.safetensors").write_bytes(b"the 40-step model")
+    (folder / "config.json").write_text("{}")
+    (folder / "notes.txt").write_text("kept")
+    return _snapshot(folder)
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_non_empty_output_folder_is_refused_without_resume_or_overwrite(tmp_path):
+    from trainkit.output_dir import OutputDirNotEmptyError, check_output_dir
+
+    folder = tmp_path / "run"
+    before = _previous_run(folder)
+    with pytest.raises(SystemExit) as refused:
+        run(tmp_path)
+    message = str(refused.value.code)
+    assert str(folder) in message and "--resume latest" in message and "--overwrite_output_dir" in message
+    assert _snapshot(folder) == before  # refused before anything was written
+    with pytest.raises(SystemExit, match="contradict"):
+        run(tmp_path, "--resume", "latest", "--overwrite_output_dir")
+    assert _snapshot(folder) == before
+
+    (tmp_path / "empty").mkdir()
+    check_output_dir(tmp_path / "empty", resume=None, overwrite=False)  # an empty folder is fine
+    check_output_dir(tmp_path / "absent", resume=None, overwrite=False)
+    check_output_dir(folder, resume="latest", overwrite=False)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputDirNotEmptyError, match="is a file"):
+        check_output_dir(tmp_path / "file", resume=None, overwrite=True)
+
+
+def test_overwrite_output_dir_replaces_the_previous_run_and_its_checkpoints(tmp_path):
+    folder = tmp_path / "run"
+    _previous_run(folder)
+    result = run(tmp_path, "--overwrite_output_dir", "--train.max_steps", "1")
+    assert result.step == 1
+    assert [step for step, _ in CheckpointManager(folder).checkpoints()] == [1]  # the 40-step one is gone
+    assert (folder / "notes.txt").read_text() == "kept"  # not a run artefact: left alone
+    assert VisTokenizer.from_pretrained(folder).config.metadata["training"]["steps"] == 1

@@ -7,8 +7,9 @@
 
 Every recipe field can be overridden as ``--section.field VALUE`` (``--train.lr 1e-4``,
 ``--model.quantizer.codebook_size 1024``, ``--loss.perceptual_weights /path/vgg16.pth``); ``--resume latest`` (or
-a checkpoint folder) continues a run exactly. The output folder is a ``save_pretrained`` folder:
-``VisTokenizer.from_pretrained(output_dir)``. See docs/training.md.
+a checkpoint folder) continues a run exactly. An output folder that exists and is not empty is refused unless the
+run resumes it (``--resume``) or replaces it (``--overwrite_output_dir``). The output folder is a
+``save_pretrained`` folder: ``VisTokenizer.from_pretrained(output_dir)``. See docs/training.md.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # trainkit/ lives next to this script
 
 from trainkit.config import ALIASES, SECTIONS, load_recipe  # noqa: E402
+from trainkit.output_dir import OutputDirNotEmptyError  # noqa: E402
 from trainkit.trainer import TrainingDiverged, TrainResult, train  # noqa: E402
 
 
@@ -32,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", help="YAML recipe, e.g. training/configs/tiny.yaml")
     parser.add_argument("--resume", help="'latest' or a checkpoint folder (output_dir/checkpoints/checkpoint-N)")
+    parser.add_argument(
+        "--overwrite_output_dir",
+        action="store_true",
+        help="replace the run in a non-empty output folder (its checkpoints, logs, images and model are deleted)",
+    )
     return parser
 
 
@@ -46,7 +53,10 @@ def main(argv: list[str] | None = None) -> TrainResult:
         recipe = load_recipe(args.config, overrides)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"train.py: {err}") from None
-    return train(recipe, resume=args.resume)
+    try:
+        return train(recipe, resume=args.resume, overwrite_output_dir=args.overwrite_output_dir)
+    except OutputDirNotEmptyError as err:
+        raise SystemExit(f"train.py: {err}") from None
 
 
 def cli() -> None:

@@ -23,6 +23,7 @@ from .config import Recipe, dump_recipe
 from .images import reconstruction_grid, save_grid
 from .model import WeightEMA, build_tokenizer, export_tokenizer, training_metadata
 from .optim import WarmupSchedule, build_optimizer
+from .output_dir import check_output_dir, clear_previous_run
 
 logger = logging.getLogger("vistok.train")
 
@@ -86,7 +87,7 @@ def _frozen_call(module: torch.nn.Module):
 
 
 class Trainer:
-    def __init__(self, recipe: Recipe, resume: str | None = None):
+    def __init__(self, recipe: Recipe, resume: str | None = None, overwrite_output_dir: bool = False):
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, set_seed
 
@@ -110,11 +111,9 @@ class Trainer:
         acc = self.accelerator
         self.is_main = acc.is_main_process
         self.checkpoints = CheckpointManager(self.output_dir, keep=cfg_o.keep_checkpoints)
-        if self.is_main:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            for stale in self.checkpoints.remove_stale_temporaries():
-                logger.warning("removed an incomplete checkpoint left by an interrupted run: %s", stale)
-            (self.output_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+        # Every process checks before any writes (the barrier below); nothing is written into the output folder
+        # until the models and the data are built, so a run that fails to start leaves no folder to refuse next time.
+        check_output_dir(self.output_dir, resume, overwrite_output_dir)
         acc.wait_for_everyone()
         if cfg_t.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -168,6 +167,17 @@ class Trainer:
         acc.register_for_checkpointing(self.progress)
         if self.ema is not None:
             acc.register_for_checkpointing(self.ema)
+
+        # ---------------------------------------------------------------------------------- output folder
+        if self.is_main:
+            if overwrite_output_dir:
+                for path in clear_previous_run(self.output_dir):
+                    logger.warning("--overwrite_output_dir: removed %s of the previous run", path)
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            for stale in self.checkpoints.remove_stale_temporaries():
+                logger.warning("removed an incomplete checkpoint left by an interrupted run: %s", stale)
+            (self.output_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+        acc.wait_for_everyone()
 
         # ----------------------------------------------------------------------------------------- resume
         self.resumed_from = resolve_resume(resume, self.checkpoints)
@@ -407,5 +417,7 @@ def push_to_hub(folder: Path, repo_id: str, private: bool) -> None:
     logger.info("pushed %s to https://huggingface.co/%s", folder, repo_id)
 
 
-def train(recipe: Recipe, resume: str | None = None) -> TrainResult:
-    return Trainer(recipe, resume=resume).run()
+def train(recipe: Recipe, resume: str | None = None, overwrite_output_dir: bool = False) -> TrainResult:
+    """Train ``recipe`` into ``recipe.output.dir``: a folder that exists and is not empty is refused
+    (:class:`~trainkit.output_dir.OutputDirNotEmptyError`) unless ``resume`` or ``overwrite_output_dir`` is given."""
+    return Trainer(recipe, resume=resume, overwrite_output_dir=overwrite_output_dir).run()
