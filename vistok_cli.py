@@ -30,7 +30,7 @@ COMMANDS: dict[str, Command] = {
     ),
     "reconstruct": Command(
         "vistok.commands.reconstruct",
-        "Tokenize and reconstruct image files with a tokenizer; print the token grid size and PSNR.",
+        "Tokenize and reconstruct image files with a tokenizer; print the size used, the token grid and PSNR.",
     ),
     "evaluate": Command(
         "vistok.evaluate",

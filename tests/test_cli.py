@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
+from skimage.metrics import peak_signal_noise_ratio
 
 import vistok_cli
+from vistok import VisTokenizer, VisTokenizerImageProcessor
 from vistok.cli import main
+from vistok.commands.reconstruct import reconstruct_image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,3 +89,100 @@ def test_no_arguments_prints_the_command_list(capsys):
     out = capsys.readouterr().out
     for name in vistok_cli.COMMANDS:
         assert name in out
+
+
+# ---------------------------------------------------------------------------------------- vistok reconstruct
+def _write_photo(path: Path, width: int, height: int, seed: int = 0) -> Path:
+    """A smooth gradient plus noise: something between flat (PSNR inf) and pure noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x * 255 / width, y * 255 / height, (x + y) * 127 / (width + height)], axis=-1)
+    pixels = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).round().astype(np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _printed_psnr(line: str) -> float:
+    return float(re.search(r"PSNR (\S+) dB", line).group(1))
+
+
+def test_reconstruct_psnr_is_psnr_of_the_rounded_images(tmp_path, capsys):
+    """The PSNR `vistok reconstruct` prints is that of the saved uint8 reconstruction against the uint8 crop,
+    computed here with scikit-image; the function behind it agrees to float64 precision."""
+    photo = _write_photo(tmp_path / "photo.png", 90, 70)
+    out_dir = tmp_path / "out"
+    assert main(["reconstruct", str(photo), "--image-size", "32", "--output-dir", str(out_dir)]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if "PSNR" in line]
+    assert len(printed) == 1
+
+    tok = VisTokenizer.from_pretrained("vistok/default").eval()
+    processor = VisTokenizerImageProcessor(image_size=32)
+    pixels = processor(Image.open(photo).convert("RGB"), return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        reconstruction = tok(pixels).reconstruction
+    as_uint8 = lambda t: np.round((t[0].permute(1, 2, 0).numpy().clip(-1, 1) + 1) * 127.5).astype(np.uint8)  # noqa: E731
+    original_u8, reconstruction_u8 = as_uint8(pixels), as_uint8(reconstruction)
+    expected = peak_signal_noise_ratio(original_u8, reconstruction_u8, data_range=255)
+    unrounded = 10 * np.log10(4 / np.mean((reconstruction.clamp(-1, 1) - pixels).double().numpy() ** 2))
+    assert abs(unrounded - expected) > 1e-3  # the un-rounded variant differs (0.004 dB here): the test tells them apart
+
+    np.testing.assert_array_equal(np.asarray(Image.open(out_dir / "photo_reconstruction.png")), reconstruction_u8)
+    assert _printed_psnr(printed[0]) == pytest.approx(expected, abs=0.005)
+    result = reconstruct_image(tok, processor, Image.open(photo).convert("RGB"))
+    assert result.psnr == pytest.approx(expected, rel=0, abs=1e-5)  # torchmetrics' float32 log(10): ~1e-6 dB
+
+
+def test_reconstruct_says_which_size_it_used(tmp_path, capsys):
+    photo = _write_photo(tmp_path / "wide.png", 120, 80)
+    assert main(["reconstruct", str(photo), "--output-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "64×64 px (the model's native resolution; --image-size changes it)" in out
+    assert "wide.png (120×80 px): 16×16 tokens" in out
+    assert Image.open(tmp_path / "wide_reconstruction.png").size == (64, 64)
+
+    assert main(["reconstruct", str(photo), "--output-dir", str(tmp_path), "--image-size", "48"]) == 0
+    out = capsys.readouterr().out
+    assert "48×48 px (--image-size)" in out and "12×12 tokens" in out
+    assert Image.open(tmp_path / "wide_reconstruction.png").size == (48, 48)
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [
+        ("255", "--image-size must be a multiple of 4, the downsample factor of vistok/default; got 255: use 252 or 256"),
+        ("2", "got 2: use 4"),
+        ("0", "--image-size must be positive, got 0"),
+    ],
+)
+def test_reconstruct_rejects_an_invalid_image_size(tmp_path, size, message):
+    photo = _write_photo(tmp_path / "photo.png", 40, 40)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["reconstruct", str(photo), "--image-size", size, "--output-dir", str(tmp_path / "out")])
+    assert message in str(exit_info.value.code)
+    assert not (tmp_path / "out").exists()
+
+
+def test_reconstruct_skips_unreadable_files_and_fails_at_the_end(tmp_path, capsys):
+    first = _write_photo(tmp_path / "first.png", 64, 64, seed=1)
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"truncated")
+    missing = tmp_path / "missing.jpg"
+    last = _write_photo(tmp_path / "last.png", 64, 64, seed=2)
+    out_dir = tmp_path / "out"
+    status = main(["reconstruct", str(first), str(corrupt), str(missing), str(last), "--output-dir", str(out_dir)])
+    assert status == 1
+    captured = capsys.readouterr()
+    assert sorted(p.name for p in out_dir.iterdir()) == ["first_reconstruction.png", "last_reconstruction.png"]
+    assert f"{corrupt}: skipped, not a readable image" in captured.err
+    assert f"{missing}: skipped, not a readable image" in captured.err
+    assert f"2 of 4 file(s) failed: {corrupt}, {missing}" in captured.err
+    assert captured.out.count("PSNR") == 2
+
+
+def test_reconstruct_refuses_inputs_that_would_overwrite_each_other(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    one = _write_photo(tmp_path / "a" / "x.png", 32, 32)
+    two = _write_photo(tmp_path / "b" / "x.png", 32, 32)
+    with pytest.raises(SystemExit, match="would both be written to"):
+        main(["reconstruct", str(one), str(two), "--output-dir", str(tmp_path / "out")])

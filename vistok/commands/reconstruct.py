@@ -1,43 +1,138 @@
-"""Tokenize and reconstruct image files with a tokenizer; print the token grid size and PSNR."""
+"""Tokenize and reconstruct image files with a tokenizer; print the size used, the token grid and PSNR.
+
+    vistok reconstruct photo.jpg                                  # bundled vistok/default at its native 64 px
+    vistok reconstruct a.png b.jpg --image-size 256 --output-dir recs/
+    vistok reconstruct photo.jpg --model runs/celeba-vq/final
+
+Each image is resized (shorter side, bicubic) and centre-cropped to a square of --image-size pixels (default: the
+model's native resolution, its config's image_size), tokenized, decoded and written as
+<output-dir>/<name>_reconstruction.png at that size. PSNR is vistok's metric (vistok.metrics): the crop and its
+reconstruction both rounded to uint8 as saved, on [0, 1]. A file that cannot be read is skipped and reported; the
+exit status is 1 when any file failed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, …)")
     parser.add_argument("--model", default="vistok/default", help="local folder, Hub repo id or bundled name")
     parser.add_argument("--output-dir", default="reconstructions", help="where the reconstructions are written")
-    parser.add_argument("--image-size", type=int, default=None, help="resize/crop size (default: the model's)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="side of the square crop that is tokenized, a multiple of the model's downsample factor "
+        "(default: the model's native resolution)",
+    )
+
+
+@dataclass
+class Reconstruction:
+    """One image through the tokenizer. ``original`` and ``reconstruction``: uint8 (3, S, S) as saved;
+    ``indices``: int64 (h, w) token grid; ``psnr``: dB, vistok.metrics' PSNR of the two uint8 images."""
+
+    original: Any
+    reconstruction: Any
+    indices: Any
+    psnr: float
+
+
+def reconstruct_image(tok: Any, processor: Any, image: Any) -> Reconstruction:
+    """Crop ``image`` (RGB PIL) with ``processor``, run ``tok`` on it and measure PSNR as ``vistok evaluate`` does."""
+    import torch
+
+    from ..image_processing import to_uint8
+    from ..metrics.psnr import psnr_per_image
+
+    pixels = processor(image, return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        out = tok(pixels)
+    original, reconstruction = to_uint8(pixels), to_uint8(out.reconstruction)
+    psnr = float(psnr_per_image(original, reconstruction)[0])
+    return Reconstruction(original[0], reconstruction[0], out.indices[0], psnr)
+
+
+def valid_image_size(image_size: int, factor: int, model: str) -> int:
+    """``image_size`` if it is a positive multiple of ``factor``; else ``SystemExit`` naming the nearest valid sizes."""
+    if image_size <= 0:
+        raise SystemExit(f"vistok reconstruct: --image-size must be positive, got {image_size}")
+    if image_size % factor:
+        below = image_size // factor * factor
+        nearest = [size for size in (below, below + factor) if size > 0]
+        raise SystemExit(
+            f"vistok reconstruct: --image-size must be a multiple of {factor}, the downsample factor of {model}; "
+            f"got {image_size}: use {' or '.join(map(str, nearest))}"
+        )
+    return image_size
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
+    from ..data import UnreadableImageError, open_image
     from ..image_processing import VisTokenizerImageProcessor
     from ..modeling import VisTokenizer
 
-    tok = VisTokenizer.from_pretrained(args.model).eval()
-    processor = VisTokenizerImageProcessor(image_size=args.image_size or tok.config.image_size)
-    out_dir = Path(args.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for path in map(Path, args.images):
+    try:
+        import vistok.metrics.psnr  # noqa: F401  (PSNR is measured by vistok.metrics, an optional extra)
+    except ImportError as error:
+        raise SystemExit(
+            f"vistok reconstruct measures PSNR with vistok.metrics, which needs the metrics extra: "
+            f"pip install 'vistok[metrics]' ({error})"
+        ) from error
+    targets = _output_paths(args.images, Path(args.output_dir))
+    try:
+        tok = VisTokenizer.from_pretrained(args.model).eval()
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"vistok reconstruct: cannot load {args.model!r}: {error}") from error
+    factor = tok.config.downsample_factor
+    if args.image_size is None:
+        size, why = tok.config.image_size, "the model's native resolution; --image-size changes it"
+    else:
+        size, why = valid_image_size(args.image_size, factor, args.model), "--image-size"
+    grid = size // factor
+    processor = VisTokenizerImageProcessor(image_size=size)
+    print(
+        f"Each image is resized (shorter side) and centre-cropped to {size}×{size} px ({why}), giving "
+        f"{grid}×{grid} tokens; reconstructions are {size}×{size} px."
+    )
+    targets[0].parent.mkdir(parents=True, exist_ok=True)
+    failed: list[str] = []
+    for name, target in zip(args.images, targets, strict=True):
         try:
-            image = Image.open(path)
-            image.load()
-        except (OSError, UnidentifiedImageError) as err:
-            raise SystemExit(f"{path}: not a readable image file ({err})") from err
-        pixels = processor(image.convert("RGB"), return_tensors="pt")["pixel_values"]
-        with torch.no_grad():
-            out = tok(pixels)
-        rec = processor.postprocess(out.reconstruction)[0]
-        target = out_dir / f"{path.stem}_reconstruction.png"
-        rec.save(target)
-        mse = ((out.reconstruction.clamp(-1, 1) - pixels) / 2).pow(2).mean().item()
-        psnr = 10 * torch.log10(torch.tensor(1.0 / max(mse, 1e-12))).item()
-        h, w = out.indices.shape[-2:]
-        print(f"{path}: {h}x{w} tokens, PSNR {psnr:.2f} dB → {target}")
+            image = open_image(name)
+            result = reconstruct_image(tok, processor, image)
+            Image.fromarray(result.reconstruction.permute(1, 2, 0).numpy()).save(target)
+        except (UnreadableImageError, OSError) as error:
+            print(f"{name}: skipped, not a readable image ({error})", file=sys.stderr)
+            failed.append(name)
+            continue
+        h, w = result.indices.shape
+        print(
+            f"{name} ({image.width}×{image.height} px): {h}×{w} tokens, PSNR {result.psnr:.2f} dB → {target}"
+        )
+    if failed:
+        print(f"{len(failed)} of {len(targets)} file(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _output_paths(images: list[str], out_dir: Path) -> list[Path]:
+    """``out_dir/<stem>_reconstruction.png`` per input; two inputs with one stem would overwrite each other."""
+    targets = [out_dir / f"{Path(name).stem}_reconstruction.png" for name in images]
+    seen: dict[Path, str] = {}
+    for name, target in zip(images, targets, strict=True):
+        if target in seen:
+            raise SystemExit(
+                f"vistok reconstruct: {seen[target]} and {name} would both be written to {target}; "
+                "rename one or run them separately with different --output-dir"
+            )
+        seen[target] = name
+    return targets
