@@ -70,6 +70,33 @@ def test_unknown_preset_lists_valid_names():
         create_tokenizer("vqvae-celeba64-vq-d5")
 
 
+def test_unknown_config_and_create_tokenizer_options_raise_listing_valid_ones():
+    valid = "image_size, num_channels, net, quantizer, preset, source, metadata"
+    with pytest.raises(ValueError, match=rf"Unknown VisTokenizerConfig option\(s\) \['codebook_size'\]; valid options: {valid}"):
+        VisTokenizerConfig(codebook_size=1024)  # belongs inside the quantizer spec
+    with pytest.raises(ValueError, match=rf"unknown option\(s\) \['hidden'\]; valid options: {valid}"):
+        create_tokenizer("vqvae-celeba64-vq-d4", hidden=3)
+    with pytest.raises(ValueError, match=r"\['codebook_sz'\] for quantizer 'vq'; valid options: codebook_size"):
+        create_tokenizer("vqvae-celeba64-vq-d4", quantizer={"codebook_sz": 64})
+    with pytest.raises(ValueError, match=r"without weights.*VisTokenizer.from_pretrained.*vistok convert"):
+        create_tokenizer("vqgan-llamagen-vq16", pretrained=True)
+    assert create_tokenizer("vqvae-celeba64-vq-d4", pretrained=False).config.preset == "vqvae-celeba64-vq-d4"
+
+
+def test_config_json_with_transformers_bookkeeping_keys_still_loads(tmp_path):
+    """Keys transformers itself writes or passes (older versions wrote torch_dtype / _name_or_path) stay accepted."""
+    tiny_tokenizer("vq").save_pretrained(tmp_path)
+    path = tmp_path / "config.json"
+    config = json.loads(path.read_text())
+    config.update(torch_dtype="float32", _name_or_path="somewhere", output_attentions=False, architectures=["X"])
+    path.write_text(json.dumps(config))
+    assert VisTokenizer.from_pretrained(tmp_path).config.quantizer["type"] == "vq"
+    config["quantiser"] = {"type": "fsq"}  # a misspelt field in a hand-edited config.json
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"\['quantiser'\]"):
+        VisTokenizer.from_pretrained(tmp_path)
+
+
 def test_unknown_net_and_net_option():
     with pytest.raises(ValueError, match="valid names: simple_cnn, vqgan"):
         VisTokenizerConfig(net={"type": "resnet"})

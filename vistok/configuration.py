@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from transformers import PreTrainedConfig
@@ -10,6 +11,24 @@ from .registry import NETS, QUANTIZERS, normalize_spec
 
 DEFAULT_NET = {"type": "simple_cnn"}
 DEFAULT_QUANTIZER = {"type": "vq"}
+
+# Keyword arguments that are not dataclass fields but that transformers itself passes to a config's constructor or
+# writes into config.json (``from_dict`` / ``to_dict`` / ``from_pretrained`` bookkeeping). Anything else that is
+# not a field is a mistake and is refused instead of being stored as a stray attribute.
+TRANSFORMERS_BOOKKEEPING_KEYS = frozenset(
+    {
+        "model_type",
+        "torch_dtype",
+        "name_or_path",
+        "_name_or_path",
+        "_commit_hash",
+        "output_attentions",
+        "attn_implementation",
+        "experts_implementation",
+        "_attn_implementation_internal",
+        "_experts_implementation_internal",
+    }
+)
 
 
 class VisTokenizerConfig(PreTrainedConfig):
@@ -26,7 +45,8 @@ class VisTokenizerConfig(PreTrainedConfig):
         metadata: free-form JSON metadata that lives with the weights (origin, licence, training recipe, metrics).
 
     Both specs are validated and completed with their defaults at construction: unknown types or options raise a
-    ``ValueError`` that lists the valid ones.
+    ``ValueError`` that lists the valid ones, and so does an unknown keyword argument (it would otherwise be
+    stored as an attribute that nothing reads).
     """
 
     model_type = "vistok"
@@ -42,6 +62,13 @@ class VisTokenizerConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs: Any):
         from . import nets, quantizers  # noqa: F401  (populate the registries)
 
+        unknown = sorted(set(kwargs) - TRANSFORMERS_BOOKKEEPING_KEYS)
+        if unknown:
+            raise ValueError(
+                f"Unknown VisTokenizerConfig option(s) {unknown}; valid options: {', '.join(vistok_fields())} "
+                "(quantizer and net options go inside the quantizer / net dicts, e.g. "
+                "quantizer={'type': 'vq', 'codebook_size': 1024})"
+            )
         for name in ("image_size", "num_channels"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -69,3 +96,9 @@ class VisTokenizerConfig(PreTrainedConfig):
     def latent_size(self) -> int:
         """Tokens per side at ``image_size``."""
         return self.image_size // self.downsample_factor
+
+
+def vistok_fields() -> list[str]:
+    """The options :class:`VisTokenizerConfig` adds to transformers' ``PreTrainedConfig``, in declaration order."""
+    inherited = {f.name for f in dataclasses.fields(PreTrainedConfig)}
+    return [f.name for f in dataclasses.fields(VisTokenizerConfig) if f.name not in inherited]
