@@ -262,6 +262,25 @@ def test_offline_missing_repo_gives_one_clear_error(tmp_path, monkeypatch):
         VisTokenizer.from_pretrained("org/missing", cache_dir=str(tmp_path))
 
 
+def test_bundled_name_loads_through_the_transformers_auto_classes():
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModel
+
+    folder = Path(vistok.__file__).parent / "pretrained" / "default"
+    weights = load_file(folder / "model.safetensors")
+    processor_json = json.loads((folder / "preprocessor_config.json").read_text())
+    model = AutoModel.from_pretrained("vistok/default")
+    assert isinstance(model, VisTokenizer)
+    state = model.state_dict()
+    assert set(weights) <= set(state) and all(torch.equal(state[k], v) for k, v in weights.items())
+    assert AutoConfig.from_pretrained("vistok/default").to_dict() == model.config.to_dict()
+    assert VisTokenizerConfig.from_pretrained("vistok/default").quantizer == model.config.quantizer
+    for loader in (AutoImageProcessor, vistok.VisTokenizerImageProcessor):
+        processor = loader.from_pretrained("vistok/default")
+        assert isinstance(processor, vistok.VisTokenizerImageProcessor)
+        assert processor.crop_size == processor_json["crop_size"]
+
+
 def test_push_to_hub_uploads_the_saved_folder(monkeypatch):
     uploaded = {}
 

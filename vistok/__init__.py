@@ -4,6 +4,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
 from . import nets, presets, quantizers  # noqa: F401  (fill the registries)
 from .configuration import VisTokenizerConfig
+from .hub import resolve_bundled_names_in
 from .image_processing import VisTokenizerImageProcessor
 from .modeling import PixelRangeWarning, VisTokenizer
 from .outputs import EncoderOutput, QuantizerOutput, TokenizerOutput
@@ -16,6 +17,9 @@ AutoModel.register(VisTokenizerConfig, VisTokenizer, exist_ok=True)
 AutoImageProcessor.register(
     VisTokenizerConfig, image_processor_classes={"pil": VisTokenizerImageProcessor}, exist_ok=True
 )
+# Bundled names (``vistok/default``) load through the transformers auto classes too, not only VisTokenizer.
+for _loader in (AutoConfig, AutoModel, AutoImageProcessor):
+    resolve_bundled_names_in(_loader)
 
 __all__ = [
     "VisTokenizer",

@@ -7,6 +7,7 @@ from typing import Any
 
 from transformers import PreTrainedConfig
 
+from .hub import resolve_bundled
 from .registry import NETS, QUANTIZERS, normalize_spec
 
 DEFAULT_NET = {"type": "simple_cnn"}
@@ -82,6 +83,12 @@ class VisTokenizerConfig(PreTrainedConfig):
                 f"image_size {self.image_size} is not divisible by the net's downsample factor "
                 f"{self.downsample_factor}"
             )
+
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs: Any):
+        """transformers' lookup of ``config.json``, after mapping bundled names (``vistok/default``) to their
+        package folder."""
+        return super().get_config_dict(resolve_bundled(pretrained_model_name_or_path), **kwargs)
 
     def net_family(self):
         """The configured :class:`~vistok.nets.NetFamily` instance."""

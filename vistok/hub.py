@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from importlib import resources
 from pathlib import Path
@@ -29,6 +30,27 @@ def resolve_bundled(name_or_path: str | os.PathLike) -> str | os.PathLike:
         if (candidate / "config.json").is_file():
             return str(candidate)
     return name_or_path
+
+
+def resolve_bundled_names_in(loader_class: type) -> None:
+    """Make ``loader_class.from_pretrained`` (a transformers auto class: ``AutoConfig``, ``AutoModel``,
+    ``AutoImageProcessor``) accept bundled names such as ``vistok/default``.
+
+    transformers offers no hook for local name aliases, so the class's ``from_pretrained`` is wrapped: a name that
+    :func:`resolve_bundled` maps to a package folder is replaced by that folder; every other name reaches
+    transformers unchanged. Idempotent (a second call does nothing).
+    """
+    current = loader_class.from_pretrained
+    if getattr(current, "resolves_vistok_bundled_names", False):
+        return
+    original = current.__func__
+
+    @functools.wraps(original)
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        return original(cls, resolve_bundled(pretrained_model_name_or_path), *args, **kwargs)
+
+    from_pretrained.resolves_vistok_bundled_names = True
+    loader_class.from_pretrained = classmethod(from_pretrained)
 
 
 def load_error_message(name_or_path: str | os.PathLike, err: Exception) -> str:

@@ -8,6 +8,8 @@ from PIL import Image
 from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import PILImageResampling
 
+from .hub import resolve_bundled
+
 
 class VisTokenizerImageProcessor(PilBackend):
     """Resize the shorter side to ``image_size`` (bicubic), centre-crop to ``image_size`` × ``image_size``,
@@ -31,6 +33,11 @@ class VisTokenizerImageProcessor(PilBackend):
             kwargs.setdefault("size", {"shortest_edge": image_size})
             kwargs.setdefault("crop_size", {"height": image_size, "width": image_size})
         super().__init__(**kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """transformers' loading, after mapping bundled names (``vistok/default``) to their package folder."""
+        return super().from_pretrained(resolve_bundled(pretrained_model_name_or_path), *args, **kwargs)
 
     @staticmethod
     def postprocess(pixel_values: torch.Tensor) -> list[Image.Image]:
