@@ -36,16 +36,14 @@ def load_train_script():
 
 @torch.no_grad()
 def held_out_psnr(tok, image_size: int, count: int = 64) -> float:
-    """Mean PSNR (dB, uint8-rounded images in [0, 1]) on ``count`` crops of the held-out sample photos."""
+    """Mean PSNR (dB, vistok.metrics': uint8-rounded images on [0, 1]) on ``count`` held-out sample crops."""
     from vistok.data import build_dataset
+    from vistok.metrics import psnr_per_image, to_uint8
 
     data = build_dataset("samples", "test", image_size, num_samples=count)
     x = torch.stack([data[i]["pixel_values"] for i in range(len(data))])
     tok.eval()
-    y = tok(x).reconstruction.clamp(-1, 1)
-    to_uint8 = lambda t: ((t + 1) * 127.5).round() / 255.0  # noqa: E731
-    mse = (to_uint8(x) - to_uint8(y)).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return float((10 * torch.log10(1.0 / mse)).mean())
+    return float(psnr_per_image(to_uint8(x), to_uint8(tok(x).reconstruction)).mean())
 
 
 def main() -> None:

@@ -92,6 +92,22 @@ def test_report_has_every_number_and_convention(single_process_run, capsys):
     assert len(list((out / "recs").rglob("*.png"))) == NUM_IMAGES
 
 
+def test_token_grid_is_that_of_the_evaluated_resolution(assets, tmp_path):
+    """At an --image-size other than the model's native 32 px, the report's grid is the one the model produced
+    (it reported the native 8×8 for 48-px images that give 12×12 tokens)."""
+    args = _common_args(assets, tmp_path / "report.json")
+    assert vistok_main(["evaluate", *args, "--image-size", "48", "--metrics", "psnr,codebook_usage"]) == 0
+    (model,) = json.loads((tmp_path / "report.json").read_text())["models"]
+    tok = VisTokenizer.from_pretrained(assets / "tiny").eval()
+    with torch.no_grad():
+        grid = list(tok.encode(torch.zeros(1, 3, 48, 48)).indices.shape[-2:])
+    assert grid == [12, 12]
+    assert model["config"]["tokens"] == grid
+    assert model["config"]["image_size"] == model["dataset"]["image_size"] == 48
+    assert model["config"]["native_image_size"] == 32
+    assert sum(model["results"]["codebook_histogram"]) == NUM_IMAGES * 12 * 12
+
+
 def test_reconstructions_and_metrics_are_those_of_the_model(single_process_run, assets):
     """Recompute PSNR from the saved PNGs and the dataset: the report's number is the mean over those images."""
     import numpy as np

@@ -155,14 +155,22 @@ def check_compatible(spec: ModelSpec, image_size: int) -> None:
         )
 
 
-def config_summary(spec: ModelSpec, tok: Any) -> dict[str, Any]:
+def token_grid(image_size: int, downsample_factor: int) -> list[int]:
+    """[h, w] tokens of a square ``image_size``² image (``check_compatible`` has checked the divisibility)."""
+    side = image_size // downsample_factor
+    return [side, side]
+
+
+def config_summary(spec: ModelSpec, tok: Any, image_size: int) -> dict[str, Any]:
+    """The model as evaluated: ``image_size`` and ``tokens`` are those of the evaluation resolution
+    (``native_image_size`` is the config's), so the grid is the one the reconstructions were made from."""
     config = spec.config
-    latent = config.image_size // config.downsample_factor
     return {
-        "image_size": config.image_size,
+        "image_size": image_size,
+        "native_image_size": config.image_size,
         "num_channels": config.num_channels,
         "downsample_factor": config.downsample_factor,
-        "tokens": [latent, latent],
+        "tokens": token_grid(image_size, config.downsample_factor),
         "codebook_size": tok.codebook_size,
         "codebook_dim": tok.codebook_dim,
         "net": config.net,
@@ -424,7 +432,7 @@ def run(args: argparse.Namespace) -> int:
         report = {
             "model": spec.name,
             "dataset": context,
-            "config": config_summary(spec, tok),
+            "config": config_summary(spec, tok, image_size),
             "results": results,
             "histogram_png": histogram_png,
         }
