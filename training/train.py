@@ -25,6 +25,8 @@ from trainkit.config import ALIASES, SECTIONS, load_recipe  # noqa: E402
 from trainkit.output_dir import OutputDirNotEmptyError  # noqa: E402
 from trainkit.trainer import TrainingDiverged, TrainResult, train  # noqa: E402
 
+from vistok.data import check_local_dataset  # noqa: E402
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> TrainResult:
     transformers_logging.disable_progress_bar()  # "Writing model shards" bars at every export
     try:
         recipe = load_recipe(args.config, overrides)
+        check_local_dataset(recipe.data.dataset)  # before the accelerator, the models and the output folder
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"train.py: {err}") from None
     try:

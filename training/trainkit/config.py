@@ -12,13 +12,16 @@ Any field can be overridden on the command line as ``--section.field VALUE`` (or
 ``--model.quantizer.codebook_size 1024`` reaches into the model's nested specs and ``--model '{...}'`` replaces a
 whole section. A few short aliases exist
 (``--dataset``, ``--max_steps``, ``--output_dir``, ``--mixed_precision`` …, see ``ALIASES``). Unknown sections or
-fields raise a ValueError listing the valid ones.
+fields, presets, quantizer / net types and options raise a ValueError listing the valid ones and the closest match;
+the model section is validated by building its config (on the meta device: no weights) when the recipe is read.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
+import inspect
 import re
 import types
 import typing
@@ -128,6 +131,17 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def did_you_mean(name: str, valid: list[str] | tuple[str, ...]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``valid`` to a misspelt ``name``, or ``""``."""
+    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _unknown(kind: str, names: list[str], valid: list[str] | tuple[str, ...]) -> str:
+    hints = "".join(did_you_mean(name, valid) for name in names)
+    return f"unknown {kind}(s) {names}{hints}; valid {kind}s: {', '.join(map(str, valid))}"
 
 
 # ------------------------------------------------------------------------------------------------ YAML
@@ -241,7 +255,7 @@ def _build_section(name: str, values: dict[str, Any]) -> Any:
     valid = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(values) - set(valid))
     if unknown:
-        raise ValueError(f"unknown {name} option(s) {unknown}; valid {name} options: {valid}")
+        raise ValueError(_unknown(f"{name} option", unknown, valid))
     kwargs = {key: _coerce(value, hints[key], f"{name}.{key}") for key, value in values.items()}
     for (section, key), choices in CHOICES.items():
         if section == name and key in kwargs and kwargs[key] not in choices:
@@ -254,10 +268,51 @@ def _check_model(model: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"the model section must be a mapping such as {{preset: NAME}}; got {model!r}")
     unknown = sorted(set(model) - set(MODEL_KEYS))
     if unknown:
-        raise ValueError(f"unknown model option(s) {unknown}; valid model options: {list(MODEL_KEYS)}")
+        raise ValueError(_unknown("model option", unknown, MODEL_KEYS))
     if "preset" not in model and "pretrained" not in model and "net" not in model and "quantizer" not in model:
         raise ValueError("the model section needs `preset: NAME`, `pretrained: PATH` or a full config (net, quantizer)")
+    if "pretrained" not in model:
+        _check_model_config(model)
     return model
+
+
+def _check_model_config(model: dict[str, Any]) -> None:
+    """Names first (preset, quantizer / net types and options, each with the closest valid name), then every value,
+    by building the tokenizer's config on the meta device (no weights, no memory)."""
+    import torch
+
+    from vistok import list_tokenizers
+    from vistok.configuration import DEFAULT_NET, DEFAULT_QUANTIZER
+    from vistok.registry import NETS, PRESETS, QUANTIZERS
+
+    from .model import build_tokenizer
+
+    preset = model.get("preset")
+    if preset is not None:
+        names = sorted(list_tokenizers())
+        if preset not in names:
+            raise ValueError(f"unknown preset {preset!r}{did_you_mean(preset, names)}; valid presets: {', '.join(names)}")
+    for section, registry, default in (("quantizer", QUANTIZERS, DEFAULT_QUANTIZER), ("net", NETS, DEFAULT_NET)):
+        spec = model.get(section)
+        if not isinstance(spec, dict):
+            continue
+        base = PRESETS.get(preset).config[section] if preset is not None and "type" not in spec else default
+        kind = spec.get("type", base["type"])
+        if kind not in registry:
+            raise ValueError(f"model.{section}: " + _unknown(f"{section} type", [kind], registry.names()))
+        options = [
+            name
+            for name, p in inspect.signature(registry.get(kind).__init__).parameters.items()
+            if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        unknown = sorted(set(spec) - set(options) - {"type"})
+        if unknown:
+            raise ValueError(f"model.{section} ({section} type {kind!r}): " + _unknown(f"{section} option", unknown, options))
+    try:
+        with torch.device("meta"):
+            build_tokenizer(model)
+    except ValueError as err:
+        raise ValueError(f"model: {err}") from None
 
 
 def recipe_from_dict(raw: dict[str, Any], source: str | None = None) -> Recipe:
@@ -310,8 +365,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[tuple[str, Any]]) -> di
         parts = dotted.split(".")
         if parts[0] not in valid_sections:
             raise ValueError(
-                f"unknown option --{dotted}; use --section.field with a section in {valid_sections} "
-                f"or one of the aliases {sorted('--' + a for a in ALIASES)}"
+                f"unknown option --{dotted}{did_you_mean(parts[0], [*valid_sections, *ALIASES])}; use "
+                f"--section.field with a section in {valid_sections} or one of the aliases "
+                f"{sorted('--' + a for a in ALIASES)}"
             )
         if len(parts) == 1:  # a whole section, e.g. --model '{preset: vqvae-celeba64-vq-d8}'
             if not isinstance(value, dict):

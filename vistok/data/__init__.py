@@ -13,7 +13,7 @@ from .datasets import HFColumn, ImageDataset, StreamingImageDataset, build_datal
 from .images import UnreadableImageError, open_image, pil_to_pixel_values, to_rgb
 from .presets import DATASET_PRESETS, DatasetPreset
 from .samples import SampleCropsDataset
-from .sources import DatasetUnavailableError, open_split
+from .sources import DatasetUnavailableError, accepted_datasets, check_local_dataset, open_split
 from .transforms import (
     ImageTransform,
     adm_center_crop,
@@ -102,12 +102,14 @@ __all__ = [
     "SampleCropsDataset",
     "StreamingImageDataset",
     "UnreadableImageError",
+    "accepted_datasets",
     "adm_center_crop",
     "adm_random_crop",
     "build_dataloader",
     "build_dataset",
     "celeba_seed_crop",
     "center_crop_adm",
+    "check_local_dataset",
     "collate_images",
     "list_datasets",
     "open_image",

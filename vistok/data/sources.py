@@ -11,6 +11,11 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+ACCEPTED_DATASETS = (
+    "`samples` (photographs bundled with scikit-image / scikit-learn, no download), a named dataset ({presets}), "
+    "a 🤗 Hub dataset id (e.g. `flwrlabs/celeba`), or a local image folder (one image per file, optional train/ and "
+    "test/ subfolders), `save_to_disk` folder or .parquet / .arrow file"
+)
 IMAGE_COLUMN_CANDIDATES = ("image", "img", "images", "jpg", "jpeg", "png", "webp", "picture", "pixel_values")
 _DATA_FILE_BUILDERS = {".parquet": "parquet", ".arrow": "arrow"}
 
@@ -53,6 +58,25 @@ def _is_local(name_or_path: str) -> bool:
     return looks_like_path or os.path.exists(os.path.expanduser(name_or_path))
 
 
+def accepted_datasets() -> str:
+    """One sentence naming every kind of dataset :func:`vistok.data.build_dataset` accepts."""
+    from .presets import DATASET_PRESETS
+
+    return ACCEPTED_DATASETS.format(presets=", ".join(f"`{name}`" for name in sorted(DATASET_PRESETS)))
+
+
+def check_local_dataset(name_or_path: str) -> None:
+    """Raise ``FileNotFoundError`` naming the accepted datasets when ``name_or_path`` is a local path (it starts
+    with ``/``, ``./``, ``../`` or ``~``) that does not exist; anything else is left to the loader."""
+    if not _is_local(name_or_path) or any(ch in name_or_path for ch in "*?"):
+        return
+    path = os.path.expanduser(name_or_path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"the dataset folder or file {path!r} does not exist. Accepted datasets: {accepted_datasets()}."
+        )
+
+
 def _pick_split(splits: dict, split: str, where: str):
     if split in splits:
         return splits[split]
@@ -66,10 +90,9 @@ def _pick_split(splits: dict, split: str, where: str):
 def _load_local(path: str, split: str, streaming: bool):
     import datasets
 
+    check_local_dataset(path)
     path = os.path.expanduser(path)
     local = Path(path)
-    if not any(ch in path for ch in "*?") and not local.exists():
-        raise FileNotFoundError(f"no such dataset folder or file: {path!r}")
     if local.is_dir() and (local / "dataset_dict.json").exists():
         data = _pick_split(dict(datasets.load_from_disk(path)), split, path)
         return data.to_iterable_dataset() if streaming else data
