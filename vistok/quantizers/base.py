@@ -136,32 +136,5 @@ def usage_stats(indices: torch.Tensor, codebook_size: int) -> dict[str, torch.Te
         return {"batch_usage": (counts > 0).float().mean(), "perplexity": entropy.exp()}
 
 
-# Logits more than this far below a row's maximum are raised to it. Their probabilities (< e^-60) change no
-# entropy measurably, but left alone the sharp softmaxes of small temperatures (τ = 0.01) underflow into
-# subnormal floats, which CPU kernels process far more slowly.
-ENTROPY_LOGIT_RANGE = 60.0
-
-
-def entropy_terms(logits: torch.Tensor, chunk_rows: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean per-sample entropy and entropy of the mean distribution of ``softmax(logits)`` over the last dim.
-
-    ``logits``: (N, K). Returns ``(per_sample_entropy, codebook_entropy)`` — scalars with gradients. Rows are
-    processed in chunks so the softmax intermediates stay bounded.
-    """
-    n = logits.shape[0]
-    sample_entropy = logits.new_zeros(())
-    mean_probs = logits.new_zeros(logits.shape[-1])
-    for start in range(0, n, chunk_rows):
-        chunk = logits[start : start + chunk_rows].float()
-        chunk = torch.maximum(chunk, chunk.detach().amax(dim=-1, keepdim=True) - ENTROPY_LOGIT_RANGE)
-        log_p = torch.log_softmax(chunk, dim=-1)
-        p = log_p.exp()
-        sample_entropy = sample_entropy - (p * log_p).sum()
-        mean_probs = mean_probs + p.sum(0)
-    mean_probs = mean_probs / max(n, 1)
-    codebook_entropy = -(mean_probs * torch.log(mean_probs.clamp_min(1e-12))).sum()
-    return sample_entropy / max(n, 1), codebook_entropy
-
-
 def max_entropy(codebook_size: int) -> float:
     return math.log(codebook_size)

@@ -6,13 +6,13 @@ import torch
 import torch.nn.functional as F
 from transformers import initialization as init
 
+from ..entropy import entropy_terms
 from ..outputs import QuantizerOutput
 from ..registry import QUANTIZERS
 from .base import (
     Quantizer,
     channels_last_flat,
     check_positive,
-    entropy_terms,
     straight_through,
     usage_stats,
 )
@@ -92,8 +92,7 @@ class LookupFreeQuantizer(Quantizer):
         if self.codebook_size <= MAX_EXACT_ENTROPY_CODES:
             all_codes = self.indices_to_codes_flat(torch.arange(self.codebook_size, device=flat.device))
             # −||z − c||² = 2 z·c − const(z) − ||c||², and ||c||² is the same for every code.
-            logits = 2 * flat.float() @ all_codes.t() / tau
-            sample_entropy, codebook_entropy = entropy_terms(logits)
+            sample_entropy, codebook_entropy = entropy_terms(flat, all_codes, scale=2 / tau)
         else:
             # p(c|z) factorises over bits: p(bit_d = +) = sigmoid(4·s·z_d / τ).
             p_pos = torch.sigmoid(4 * self.codebook_scale * flat.float() / tau)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import initialization as init
 
+from ..entropy import entropy_terms
 from ..outputs import QuantizerOutput
 from ..registry import QUANTIZERS
 from .base import (
@@ -17,7 +18,6 @@ from .base import (
     channels_last_flat,
     check_positive,
     code_histogram,
-    entropy_terms,
     straight_through,
     usage_stats,
 )
@@ -103,7 +103,7 @@ class VectorQuantizer(Quantizer):
         if self.l2_norm:
             flat = F.normalize(flat, dim=-1)
         codebook = self.effective_codebook()
-        indices = nearest_code(flat.detach(), codebook.detach().to(flat.dtype), cosine=self.l2_norm)
+        indices = nearest_code(flat.detach(), codebook.detach().to(flat.dtype))
         codes = F.embedding(indices, codebook).to(flat.dtype)
 
         losses = {"commitment_loss": self.commitment_weight * F.mse_loss(flat, codes.detach())}
@@ -121,9 +121,11 @@ class VectorQuantizer(Quantizer):
         )
 
     def _entropy_loss(self, flat: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-        # −d/τ up to a per-row constant (which softmax ignores): (2 z·c − ||c||²)/τ.
-        logits = (2 * flat @ codebook.t() - codebook.pow(2).sum(-1)) / self.entropy_temperature
-        sample_entropy, codebook_entropy = entropy_terms(logits)
+        # −d/τ up to a per-row constant (which softmax ignores): (2 z·c − ||c||²)/τ, never formed as a whole.
+        tau = self.entropy_temperature
+        sample_entropy, codebook_entropy = entropy_terms(
+            flat, codebook, scale=2 / tau, bias=-codebook.pow(2).sum(-1) / tau
+        )
         return sample_entropy - codebook_entropy
 
     @torch.no_grad()
