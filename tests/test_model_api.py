@@ -262,6 +262,66 @@ def test_offline_missing_repo_gives_one_clear_error(tmp_path, monkeypatch):
         VisTokenizer.from_pretrained("org/missing", cache_dir=str(tmp_path))
 
 
+@pytest.fixture
+def hub_reachable_but_watched(monkeypatch):
+    """Offline mode off (as for a user), and every name lookup recorded and refused: a name that reaches the
+    network shows up in the returned list (and would go through huggingface_hub's retries)."""
+    import socket
+
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    lookups = []
+
+    def refuse(host, *args, **kwargs):
+        lookups.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "no network in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    return lookups
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("./out_typo", r"No folder './out_typo' \(looked for .*out_typo\)"),
+        ("../elsewhere/model", r"No folder '../elsewhere/model'"),
+        ("runs/2024/model", r"No folder 'runs/2024/model'"),
+        ("vqgan-llamagen-vq16", r"is a vistok preset.*create_tokenizer\('vqgan-llamagen-vq16'\)"),
+        ("vistok/vqgan-llamagen-vq16", r"is a vistok preset.*create_tokenizer\('vqgan-llamagen-vq16'\)"),
+        ("vqgan-llamagen-vq61", r"Did you mean 'vqgan-llamagen-vq16'"),
+        ("vistok/defualt", r"Did you mean 'vistok/default'"),
+        ("defualt", r"Did you mean 'vistok/default'"),
+        ("my-tokenizer", r"not a local folder.*Hub repo ids have the form 'org/name'"),
+    ],
+)
+def test_names_that_cannot_be_a_repo_are_answered_at_once(hub_reachable_but_watched, name, message):
+    import time
+
+    loaders = (VisTokenizer, VisTokenizerConfig, vistok.VisTokenizerImageProcessor)
+    for load in (loader.from_pretrained for loader in loaders):
+        start = time.perf_counter()
+        with pytest.raises(OSError, match=message) as info:
+            load(name)
+        assert time.perf_counter() - start < 2.0  # huggingface_hub's five retries take ~23 s
+        assert "hf download" not in str(info.value)
+    assert hub_reachable_but_watched == []  # no network lookup at all
+
+
+def test_missing_folder_suggests_a_close_sibling(tmp_path, monkeypatch):
+    tiny_tokenizer("vq").save_pretrained(tmp_path / "out_run")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OSError, match=r"No folder './out_rnu'.*Did you mean '.*out_run'"):
+        VisTokenizer.from_pretrained("./out_rnu")
+
+
+def test_repo_ids_still_reach_the_hub(hub_reachable_but_watched, tmp_path):
+    """An org/name id is not second-guessed (someone may publish 'org/vqgan-llamagen-vq16')."""
+    with pytest.raises(OSError, match="Could not load the tokenizer 'org/vqgan-llamagen-vq16'"):
+        VisTokenizer.from_pretrained("org/vqgan-llamagen-vq16", cache_dir=str(tmp_path), local_files_only=True)
+
+
 def test_bundled_name_loads_through_the_transformers_auto_classes():
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModel

@@ -7,7 +7,7 @@ from typing import Any
 
 from transformers import PreTrainedConfig
 
-from .hub import resolve_bundled
+from .hub import check_tokenizer_name, resolve_bundled
 from .registry import NETS, QUANTIZERS, normalize_spec
 
 DEFAULT_NET = {"type": "simple_cnn"}
@@ -87,7 +87,9 @@ class VisTokenizerConfig(PreTrainedConfig):
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs: Any):
         """transformers' lookup of ``config.json``, after mapping bundled names (``vistok/default``) to their
-        package folder."""
+        package folder and refusing at once names that cannot be a folder or Hub repo (presets, near misses,
+        missing local paths: see :func:`vistok.hub.check_tokenizer_name`)."""
+        check_tokenizer_name(pretrained_model_name_or_path)
         return super().get_config_dict(resolve_bundled(pretrained_model_name_or_path), **kwargs)
 
     def net_family(self):

@@ -8,7 +8,7 @@ from PIL import Image
 from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import PILImageResampling
 
-from .hub import resolve_bundled
+from .hub import check_tokenizer_name, resolve_bundled
 
 
 class VisTokenizerImageProcessor(PilBackend):
@@ -36,7 +36,9 @@ class VisTokenizerImageProcessor(PilBackend):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """transformers' loading, after mapping bundled names (``vistok/default``) to their package folder."""
+        """transformers' loading, after mapping bundled names (``vistok/default``) to their package folder and
+        refusing at once names that cannot be a folder or Hub repo (:func:`vistok.hub.check_tokenizer_name`)."""
+        check_tokenizer_name(pretrained_model_name_or_path)
         return super().from_pretrained(resolve_bundled(pretrained_model_name_or_path), *args, **kwargs)
 
     @staticmethod

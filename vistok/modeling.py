@@ -15,6 +15,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 
 from .configuration import VisTokenizerConfig
+from .hub import check_tokenizer_name, load_error_message, resolve_bundled
 from .outputs import EncoderOutput, TokenizerOutput
 from .quantizers.base import Quantizer
 from .registry import QUANTIZERS
@@ -237,10 +238,11 @@ class VisTokenizer(PreTrainedModel):
         """Load from a local folder, a Hub repo id (``revision``, ``subfolder``, ``cache_dir``, ``token``,
         ``local_files_only`` are forwarded) or a bundled name such as ``vistok/default``.
 
-        Offline without a cached copy this raises one ``OSError`` naming the repo and how to provide it.
+        Offline without a cached copy this raises one ``OSError`` naming the repo and how to provide it. A preset
+        name, a near miss of a known name or a local-looking path that does not exist raise ``OSError`` at once,
+        before any network access (see :func:`vistok.hub.check_tokenizer_name`).
         """
-        from .hub import load_error_message, resolve_bundled
-
+        check_tokenizer_name(pretrained_model_name_or_path)
         path = resolve_bundled(pretrained_model_name_or_path)
         try:
             model = super().from_pretrained(path, *args, **kwargs)
