@@ -17,11 +17,11 @@ only the images with the largest positions that can still reach the queue, so it
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
+from ..entropy import code_perplexity
 from .base import StreamingMetric, distributed_world
 
 SEED_QUEUE_SIZE = 65_536
@@ -113,12 +113,10 @@ class CodebookUsage(StreamingMetric):
         if total == 0:
             raise ValueError("CodebookUsage.compute() called before any update()")
         queue = self.queue()
-        probabilities = self.histogram[self.histogram > 0].double() / total
-        entropy = float(-(probabilities * probabilities.log()).sum())
         return {
             "codebook_usage": torch.unique(queue).numel() / self.codebook_size,
             "codebook_usage_split": int((self.histogram > 0).sum()) / self.codebook_size,
-            "perplexity": math.exp(entropy),
+            "perplexity": float(code_perplexity(self.histogram)),
             "codebook_queue_tokens": int(queue.numel()),
             "codebook_tokens": total,
             "codebook_size": self.codebook_size,

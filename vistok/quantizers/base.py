@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.distributed as dist
 from einops import rearrange
 from torch import nn
+
+from ..entropy import code_perplexity
 
 
 class Quantizer(nn.Module):
@@ -131,10 +131,4 @@ def usage_stats(indices: torch.Tensor, codebook_size: int) -> dict[str, torch.Te
     """Batch diagnostics: fraction of codes used (``batch_usage`` ∈ [0, 1]) and ``perplexity`` (exp entropy)."""
     with torch.no_grad():
         counts = code_histogram(indices, codebook_size)
-        probs = counts / counts.sum().clamp_min(1)
-        entropy = -(probs * torch.log(probs.clamp_min(1e-12))).sum()
-        return {"batch_usage": (counts > 0).float().mean(), "perplexity": entropy.exp()}
-
-
-def max_entropy(codebook_size: int) -> float:
-    return math.log(codebook_size)
+        return {"batch_usage": (counts > 0).float().mean(), "perplexity": code_perplexity(counts, torch.float32)}

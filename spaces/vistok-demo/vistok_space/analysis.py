@@ -11,6 +11,7 @@ from PIL import Image
 
 import vistok
 from vistok.data.images import pil_to_pixel_values
+from vistok.entropy import code_perplexity
 from vistok.metrics import psnr_per_image, ssim_per_image, to_uint8
 from vistok.metrics.ssim import SSIM_BORDER
 
@@ -78,8 +79,7 @@ def measure(result: Reconstruction) -> dict:
     raw_bits = height * width * RAW_BITS_PER_PIXEL
     counts = result.code_counts()
     used = int((counts > 0).sum())
-    probabilities = counts[counts > 0].double() / tokens
-    perplexity = float(torch.exp(-(probabilities * probabilities.log()).sum()))
+    perplexity = float(code_perplexity(counts))
     return {
         "psnr_db": psnr if math.isfinite(psnr) else None,
         "ssim": ssim,
