@@ -281,3 +281,15 @@ def test_evaluate_module_loads_from_the_repository(monkeypatch, tmp_path):
     assert results["codebook_usage"] == len(np.unique(codes)) / 16
     assert "VISTOK_LPIPS_VGG_WEIGHTS" in results["skipped"]["lpips"]
     assert results["conventions"]["ssim"]["sigma"] == 1.5
+
+
+def test_bundled_default_reports_the_grid_of_each_evaluated_resolution():
+    """The committed eval_results.json of vistok/default: each report's grid is its resolution / downsample factor
+    (the 256-px report once said 16×16), and the histogram counts exactly that many tokens per image."""
+    reports = json.loads((REPO_ROOT / "vistok" / "pretrained" / "default" / "eval_results.json").read_text())
+    assert {report["dataset"]["image_size"] for report in reports.values()} == {64, 256}
+    for report in reports.values():
+        side = report["dataset"]["image_size"] // report["config"]["downsample_factor"]
+        assert report["config"]["tokens"] == [side, side]
+        results = report["results"]
+        assert sum(results["codebook_histogram"]) == results["num_images"] * side * side
