@@ -18,9 +18,9 @@ def ssim_per_image(original: torch.Tensor, reconstruction: torch.Tensor) -> torc
 
     Gaussian window 11, σ 1.5, K1 0.01, K2 0.03, population covariances, and the mean taken over the positions
     where the whole window lies inside the image (no padded border): the convention of Wang et al. and
-    scikit-image. Computed by pytorch-msssim, whose separable window makes it ~4× faster than a 2-D one on
-    64-px images (it equals torchmetrics' SSIM map cropped by the 5-pixel border up to float32 rounding, ~1e-5). Images must be at
-    least 12 pixels on each side.
+    scikit-image. Computed by pytorch-msssim (a separable window); it equals torchmetrics' SSIM map cropped by the
+    5-pixel border within 1e-5, float32 rounding (tests/test_metrics.py). Images must be at least 12 pixels on each
+    side.
     """
     check_pair(original, reconstruction)
     height, width = original.shape[-2:]

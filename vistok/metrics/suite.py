@@ -179,7 +179,8 @@ def metric_conventions(queue_size: int = SEED_QUEUE_SIZE) -> dict[str, Any]:
             "reference_set": "the originals of the evaluated images",
             "covariance": "unbiased",
             "trace_sqrt": "Tr((S1 S2)^1/2) as the sum of square roots of the eigenvalues of F1^T S2 F1, S1 = F1 F1^T "
-            "(Cholesky, or eigh when singular); equals pytorch-fid's scipy.linalg.sqrtm to ~1e-10 relative",
+            "(Cholesky, or eigh when singular); agrees with pytorch-fid's scipy.linalg.sqrtm (tested: 1e-9 relative on a "
+            "closed-form case, 1e-6 on singular covariances)",
         },
         "codebook_usage": {
             "queue_size": queue_size,
