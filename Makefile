@@ -37,11 +37,11 @@ demo: setup
 	$(BIN)/python spaces/vistok-demo/app.py
 
 test: setup browser
-	$(BIN)/ruff check vistok training tests benchmarks spaces metrics
+	$(BIN)/ruff check vistok vistok_cli.py training tests benchmarks spaces metrics
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check vistok training tests benchmarks spaces metrics
+	$(BIN)/ruff check vistok vistok_cli.py training tests benchmarks spaces metrics
 
 bench: setup
 	$(BIN)/python benchmarks/run.py
