@@ -227,6 +227,57 @@ def test_dtype_argument_loads_in_bfloat16(tmp_path):
     assert out.reconstruction.dtype == torch.bfloat16
 
 
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"model_type": "multi_modality", "architectures": ["MultiModalityCausalLM"]},
+         r"model_type 'multi_modality', vistok expects model_type 'vistok'.*Janus.*vistok convert llamagen\|taming"),
+        ({"_class_name": "VQModel", "_diffusers_version": "0.30.0", "num_vq_embeddings": 16384},
+         r"diffusers class 'VQModel'.*VisTokenizer.from_diffusers"),
+        ({"image_size": 16}, r"has no model_type, vistok expects model_type 'vistok'"),
+    ],
+)
+def test_foreign_config_is_refused_naming_what_was_found(tmp_path, config, message):
+    tiny_tokenizer("vq").save_pretrained(tmp_path)  # vistok weights, but someone else's config.json
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    for load in (VisTokenizer.from_pretrained, VisTokenizerConfig.from_pretrained):
+        with pytest.raises(ValueError, match=message):
+            load(tmp_path)
+
+
+def _rewrite_weights(folder: Path, edit) -> None:
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(folder / "model.safetensors")
+    edit(weights)
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+
+
+def test_checkpoint_with_missing_or_extra_weights_is_refused(tmp_path, caplog):
+    import logging
+
+    transformers_logger = logging.getLogger("transformers")  # does not propagate to the root logger
+    transformers_logger.addHandler(caplog.handler)
+    tiny_tokenizer("vq").save_pretrained(tmp_path)
+    _rewrite_weights(tmp_path, lambda w: w.pop("quant_conv.bias"))
+    with pytest.raises(ValueError, match=r"1 tensor\(s\) the config needs are missing \(quant_conv.bias\)"):
+        VisTokenizer.from_pretrained(tmp_path)
+    _rewrite_weights(tmp_path, lambda w: w.update({"quant_conv.bias": torch.zeros(4), "stray.weight": torch.zeros(2)}))
+    with pytest.raises(ValueError, match=r"1 tensor\(s\) in the file are not used \(stray.weight\)"):
+        VisTokenizer.from_pretrained(tmp_path)
+    transformers_logger.removeHandler(caplog.handler)
+    assert "LOAD REPORT" not in caplog.text  # one message, not transformers' table as well
+
+
+def test_checkpoint_whose_config_changed_shape_is_refused(tmp_path):
+    tiny_tokenizer("vq").save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["quantizer"]["codebook_size"] = 64  # the file holds a 32 × 4 codebook
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"quantizer.codebook: file \(32, 4\) vs config \(64, 4\)"):
+        VisTokenizer.from_pretrained(tmp_path)
+
+
 def test_model_type_is_namespaced():
     assert VisTokenizerConfig.model_type == "vistok"
 

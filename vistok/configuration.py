@@ -88,9 +88,12 @@ class VisTokenizerConfig(PreTrainedConfig):
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs: Any):
         """transformers' lookup of ``config.json``, after mapping bundled names (``vistok/default``) to their
         package folder and refusing at once names that cannot be a folder or Hub repo (presets, near misses,
-        missing local paths: see :func:`vistok.hub.check_tokenizer_name`)."""
+        missing local paths: see :func:`vistok.hub.check_tokenizer_name`) and ``config.json`` files that are not
+        vistok's (:func:`check_is_vistok_config`)."""
         check_tokenizer_name(pretrained_model_name_or_path)
-        return super().get_config_dict(resolve_bundled(pretrained_model_name_or_path), **kwargs)
+        config_dict, kwargs = super().get_config_dict(resolve_bundled(pretrained_model_name_or_path), **kwargs)
+        check_is_vistok_config(config_dict, str(pretrained_model_name_or_path))
+        return config_dict, kwargs
 
     def net_family(self):
         """The configured :class:`~vistok.nets.NetFamily` instance."""
@@ -105,6 +108,40 @@ class VisTokenizerConfig(PreTrainedConfig):
     def latent_size(self) -> int:
         """Tokens per side at ``image_size``."""
         return self.image_size // self.downsample_factor
+
+
+# What to do with a config.json written by another library (model_type or diffusers class → advice).
+FOREIGN_CONFIG_ADVICE = {
+    "VQModel": "it is a diffusers VQModel: import it with VisTokenizer.from_diffusers(<folder or repo>)",
+    "multi_modality": "it is a DeepSeek Janus / Janus-Pro multimodal model; vistok has no converter for it",
+    "janus": "transformers implements it: load it with transformers' own classes (e.g. JanusForConditionalGeneration)",
+    "janus_vqgan": "transformers implements it: load it with transformers (JanusVQVAE)",
+    "chameleon_vqgan": "transformers implements it: load it with transformers (ChameleonVQVAE)",
+    "emu3_vqgan": "transformers implements it: load it with transformers (Emu3VQVAE)",
+}
+CONVERTERS_HINT = (
+    "vistok loads folders written by VisTokenizer.save_pretrained; it converts LlamaGen and Taming checkpoints "
+    "(`vistok convert llamagen|taming <checkpoint> <output folder>`) and diffusers VQModels "
+    "(VisTokenizer.from_diffusers)"
+)
+
+
+def check_is_vistok_config(config_dict: dict[str, Any], name: str) -> None:
+    """Raise ``ValueError`` when ``config_dict`` (a loaded ``config.json``) is not a vistok tokenizer's: naming the
+    ``model_type`` found, the one expected, and the converter or library that fits when one is known."""
+    found = config_dict.get("model_type")
+    if found == VisTokenizerConfig.model_type:
+        return
+    kind = found or config_dict.get("_class_name")
+    described = f"model_type {found!r}" if found else (
+        f"diffusers class {kind!r}" if kind else "no model_type"
+    )
+    advice = FOREIGN_CONFIG_ADVICE.get(kind)
+    raise ValueError(
+        f"{name!r} is not a vistok tokenizer: its config.json has {described}, vistok expects model_type "
+        f"{VisTokenizerConfig.model_type!r}. " + (f"{advice[0].upper()}{advice[1:]}. " if advice else "")
+        + f"{CONVERTERS_HINT}."
+    )
 
 
 def vistok_fields() -> list[str]:

@@ -251,6 +251,35 @@ class VisTokenizer(PreTrainedModel):
         model._after_load()
         return model
 
+    def _adjust_missing_and_unexpected_keys(self, loading_info: Any) -> None:
+        """transformers' hook after weights are loaded: a vistok checkpoint must hold exactly the tensors its
+        config describes. A missing or mis-shaped tensor would be left randomly initialised (a tokenizer that
+        computes garbage), an unused one means the config does not describe the weights: raise ``ValueError``."""
+        super()._adjust_missing_and_unexpected_keys(loading_info)
+        missing = sorted(loading_info.missing_keys)
+        unexpected = sorted(loading_info.unexpected_keys)
+        mismatched = sorted(loading_info.mismatched_keys)
+        if not (missing or unexpected or mismatched):
+            return
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} tensor(s) the config needs are missing ({_first(missing)})")
+        if mismatched:
+            shapes = [f"{key}: file {tuple(theirs)} vs config {tuple(ours)}" for key, theirs, ours in mismatched]
+            problems.append(f"{len(mismatched)} tensor(s) have the wrong shape ({_first(shapes)})")
+        if unexpected:
+            problems.append(f"{len(unexpected)} tensor(s) in the file are not used ({_first(unexpected)})")
+        # This message replaces transformers' load report (which would be printed as well, and then ignored).
+        loading_info.missing_keys.clear()
+        loading_info.unexpected_keys.clear()
+        loading_info.mismatched_keys.clear()
+        raise ValueError(
+            f"The weights of {self.config.name_or_path or 'this tokenizer'!r} do not match its config.json: "
+            + "; ".join(problems)
+            + ". A tokenizer with missing weights is never useful: the folder is incomplete or its config.json does "
+            "not belong to these weights. Re-save it with save_pretrained, or re-run `vistok convert`."
+        )
+
     def _after_load(self) -> None:
         """Undo two side effects of transformers' loading.
 
@@ -266,3 +295,8 @@ class VisTokenizer(PreTrainedModel):
         for module in self.modules():
             if isinstance(module, Quantizer):
                 module.set_trainable_flags()
+
+
+def _first(items: list[str], count: int = 3) -> str:
+    """``a, b, c, …`` — the first ``count`` items of a long list."""
+    return ", ".join(items[:count]) + (", …" if len(items) > count else "")
