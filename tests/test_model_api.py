@@ -412,7 +412,49 @@ def test_push_to_hub_uploads_the_saved_folder(monkeypatch):
     assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= set(uploaded["files"])
 
 
+def test_push_to_hub_without_network_says_how_to_upload_later(monkeypatch):
+    import httpx
+
+    class UnreachableApi:
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, private=None, exist_ok=False):
+            raise httpx.ConnectError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr("huggingface_hub.HfApi", UnreachableApi)
+    with pytest.raises(ConnectionError, match=r"Could not upload to the Hub repo 'me/tok'.*unreachable \(ConnectError"
+                       r".*Nothing was uploaded.*save_pretrained.*`hf upload me/tok <folder>`") as info:
+        tiny_tokenizer("vq").push_to_hub("me/tok")
+    assert isinstance(info.value.__cause__, httpx.ConnectError)
+
+
+def test_push_to_hub_with_hf_hub_offline_is_explained(monkeypatch):
+    """The real huggingface_hub client, with offline mode on: no request leaves, one clear message."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ConnectionError, match=r"HF_HUB_OFFLINE is set.*`hf upload me/tok <folder>` \(with HF_HUB_OFFLINE"):
+        tiny_tokenizer("vq").push_to_hub("me/tok", token="hf_fake")
+
+
 # ----------------------------------------------------------------------------------------- image processor
+def test_auto_image_processor_does_not_claim_torchvision_is_missing(tmp_path, caplog):
+    """transformers prefers its torchvision backend when torchvision is installed; vistok's processor must be
+    found for it rather than "Requested torchvision backend is not available. Falling back to pil"."""
+    import logging
+
+    pytest.importorskip("torchvision")
+    tiny_tokenizer("vq").save_pretrained(tmp_path)
+    logging.Logger.warning_once.cache_clear()  # transformers warns once per process
+    transformers_logger = logging.getLogger("transformers")  # does not propagate to the root logger
+    transformers_logger.addHandler(caplog.handler)
+    try:
+        processor = AutoImageProcessor.from_pretrained(tmp_path)
+    finally:
+        transformers_logger.removeHandler(caplog.handler)
+    assert isinstance(processor, vistok.VisTokenizerImageProcessor)
+    assert "backend is not available" not in caplog.text
 def test_image_processor_round_trip(tmp_path):
     tok = tiny_tokenizer("vq")
     tok.save_pretrained(tmp_path)

@@ -14,8 +14,13 @@ __version__ = "0.1.0"
 
 AutoConfig.register(VisTokenizerConfig.model_type, VisTokenizerConfig, exist_ok=True)
 AutoModel.register(VisTokenizerConfig, VisTokenizer, exist_ok=True)
+# One processor (PIL bicubic, the resampling the tokenizers were trained with) serves both backend names, so
+# AutoImageProcessor's default choice ("torchvision" when installed) finds it instead of warning that the
+# torchvision backend is unavailable; outputs never depend on whether torchvision is installed.
 AutoImageProcessor.register(
-    VisTokenizerConfig, image_processor_classes={"pil": VisTokenizerImageProcessor}, exist_ok=True
+    VisTokenizerConfig,
+    image_processor_classes={"pil": VisTokenizerImageProcessor, "torchvision": VisTokenizerImageProcessor},
+    exist_ok=True,
 )
 # Bundled names (``vistok/default``) load through the transformers auto classes too, not only VisTokenizer.
 for _loader in (AutoConfig, AutoModel, AutoImageProcessor):

@@ -8,6 +8,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
+import httpx
+import huggingface_hub
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
@@ -141,3 +143,44 @@ def load_error_message(name_or_path: str | os.PathLike, err: Exception) -> str:
         f"{name}`) and copy the cache (HF_HUB_CACHE) or the folder here, or pass a local folder written by "
         f"save_pretrained. Bundled tokenizers: {bundled}. (Underlying error: {err})"
     )
+
+
+class HubUnreachableError(ConnectionError):
+    """The Hugging Face Hub could not be reached; the message says what failed and how to upload later."""
+
+
+def upload_to_hub(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    token: str | bool | None = None,
+    private: bool | None = None,
+    commit_message: str = "Upload vistok tokenizer",
+    revision: str | None = None,
+    create_pr: bool = False,
+):
+    """Create ``repo_id`` if needed and upload ``folder`` to it; returns huggingface_hub's commit info.
+
+    Raises :class:`HubUnreachableError` when the Hub cannot be reached (no network, ``HF_HUB_OFFLINE`` set),
+    saying what failed and how to upload later; the Hub's own errors (authentication, permissions) pass through.
+    """
+    api = huggingface_hub.HfApi(token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        return api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            commit_message=commit_message,
+            revision=revision,
+            create_pr=create_pr,
+        )
+    except (httpx.TransportError, ConnectionError) as err:  # OfflineModeIsEnabled is a ConnectionError
+        offline = huggingface_hub.is_offline_mode()
+        raise HubUnreachableError(
+            f"Could not upload to the Hub repo {repo_id!r}: "
+            + ("HF_HUB_OFFLINE is set, so " if offline else "")
+            + f"the Hugging Face Hub is unreachable ({type(err).__name__}: {err}). Nothing was uploaded. To upload "
+            "later, save the tokenizer now with tok.save_pretrained(<folder>), then on a machine with network run "
+            f"`hf upload {repo_id} <folder>`"
+            + (" (with HF_HUB_OFFLINE unset)." if offline else ".")
+        ) from err

@@ -15,7 +15,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 
 from .configuration import VisTokenizerConfig
-from .hub import check_tokenizer_name, load_error_message, resolve_bundled
+from .hub import check_tokenizer_name, load_error_message, resolve_bundled, upload_to_hub
 from .outputs import EncoderOutput, TokenizerOutput
 from .quantizers.base import Quantizer
 from .registry import QUANTIZERS
@@ -201,16 +201,15 @@ class VisTokenizer(PreTrainedModel):
         create_pr: bool = False,
     ):
         """Upload a ``save_pretrained`` folder (weights, config, processor config and the rendered model card)
-        to ``repo_id``, creating the repo if needed."""
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=token)
-        api.create_repo(repo_id, private=private, exist_ok=True)
+        to ``repo_id``, creating the repo if needed. Without network this raises
+        :class:`~vistok.hub.HubUnreachableError`, which says how to upload later."""
         with tempfile.TemporaryDirectory() as tmp:
             self.save_pretrained(tmp)
-            return api.upload_folder(
-                repo_id=repo_id,
-                folder_path=tmp,
+            return upload_to_hub(
+                tmp,
+                repo_id,
+                token=token,
+                private=private,
                 commit_message=commit_message or "Upload vistok tokenizer",
                 revision=revision,
                 create_pr=create_pr,
