@@ -331,7 +331,95 @@ def test_error_map_scale():
 
 def test_code_histogram_figure_counts_codes():
     figure = code_histogram_figure(torch.bincount(torch.tensor([1, 1, 5]), minlength=8))
-    assert figure.axes[0].get_title(loc="right") == "Codes used in this image: 2 of 8"
+    assert figure.axes[0].get_title(loc="left") == "Tokens per code: 2 of 8 codes used"
+    heights = sorted(float(segment[1, 1]) for segment in figure.axes[0].collections[0].get_segments())
+    assert heights == [1.0, 2.0]  # code 5 once, code 1 twice
+
+
+def test_code_histogram_text_is_inside_the_figure_and_overlaps_nothing():
+    """Title, axis labels and tick labels of the 64,000-code histogram: each inside the figure, none on another,
+    the title above the plotting area (the Space shows the figure without a label of its own)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    counts = torch.zeros(64_000, dtype=torch.long)
+    counts[[0, 31_999, 63_999]] = torch.tensor([3, 150, 1])
+    figure = code_histogram_figure(counts)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    axes = figure.axes[0]
+    # Tick labels exist for ticks just outside the view limits too; matplotlib does not draw those.
+    tick_labels = {
+        label: (axis.get_view_interval(), label.get_position()[0 if axis is axes.xaxis else 1])
+        for axis in (axes.xaxis, axes.yaxis)
+        for label in axis.get_ticklabels()
+    }
+    drawn_ticks = {
+        label for label, ((low, high), at) in tick_labels.items() if min(low, high) <= at <= max(low, high)
+    }
+    texts = [
+        t
+        for t in figure.findobj(Text)
+        if t.get_visible() and t.get_text().strip() and (t not in tick_labels or t in drawn_ticks)
+    ]
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
+    by_text = dict(boxes)
+    assert {"Tokens per code: 3 of 64,000 codes used", "code index", "tokens"} <= set(by_text)
+    figure_box = figure.bbox
+    for text, box in boxes:
+        assert figure_box.x0 <= box.x0 and box.x1 <= figure_box.x1, text
+        assert figure_box.y0 <= box.y0 and box.y1 <= figure_box.y1, text
+    for i, (first, first_box) in enumerate(boxes):
+        for second, second_box in boxes[i + 1 :]:
+            assert not first_box.overlaps(second_box), (first, second)
+    assert len(drawn_ticks) >= 4, "both axes need numbers"
+    assert by_text["Tokens per code: 3 of 64,000 codes used"].y0 >= axes.bbox.y1
+
+
+# ---------------------------------------------------------------------------------------------- examples
+def _photo_fingerprint(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR), dtype=np.float64)
+
+
+def test_examples_say_truly_which_photos_the_default_was_trained_on(default):
+    """The page's two example galleries ("never saw in training" / "trained on") match the pixels: an example is
+    listed as a training photo exactly when it is one of the photos of vistok's `samples` train split, which the
+    bundled default was trained on (its config says so)."""
+    from vistok.data.samples import load_photos
+
+    app = _load_app()
+    training = default.config.metadata["training"]
+    assert training["dataset"] == "samples (split train)"
+    train_photos = [_photo_fingerprint(photo) for photo in load_photos("train")]
+    on_disk = sorted(p.name for p in EXAMPLES.iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    assert sorted(app.UNSEEN_EXAMPLES + app.TRAINING_EXAMPLES) == on_disk
+    assert not set(app.UNSEEN_EXAMPLES) & set(app.TRAINING_EXAMPLES)
+    for name in on_disk:
+        with Image.open(EXAMPLES / name) as image:
+            fingerprint = _photo_fingerprint(image)
+        # Same photo re-encoded as JPEG: well under 1 level of 255 apart at 64 × 64; different photos: over 50.
+        seen = any(np.abs(fingerprint - photo).mean() < 4 for photo in train_photos)
+        assert seen == (name in app.TRAINING_EXAMPLES), name
+    assert app.UNSEEN_EXAMPLES and app.TRAINING_EXAMPLES
+    sources = (EXAMPLES / "SOURCES.md").read_text()
+    assert all(f"`{name}`" in sources for name in on_disk), "every example needs its source and licence"
+
+
+def test_the_new_unseen_example_reconstructs(cache, default):
+    result = run_request(str(EXAMPLES / "immunohistochemistry.jpg"), default_tokenizer_name(), "256", cache)
+    assert result.ok, result.status
+    assert result.original.size == (256, 256) and result.metrics["psnr_db"] > 20
+
+
+def _load_app():
+    """spaces/vistok-demo/app.py as a module (it is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("vistok_space_app_for_tests", SPACE_DIR / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    return app
 
 
 # ----------------------------------------------------------------------------------- the running app

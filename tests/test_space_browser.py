@@ -1,5 +1,8 @@
 """The Space in a real browser: Debian's Chromium driven by Playwright loads the page, uploads a photo, presses the
-button and waits for the reconstruction and the PSNR; a screenshot is saved under the test's output folder.
+button and waits for the reconstruction and the PSNR, on a desktop window and on a 420-px-wide phone screen. The
+layout is measured on the rendered page (metrics table cells wide enough and no word broken across lines, no label
+cut off, nothing drawn over the code histogram, no sideways scrolling); a screenshot of each is saved under the
+test's output folder.
 
 Needs ``apt-get install -y chromium`` (``make test`` / ``.ci/run`` install it). Playwright's own browser downloads
 are never used. With ``VISTOK_REQUIRE_BROWSER=1`` (what ``make test`` exports) a missing Chromium or Playwright fails
@@ -78,26 +81,135 @@ def output_dir(tmp_path) -> Path:
     return path
 
 
-def test_upload_and_reconstruct_in_chromium(space_url, output_dir):
-    sync_api = chromium_and_playwright()
+# Widths in CSS pixels; "phone" is a narrow phone held upright.
+VIEWPORTS = {"desktop": {"width": 1400, "height": 1100}, "phone": {"width": 420, "height": 900}}
+# A metrics-table cell must hold at least this many digits side by side (the bug: one letter per line).
+MIN_CELL_CHARACTERS = 10
 
+# For every cell: its width, the width of one digit in its font, and the words the browser split across lines.
+_MEASURE_CELLS_JS = """
+(cells) => {
+  const canvas = document.createElement("canvas").getContext("2d");
+  return cells.map((cell) => {
+    const style = getComputedStyle(cell);
+    canvas.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+    const broken = [];
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const match of node.data.matchAll(/\\S+/g)) {
+        const range = document.createRange();
+        range.setStart(node, match.index);
+        range.setEnd(node, match.index + match[0].length);
+        const lineTops = new Set([...range.getClientRects()].map((rect) => Math.round(rect.top)));
+        if (lineTops.size > 1) broken.push(match[0]);
+      }
+    }
+    return {
+      text: cell.innerText.trim(),
+      width: cell.getBoundingClientRect().width,
+      right: cell.getBoundingClientRect().right,
+      digit: canvas.measureText("0123456789").width / 10,
+      broken,
+    };
+  });
+}
+"""
+
+# Visible Gradio labels that do not show whole: text overflowing the label, the label running past its block's
+# edge, or the block's icon buttons (fullscreen, download, share: the ones with an aria-label) drawn over it.
+_CUT_LABELS_JS = """
+() => {
+  const overlaps = (a, b) => a.left < b.right && a.right > b.left && a.top < b.bottom && a.bottom > b.top;
+  return [...document.querySelectorAll("[data-testid=block-label]")]
+    .filter((label) => label.offsetParent !== null && !label.classList.contains("sr-only"))
+    .filter((label) => {
+      const box = label.getBoundingClientRect();
+      const block = label.closest(".block") || label.parentElement;
+      const buttons = [...block.querySelectorAll("button[aria-label]")].filter((b) => b.offsetParent !== null);
+      return (
+        label.scrollWidth > label.clientWidth + 1 ||
+        box.right > block.getBoundingClientRect().right + 1 ||
+        buttons.some((button) => overlaps(box, button.getBoundingClientRect()))
+      );
+    })
+    .map((label) => label.innerText.trim());
+}
+"""
+
+
+# What is drawn over the histogram image: visible Gradio labels whose box overlaps it (they ignore the pointer, so
+# elementFromPoint does not see them), and anything else the browser shows at points spread over the image.
+_HISTOGRAM_COVER_JS = """
+(image) => {
+  const box = image.getBoundingClientRect();
+  const covering = [...document.querySelectorAll("[data-testid=block-label]")]
+    .filter((label) => label.offsetParent !== null && !label.classList.contains("sr-only"))
+    .filter((label) => {
+      const r = label.getBoundingClientRect();
+      return r.width > 1 && r.height > 1 && r.left < box.right && r.right > box.left && r.top < box.bottom && r.bottom > box.top;
+    })
+    .map((label) => `label "${label.innerText.trim()}"`);
+  for (const fx of [0.02, 0.25, 0.5, 0.75, 0.98]) {
+    for (const fy of [0.02, 0.1, 0.5, 0.98]) {
+      const hit = document.elementFromPoint(box.left + fx * box.width, box.top + fy * box.height);
+      if (hit !== image) covering.push(`${hit ? hit.tagName : "nothing"} at (${fx}, ${fy})`);
+    }
+  }
+  return covering;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, shared by this module's tests."""
+    sync_api = chromium_and_playwright()
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(space_url, wait_until="networkidle")
-            page.locator("input[type=file]").first.set_input_files(
-                str(SPACE_DIR / "examples" / "chelsea.jpg")
-            )
-            page.locator("#upload img").wait_for()  # the preview appears once the upload is on the server
-            page.click("#reconstruct-button")
-            page.locator("#reconstruction img").wait_for()
-            page.locator("#metrics").get_by_text("PSNR").wait_for()
-            metrics = page.locator("#metrics").inner_text()
-            page.screenshot(path=str(output_dir / "space.png"), full_page=True)
-        finally:
-            browser.close()
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.mark.parametrize("screen", list(VIEWPORTS))
+def test_upload_and_reconstruct_in_chromium(browser, space_url, output_dir, screen):
+    page = browser.new_page(viewport=VIEWPORTS[screen])
+    try:
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(space_url, wait_until="networkidle")
+        page.locator("input[type=file]").first.set_input_files(str(SPACE_DIR / "examples" / "chelsea.jpg"))
+        page.locator("#upload img").wait_for()  # the preview appears once the upload is on the server
+        page.click("#reconstruct-button")
+        page.locator("#reconstruction img").wait_for()
+        page.locator("#metrics").get_by_text("PSNR").wait_for()
+        histogram = page.locator("[data-testid=matplotlib] img")  # the code histogram, the only plot
+        histogram.wait_for()
+        page.wait_for_function(
+            "(image) => image.complete && image.naturalWidth > 0", arg=histogram.element_handle()
+        )
+        metrics = page.locator("#metrics").inner_text()
+        cells = page.locator("#metrics th, #metrics td").evaluate_all(_MEASURE_CELLS_JS)
+        cut_labels = page.evaluate(_CUT_LABELS_JS)
+        histogram.scroll_into_view_if_needed()
+        histogram_cover = histogram.evaluate(_HISTOGRAM_COVER_JS)
+        page_width = page.evaluate("document.scrollingElement.scrollWidth")
+        screenshot = output_dir / f"space-{screen}.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+    finally:
+        page.close()
 
     assert "dB" in metrics and "Tokens per image" in metrics, metrics
-    assert (output_dir / "space.png").stat().st_size > 10_000
+    assert screenshot.stat().st_size > 10_000
+    viewport_width = VIEWPORTS[screen]["width"]
+    assert page_width <= viewport_width, (
+        f"the page scrolls sideways: {page_width} px wide in a {viewport_width} px window"
+    )
+
+    assert len(cells) >= 2 * 9, cells  # header + the nine metrics, two columns
+    narrow = [c for c in cells if c["width"] < MIN_CELL_CHARACTERS * c["digit"]]
+    assert not narrow, f"metrics table cells narrower than {MIN_CELL_CHARACTERS} characters: {narrow}"
+    broken = [c for c in cells if c["broken"]]
+    assert not broken, f"words split across lines in the metrics table: {broken}"
+    assert max(c["right"] for c in cells) <= viewport_width, "the metrics table runs off the screen"
+
+    assert not cut_labels, f"labels cut off: {cut_labels}"
+    assert not histogram_cover, f"something covers the code histogram: {histogram_cover}"

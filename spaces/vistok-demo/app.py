@@ -28,7 +28,15 @@ from vistok_space.tokenizers import (  # noqa: E402
 from vistok_space.visuals import ERROR_MAP_MAX  # noqa: E402
 
 EXAMPLES_DIR = HERE / "examples"
-EXAMPLE_FILES = ("chelsea.jpg", "coffee.jpg", "astronaut.jpg", "coins.png")
+# Which example photos the bundled default tokenizer (vistok/default) was trained on: crops of skimage's astronaut
+# and coffee are in vistok's `samples` train split; chelsea is one of its two held-out evaluation photos; coins and
+# immunohistochemistry appear in neither split (see examples/SOURCES.md).
+UNSEEN_EXAMPLES = ("immunohistochemistry.jpg", "chelsea.jpg", "coins.png")
+TRAINING_EXAMPLES = ("coffee.jpg", "astronaut.jpg")
+EXAMPLE_FILES = UNSEEN_EXAMPLES + TRAINING_EXAMPLES
+# Narrow screens (phones, ~420 px): columns and side-by-side pairs stack once they would get less than this.
+PANEL_MIN_WIDTH = 320
+PICTURE_MIN_WIDTH = 240
 QUEUE_MAX_SIZE = 64
 # One request at a time per worker: torch already spreads each forward pass over every core.
 CONCURRENCY_LIMIT = 1
@@ -55,6 +63,12 @@ def image_upload(**kwargs: Any) -> gr.Image:
     component = gr.Image(type="filepath", image_mode=None, **kwargs)
     component.preprocess = lambda payload: None if payload is None else (payload.path or payload.url)
     return component
+
+
+def example_gallery(upload: gr.Image, names: tuple[str, ...], label: str) -> gr.Examples:
+    """Clickable example photos (those of ``names`` present in examples/) that fill ``upload``."""
+    paths = [[str(EXAMPLES_DIR / name)] for name in names if (EXAMPLES_DIR / name).is_file()]
+    return gr.Examples(examples=paths, inputs=[upload], label=label, cache_examples=False)
 
 
 def make_handler(cache: TokenizerCache):
@@ -84,8 +98,10 @@ def build_demo(cache: TokenizerCache | None = None) -> gr.Blocks:
     with gr.Blocks(title="vistok: visual tokenizer reconstruction") as demo:
         gr.Markdown(INTRO)
         with gr.Row():
-            with gr.Column(scale=1):
-                upload = image_upload(label="Image", sources=["upload", "clipboard"], height=320, elem_id="upload")
+            with gr.Column(scale=1, min_width=PANEL_MIN_WIDTH):
+                upload = image_upload(
+                    label="Image", sources=["upload", "clipboard"], height=320, elem_id="upload"
+                )
                 tokenizer = gr.Dropdown(
                     choices=tokenizer_choices(),
                     value=default,
@@ -97,38 +113,58 @@ def build_demo(cache: TokenizerCache | None = None) -> gr.Blocks:
                 button = gr.Button(
                     "Tokenize and reconstruct", variant="primary", elem_id="reconstruct-button"
                 )
-                gr.Examples(
-                    examples=[
-                        [str(EXAMPLES_DIR / name)]
-                        for name in EXAMPLE_FILES
-                        if (EXAMPLES_DIR / name).is_file()
-                    ],
-                    inputs=[upload],
-                    cache_examples=False,
+                example_gallery(upload, UNSEEN_EXAMPLES, "Photos the default tokenizer never saw in training")
+                example_gallery(
+                    upload,
+                    TRAINING_EXAMPLES,
+                    "Photos the default tokenizer was trained on (expect better results than on new ones)",
                 )
-            with gr.Column(scale=2):
+            with gr.Column(scale=2, min_width=PANEL_MIN_WIDTH):
                 status = gr.Markdown(
                     "Upload an image or pick an example, then press the button.",
                     label="Status",
                     elem_id="status",
                 )
+                # Pairs side by side while each picture gets PICTURE_MIN_WIDTH px, one under the other below that.
                 with gr.Row():
-                    original = gr.Image(label="Original (as tokenized)", format="png", interactive=False)
+                    original = gr.Image(
+                        label="Original (as tokenized)",
+                        format="png",
+                        interactive=False,
+                        min_width=PICTURE_MIN_WIDTH,
+                    )
                     reconstruction = gr.Image(
-                        label="Reconstruction", format="png", interactive=False, elem_id="reconstruction"
+                        label="Reconstruction",
+                        format="png",
+                        interactive=False,
+                        elem_id="reconstruction",
+                        min_width=PICTURE_MIN_WIDTH,
                     )
                 with gr.Row():
                     token_map = gr.Image(
-                        label="Token ids (blue = 0 … red = K−1)", format="png", interactive=False
+                        label="Token ids (blue = 0 … red = K−1)",
+                        format="png",
+                        interactive=False,
+                        min_width=PICTURE_MIN_WIDTH,
                     )
                     error_map = gr.Image(
                         label=f"Absolute error (black = 0 … yellow ≥ {ERROR_MAP_MAX}/255)",
                         format="png",
                         interactive=False,
+                        min_width=PICTURE_MIN_WIDTH,
                     )
+                # Side by side on wide screens; on narrow ones the columns stack, so the table keeps its width.
                 with gr.Row():
-                    metrics_table = gr.Markdown(label="Metrics table", elem_id="metrics")
-                    histogram = gr.Plot(label="Histogram of the codes in this image", format="png")
+                    with gr.Column(min_width=PANEL_MIN_WIDTH):
+                        metrics_table = gr.Markdown(label="Metrics table", elem_id="metrics")
+                    with gr.Column(min_width=PANEL_MIN_WIDTH):
+                        # No Gradio label: it would sit on top of the plot; the figure's title says what it shows.
+                        histogram = gr.Plot(
+                            label="Histogram of the codes in this image",
+                            show_label=False,
+                            format="png",
+                            elem_id="histogram",
+                        )
                 with gr.Accordion("Metrics as JSON", open=False):
                     metrics_json = gr.JSON(label="Metrics")
         button.click(

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 TOKEN_COLORMAP = "turbo"
@@ -42,10 +43,15 @@ def error_map_image(original: torch.Tensor, reconstructed: torch.Tensor) -> Imag
 
 
 def code_histogram_figure(counts: torch.Tensor) -> Figure:
-    """(K,) per-code token counts → a matplotlib figure: one stem per used code over the index range [0, K)."""
+    """(K,) per-code token counts → a matplotlib figure: one stem per used code over the index range [0, K).
+
+    Sized to be shown 320–450 px wide (the Space's narrow and wide layouts) with readable text; constrained layout
+    keeps the title, axis labels and tick labels inside the figure and clear of each other. The title says what the
+    plot is, because the Space shows it without a Gradio label (that label would sit on top of the plot).
+    """
     counts = counts.cpu().numpy()
     used = np.flatnonzero(counts)
-    figure = Figure(figsize=(7, 2.8), layout="constrained")
+    figure = Figure(figsize=(4.8, 2.7), dpi=100, layout="constrained")
     axes = figure.add_subplot()
     axes.vlines(used, 0, counts[used], color="tab:blue", linewidth=1.2)
     axes.set(
@@ -54,6 +60,7 @@ def code_histogram_figure(counts: torch.Tensor) -> Figure:
         xlabel="code index",
         ylabel="tokens",
     )
-    # Right-aligned so that Gradio's label, drawn over the plot's top-left corner, does not hide it.
-    axes.set_title(f"Codes used in this image: {used.size} of {counts.size}", loc="right", fontsize=10)
+    axes.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+    axes.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+    axes.set_title(f"Tokens per code: {used.size:,} of {counts.size:,} codes used", loc="left", fontsize=10)
     return figure
