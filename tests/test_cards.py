@@ -110,7 +110,7 @@ def test_card_command_for_a_model_folder(tmp_path):
     assert cli(["card", "--model", str(tmp_path), "--metrics", str(metrics)]) == 0
     text = (tmp_path / "README.md").read_text()
     assert f"| PSNR (dB) ↑ | 30.00 | my images | {MEASURED} |" in text
-    with pytest.raises(SystemExit, match="not a vistok tokenizer config|Could not load"):
+    with pytest.raises(SystemExit, match="No folder .*nowhere"):
         cli(["card", "--model", str(tmp_path / "nowhere"), "--output", str(tmp_path / "x.md")])
 
 
