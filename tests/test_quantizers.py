@@ -5,10 +5,15 @@ from __future__ import annotations
 import math
 
 import pytest
+import scipy.stats
 import torch
 
 from vistok import QUANTIZERS, VisTokenizerConfig
+from vistok.entropy import DENSE_HISTOGRAM_MAX_CODES
+from vistok.metrics import CodebookUsage
 from vistok.quantizers import FiniteScalarQuantizer, LookupFreeQuantizer, SimVQQuantizer, VectorQuantizer
+from vistok.quantizers.base import usage_stats
+from vistok.quantizers.fsq import MAX_LEVEL
 
 
 def latents(b=2, d=4, h=4, w=4, seed=0):
@@ -102,9 +107,9 @@ def test_fsq_index_code_bijection_over_the_whole_codebook(levels):
     assert torch.equal(fsq(latent_for_fsq_codes(fsq, codes)).indices, indices)
 
 
-def latent_for_fsq_codes(fsq: FiniteScalarQuantizer, codes: torch.Tensor) -> torch.Tensor:
+def latent_for_fsq_codes(fsq: FiniteScalarQuantizer, codes: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
     """Invert FSQ's bound(): the latent z with round(bound(z)) / half_width == codes."""
-    levels = torch.tensor(fsq.levels_list, dtype=torch.float32).view(1, -1, 1, 1)
+    levels = torch.tensor(fsq.levels_list, dtype=dtype).view(1, -1, 1, 1)
     half_l = (levels - 1) * (1 + fsq.eps) / 2
     offset = torch.where(levels % 2 == 0, 0.5, 0.0)
     target = codes * (levels // 2)  # integer grid value that bound(z) must hit
@@ -157,12 +162,18 @@ def test_simvq_only_the_projection_learns():
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"type": "fsq", "levels": [8, 1]}, "levels must all be >= 2"),
+        ({"type": "fsq", "levels": [8, 1]}, r"levels must all lie in \[2, 2\^22 = 4194304\], got \[8, 1\]"),
         ({"type": "fsq", "levels": []}, "non-empty list"),
         ({"type": "vq", "codebook_size": 0}, "codebook_size"),
         ({"type": "vq", "ema_decay": 1.5}, "ema_decay"),
         ({"type": "vq", "beta": 0.25}, "valid options: codebook_size"),
         ({"type": "lfq", "codebook_dim": 80}, "<= 62"),
+        ({"type": "lfq", "codebook_dim": 63}, "<= 62"),
+        ({"type": "lfq", "codebook_dim": 2.5}, "'codebook_dim' must be an integer"),
+        ({"type": "vq", "codebook_size": 64.5}, "'codebook_size' must be an integer"),
+        ({"type": "simvq", "codebook_dim": 8.0}, "'codebook_dim' must be an integer"),
+        ({"type": "fsq", "levels": [8, 2**22 + 1]}, r"levels must all lie in \[2, 2\^22"),
+        ({"type": "fsq", "levels": [2**22, 2**22, 2**22]}, "exceeds 2\\^62"),
         ({"type": "nope"}, "valid names: fsq, lfq, simvq, vq"),
     ],
 )
@@ -173,3 +184,60 @@ def test_invalid_quantizer_settings_raise_clear_errors(spec, message):
 
 def test_every_quantizer_is_registered():
     assert set(QUANTIZERS.names()) >= {"vq", "fsq", "lfq", "simvq"}
+
+
+# Implicit codebooks up to 2^62 codes: usable, and no codebook-sized tensor anywhere (2^40 int64 counts would be
+# 8.8 TB, so any such allocation fails these tests).
+HUGE_QUANTIZERS = [
+    pytest.param({"type": "lfq", "codebook_dim": 40}, id="lfq-40-bits"),
+    pytest.param({"type": "lfq", "codebook_dim": 62}, id="lfq-62-bits"),
+    pytest.param({"type": "fsq", "levels": [2**20, 2**20, 4]}, id="fsq-2^42"),
+    pytest.param({"type": "fsq", "levels": [2**22, 2**22, 2**18]}, id="fsq-2^62"),
+]
+
+
+@pytest.mark.parametrize("spec", HUGE_QUANTIZERS)
+def test_huge_implicit_codebooks_train_and_report_usage(spec):
+    config = VisTokenizerConfig(quantizer=spec)  # accepted by validation ...
+    options = {k: v for k, v in config.quantizer.items() if k != "type"}
+    quantizer = QUANTIZERS.get(spec["type"])(**options).train()
+    k = quantizer.codebook_size
+    z = torch.randn(4, quantizer.codebook_dim, 8, 8, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    out = quantizer(z)  # ... and works: losses, indices, stats
+    (sum(out.losses.values(), z.new_zeros(())) + out.quantized.sum()).backward()
+    assert z.grad is not None and torch.isfinite(z.grad).all()
+    assert 0 <= int(out.indices.min()) and int(out.indices.max()) < k
+    assert torch.equal(quantizer.indices_to_codes(out.indices), out.quantized.detach())
+    distinct = sorted(set(out.indices.flatten().tolist()))
+    counts = [out.indices.flatten().tolist().count(code) for code in distinct]
+    assert out.stats["batch_usage"].item() == pytest.approx(len(distinct) / k)
+    assert out.stats["perplexity"].item() == pytest.approx(math.exp(scipy.stats.entropy(counts)), rel=1e-5)
+    # The evaluation metric too: no histogram for such a codebook, but usage and perplexity.
+    metric = CodebookUsage(k)
+    metric.update(out.indices[:2])
+    other = CodebookUsage(k)
+    other.update(out.indices[2:], torch.arange(2, 4))
+    metric.merge_state(other.state())
+    result = metric.compute()
+    assert "codebook_histogram" not in result
+    assert result["codebook_usage_split"] == len(distinct) / k
+    assert result["perplexity"] == pytest.approx(math.exp(scipy.stats.entropy(counts)), rel=1e-12)
+
+
+def test_usage_stats_agree_below_and_above_the_dense_histogram_cap():
+    indices = torch.randint(0, 1000, (3, 5, 7), generator=torch.Generator().manual_seed(0))
+    dense = usage_stats(indices, DENSE_HISTOGRAM_MAX_CODES)
+    sparse = usage_stats(indices, 4 * DENSE_HISTOGRAM_MAX_CODES)
+    distinct = indices.unique().numel()
+    assert dense["batch_usage"].item() == pytest.approx(distinct / DENSE_HISTOGRAM_MAX_CODES)
+    assert sparse["batch_usage"].item() == pytest.approx(distinct / (4 * DENSE_HISTOGRAM_MAX_CODES))
+    assert dense["perplexity"].item() == sparse["perplexity"].item()
+
+
+@pytest.mark.parametrize("level", [MAX_LEVEL, MAX_LEVEL - 1])
+def test_fsq_largest_allowed_level_reaches_every_code(level):
+    fsq = FiniteScalarQuantizer(levels=[level])
+    indices = torch.arange(level).view(1, 1, level)
+    codes = fsq.indices_to_codes(indices)
+    latents_64 = latent_for_fsq_codes(fsq, codes.double(), dtype=torch.float64)
+    assert torch.equal(fsq(latents_64.float()).indices, indices)

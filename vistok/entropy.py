@@ -1,5 +1,7 @@
-"""Entropies of code distributions, defined once.
+"""Code histograms and their entropies, defined once.
 
+- :func:`used_code_counts`: which codes occur in a set of indices and how often, without a codebook-sized tensor
+  for large codebooks (LFQ and FSQ allow up to 2^62 codes).
 - :func:`code_perplexity`: exp(entropy) of a code histogram — the quantizers' batch statistic, the evaluation
   metric and the Space all use it.
 - :func:`entropy_terms`: the two entropies of the entropy regulariser (VQ's and LFQ's), computed chunk by chunk
@@ -17,8 +19,26 @@ import torch
 # subnormal floats, which CPU kernels process far more slowly.
 ENTROPY_LOGIT_RANGE = 60.0
 
+#: Largest codebook whose usage is counted in a dense (K,) histogram (8 MiB of int64); larger codebooks are
+#: counted with ``torch.unique`` (a sort of the indices — slower for small codebooks, so not used for them).
+DENSE_HISTOGRAM_MAX_CODES = 2**20
+
 #: Default size of one chunk's (rows × K) float32 logit block in :func:`entropy_terms`.
 ENTROPY_CHUNK_BYTES = 8 * 2**20
+
+
+def used_code_counts(indices: torch.Tensor, codebook_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct codes of any-shaped int64 ``indices`` (values in [0, codebook_size)) and their counts.
+
+    Returns ``(codes, counts)``: two int64 (M,) tensors on the indices' device, ``codes`` ascending, every count
+    > 0. Allocates nothing codebook-sized when ``codebook_size`` > :data:`DENSE_HISTOGRAM_MAX_CODES`.
+    """
+    flat = indices.reshape(-1)
+    if codebook_size <= DENSE_HISTOGRAM_MAX_CODES:
+        histogram = torch.bincount(flat, minlength=codebook_size)
+        codes = histogram.nonzero().squeeze(1)
+        return codes, histogram[codes]
+    return torch.unique(flat, sorted=True, return_counts=True)
 
 
 def code_perplexity(counts: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:

@@ -8,7 +8,12 @@ Definitions (``K`` = codebook size):
   (``codebook_queue_tokens`` says how many).
 - ``codebook_usage_split``: distinct codes over every evaluated index, divided by ``K``.
 - ``perplexity``: exp of the entropy (nats) of the code histogram over the whole split; ``K`` at uniform use.
-- ``codebook_histogram``: how often each code occurred, a list of ``K`` ints.
+- ``codebook_histogram``: how often each code occurred, a list of ``K`` ints — only for codebooks of up to
+  ``DENSE_HISTOGRAM_MAX_CODES`` (2^20) codes; larger ones (LFQ and FSQ allow up to 2^62) get no histogram.
+
+Codes are counted in a dense (K,) histogram up to ``DENSE_HISTOGRAM_MAX_CODES`` codes; above, only the codes that
+occurred are stored (sorted codes and their counts), so memory grows with the number of distinct codes seen,
+never with ``K``.
 
 Data order across processes: every image carries a *position* (its index in the dataset). Each accumulator keeps
 only the images with the largest positions that can still reach the queue, so its memory is bounded by
@@ -21,7 +26,7 @@ from typing import Any
 
 import torch
 
-from ..entropy import code_perplexity
+from ..entropy import DENSE_HISTOGRAM_MAX_CODES, code_perplexity, used_code_counts
 from .base import StreamingMetric, distributed_world
 
 SEED_QUEUE_SIZE = 65_536
@@ -42,7 +47,11 @@ class CodebookUsage(StreamingMetric):
         self.reset()
 
     def reset(self) -> None:
-        self.histogram = torch.zeros(self.codebook_size, dtype=torch.int64)
+        dense = self.codebook_size <= DENSE_HISTOGRAM_MAX_CODES
+        # Dense counts per code, or (above the cap) the sorted codes seen and their counts.
+        self.histogram = torch.zeros(self.codebook_size, dtype=torch.int64) if dense else None
+        self.seen_codes = torch.zeros(0, dtype=torch.int64)
+        self.seen_counts = torch.zeros(0, dtype=torch.int64)
         # The queue candidates: one entry per image (position, number of indices), indices concatenated.
         self.positions = torch.zeros(0, dtype=torch.int64)
         self.lengths = torch.zeros(0, dtype=torch.int64)
@@ -74,10 +83,30 @@ class CodebookUsage(StreamingMetric):
         if positions.numel() != batch:
             raise ValueError(f"expected {batch} positions (one per image), got {positions.numel()}")
         self._images_seen += batch
-        self.histogram += torch.bincount(flat.reshape(-1), minlength=self.codebook_size)
+        self._add_counts(*used_code_counts(flat, self.codebook_size))
         self._add_queue_candidates(
             positions, torch.full((batch,), flat.shape[1], dtype=torch.int64), flat.reshape(-1)
         )
+
+    @property
+    def num_tokens(self) -> int:
+        """How many indices were counted so far."""
+        return int(self.code_counts()[1].sum())
+
+    def code_counts(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The codes seen (ascending int64) and how often each occurred (int64, all > 0)."""
+        if self.histogram is None:
+            return self.seen_codes, self.seen_counts
+        codes = self.histogram.nonzero().squeeze(1)
+        return codes, self.histogram[codes]
+
+    def _add_counts(self, codes: torch.Tensor, counts: torch.Tensor) -> None:
+        if self.histogram is not None:
+            self.histogram.index_add_(0, codes, counts)
+            return
+        codes, inverse = torch.unique(torch.cat([self.seen_codes, codes]), sorted=True, return_inverse=True)
+        self.seen_counts = torch.zeros_like(codes).index_add_(0, inverse, torch.cat([self.seen_counts, counts]))
+        self.seen_codes = codes
 
     def _add_queue_candidates(
         self, positions: torch.Tensor, lengths: torch.Tensor, tokens: torch.Tensor
@@ -109,23 +138,29 @@ class CodebookUsage(StreamingMetric):
         return self.tokens[-self.queue_size :]
 
     def compute(self) -> dict[str, Any]:
-        total = int(self.histogram.sum())
+        codes, counts = self.code_counts()
+        total = int(counts.sum())
         if total == 0:
             raise ValueError("CodebookUsage.compute() called before any update()")
         queue = self.queue()
-        return {
+        results = {
             "codebook_usage": torch.unique(queue).numel() / self.codebook_size,
-            "codebook_usage_split": int((self.histogram > 0).sum()) / self.codebook_size,
-            "perplexity": float(code_perplexity(self.histogram)),
+            "codebook_usage_split": codes.numel() / self.codebook_size,
+            "perplexity": float(code_perplexity(counts)),
             "codebook_queue_tokens": int(queue.numel()),
             "codebook_tokens": total,
             "codebook_size": self.codebook_size,
-            "codebook_histogram": self.histogram.tolist(),
         }
+        if self.histogram is not None:
+            results["codebook_histogram"] = self.histogram.tolist()
+        return results
 
     def state(self) -> dict[str, Any]:
+        codes, counts = self.code_counts()
         return {
-            "histogram": self.histogram.clone(),
+            "codebook_size": self.codebook_size,
+            "codes": codes.clone(),
+            "counts": counts.clone(),
             "positions": self.positions.clone(),
             "lengths": self.lengths.clone(),
             "tokens": self.tokens.clone(),
@@ -133,10 +168,10 @@ class CodebookUsage(StreamingMetric):
         }
 
     def merge_state(self, state: dict[str, Any]) -> None:
-        if state["histogram"].numel() != self.codebook_size:
+        if state["codebook_size"] != self.codebook_size:
             raise ValueError(
-                f"cannot merge usage of a codebook of size {state['histogram'].numel()} into size {self.codebook_size}"
+                f"cannot merge usage of a codebook of size {state['codebook_size']} into size {self.codebook_size}"
             )
-        self.histogram += state["histogram"]
+        self._add_counts(state["codes"], state["counts"])
         self._images_seen += int(state["images_seen"])
         self._add_queue_candidates(state["positions"], state["lengths"], state["tokens"])

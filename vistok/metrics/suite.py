@@ -108,7 +108,7 @@ class ReconstructionMetrics:
         results: dict[str, Any] = {"num_images": self.num_images}
         skipped = dict(self.skipped)
         for name, metric in self.metrics.items():
-            if name == "codebook_usage" and int(metric.histogram.sum()) == 0:
+            if name == "codebook_usage" and metric.num_tokens == 0:
                 skipped[name] = "no indices were passed to update()"
                 continue
             if name == "rfid" and self.num_images < 2:

@@ -7,7 +7,12 @@ import torch.distributed as dist
 from einops import rearrange
 from torch import nn
 
-from ..entropy import code_perplexity
+from ..entropy import code_perplexity, used_code_counts
+
+#: Largest codebook of an implicit-codebook quantizer (FSQ, LFQ): every index, and the codebook size itself, fits
+#: an int64 with a bit to spare. Usage statistics and LFQ's entropy objective work up to this size (they never
+#: allocate codebook-sized tensors above ``vistok.entropy.DENSE_HISTOGRAM_MAX_CODES`` / 2^14 codes).
+MAX_CODEBOOK_SIZE = 2**62
 
 
 class Quantizer(nn.Module):
@@ -65,12 +70,13 @@ class Quantizer(nn.Module):
             )
 
 
-def check_positive(spec: dict, *names: str, allow_zero: bool = False) -> None:
-    """Raise a ``ValueError`` unless every named numeric option is > 0 (or ≥ 0 with ``allow_zero``)."""
+def check_positive(spec: dict, *names: str, allow_zero: bool = False, integer: bool = False) -> None:
+    """Raise a ``ValueError`` unless every named option is a number (an int with ``integer``) > 0 (or ≥ 0 with
+    ``allow_zero``)."""
     for name in names:
         value = spec[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"quantizer option {name!r} must be a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+            raise ValueError(f"quantizer option {name!r} must be {'an integer' if integer else 'a number'}, got {value!r}")
         if value < 0 or (value == 0 and not allow_zero):
             raise ValueError(f"quantizer option {name!r} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
 
@@ -123,12 +129,17 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def code_histogram(indices: torch.Tensor, codebook_size: int) -> torch.Tensor:
-    """Counts per code, float32 (codebook_size,), of any-shaped int64 ``indices``."""
+    """Counts per code, float32 (codebook_size,), of any-shaped int64 ``indices`` (for quantizers that hold a
+    (K, D) codebook anyway, e.g. VQ's EMA update)."""
     return torch.bincount(indices.reshape(-1), minlength=codebook_size).float()
 
 
 def usage_stats(indices: torch.Tensor, codebook_size: int) -> dict[str, torch.Tensor]:
-    """Batch diagnostics: fraction of codes used (``batch_usage`` ∈ [0, 1]) and ``perplexity`` (exp entropy)."""
+    """Batch diagnostics: fraction of codes used (``batch_usage`` ∈ [0, 1]) and ``perplexity`` (exp entropy),
+    float32 scalars. Nothing codebook-sized is allocated for large codebooks (see ``used_code_counts``)."""
     with torch.no_grad():
-        counts = code_histogram(indices, codebook_size)
-        return {"batch_usage": (counts > 0).float().mean(), "perplexity": code_perplexity(counts, torch.float32)}
+        _, counts = used_code_counts(indices, codebook_size)
+        return {
+            "batch_usage": torch.tensor(counts.numel() / codebook_size, device=indices.device),
+            "perplexity": code_perplexity(counts, torch.float32),
+        }

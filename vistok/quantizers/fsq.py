@@ -9,7 +9,11 @@ from transformers import initialization as init
 
 from ..outputs import QuantizerOutput
 from ..registry import QUANTIZERS
-from .base import Quantizer, straight_through, usage_stats
+from .base import MAX_CODEBOOK_SIZE, Quantizer, straight_through, usage_stats
+
+#: Largest number of levels per channel: in float32 every one of 2^22 levels is reachable and recovered from its
+#: code (tested); at 2^24 rounding to the float32 grid loses some.
+MAX_LEVEL = 2**22
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -43,10 +47,13 @@ class FiniteScalarQuantizer(Quantizer):
             isinstance(level, int) and not isinstance(level, bool) for level in levels
         ):
             raise ValueError(f"fsq option 'levels' must be a non-empty list of integers, got {levels!r}")
-        if any(level < 2 for level in levels):
-            raise ValueError(f"fsq levels must all be >= 2, got {levels}")
-        if math.prod(levels) > 2**40:
-            raise ValueError(f"fsq codebook size prod(levels) = {math.prod(levels)} is too large")
+        if any(level < 2 or level > MAX_LEVEL for level in levels):
+            raise ValueError(f"fsq levels must all lie in [2, 2^22 = {MAX_LEVEL}], got {levels}")
+        if math.prod(levels) > MAX_CODEBOOK_SIZE:
+            raise ValueError(
+                f"fsq codebook size prod(levels) = {math.prod(levels)} exceeds 2^62 (indices are int64), "
+                f"levels {levels}"
+            )
 
     @property
     def codebook_size(self) -> int:

@@ -10,6 +10,7 @@ from ..entropy import entropy_terms
 from ..outputs import QuantizerOutput
 from ..registry import QUANTIZERS
 from .base import (
+    MAX_CODEBOOK_SIZE,
     Quantizer,
     channels_last_flat,
     check_positive,
@@ -55,10 +56,13 @@ class LookupFreeQuantizer(Quantizer):
 
     @classmethod
     def check_spec(cls, spec: dict) -> None:
-        check_positive(spec, "codebook_dim", "entropy_temperature", "codebook_scale")
+        check_positive(spec, "codebook_dim", integer=True)
+        check_positive(spec, "entropy_temperature", "codebook_scale")
         check_positive(spec, "commitment_weight", "entropy_weight", "diversity_weight", allow_zero=True)
-        if spec["codebook_dim"] > 62:
-            raise ValueError(f"lfq codebook_dim must be <= 62 (indices are int64), got {spec['codebook_dim']}")
+        if 2 ** spec["codebook_dim"] > MAX_CODEBOOK_SIZE:
+            raise ValueError(
+                f"lfq codebook_dim must be <= 62 (2^62 codes; indices are int64), got {spec['codebook_dim']}"
+            )
 
     @property
     def codebook_size(self) -> int:

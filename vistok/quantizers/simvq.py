@@ -48,7 +48,7 @@ class SimVQQuantizer(Quantizer):
 
     @classmethod
     def check_spec(cls, spec: dict) -> None:
-        check_positive(spec, "codebook_size", "codebook_dim")
+        check_positive(spec, "codebook_size", "codebook_dim", integer=True)
         check_positive(spec, "commitment_weight", "codebook_weight", allow_zero=True)
 
     def init_weights(self) -> None:

@@ -78,7 +78,8 @@ class VectorQuantizer(Quantizer):
 
     @classmethod
     def check_spec(cls, spec: dict) -> None:
-        check_positive(spec, "codebook_size", "codebook_dim", "ema_epsilon", "entropy_temperature")
+        check_positive(spec, "codebook_size", "codebook_dim", integer=True)
+        check_positive(spec, "ema_epsilon", "entropy_temperature")
         check_positive(spec, "commitment_weight", "codebook_weight", "entropy_weight", allow_zero=True)
         decay = spec["ema_decay"]
         if decay is not None and not (isinstance(decay, (int, float)) and 0.0 < decay < 1.0):
