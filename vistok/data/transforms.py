@@ -73,20 +73,6 @@ def random_crop_adm(
     return image.crop((left, top, left + size, top + size))
 
 
-def random_square_crop(
-    image: Image.Image, size: int, rng: np.random.Generator, scale: tuple[float, float] = (0.25, 1.0)
-) -> Image.Image:
-    """A square crop whose side is a random fraction (in ``scale``) of the shorter side, resized to ``size``."""
-    low, high = scale
-    if not 0 < low <= high <= 1:
-        raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {scale}")
-    side = max(1, round(min(image.size) * float(rng.uniform(low, high))))
-    left = int(rng.integers(0, image.width - side + 1))
-    top = int(rng.integers(0, image.height - side + 1))
-    crop = image.crop((left, top, left + side, top + side))
-    return crop.resize((size, size), Image.Resampling.BICUBIC)
-
-
 def hflip(image: Image.Image) -> Image.Image:
     return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
 
