@@ -108,6 +108,16 @@ class _StraightThrough(torch.autograd.Function):
         return grad.to(ctx.z_dtype), None
 
 
+def scalar_quantization_dtype(z: torch.Tensor) -> torch.dtype:
+    """The dtype FSQ and LFQ quantize in: float32, or float64 for float64 latents.
+
+    bfloat16 has 8 significant bits: FSQ's bound computed in it rounds its half-width (3.5035 → 3.5 for 8 levels),
+    so half-precision latents landed on other levels than the same numbers in float32, and LFQ's codes
+    (±``codebook_scale``) were rounded. Half-precision latents are therefore upcast first.
+    """
+    return torch.promote_types(z.dtype, torch.float32)
+
+
 def straight_through(z: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     """Forward value exactly ``codes``, gradient of the identity to ``z`` (and none to ``codes``).
 

@@ -9,7 +9,7 @@ from transformers import initialization as init
 
 from ..outputs import QuantizerOutput
 from ..registry import QUANTIZERS
-from .base import MAX_CODEBOOK_SIZE, Quantizer, straight_through, usage_stats
+from .base import MAX_CODEBOOK_SIZE, Quantizer, scalar_quantization_dtype, straight_through, usage_stats
 
 #: Largest number of levels per channel: in float32 every one of 2^22 levels is reachable and recovered from its
 #: code (tested); at 2^24 rounding to the float32 grid loses some.
@@ -82,10 +82,17 @@ class FiniteScalarQuantizer(Quantizer):
         return torch.tanh(z + shift) * half_l - offset
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
-        """z: (B, D, h, w) with D = len(levels) → codes in [−1, 1] and indices (B, h, w)."""
-        half_width = self._view(self._levels // 2, z)
-        quantized = round_ste(self.bound(z)) / half_width
-        indices = self.codes_to_indices(quantized)
+        """z: (B, D, h, w) with D = len(levels) → codes in [−1, 1] and indices (B, h, w).
+
+        Quantizes in float32 whatever the latents' dtype (float64 stays float64), outside autocast, and returns
+        float32 codes: ``quantized`` equals ``indices_to_codes(indices)`` also for bfloat16 / float16 latents and
+        bfloat16 models (whose decoder casts the codes to its own dtype, as ``decode`` does).
+        """
+        with torch.autocast(z.device.type, enabled=False):
+            z = z.to(scalar_quantization_dtype(z))
+            half_width = self._view(self._levels // 2, z)
+            quantized = round_ste(self.bound(z)) / half_width
+            indices = self.codes_to_indices(quantized)
         return QuantizerOutput(
             quantized=quantized, indices=indices, losses={}, stats=usage_stats(indices, self.codebook_size)
         )

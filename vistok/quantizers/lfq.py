@@ -14,6 +14,7 @@ from .base import (
     Quantizer,
     channels_last_flat,
     check_positive,
+    scalar_quantization_dtype,
     straight_through,
     usage_stats,
 )
@@ -77,11 +78,19 @@ class LookupFreeQuantizer(Quantizer):
         init.copy_(self._bit_values, bits)
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
-        """z: (B, D, h, w) → codes ±codebook_scale (B, D, h, w) and indices (B, h, w)."""
+        """z: (B, D, h, w) → codes ±codebook_scale (B, D, h, w) and indices (B, h, w).
+
+        Works in float32 whatever the latents' dtype (float64 stays float64), outside autocast, and returns
+        float32 codes, equal to ``indices_to_codes(indices)`` (±``codebook_scale`` rounded once, to float32).
+        """
+        with torch.autocast(z.device.type, enabled=False):
+            return self._quantize(z.to(scalar_quantization_dtype(z)))
+
+    def _quantize(self, z: torch.Tensor) -> QuantizerOutput:
         scale = self.codebook_scale
         codes = torch.where(z > 0, scale, -scale).to(z.dtype)
         indices = ((z > 0).long() * self._bit_values.view(1, -1, 1, 1)).sum(dim=1)
-        losses = {"commitment_loss": self.commitment_weight * F.mse_loss(z, codes.detach())}
+        losses = {"commitment_loss": self.commitment_weight * F.mse_loss(z, codes)}
         if self.training and self.entropy_weight > 0:
             losses["entropy_loss"] = self.entropy_weight * self._entropy_objective(channels_last_flat(z))
         return QuantizerOutput(
