@@ -10,9 +10,10 @@ import torch
 from huggingface_hub import ModelCard
 
 from vistok import VisTokenizer, VisTokenizerConfig, list_tokenizers
-from vistok.cards import MEASURED, REPORTED, preset_card_config, render_model_card
+from vistok.cards import MEASURED, REPORTED, render_model_card
 from vistok.cli import main as cli
 from vistok.convert import convert_llamagen
+from vistok.preset_cards import preset_card_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
@@ -148,3 +149,24 @@ def test_loaded_tokenizer_renders_without_model_instance_changes():
     assert f"| Parameters | {n:,} |" in str(render_model_card(tok))
     assert f"| Parameters | {n:,} |" in str(render_model_card(tok.config))  # counted on the meta device
     assert not any(p.is_meta for p in tok.parameters()) and torch.is_grad_enabled()
+
+
+def test_every_writer_uses_the_one_renderer(tmp_path):
+    """save_pretrained, the training export and evaluate's card update all write render_model_card's card."""
+    import sys
+
+    from vistok.metrics.model_card import record_evaluation
+
+    sys.path.insert(0, str(ROOT / "training"))
+    from trainkit.model import export_tokenizer
+
+    tok = VisTokenizer(preset_card_config("vqvae-celeba64-vq-d4"))
+    tok.save_pretrained(tmp_path / "saved")
+    assert (tmp_path / "saved" / "README.md").read_text() == str(render_model_card(tok))
+    export_tokenizer(tok, tmp_path / "trained", {"steps": 5, "trained with": "vistok training/train.py"})
+    text = (tmp_path / "trained" / "README.md").read_text()
+    assert text == str(render_model_card(tok)) and "steps: 5" in text
+    summary = {"psnr": 30.0, "dataset": "my images", "split": "test", "image_size": 64}
+    record_evaluation(tmp_path / "trained", tok, summary, {"results": {"psnr": 30.0}})
+    text = (tmp_path / "trained" / "README.md").read_text()
+    assert text == str(render_model_card(tok)) and f"| PSNR (dB) ↑ | 30.00 | my images (test), 64px | {MEASURED} |" in text

@@ -11,10 +11,9 @@ pytest.importorskip("diffusers")
 from diffusers import VQModel  # noqa: E402
 
 from vistok import VisTokenizer, VisTokenizerConfig, create_tokenizer  # noqa: E402
-from vistok.convert.diffusers_interop import (  # noqa: E402
+from vistok.diffusers_interop import (  # noqa: E402
     decode_indices_with_diffusers,
     diffusers_indices,
-    from_diffusers,
     to_diffusers,
 )
 
@@ -119,7 +118,7 @@ def test_round_trip_through_folders(tmp_path):
     vq = tiny_vq_model()
     pipeline = tmp_path / "ldm-pipeline"
     vq.save_pretrained(pipeline / "vqvae")  # latent-diffusion pipelines keep their VQModel in vqvae/
-    tok = from_diffusers(pipeline)
+    tok = VisTokenizer.from_diffusers(pipeline)
     assert tok.config.metadata["origin"]["repository"] == str(pipeline)
     tok.save_pretrained(tmp_path / "vistok")
     again = to_diffusers(VisTokenizer.from_pretrained(tmp_path / "vistok"))

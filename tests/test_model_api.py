@@ -392,6 +392,22 @@ def test_bundled_name_loads_through_the_transformers_auto_classes():
         assert processor.crop_size == processor_json["crop_size"]
 
 
+@pytest.mark.parametrize("offline", [True, False])
+def test_offline_mode_is_read_from_huggingface_hub(monkeypatch, offline):
+    """vistok's messages follow huggingface_hub's own offline flag (what its downloads obey), not a re-parse of
+    the environment variable."""
+    import huggingface_hub.constants
+
+    from vistok.hub import load_error_message
+    from vistok.metrics.weights import downloads_disabled
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", offline)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0" if offline else "1")  # the opposite, to tell the two apart
+    monkeypatch.delenv("VISTOK_OFFLINE", raising=False)
+    assert ("HF_HUB_OFFLINE is set" in load_error_message("org/missing", OSError("x"))) is offline
+    assert downloads_disabled() is offline
+
+
 def test_push_to_hub_uploads_the_saved_folder(monkeypatch):
     uploaded = {}
 

@@ -4,11 +4,12 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
 from . import nets, presets, quantizers  # noqa: F401  (fill the registries)
 from .configuration import VisTokenizerConfig
+from .factory import create_tokenizer, list_tokenizers
 from .hub import resolve_bundled_names_in
 from .image_processing import VisTokenizerImageProcessor
 from .modeling import PixelRangeWarning, VisTokenizer
 from .outputs import EncoderOutput, QuantizerOutput, TokenizerOutput
-from .registry import NETS, PRESETS, QUANTIZERS, create_tokenizer, list_tokenizers
+from .registry import NETS, PRESETS, QUANTIZERS
 
 __version__ = "0.1.0"
 

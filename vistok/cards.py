@@ -18,7 +18,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .architecture import build_modules
+from .configuration import VisTokenizerConfig
+from .registry import QUANTIZERS
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.md"
 VISTOK_LICENSE = "apache-2.0"
@@ -103,13 +108,11 @@ def render_model_card(
 
 # ------------------------------------------------------------------------------------------------ inputs
 def _config_and_model(tok_or_config: Any):
-    from .configuration import VisTokenizerConfig
-    from .modeling import VisTokenizer
-
-    if isinstance(tok_or_config, VisTokenizer):
-        return tok_or_config.config, tok_or_config
     if isinstance(tok_or_config, VisTokenizerConfig):
         return tok_or_config, None
+    config = getattr(tok_or_config, "config", None)
+    if isinstance(tok_or_config, torch.nn.Module) and isinstance(config, VisTokenizerConfig):
+        return config, tok_or_config  # a VisTokenizer
     raise TypeError(
         f"render_model_card expects a VisTokenizer or VisTokenizerConfig, got {type(tok_or_config).__name__}"
     )
@@ -200,12 +203,8 @@ def _diffusers_usage(config) -> str | None:
 
 
 def _vocabulary(config) -> int:
-    from .registry import QUANTIZERS
-
     spec = dict(config.quantizer)
     cls = QUANTIZERS.get(spec.pop("type"))
-    import torch
-
     with torch.device("meta"):
         return cls(**spec).codebook_size
 
@@ -235,13 +234,9 @@ def _architecture(config, model) -> list[tuple[str, str]]:
 
 
 def _num_parameters(config, model) -> int:
-    import torch
-
     if model is None:
-        from .modeling import VisTokenizer
-
         with torch.device("meta"):
-            model = VisTokenizer(config)
+            return build_modules(config).num_parameters()
     return sum(p.numel() for p in model.parameters())
 
 
@@ -384,59 +379,3 @@ def _tags(config, meta: dict[str, Any]) -> list[str]:
     if origin:
         tags.append(origin.lower().replace(" ", "-"))
     return tags
-
-
-# ------------------------------------------------------------------------------------------------ presets
-def preset_card_config(name: str):
-    """The config of preset ``name`` with card metadata (description, source, recipe, and for presets that mirror
-    an upstream release: that release's origin, paper, citation and reported numbers)."""
-    from .configuration import VisTokenizerConfig
-    from .convert.origins import find_release
-    from .registry import PRESETS
-
-    preset = PRESETS.get(name)
-    config = VisTokenizerConfig(**preset.config, preset=name, source=preset.source)
-    meta: dict[str, Any] = {
-        "preset": {
-            "name": name,
-            "description": preset.description,
-            "training": preset.training,
-            "tags": list(preset.tags),
-        }
-    }
-    if config.net["type"] == "vqgan" and config.quantizer["type"] == "vq":
-        for origin_name in ("llamagen", "taming"):
-            if origin_name in name:
-                release = _release_for(origin_name, config, find_release)
-                if release is not None:
-                    upstream, extra = _release_metadata(release, origin_name)
-                    meta["preset"]["upstream"] = upstream
-                    meta.update(extra)
-    config.metadata = meta
-    return config
-
-
-def _release_for(origin_name: str, config, find_release):
-    from .convert.origins import LLAMAGEN, TAMING
-
-    origin = {"llamagen": LLAMAGEN, "taming": TAMING}[origin_name]
-    q = config.quantizer
-    return find_release(origin, config.net, q["codebook_size"], q["codebook_dim"])
-
-
-def _release_metadata(release, origin_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    base = release.origin.metadata()
-    upstream = dict(base["origin"])
-    upstream["release"] = release.name
-    upstream["release_checkpoints"] = list(release.checkpoints)
-    upstream["convert_command"] = f"vistok convert {origin_name} <upstream checkpoint> <output folder>"
-    meta: dict[str, Any] = {"paper": base["paper"], "citation": base["citation"]}
-    meta["reported_metrics"] = [
-        {
-            **m,
-            "applies_to": f"the upstream {release.origin.name} {release.name} weights (this preset only shares "
-            "their architecture)",
-        }
-        for m in release.reported_metrics
-    ]
-    return upstream, meta

@@ -7,6 +7,7 @@ from typing import Any
 
 from transformers import PreTrainedConfig
 
+from . import nets, quantizers  # noqa: F401  (fill the NETS / QUANTIZERS registries)
 from .hub import check_tokenizer_name, resolve_bundled
 from .registry import NETS, QUANTIZERS, normalize_spec
 
@@ -61,8 +62,6 @@ class VisTokenizerConfig(PreTrainedConfig):
     metadata: dict | None = None
 
     def __post_init__(self, **kwargs: Any):
-        from . import nets, quantizers  # noqa: F401  (populate the registries)
-
         unknown = sorted(set(kwargs) - TRANSFORMERS_BOOKKEEPING_KEYS)
         if unknown:
             raise ValueError(

@@ -116,8 +116,9 @@ def resolve_model(name: str, random_init: bool = False) -> ModelSpec:
     Raises ``OSError`` / ``ValueError`` that say what is missing and how to provide it.
     """
     from .configuration import VisTokenizerConfig
+    from .factory import list_tokenizers
     from .hub import load_error_message, resolve_bundled
-    from .registry import PRESETS, list_tokenizers
+    from .registry import PRESETS
 
     list_tokenizers()  # fills the preset registry
     if name in PRESETS and not Path(name).exists():
@@ -127,7 +128,7 @@ def resolve_model(name: str, random_init: bool = False) -> ModelSpec:
                 "save_pretrained (e.g. a training run's output) or a Hub repo id; add --random-init to evaluate "
                 "the preset's random initialisation (a smoke test, not a measurement)."
             )
-        from .registry import create_tokenizer
+        from .factory import create_tokenizer
 
         model = create_tokenizer(name)
         return ModelSpec(name, model.config, None, random_model=model)

@@ -1,4 +1,7 @@
-"""Hub helpers: bundled tokenizers, clear offline errors, model-card rendering from the config's metadata."""
+"""Where a tokenizer name points, and talking to the Hub: bundled tokenizers (``vistok/<name>``), names refused
+at once (presets, near misses, missing local paths), one clear message when loading fails, and uploads that
+explain an unreachable Hub. Offline mode is huggingface_hub's own (``huggingface_hub.is_offline_mode()``).
+Model cards are rendered by :mod:`vistok.cards`."""
 
 from __future__ import annotations
 
@@ -134,7 +137,7 @@ def load_error_message(name_or_path: str | os.PathLike, err: Exception) -> str:
         check_tokenizer_name(name)
     except OSError as refusal:  # not a Hub repo id: Hub advice would mislead
         return str(refusal)
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    offline = huggingface_hub.is_offline_mode()
     bundled = ", ".join(list_bundled()) or "none"
     return (
         f"Could not load the tokenizer {name!r}: it is not a local folder and "

@@ -14,11 +14,14 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 
+from .architecture import build_modules
+from .cards import render_model_card
 from .configuration import VisTokenizerConfig
+from .diffusers_interop import diffusers_config_and_weights, to_diffusers
 from .hub import check_tokenizer_name, load_error_message, resolve_bundled, upload_to_hub
+from .image_processing import VisTokenizerImageProcessor
 from .outputs import EncoderOutput, TokenizerOutput
 from .quantizers.base import Quantizer
-from .registry import QUANTIZERS
 
 # Inputs are expected in [-1, 1]; a little slack allows for resampling overshoot, anything beyond is a mistake
 # such as passing 0..255 or 0..1-normalised-by-mean/std images.
@@ -52,14 +55,13 @@ class VisTokenizer(PreTrainedModel):
 
     def __init__(self, config: VisTokenizerConfig):
         super().__init__(config)
-        family = config.net_family()
-        qspec = dict(config.quantizer)
-        self.encoder = family.build_encoder(config.num_channels)
-        self.quantizer: Quantizer = QUANTIZERS.get(qspec.pop("type"))(**qspec)
-        self.quant_conv = nn.Conv2d(family.latent_channels, self.quantizer.codebook_dim, 1)
-        self.post_quant_conv = nn.Conv2d(self.quantizer.codebook_dim, family.latent_channels, 1)
-        self.decoder = family.build_decoder(config.num_channels)
-        self.downsample_factor = family.downsample_factor
+        modules = build_modules(config)
+        self.encoder = modules.encoder  # registration order = state-dict order of existing checkpoints
+        self.quantizer: Quantizer = modules.quantizer
+        self.quant_conv = modules.quant_conv
+        self.post_quant_conv = modules.post_quant_conv
+        self.decoder = modules.decoder
+        self.downsample_factor = modules.downsample_factor
         self.validate_inputs = True
         self._warned_unit_range = False
         self.post_init()
@@ -179,15 +181,9 @@ class VisTokenizer(PreTrainedModel):
         """Write config.json + model.safetensors, the matching preprocessor_config.json and, unless the folder
         already has one, a README.md model card rendered from the config's metadata."""
         super().save_pretrained(save_directory, *args, **kwargs)
-        from .image_processing import VisTokenizerImageProcessor
-
         VisTokenizerImageProcessor(image_size=self.config.image_size).save_pretrained(save_directory)
         card_path = Path(save_directory) / "README.md"
         if not card_path.exists():
-            try:
-                from .cards import render_model_card
-            except ImportError:  # card rendering is optional (it lives with the converters)
-                return
             render_model_card(self).save(card_path)
 
     def push_to_hub(
@@ -215,21 +211,20 @@ class VisTokenizer(PreTrainedModel):
                 create_pr=create_pr,
             )
 
-    # ------------------------------------------------ diffusers interop (implemented in vistok/convert, issue 6)
+    # ---------------------------------------------------------------------------------- diffusers interop
     def to_diffusers(self, **kwargs: Any):
         """A ``diffusers.VQModel`` computing the same reconstruction (``vqgan`` net + ``vq`` quantizer only);
-        see :func:`vistok.convert.diffusers_interop.to_diffusers`."""
-        from .convert.diffusers_interop import to_diffusers
-
+        see :func:`vistok.diffusers_interop.to_diffusers`."""
         return to_diffusers(self, **kwargs)
 
     @classmethod
     def from_diffusers(cls, model_or_repo: Any, **kwargs: Any) -> VisTokenizer:
-        """Import a diffusers ``VQModel`` (instance, repo id or folder); see
-        :func:`vistok.convert.diffusers_interop.from_diffusers`."""
-        from .convert.diffusers_interop import from_diffusers
-
-        return from_diffusers(model_or_repo, **kwargs)
+        """Import a diffusers ``VQModel`` (instance, repo id or folder) as a tokenizer in eval mode computing the
+        same tokens and images; see :func:`vistok.diffusers_interop.diffusers_config_and_weights`."""
+        config, weights = diffusers_config_and_weights(model_or_repo, **kwargs)
+        tok = cls(config)
+        tok.load_state_dict(weights)
+        return tok.eval()
 
     # ----------------------------------------------------------------------------------------- loading
     @classmethod

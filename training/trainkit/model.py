@@ -65,8 +65,8 @@ def training_metadata(recipe, step: int, global_batch_size: int, last_terms: dic
 
 
 def export_tokenizer(model: VisTokenizer, directory: str | Path, training: dict[str, Any]) -> Path:
-    """``save_pretrained`` into ``directory`` with ``training`` recorded in ``config.metadata``; a model card is
-    rendered by vistok when its card renderer is available, else a minimal one is written here."""
+    """``save_pretrained`` into ``directory`` with ``training`` recorded in ``config.metadata``; the model card
+    (README.md) is re-rendered from that metadata by vistok's card renderer."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     readme = directory / "README.md"
@@ -76,26 +76,4 @@ def export_tokenizer(model: VisTokenizer, directory: str | Path, training: dict[
     metadata["training"] = training
     model.config.metadata = metadata
     model.save_pretrained(directory)
-    if not readme.exists():
-        write_minimal_card(model, readme, training)
     return directory
-
-
-def write_minimal_card(model: VisTokenizer, path: Path, training: dict[str, Any]) -> None:
-    from huggingface_hub import ModelCard, ModelCardData
-
-    config = model.config
-    data = ModelCardData(
-        library_name="vistok",
-        license="apache-2.0",
-        tags=["vistok", "image-tokenizer", config.net["type"], config.quantizer["type"]],
-    )
-    lines = [f"- {key}: {value}" for key, value in training.items()]
-    body = (
-        f"# {config.preset or 'vistok tokenizer'}\n\n"
-        f"A vistok image tokenizer ({config.net['type']} + {config.quantizer['type']}), "
-        f"{config.image_size}px → {config.latent_size}×{config.latent_size} tokens.\n\n"
-        "```python\nfrom vistok import VisTokenizer\ntok = VisTokenizer.from_pretrained(\"path/or/repo\")\n```\n\n"
-        "## Training\n\n" + "\n".join(lines) + "\n"
-    )
-    ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}").save(path)

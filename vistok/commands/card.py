@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cards import preset_card_config, render_model_card
+    from ..cards import render_model_card
+    from ..preset_cards import preset_card_config
 
     metrics = _read_metrics(args.metrics)
     options = {"repo_id": args.repo_id, "template_path": args.template}
@@ -83,8 +84,9 @@ def _emit(text: str, output: str | None) -> int:
 
 
 def _render_all_presets(out_dir: Path, options: dict) -> int:
-    from ..cards import preset_card_config, render_model_card
-    from ..registry import list_tokenizers
+    from ..cards import render_model_card
+    from ..factory import list_tokenizers
+    from ..preset_cards import preset_card_config
 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -1,4 +1,4 @@
-"""Upstream checkpoint converters (LlamaGen, Taming) and diffusers ``VQModel`` interop.
+"""Upstream checkpoint converters (LlamaGen, Taming); diffusers VQModel interop lives in ``vistok.diffusers_interop``.
 
 Every converter loads the file safely (:func:`load_checkpoint`), renames the weights into vistok's ``vqgan``
 layout, infers the architecture from the tensor shapes and returns a :class:`~vistok.VisTokenizer` whose

@@ -5,8 +5,7 @@ Following "metadata lives with the weights; cards are rendered from it", :func:`
 1. merges the full report into ``eval_results.json`` (keyed by dataset, split and resolution);
 2. merges a compact summary into ``config.json``'s ``metadata["evaluation"]`` (the list the card renderer reads);
 3. re-renders ``README.md`` with :func:`vistok.cards.render_model_card` (its ``model-index`` metadata carries the
-   numbers). Without the card template (e.g. an installed package outside a checkout) it instead updates the
-   existing card's ``model-index`` with huggingface_hub's ``ModelCard`` / ``EvalResult``.
+   numbers), the one card renderer.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..cards import render_model_card
 from .report import json_safe, write_json
 
 SIDECAR = "eval_results.json"
@@ -73,7 +73,7 @@ def record_evaluation(
     written.append(config_path)
     tok.config.metadata = metadata
 
-    written.append(_write_card(model_dir, tok, metadata["evaluation"]))
+    written.append(_write_card(model_dir, tok))
     return written
 
 
@@ -83,40 +83,7 @@ def _as_list(value: Any) -> list[dict[str, Any]]:
     return [value] if isinstance(value, dict) else list(value)
 
 
-def _write_card(model_dir: Path, tok: Any, evaluations: list[dict[str, Any]]) -> Path:
+def _write_card(model_dir: Path, tok: Any) -> Path:
     card_path = model_dir / "README.md"
-    try:
-        from ..cards import render_model_card
-
-        render_model_card(tok).save(card_path)
-        return card_path
-    except (ImportError, FileNotFoundError):
-        pass
-    from huggingface_hub import EvalResult, ModelCard
-
-    card = (
-        ModelCard(card_path.read_text())
-        if card_path.is_file()
-        else ModelCard("---\nlibrary_name: vistok\n---\n")
-    )
-    new_results = [
-        EvalResult(
-            task_type="image-to-image",
-            task_name="Image reconstruction",
-            dataset_type=str(run.get("dataset_id") or run.get("dataset")),
-            dataset_name=str(run.get("dataset")),
-            dataset_split=run.get("split"),
-            metric_type=metric,
-            metric_name=metric,
-            metric_value=run[metric],
-        )
-        for run in evaluations
-        for metric in SUMMARY_KEYS[:-1]
-        if isinstance(run.get(metric), (int, float))
-    ]
-    replaced = {(r.dataset_type, r.dataset_split) for r in new_results}
-    kept = [r for r in (card.data.eval_results or []) if (r.dataset_type, r.dataset_split) not in replaced]
-    card.data.eval_results = kept + new_results
-    card.data.model_name = card.data.model_name or model_dir.name
-    card.save(card_path)
+    render_model_card(tok).save(card_path)
     return card_path

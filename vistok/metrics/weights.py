@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import huggingface_hub
 import torch
 
 
@@ -60,10 +61,9 @@ def hub_checkpoint_dir() -> Path:
 
 
 def downloads_disabled() -> bool:
-    return any(
-        os.environ.get(var, "").strip().lower() in ("1", "true", "yes")
-        for var in ("VISTOK_OFFLINE", "HF_HUB_OFFLINE")
-    )
+    """``VISTOK_OFFLINE`` is set, or huggingface_hub is in offline mode (``HF_HUB_OFFLINE``, read its own way)."""
+    vistok_offline = os.environ.get("VISTOK_OFFLINE", "").strip().lower() in ("1", "true", "yes")
+    return vistok_offline or huggingface_hub.is_offline_mode()
 
 
 def how_to_provide(spec: BackboneWeights) -> str:

@@ -32,13 +32,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+import huggingface_hub
 import torch
+
+from .architecture import build_modules
+from .configuration import VisTokenizerConfig
 
 DOWN, ATTN_DOWN = "DownEncoderBlock2D", "AttnDownEncoderBlock2D"
 UP, ATTN_UP = "UpDecoderBlock2D", "AttnUpDecoderBlock2D"
 DIFFUSERS_EPS = 1e-6  # diffusers' Encoder/Decoder hard-code GroupNorm eps 1e-6
 DIFFUSERS_BETA = 0.25  # VQModel builds VectorQuantizer(beta=0.25, legacy=True)
-LEGACY_LOSS = {"commitment_weight": 1.0, "codebook_weight": DIFFUSERS_BETA}
 
 _ATTN = {"norm": "group_norm", "q": "to_q", "k": "to_k", "v": "to_v", "proj_out": "to_out.0"}
 _MID = {"0": "resnets.0", "1": "attentions.0", "2": "resnets.1"}
@@ -207,7 +210,7 @@ def _resolve_vq_model(model_or_repo: Any, kwargs: dict[str, Any]):
     try:
         return diffusers.VQModel.from_pretrained(str(model_or_repo), **kwargs), str(model_or_repo)
     except OSError as err:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+        offline = huggingface_hub.is_offline_mode()
         raise OSError(
             f"could not load a diffusers VQModel from {str(model_or_repo)!r}"
             + (f" (subfolder {kwargs['subfolder']!r})" if kwargs.get("subfolder") else "")
@@ -249,8 +252,11 @@ def _check_importable(cfg: Any, quantize: Any) -> list[int]:
     return levels
 
 
-def from_diffusers(model_or_repo: Any, *, image_size: int | None = None, **from_pretrained_kwargs: Any):
-    """A :class:`~vistok.VisTokenizer` (eval mode) computing what a diffusers ``VQModel`` computes.
+def diffusers_config_and_weights(
+    model_or_repo: Any, *, image_size: int | None = None, **from_pretrained_kwargs: Any
+) -> tuple[VisTokenizerConfig, dict[str, torch.Tensor]]:
+    """The config and state dict of a :class:`~vistok.VisTokenizer` computing what a diffusers ``VQModel``
+    computes (:meth:`vistok.VisTokenizer.from_diffusers` builds the tokenizer from them).
 
     ``model_or_repo``: a ``diffusers.VQModel``, a Hub repo id or a local folder (a pipeline folder with a
     ``vqvae/`` subfolder is recognised; for Hub pipelines pass ``subfolder="vqvae"``). Extra keyword arguments go
@@ -259,9 +265,6 @@ def from_diffusers(model_or_repo: Any, *, image_size: int | None = None, **from_
     ``scaling_factor``, ``force_upcast``, ``lookup_from_codebook`` are kept in ``config.metadata["diffusers"]``
     and restored by :func:`to_diffusers`.
     """
-    from ..configuration import VisTokenizerConfig
-    from ..modeling import VisTokenizer
-
     vq_model, source = _resolve_vq_model(model_or_repo, dict(from_pretrained_kwargs))
     cfg = vq_model.config
     attention_levels = _check_importable(cfg, vq_model.quantize)
@@ -306,11 +309,16 @@ def from_diffusers(model_or_repo: Any, *, image_size: int | None = None, **from_
         source=f"imported from diffusers VQModel {source}" if source else "imported from a diffusers VQModel",
         metadata=metadata,
     )
-    tok = VisTokenizer(config)
     theirs = vq_model.state_dict()
-    ours = tok.state_dict()
+    with torch.device("meta"):
+        ours = build_modules(config)
+    expected = {
+        f"{part}.{key}": tensor
+        for part in ("encoder", "quantizer", "quant_conv", "post_quant_conv", "decoder")
+        for key, tensor in getattr(ours, part).state_dict().items()
+    }
     converted, used = {}, set()
-    for key, value in ours.items():
+    for key, value in expected.items():
         name = diffusers_key(key)
         if name not in theirs:
             raise ValueError(f"the diffusers VQModel has no parameter {name!r} (needed for vistok {key!r})")
@@ -319,8 +327,7 @@ def from_diffusers(model_or_repo: Any, *, image_size: int | None = None, **from_
     leftover = sorted(set(theirs) - used)
     if leftover:
         raise ValueError(f"diffusers VQModel parameters vistok cannot place: {leftover[:6]}")
-    tok.load_state_dict(converted)
-    return tok.eval()
+    return config, converted
 
 
 def diffusers_indices(vq_model, pixel_values: torch.Tensor) -> torch.Tensor:
