@@ -12,14 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # (text in the sources, distribution, first release that has it, where that version comes from). The versions are
 # upstream's, not vistok's: PyTorch's documentation and changelog, and transformers' released wheels.
+# activation_checkpointing_enable (new in transformers 5.23) is not listed: the trainer falls back to its older
+# name, gradient_checkpointing_enable, on earlier 5.x releases.
 API_FLOORS = [
     ("torch.accelerator.", "torch", "2.6", "torch.accelerator is new in PyTorch 2.6 (pytorch/pytorch#132204)"),
-    (
-        "activation_checkpointing_enable",
-        "transformers",
-        "5.23",
-        "PreTrainedModel.activation_checkpointing_enable: absent from transformers 5.22.0, present in 5.23.0",
-    ),
     (
         "image_processing_backends",
         "transformers",

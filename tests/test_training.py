@@ -35,7 +35,7 @@ def _load_train_script():
 train_script = _load_train_script()
 from trainkit.checkpoints import CheckpointManager, read_state  # noqa: E402
 from trainkit.config import load_recipe  # noqa: E402
-from trainkit.trainer import TrainingDiverged  # noqa: E402
+from trainkit.trainer import TrainingDiverged, enable_activation_checkpointing  # noqa: E402
 
 # A few 16-px steps on 32 sample crops: what every smoke test starts from.
 FAST = [
@@ -512,3 +512,13 @@ def test_the_train_script_prints_the_message_and_no_traceback(tmp_path):
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "did you mean 'codebook_size'" in proc.stderr, proc.stderr[-3000:]
+
+
+def test_activation_checkpointing_uses_the_older_name_before_transformers_5_23():
+    class OlderTransformersModel:  # transformers < 5.23: only gradient_checkpointing_enable exists
+        def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):
+            self.kwargs = gradient_checkpointing_kwargs
+
+    model = OlderTransformersModel()
+    enable_activation_checkpointing(model)
+    assert model.kwargs == {"use_reentrant": False}

@@ -76,6 +76,17 @@ def _set_lr(optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
+def enable_activation_checkpointing(tok: torch.nn.Module) -> None:
+    """Non-reentrant activation checkpointing (the adaptive GAN weight takes autograd.grad through the decoder).
+
+    transformers 5.23 renamed ``gradient_checkpointing_enable`` to ``activation_checkpointing_enable`` and
+    deprecated the old name; both are accepted so that the library keeps working on earlier 5.x releases."""
+    if hasattr(tok, "activation_checkpointing_enable"):
+        tok.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        tok.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def _frozen_call(module: torch.nn.Module):
     """Call ``module`` with its parameters detached: gradients reach the input only (generator's GAN term)."""
 
@@ -131,8 +142,7 @@ class Trainer:
             image_column=cfg_d.image_column, num_samples=cfg_d.num_samples, hflip=cfg_d.hflip, seed=cfg_t.seed,
         )
         if cfg_t.gradient_checkpointing:
-            # non-reentrant: the adaptive GAN weight takes autograd.grad through the decoder
-            tok.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            enable_activation_checkpointing(tok)
         self.objective = TokenizerLoss(recipe.loss).to(acc.device)
         disc = self.objective.build_discriminator(tok.config.num_channels) if self.objective.uses_discriminator else None
         shards = cfg_t.gradient_accumulation_steps * acc.num_processes
