@@ -1,4 +1,18 @@
-"""Finite scalar quantisation (Mentzer et al., 2023): bounded per-channel rounding, implicit codebook."""
+"""Finite scalar quantisation (Mentzer et al., 2023): bounded per-channel rounding, implicit codebook.
+
+Where the formulas come from (Mentzer et al., "Finite Scalar Quantization: VQ-VAE Made Simple", arXiv 2309.15505,
+and its reference code in Appendix A.1; vector-quantize-pytorch's ``FSQ``):
+
+- Rounding with a straight-through gradient, codes renormalised to [−1, 1] by ⌊L/2⌋, index = mixed-radix digits
+  with basis (1, L0, L0·L1, …): the paper's.
+- The bound ``tanh(z + shift)·half_l − offset`` (offset 0.5 for even L, else 0): vistok uses
+  vector-quantize-pytorch's constants, ``half_l = (L − 1)(1 + eps)/2`` and ``shift = atanh(offset / half_l)``.
+  The paper's code uses ``(1 − eps)`` and ``shift = tan(offset / half_l)``. Both reach every level (the paper's
+  for L ≤ 1/eps = 1000); their bounded values differ by at most about (L − 1)·eps, so only latents that close to
+  a cell boundary get another index than under the paper's code.
+- Deviation from both: quantisation runs in float32 (float64 stays float64) outside autocast whatever the latents'
+  dtype, and ``quantized`` is float32, exactly ``indices_to_codes(indices)``.
+"""
 
 from __future__ import annotations
 

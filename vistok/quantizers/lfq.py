@@ -1,4 +1,22 @@
-"""Lookup-free quantisation (MAGVIT-v2, Yu et al., 2023): per-dimension sign quantisation."""
+"""Lookup-free quantisation (MAGVIT-v2, Yu et al., 2023): per-dimension sign quantisation.
+
+Where the formulas come from (Yu et al., "Language Model Beats Diffusion — Tokenizer is Key to Visual
+Generation", arXiv 2310.05737; vector-quantize-pytorch's ``LFQ``):
+
+- Sign quantisation of each dimension, the index as the bit pattern, and the entropy penalty
+  ``E[H(p(c|z))] − H(E[p(c|z)])``: the paper's.
+- The soft assignment ``p(c|z) = softmax(2⟨z, c⟩/τ)`` (= softmax(−||z − c||²/τ), every code having the same norm),
+  the weight γ (``diversity_weight``, vector-quantize-pytorch's ``diversity_gamma``) on the codebook entropy,
+  ``codebook_scale`` and channel 0 as the most significant bit: vector-quantize-pytorch's. Its default
+  ``inv_temperature = 100`` is vistok's default τ = 0.01.
+- Deviations: vector-quantize-pytorch clamps probabilities at 1e-5 inside its logs; vistok computes exact
+  entropies with logits floored at the row maximum − 60, in memory-bounded chunks (``vistok.entropy``). Above
+  2^14 codes (:data:`MAX_EXACT_ENTROPY_CODES`) vistok factorises over bits: the per-sample entropy stays exact (the
+  softmax factorises, ``p(bit = +) = sigmoid(4·s·z/τ)``), but the codebook entropy becomes the sum of the per-bit
+  entropies of the batch-mean bit probabilities — an upper bound of the exact codebook entropy, not equal to it.
+  Quantisation runs in float32 whatever the latents' dtype, as vector-quantize-pytorch's
+  ``force_quantization_f32`` does.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,26 @@
 """Vector quantisation (VQ-VAE) with the options studied by the seed: l2-normalised codes, EMA codebook
-updates, entropy regularisation and the commitment weight β."""
+updates, entropy regularisation and the commitment weight β.
+
+Where the formulas come from, and where vistok deviates:
+
+- Lookup and losses: VQ-VAE (van den Oord et al., 2017, arXiv 1711.00937): nearest code by squared L2, loss
+  ``||sg(z) − e||² + β·||z − sg(e)||²`` with β = 0.25 — vistok's ``codebook_weight`` (1.0) and
+  ``commitment_weight`` (β, 0.25). Both terms are means over elements, as Taming and LlamaGen compute them (the
+  paper's squared norms divided by D). Taming's ``VectorQuantizer2`` with ``legacy=True`` puts β on the codebook
+  term instead (commitment 1.0, codebook 0.25).
+- Initialisation U(−1/K, 1/K): Taming's and LlamaGen's.
+- ``l2_norm``: ViT-VQGAN (Yu et al., 2021) as LlamaGen implements it: latents and codes are l2-normalised before
+  the lookup and in both losses.
+- EMA codebook: the update of VQ-VAE's Appendix A.1, ``N ← γN + (1 − γ)n``, ``m ← γm + (1 − γ)Σz``,
+  ``e = m / N``, with Laplace smoothing of ``N`` as in vector-quantize-pytorch. The paper does not say how ``N``
+  and ``m`` start; vistok starts them as vector-quantize-pytorch does (``N = 1``, ``m = e``: every code as if
+  assigned once, to itself, so an unused code is not divided by a zero count). Taming's EMA quantizer starts
+  ``N`` at 0.
+- Entropy regulariser: LlamaGen's ``compute_entropy_loss`` (per-sample entropy minus the entropy of the batch-mean
+  distribution of ``softmax(−d/τ)``; LlamaGen uses τ = 0.01). LlamaGen guards its logs with +1e-5; vistok
+  computes exact entropies with logits floored at the row maximum − 60 (``vistok.entropy``), in memory-bounded
+  chunks.
+"""
 
 from __future__ import annotations
 
