@@ -85,24 +85,23 @@ def render_search(payload: dict) -> list[str]:
             f"| **{c['speedup_vs_vector_quantize_pytorch']:.1f}×**{target} | {_ms(c.get('textbook_s'))} "
             f"| {textbook_ratio} | {c.get('identical_to_textbook', '—')} | {memory} | {bound} |"
         )
-    blocked = [c for c in payload["cases"] if "vistok_blocked_s" in c]
-    if blocked and payload["machine"]["device"] == "cpu":
+    paths = [c for c in payload["cases"] if "vistok_triton_s" in c]
+    if paths:
         lines += [
             "",
-            "Certified int8 screening (the wide-code cases) against vistok's float32 blocked search in the same "
-            "run: "
+            "The two CUDA paths on every case (vistok picks Triton for D ≤ its `TRITON_MAX_DIM`): "
             + ", ".join(
-                f"{c['case']} {_ms(c['vistok_blocked_s'])} → {_ms(c['vistok_s'])} "
-                f"({c['screening_speedup_vs_blocked']:.2f}×, identical indices: {c['identical_to_blocked']})"
-                for c in blocked
+                f"{c['case']} (D = {c['D']}) Triton {_ms(c['vistok_triton_s'])}, cuBLAS blocked "
+                f"{_ms(c['vistok_blocked_s'])}"
+                for c in paths
             )
             + ".",
         ]
-    elif blocked:
-        lines += [
+    elif any("vistok_blocked_s" in c for c in payload["cases"]) and payload["machine"]["device"] != "cpu":
+        lines += [  # results written before the search picked its CUDA path by dimension
             "",
             "Matrix-product fallback (no Triton) on the same device: "
-            + ", ".join(f"{c['case']} {_ms(c['vistok_blocked_s'])}" for c in blocked)
+            + ", ".join(f"{c['case']} {_ms(c['vistok_blocked_s'])}" for c in payload["cases"] if "vistok_blocked_s" in c)
             + ".",
         ]
     return lines

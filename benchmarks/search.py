@@ -7,8 +7,8 @@ For each case (N vectors, K codes, dim D) it times, in one process on one machin
   ``no_grad`` with the same codebook, which returns the same two things;
 - ``textbook``: ``argmin(sum z² + sum c² − 2 z·c)`` over the materialised N × K matrix (the seed project's
   and LlamaGen's formulation), skipped when the matrix would not fit comfortably in free memory;
-- ``vistok_blocked``: the float32 matrix-product search alone: on CUDA the fallback used when Triton is missing,
-  on CPU (for the wide-code cases that vistok screens with int8 products) the path screening replaces.
+- on CUDA only, ``vistok_blocked`` and ``vistok_triton``: each of the two paths ``nearest_code`` chooses between
+  by dimension (``TRITON_MAX_DIM``), timed on every case so that a run shows whether the threshold still holds.
 
 It checks that vistok's indices equal the textbook's (and reports agreement with vector-quantize-pytorch, whose
 Euclidean search adds a clamp and a square root), and measures vistok's peak extra memory: from the CUDA
@@ -20,6 +20,7 @@ allocator, or on CPU from the resident-set high-water mark of a fresh child proc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing
 import resource
 import sys
@@ -38,8 +39,8 @@ from _common import (  # noqa: E402
     write_results,
 )
 
-from vistok.quantizers.search import nearest_code, nearest_code_blocked, plan_search  # noqa: E402
-from vistok.quantizers.search_screened import screening_applies  # noqa: E402
+from vistok.quantizers import search  # noqa: E402
+from vistok.quantizers.search import DEFAULT_MAX_CHUNK_BYTES, TRITON_MAX_DIM, nearest_code  # noqa: E402
 
 CASES = [
     # name, N, K, D, cosine
@@ -65,8 +66,8 @@ def textbook_search(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     return dist.argmin(dim=1)
 
 
-def vistok_lookup(z, codebook, cosine):
-    indices = nearest_code(z, codebook, cosine=cosine)
+def vistok_lookup(z, codebook):
+    indices = nearest_code(z, codebook)
     return indices, codebook[indices]
 
 
@@ -109,10 +110,10 @@ def _resident_high_water_bytes() -> int:
 def _child_peak_rss(n, k, d, cosine, threads, queue):
     torch.set_num_threads(threads)
     z, codebook = make_inputs(n, k, d, cosine, "cpu")
-    nearest_code(z[:4096], codebook, cosine=cosine)  # start the worker pool and warm the allocator first
+    nearest_code(z[:4096], codebook)  # warm the allocator first
     Path("/proc/self/clear_refs").write_text("5")  # Linux: reset the resident-set high-water mark (VmHWM)
     before = _resident_high_water_bytes()
-    nearest_code(z, codebook, cosine=cosine)
+    nearest_code(z, codebook)
     queue.put(max(0, _resident_high_water_bytes() - before))
 
 
@@ -129,11 +130,11 @@ def cpu_peak_extra_bytes(n, k, d, cosine) -> int | None:
     return queue.get(timeout=5)
 
 
-def cuda_peak_extra_bytes(z, codebook, cosine, fn=nearest_code) -> int:
+def cuda_peak_extra_bytes(fn) -> int:
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated()
-    fn(z, codebook, cosine=cosine) if fn is nearest_code else fn(z, codebook)
+    fn()
     torch.cuda.synchronize()
     return torch.cuda.max_memory_allocated() - before
 
@@ -145,14 +146,17 @@ def run_case(name, n, k, d, cosine, device, repeats, with_textbook=True, peak_gf
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = False  # every contender computes in full float32
 
-    screened = not cuda and screening_applies(z, codebook)
     vq = make_vqp(d, k, cosine, codebook)
     contenders = {
-        "vistok": lambda: vistok_lookup(z, codebook, cosine),
+        "vistok": lambda: vistok_lookup(z, codebook),
         "vector_quantize_pytorch": lambda: vqp_lookup(vq, z),
     }
-    if cuda or screened:
-        contenders["vistok_blocked"] = lambda: nearest_code_blocked(z, codebook)
+    paths = {}
+    if cuda:
+        paths["vistok_blocked"] = lambda: search._nearest_code_blocked(z, codebook, DEFAULT_MAX_CHUNK_BYTES)
+        if search._triton_search() is not None:
+            paths["vistok_triton"] = lambda: search._triton_search()(z, codebook)
+        contenders.update(paths)
     # On CPU the two largest cases take tens of seconds per vector-quantize-pytorch call: time those once
     # (after the warm-up call), the others as often as vistok.
     vqp_repeats = repeats if cuda or n * k <= 2**27 else 1
@@ -160,22 +164,18 @@ def run_case(name, n, k, d, cosine, device, repeats, with_textbook=True, peak_gf
         contenders, device, {name: vqp_repeats if name.startswith("vector") else repeats for name in contenders}
     )
     ours = times["vistok"]
-    indices = nearest_code(z, codebook, cosine=cosine)
+    indices = nearest_code(z, codebook)
     result["vistok_s"] = ours
     result["vistok_gflops"] = 2 * n * k * d / ours / 1e9
-    if "vistok_blocked" in times:
-        result["vistok_blocked_s"] = times["vistok_blocked"]
     if cuda:
-        result["vistok_peak_extra_mib"] = cuda_peak_extra_bytes(z, codebook, cosine) / 2**20
-        result["vistok_blocked_peak_extra_mib"] = (
-            cuda_peak_extra_bytes(z, codebook, cosine, nearest_code_blocked) / 2**20
-        )
+        result["vistok_path"] = "triton" if "vistok_triton" in paths and d <= TRITON_MAX_DIM else "blocked"
+        for path, fn in paths.items():
+            result[f"{path}_s"] = times[path]
+            result[f"{path}_identical"] = bool(torch.equal(fn(), indices))
+            result[f"{path}_peak_extra_mib"] = cuda_peak_extra_bytes(fn) / 2**20
+        result["vistok_peak_extra_mib"] = cuda_peak_extra_bytes(lambda: nearest_code(z, codebook)) / 2**20
     else:
-        result["vistok_screened"] = screened
-        if screened:
-            result["screening_speedup_vs_blocked"] = times["vistok_blocked"] / ours
-            result["identical_to_blocked"] = bool(torch.equal(nearest_code_blocked(z, codebook), indices))
-        result["vistok_plan"] = plan_search(n, k, d, 64 * 2**20).__dict__
+        result["vistok_plan"] = dataclasses.asdict(search._plan(n, k, d, DEFAULT_MAX_CHUNK_BYTES, 4, cpu=True))
         peak = cpu_peak_extra_bytes(n, k, d, cosine)
         result["vistok_peak_extra_mib"] = None if peak is None else peak / 2**20
         result["output_mib"] = n * 8 / 2**20
