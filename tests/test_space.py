@@ -30,7 +30,7 @@ EXAMPLES = SPACE_DIR / "examples"
 sys.path.insert(0, str(SPACE_DIR))
 
 from vistok_space import pipeline  # noqa: E402
-from vistok_space.analysis import measure, reconstruct  # noqa: E402
+from vistok_space.analysis import Reconstruction, measure, reconstruct  # noqa: E402
 from vistok_space.inputs import MAX_ORIGINAL_SIDE, open_upload  # noqa: E402
 from vistok_space.pipeline import run_request  # noqa: E402
 from vistok_space.tokenizers import TokenizerCache, default_tokenizer_name  # noqa: E402
@@ -330,7 +330,7 @@ def test_error_map_scale():
 
 
 def test_code_histogram_figure_counts_codes():
-    figure = code_histogram_figure(torch.bincount(torch.tensor([1, 1, 5]), minlength=8))
+    figure = code_histogram_figure(torch.tensor([1, 5]), torch.tensor([2, 1]), 8)
     assert figure.axes[0].get_title(loc="left") == "Tokens per code: 2 of 8 codes used"
     heights = sorted(float(segment[1, 1]) for segment in figure.axes[0].collections[0].get_segments())
     assert heights == [1.0, 2.0]  # code 5 once, code 1 twice
@@ -342,9 +342,7 @@ def test_code_histogram_text_is_inside_the_figure_and_overlaps_nothing():
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.text import Text
 
-    counts = torch.zeros(64_000, dtype=torch.long)
-    counts[[0, 31_999, 63_999]] = torch.tensor([3, 150, 1])
-    figure = code_histogram_figure(counts)
+    figure = code_histogram_figure(torch.tensor([0, 31_999, 63_999]), torch.tensor([3, 150, 1]), 64_000)
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
     renderer = canvas.get_renderer()
@@ -502,3 +500,14 @@ def test_eight_concurrent_clients_all_get_their_answers(space_url):
     for answer, resolution in zip(answers, resolutions, strict=True):
         assert answer[6].startswith("**Reconstructed**"), answer[6]
         assert Image.open(answer[1]).size == (int(resolution),) * 2
+
+
+def test_measure_allocates_nothing_codebook_sized_for_a_huge_codebook():
+    """A 2^40-code tokenizer's image: counting its codes must not build a 2^40-entry histogram (8.8 TB)."""
+    indices = torch.tensor([[3, 2**40 - 1], [3, 7]])
+    result = Reconstruction(
+        original=torch.zeros(3, 8, 8, dtype=torch.uint8), reconstructed=torch.zeros(3, 8, 8, dtype=torch.uint8),
+        indices=indices, codebook_size=2**40, seconds=0.0,
+    )
+    codes, counts = result.code_counts()
+    assert codes.tolist() == [3, 7, 2**40 - 1] and counts.tolist() == [2, 1, 1]

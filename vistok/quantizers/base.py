@@ -10,8 +10,9 @@ from torch import nn
 from ..entropy import code_perplexity, used_code_counts
 
 #: Largest codebook of an implicit-codebook quantizer (FSQ, LFQ): every index, and the codebook size itself, fits
-#: an int64 with a bit to spare. Usage statistics and LFQ's entropy objective work up to this size (they never
-#: allocate codebook-sized tensors above ``vistok.entropy.DENSE_HISTOGRAM_MAX_CODES`` / 2^14 codes).
+#: an int64 with a bit to spare. Usage statistics and LFQ's entropy objective work up to this size: usage counts
+#: allocate nothing codebook-sized above ``vistok.entropy.DENSE_HISTOGRAM_MAX_CODES`` (2^20) codes, and LFQ's
+#: codebook entropy factorises over bits above ``vistok.quantizers.lfq.MAX_EXACT_ENTROPY_CODES`` (2^14) codes.
 MAX_CODEBOOK_SIZE = 2**62
 
 

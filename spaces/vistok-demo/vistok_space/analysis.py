@@ -11,7 +11,7 @@ from PIL import Image
 
 import vistok
 from vistok.data.images import pil_to_pixel_values
-from vistok.entropy import code_perplexity
+from vistok.entropy import code_perplexity, used_code_counts
 from vistok.metrics import psnr_per_image, ssim_per_image, to_uint8
 from vistok.metrics.ssim import SSIM_BORDER
 
@@ -36,9 +36,10 @@ class Reconstruction:
         """(original, reconstruction) as RGB PIL images."""
         return tuple(Image.fromarray(t.permute(1, 2, 0).numpy()) for t in (self.original, self.reconstructed))
 
-    def code_counts(self) -> torch.Tensor:
-        """(K,) int64: how many tokens of this image use each code."""
-        return torch.bincount(self.indices.flatten(), minlength=self.codebook_size)
+    def code_counts(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(codes, counts)``: the distinct codes this image uses (ascending int64) and how many tokens use each.
+        Nothing codebook-sized is allocated, so a 2^40-code LFQ model works too."""
+        return used_code_counts(self.indices, self.codebook_size)
 
 
 def reconstruct(tokenizer: vistok.VisTokenizer, image: Image.Image) -> Reconstruction:
@@ -77,8 +78,8 @@ def measure(result: Reconstruction) -> dict:
     bits_per_token = math.log2(k) if k > 1 else 0.0
     bits = tokens * bits_per_token
     raw_bits = height * width * RAW_BITS_PER_PIXEL
-    counts = result.code_counts()
-    used = int((counts > 0).sum())
+    codes, counts = result.code_counts()
+    used = int(codes.numel())
     perplexity = float(code_perplexity(counts))
     return {
         "psnr_db": psnr if math.isfinite(psnr) else None,

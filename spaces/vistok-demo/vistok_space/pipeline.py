@@ -75,7 +75,7 @@ def _run(upload: Any, tokenizer_name: str | None, resolution: Any, cache: Tokeni
         reconstruction=reconstruction,
         token_map=token_map_image(result.indices, result.codebook_size, original.size),
         error_map=error_map_image(result.original, result.reconstructed),
-        histogram=code_histogram_figure(result.code_counts()),
+        histogram=code_histogram_figure(*result.code_counts(), result.codebook_size),
         metrics_table=metrics_markdown(metrics, name),
         metrics=metrics,
     )

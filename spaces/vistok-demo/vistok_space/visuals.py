@@ -42,25 +42,25 @@ def error_map_image(original: torch.Tensor, reconstructed: torch.Tensor) -> Imag
     return Image.fromarray(_palette(ERROR_COLORMAP)[levels])
 
 
-def code_histogram_figure(counts: torch.Tensor) -> Figure:
-    """(K,) per-code token counts → a matplotlib figure: one stem per used code over the index range [0, K).
+def code_histogram_figure(codes: torch.Tensor, counts: torch.Tensor, codebook_size: int) -> Figure:
+    """The used ``codes`` and their token ``counts`` (two (M,) tensors) → a matplotlib figure: one stem per used
+    code over the index range [0, codebook_size).
 
     Sized to be shown 320–450 px wide (the Space's narrow and wide layouts) with readable text; constrained layout
     keeps the title, axis labels and tick labels inside the figure and clear of each other. The title says what the
     plot is, because the Space shows it without a Gradio label (that label would sit on top of the plot).
     """
-    counts = counts.cpu().numpy()
-    used = np.flatnonzero(counts)
+    codes, counts = codes.cpu().numpy(), counts.cpu().numpy()
     figure = Figure(figsize=(4.8, 2.7), dpi=100, layout="constrained")
     axes = figure.add_subplot()
-    axes.vlines(used, 0, counts[used], color="tab:blue", linewidth=1.2)
+    axes.vlines(codes, 0, counts, color="tab:blue", linewidth=1.2)
     axes.set(
-        xlim=(-0.5, counts.size - 0.5),
+        xlim=(-0.5, codebook_size - 0.5),
         ylim=(0, max(1, int(counts.max(initial=0))) * 1.05),
         xlabel="code index",
         ylabel="tokens",
     )
     axes.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
     axes.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
-    axes.set_title(f"Tokens per code: {used.size:,} of {counts.size:,} codes used", loc="left", fontsize=10)
+    axes.set_title(f"Tokens per code: {codes.size:,} of {codebook_size:,} codes used", loc="left", fontsize=10)
     return figure
