@@ -140,7 +140,11 @@ def test_reconstruct_says_which_size_it_used(tmp_path, capsys):
     assert "wide.png (120×80 px): 16×16 tokens" in out
     assert Image.open(tmp_path / "wide_reconstruction.png").size == (64, 64)
 
-    assert main(["reconstruct", str(photo), "--output-dir", str(tmp_path), "--image-size", "48"]) == 0
+    with pytest.raises(SystemExit, match="already exist .*wide_reconstruction.png.*pass --overwrite"):
+        main(["reconstruct", str(photo), "--output-dir", str(tmp_path), "--image-size", "48"])
+    assert Image.open(tmp_path / "wide_reconstruction.png").size == (64, 64)  # the earlier output is kept
+
+    assert main(["reconstruct", str(photo), "--output-dir", str(tmp_path), "--image-size", "48", "--overwrite"]) == 0
     out = capsys.readouterr().out
     assert "48×48 px (--image-size)" in out and "12×12 tokens" in out
     assert Image.open(tmp_path / "wide_reconstruction.png").size == (48, 48)
@@ -186,3 +190,18 @@ def test_reconstruct_refuses_inputs_that_would_overwrite_each_other(tmp_path):
     two = _write_photo(tmp_path / "b" / "x.png", 32, 32)
     with pytest.raises(SystemExit, match="would both be written to"):
         main(["reconstruct", str(one), str(two), "--output-dir", str(tmp_path / "out")])
+
+
+def test_reconstruct_reports_an_output_it_cannot_write_as_such(tmp_path, capsys):
+    """A failed write is an output error, not "not a readable image", and the other files still go through."""
+    good = _write_photo(tmp_path / "good.png", 32, 32, seed=3)
+    blocked = _write_photo(tmp_path / "blocked.png", 32, 32, seed=4)
+    out_dir = tmp_path / "out"
+    (out_dir / "blocked_reconstruction.png").mkdir(parents=True)  # a folder where the file should go
+    status = main(["reconstruct", str(good), str(blocked), "--output-dir", str(out_dir), "--overwrite"])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert f"{blocked}: reconstruction not written to {out_dir / 'blocked_reconstruction.png'}" in captured.err
+    assert "not a readable image" not in captured.err
+    assert (out_dir / "good_reconstruction.png").is_file()
+    assert not [p.name for p in out_dir.iterdir() if p.name.endswith(".tmp")]  # no temporary file left behind

@@ -7,8 +7,9 @@
 Each image is resized (shorter side, bicubic) and centre-cropped to a square of --image-size pixels (default: the
 model's native resolution, its config's image_size), tokenized, decoded and written as
 <output-dir>/<name>_reconstruction.png at that size. PSNR is vistok's metric (vistok.metrics): the crop and its
-reconstruction both rounded to uint8 as saved, on [0, 1]. A file that cannot be read is skipped and reported; the
-exit status is 1 when any file failed.
+reconstruction both rounded to uint8 as saved, on [0, 1]. A file that cannot be read, or whose reconstruction cannot
+be written, is skipped and reported; the exit status is 1 when any file failed. Existing reconstructions are not
+replaced unless --overwrite is given; each is written atomically.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="side of the square crop that is tokenized, a multiple of the model's downsample factor "
         "(default: the model's native resolution)",
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace reconstructions that already exist")
 
 
 @dataclass
@@ -88,6 +90,12 @@ def run(args: argparse.Namespace) -> int:
             f"pip install 'vistok[metrics]' ({error})"
         ) from error
     targets = _output_paths(args.images, Path(args.output_dir))
+    existing = [str(target) for target in targets if target.exists()]
+    if existing and not args.overwrite:
+        raise SystemExit(
+            f"vistok reconstruct: {len(existing)} output file(s) already exist ({', '.join(existing[:3])}"
+            f"{', …' if len(existing) > 3 else ''}); pass --overwrite to replace them or choose another --output-dir"
+        )
     try:
         tok = VisTokenizer.from_pretrained(args.model).eval()
     except (OSError, ValueError) as error:
@@ -108,10 +116,15 @@ def run(args: argparse.Namespace) -> int:
     for name, target in zip(args.images, targets, strict=True):
         try:
             image = open_image(name)
-            result = reconstruct_image(tok, processor, image)
-            Image.fromarray(result.reconstruction.permute(1, 2, 0).numpy()).save(target)
         except (UnreadableImageError, OSError) as error:
             print(f"{name}: skipped, not a readable image ({error})", file=sys.stderr)
+            failed.append(name)
+            continue
+        result = reconstruct_image(tok, processor, image)
+        try:
+            _save_atomically(Image.fromarray(result.reconstruction.permute(1, 2, 0).numpy()), target)
+        except OSError as error:
+            print(f"{name}: reconstruction not written to {target} ({error})", file=sys.stderr)
             failed.append(name)
             continue
         h, w = result.indices.shape
@@ -122,6 +135,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(failed)} of {len(targets)} file(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _save_atomically(image: Any, target: Path) -> None:
+    """Write ``image`` (PIL) as PNG to ``target`` through a temporary file in the same folder: a crash or a full
+    disk leaves either the previous file or the new one, never a truncated picture."""
+    import os
+    import tempfile
+
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            image.save(stream, format="PNG")
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _output_paths(images: list[str], out_dir: Path) -> list[Path]:
