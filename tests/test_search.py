@@ -146,6 +146,12 @@ def test_uses_no_private_int8_product(monkeypatch):
     monkeypatch.setattr(torch, "_int_mm", forbidden, raising=False)
     z, codebook = random_inputs(1024, 1024, 256, seed=4)
     assert torch.equal(nearest_code(z, codebook), brute_force(z, codebook))
+    # on CPUs without int8 dot-product instructions the old screening did not run: check the source as well
+    import inspect
+    import re
+
+    source = inspect.getsource(search)
+    assert not re.search(r"torch\._[a-z]", source) and "search_screened" not in source
 
 
 PLAN_CASES = [
