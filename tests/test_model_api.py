@@ -76,7 +76,7 @@ def test_unknown_config_and_create_tokenizer_options_raise_listing_valid_ones():
         VisTokenizerConfig(codebook_size=1024)  # belongs inside the quantizer spec
     with pytest.raises(ValueError, match=rf"unknown option\(s\) \['hidden'\]; valid options: {valid}"):
         create_tokenizer("vqvae-celeba64-vq-d4", hidden=3)
-    with pytest.raises(ValueError, match=r"\['codebook_sz'\] for quantizer 'vq'; valid options: codebook_size"):
+    with pytest.raises(ValueError, match=r"\['codebook_sz'\] \(did you mean 'codebook_size'.*\) for quantizer 'vq'; valid options: codebook_size"):
         create_tokenizer("vqvae-celeba64-vq-d4", quantizer={"codebook_sz": 64})
     with pytest.raises(ValueError, match=r"without weights.*VisTokenizer.from_pretrained.*vistok convert"):
         create_tokenizer("vqgan-llamagen-vq16", pretrained=True)
@@ -267,6 +267,27 @@ def test_checkpoint_with_missing_or_extra_weights_is_refused(tmp_path, caplog):
         VisTokenizer.from_pretrained(tmp_path)
     transformers_logger.removeHandler(caplog.handler)
     assert "LOAD REPORT" not in caplog.text  # one message, not transformers' table as well
+
+
+def test_missing_weights_are_refused_even_without_transformers_private_hook(tmp_path, monkeypatch):
+    """The refusal must not hang on transformers' private _adjust_missing_and_unexpected_keys alone: with that hook
+    reduced to transformers' own behaviour, loading still refuses the incomplete checkpoint."""
+    from transformers import PreTrainedModel
+
+    monkeypatch.setattr(
+        VisTokenizer, "_adjust_missing_and_unexpected_keys", PreTrainedModel._adjust_missing_and_unexpected_keys
+    )
+    tiny_tokenizer("vq").save_pretrained(tmp_path)
+    _rewrite_weights(tmp_path, lambda w: w.pop("quant_conv.bias"))
+    with pytest.raises(ValueError, match=r"1 tensor\(s\) the config needs are missing \(quant_conv.bias\)"):
+        VisTokenizer.from_pretrained(tmp_path)
+
+
+def test_output_loading_info_returns_the_model_and_an_empty_report(tmp_path):
+    tiny_tokenizer("vq").save_pretrained(tmp_path)
+    model, info = VisTokenizer.from_pretrained(tmp_path, output_loading_info=True)
+    assert isinstance(model, VisTokenizer) and not model.training
+    assert not (info["missing_keys"] or info["unexpected_keys"] or info["mismatched_keys"])
 
 
 def test_checkpoint_whose_config_changed_shape_is_refused(tmp_path):

@@ -481,11 +481,12 @@ def test_overwrite_output_dir_replaces_the_previous_run_and_its_checkpoints(tmp_
     "argv, expected",
     [
         (["--model.quantizer.codebook_sz", "64"],
-         r"unknown quantizer option\(s\) \['codebook_sz'\] \(did you mean 'codebook_size'.*\); "
-         r"valid quantizer options: codebook_size, codebook_dim, l2_norm"),
-        (["--model.net.hiden_channels", "8"], r"did you mean 'hidden_channels'\?\); valid net options: hidden_channels"),
+         r"Unknown option\(s\) \['codebook_sz'\] \(did you mean 'codebook_size'.*\) for quantizer 'vq'; "
+         r"valid options: codebook_size, codebook_dim, l2_norm"),
+        (["--model.net.hiden_channels", "8"],
+         r"did you mean 'hidden_channels'\?\) for net 'simple_cnn'; valid options: hidden_channels"),
         (["--preset", "vqvae-celeba64-vq-d5"],
-         r"unknown preset 'vqvae-celeba64-vq-d5' \(did you mean .*'vqvae-celeba64-vq-d4'.*\); valid presets: "
+         r"Unknown preset 'vqvae-celeba64-vq-d5' \(did you mean .*'vqvae-celeba64-vq-d4'.*\); valid names: "
          r"fsqvae-celeba64-8555, .*vqgan-taming-f16-1024"),
         (["--model.quantizer.codebook_size", "-3"], r"model: quantizer option 'codebook_size' must be > 0, got -3"),
         (["--dataset", "MISSING"],

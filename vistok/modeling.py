@@ -16,7 +16,7 @@ from transformers import initialization as init
 
 from .architecture import build_modules
 from .cards import render_model_card
-from .configuration import VisTokenizerConfig
+from .configuration import VisTokenizerConfig, vistok_fields
 from .diffusers_interop import diffusers_config_and_weights, to_diffusers
 from .hub import check_tokenizer_name, load_error_message, resolve_bundled, upload_to_hub
 from .image_processing import VisTokenizerImageProcessor
@@ -53,7 +53,13 @@ class VisTokenizer(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules: list[str] = []
 
-    def __init__(self, config: VisTokenizerConfig):
+    def __init__(self, config: VisTokenizerConfig, **unknown: Any):
+        if unknown:  # from_pretrained hands the model whatever keyword its config did not take
+            raise TypeError(
+                f"Unknown VisTokenizer option(s) {sorted(unknown)}: a tokenizer takes only its config. Config "
+                f"options (also accepted by from_pretrained as overrides): {', '.join(vistok_fields())}; loading "
+                "options: revision, subfolder, cache_dir, token, local_files_only, dtype, device_map"
+            )
         super().__init__(config)
         modules = build_modules(config)
         self.encoder = modules.encoder  # registration order = state-dict order of existing checkpoints
@@ -238,41 +244,33 @@ class VisTokenizer(PreTrainedModel):
         """
         check_tokenizer_name(pretrained_model_name_or_path)
         path = resolve_bundled(pretrained_model_name_or_path)
+        wants_loading_info = kwargs.pop("output_loading_info", False)
         try:
-            model = super().from_pretrained(path, *args, **kwargs)
+            model, loading_info = super().from_pretrained(path, *args, output_loading_info=True, **kwargs)
         except OSError as err:
             raise OSError(load_error_message(path, err)) from err
+        # _adjust_missing_and_unexpected_keys below refuses incomplete weights while transformers loads them (so its
+        # load table is not printed); this second check keeps the promise should that private hook ever be renamed.
+        _refuse_weights_that_do_not_match(
+            model.config.name_or_path,
+            loading_info["missing_keys"], loading_info["unexpected_keys"], loading_info["mismatched_keys"],
+        )
         model._after_load()
-        return model
+        return (model, loading_info) if wants_loading_info else model
 
     def _adjust_missing_and_unexpected_keys(self, loading_info: Any) -> None:
         """transformers' hook after weights are loaded: a vistok checkpoint must hold exactly the tensors its
         config describes. A missing or mis-shaped tensor would be left randomly initialised (a tokenizer that
         computes garbage), an unused one means the config does not describe the weights: raise ``ValueError``."""
         super()._adjust_missing_and_unexpected_keys(loading_info)
-        missing = sorted(loading_info.missing_keys)
-        unexpected = sorted(loading_info.unexpected_keys)
-        mismatched = sorted(loading_info.mismatched_keys)
-        if not (missing or unexpected or mismatched):
-            return
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} tensor(s) the config needs are missing ({_first(missing)})")
-        if mismatched:
-            shapes = [f"{key}: file {tuple(theirs)} vs config {tuple(ours)}" for key, theirs, ours in mismatched]
-            problems.append(f"{len(mismatched)} tensor(s) have the wrong shape ({_first(shapes)})")
-        if unexpected:
-            problems.append(f"{len(unexpected)} tensor(s) in the file are not used ({_first(unexpected)})")
-        # This message replaces transformers' load report (which would be printed as well, and then ignored).
+        missing = set(loading_info.missing_keys)
+        unexpected = set(loading_info.unexpected_keys)
+        mismatched = set(loading_info.mismatched_keys)
+        # The error replaces transformers' load report (which would be printed as well, and then ignored).
         loading_info.missing_keys.clear()
         loading_info.unexpected_keys.clear()
         loading_info.mismatched_keys.clear()
-        raise ValueError(
-            f"The weights of {self.config.name_or_path or 'this tokenizer'!r} do not match its config.json: "
-            + "; ".join(problems)
-            + ". A tokenizer with missing weights is never useful: the folder is incomplete or its config.json does "
-            "not belong to these weights. Re-save it with save_pretrained, or re-run `vistok convert`."
-        )
+        _refuse_weights_that_do_not_match(self.config.name_or_path, missing, unexpected, mismatched)
 
     def _after_load(self) -> None:
         """Undo two side effects of transformers' loading.
@@ -289,6 +287,28 @@ class VisTokenizer(PreTrainedModel):
         for module in self.modules():
             if isinstance(module, Quantizer):
                 module.set_trainable_flags()
+
+
+def _refuse_weights_that_do_not_match(name: str, missing: Any, unexpected: Any, mismatched: Any) -> None:
+    """Raise ``ValueError`` when a checkpoint lacks tensors its config needs, holds tensors of the wrong shape
+    ((key, file shape, config shape) triples) or tensors the config does not use; return when all three are empty."""
+    missing, unexpected, mismatched = sorted(missing), sorted(unexpected), sorted(mismatched)
+    if not (missing or unexpected or mismatched):
+        return
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} tensor(s) the config needs are missing ({_first(missing)})")
+    if mismatched:
+        shapes = [f"{key}: file {tuple(theirs)} vs config {tuple(ours)}" for key, theirs, ours in mismatched]
+        problems.append(f"{len(mismatched)} tensor(s) have the wrong shape ({_first(shapes)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} tensor(s) in the file are not used ({_first(unexpected)})")
+    raise ValueError(
+        f"The weights of {name or 'this tokenizer'!r} do not match its config.json: "
+        + "; ".join(problems)
+        + ". A tokenizer with missing weights is never useful: the folder is incomplete or its config.json does "
+        "not belong to these weights. Re-save it with save_pretrained, or re-run `vistok convert`."
+    )
 
 
 def _first(items: list[str], count: int = 3) -> str:

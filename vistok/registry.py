@@ -6,10 +6,18 @@ import path. Registering a quantizer or a net enrols it in the common tests auto
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+
+def did_you_mean(names: list[str] | tuple[str, ...] | str, valid: list[str] | tuple[str, ...]) -> str:
+    """`` (did you mean 'x'?)`` naming the closest of ``valid`` to each misspelt name in ``names``, or ``""``."""
+    names = [names] if isinstance(names, str) else names
+    close = [c for name in names for c in difflib.get_close_matches(str(name), [str(v) for v in valid], n=2, cutoff=0.6)]
+    return f" (did you mean {' or '.join(repr(c) for c in dict.fromkeys(close))}?)" if close else ""
 
 
 class Registry:
@@ -32,7 +40,10 @@ class Registry:
 
     def get(self, name: str) -> Any:
         if name not in self._entries:
-            raise ValueError(f"Unknown {self.kind} {name!r}; valid names: {', '.join(sorted(self._entries))}")
+            raise ValueError(
+                f"Unknown {self.kind} {name!r}{did_you_mean(name, list(self._entries))}; "
+                f"valid names: {', '.join(sorted(self._entries))}"
+            )
         return self._entries[name]
 
     def names(self) -> list[str]:
@@ -71,7 +82,8 @@ def normalize_spec(registry: Registry, spec: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(spec) - set(params) - {"type"})
     if unknown:
         raise ValueError(
-            f"Unknown option(s) {unknown} for {registry.kind} {spec['type']!r}; valid options: {', '.join(params)}"
+            f"Unknown option(s) {unknown}{did_you_mean(unknown, list(params))} for {registry.kind} {spec['type']!r}; "
+            f"valid options: {', '.join(params)}"
         )
     out: dict[str, Any] = {"type": spec["type"]}
     for name, p in params.items():

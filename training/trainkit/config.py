@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
-import inspect
 import re
 import types
 import typing
@@ -32,6 +30,7 @@ from typing import Any
 import yaml
 
 from vistok.losses import LossConfig
+from vistok.registry import did_you_mean
 
 
 @dataclass
@@ -133,14 +132,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def did_you_mean(name: str, valid: list[str] | tuple[str, ...]) -> str:
-    """`` (did you mean 'x'?)`` for the closest of ``valid`` to a misspelt ``name``, or ``""``."""
-    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=2, cutoff=0.6)
-    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-
-
 def _unknown(kind: str, names: list[str], valid: list[str] | tuple[str, ...]) -> str:
-    hints = "".join(did_you_mean(name, valid) for name in names)
+    hints = did_you_mean(names, valid)
     return f"unknown {kind}(s) {names}{hints}; valid {kind}s: {', '.join(map(str, valid))}"
 
 
@@ -277,37 +270,12 @@ def _check_model(model: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_model_config(model: dict[str, Any]) -> None:
-    """Names first (preset, quantizer / net types and options, each with the closest valid name), then every value,
-    by building the tokenizer's config on the meta device (no weights, no memory)."""
+    """Every name (preset, quantizer / net types and options: vistok's registries name the closest valid one) and
+    every value, by building the tokenizer's config on the meta device (no weights, no memory)."""
     import torch
-
-    from vistok import list_tokenizers
-    from vistok.configuration import DEFAULT_NET, DEFAULT_QUANTIZER
-    from vistok.registry import NETS, PRESETS, QUANTIZERS
 
     from .model import build_tokenizer
 
-    preset = model.get("preset")
-    if preset is not None:
-        names = sorted(list_tokenizers())
-        if preset not in names:
-            raise ValueError(f"unknown preset {preset!r}{did_you_mean(preset, names)}; valid presets: {', '.join(names)}")
-    for section, registry, default in (("quantizer", QUANTIZERS, DEFAULT_QUANTIZER), ("net", NETS, DEFAULT_NET)):
-        spec = model.get(section)
-        if not isinstance(spec, dict):
-            continue
-        base = PRESETS.get(preset).config[section] if preset is not None and "type" not in spec else default
-        kind = spec.get("type", base["type"])
-        if kind not in registry:
-            raise ValueError(f"model.{section}: " + _unknown(f"{section} type", [kind], registry.names()))
-        options = [
-            name
-            for name, p in inspect.signature(registry.get(kind).__init__).parameters.items()
-            if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        ]
-        unknown = sorted(set(spec) - set(options) - {"type"})
-        if unknown:
-            raise ValueError(f"model.{section} ({section} type {kind!r}): " + _unknown(f"{section} option", unknown, options))
     try:
         with torch.device("meta"):
             build_tokenizer(model)
