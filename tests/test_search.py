@@ -197,7 +197,9 @@ def test_distance_blocks_respect_the_budget(monkeypatch, max_chunk_bytes, d):
         return result
 
     monkeypatch.setattr(search.torch, "addmm", recording_addmm)
-    z, codebook = random_inputs(1000, 2000, d, seed=5)
+    # Budgets of a few kB make blocks of a few rows and codes: fewer of them keep the test quick.
+    n, k = (300, 600) if max_chunk_bytes < 10_000 else (1000, 2000)
+    z, codebook = random_inputs(n, k, d, seed=5)
     indices = nearest_code(z, codebook, max_chunk_bytes=max_chunk_bytes)
     monkeypatch.undo()
     assert torch.equal(indices, brute_force(z, codebook))
