@@ -376,7 +376,8 @@ def test_names_that_cannot_be_a_repo_are_answered_at_once(hub_reachable_but_watc
         start = time.perf_counter()
         with pytest.raises(OSError, match=message) as info:
             load(name)
-        assert time.perf_counter() - start < 2.0  # huggingface_hub's five retries take ~23 s
+        # no lookup is the real check (below); the bound only catches a retry loop (five retries take ~23 s)
+        assert time.perf_counter() - start < 10.0
         assert "hf download" not in str(info.value)
     assert hub_reachable_but_watched == []  # no network lookup at all
 
