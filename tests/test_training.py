@@ -377,20 +377,27 @@ def _taming_layout(tok: VisTokenizer) -> dict[str, torch.Tensor]:
     return out
 
 
+def _recipe_and_preset_quantizers(recipe_file: str, presets: tuple[str, ...]) -> dict[str, dict]:
+    """The full quantizer spec an ImageNet-256 recipe builds and each named preset's, keyed by where it came from."""
+    from trainkit.model import build_tokenizer
+
+    from vistok.registry import PRESETS, QUANTIZERS, normalize_spec
+
+    recipe = load_recipe(TRAINING / "configs" / "imagenet256" / recipe_file)
+    with torch.device("meta"):
+        sources = {f"recipe {recipe_file}": build_tokenizer(recipe.model).config.quantizer}
+    for name in presets:
+        sources[f"preset {name}"] = normalize_spec(QUANTIZERS, PRESETS.get(name).config["quantizer"])
+    return sources
+
+
 def test_taming_quantizer_weights_agree_between_preset_recipe_and_converter_and_match_taming(tmp_path):
     from safetensors.torch import save_file
-    from trainkit.model import build_tokenizer
 
     from vistok import VisTokenizerConfig
     from vistok.convert import convert_taming
-    from vistok.registry import PRESETS, QUANTIZERS, normalize_spec
 
-    recipe = load_recipe(TRAINING / "configs" / "imagenet256" / "vqgan-taming.yaml")
-    with torch.device("meta"):
-        from_recipe = build_tokenizer(recipe.model).config.quantizer
-    sources = {"recipe vqgan-taming.yaml": from_recipe}
-    for name in ("vqgan-taming-f16-1024", "vqgan-taming-f16-16384"):
-        sources[f"preset {name}"] = normalize_spec(QUANTIZERS, PRESETS.get(name).config["quantizer"])
+    sources = _recipe_and_preset_quantizers("vqgan-taming.yaml", ("vqgan-taming-f16-1024", "vqgan-taming-f16-16384"))
 
     tiny = VisTokenizer(VisTokenizerConfig(
         image_size=16, net={"type": "vqgan", "base_channels": 32, "channel_multiplier": [1, 1], "num_res_blocks": 1,
@@ -407,17 +414,9 @@ def test_taming_quantizer_weights_agree_between_preset_recipe_and_converter_and_
 
 
 def test_llamagen_quantizer_weights_agree_between_preset_recipe_and_converter_and_match_llamagen():
-    from trainkit.model import build_tokenizer
-
     from vistok.convert import convert_llamagen
-    from vistok.registry import PRESETS, QUANTIZERS, normalize_spec
 
-    recipe = load_recipe(TRAINING / "configs" / "imagenet256" / "vqgan-llamagen.yaml")
-    with torch.device("meta"):
-        from_recipe = build_tokenizer(recipe.model).config.quantizer
-    sources = {"recipe vqgan-llamagen.yaml": from_recipe}
-    for name in ("vqgan-llamagen-vq16", "vqgan-llamagen-vq8"):
-        sources[f"preset {name}"] = normalize_spec(QUANTIZERS, PRESETS.get(name).config["quantizer"])
+    sources = _recipe_and_preset_quantizers("vqgan-llamagen.yaml", ("vqgan-llamagen-vq16", "vqgan-llamagen-vq8"))
     # tests/data/llamagen_tiny.pt stores no commit_loss_beta / entropy_loss_ratio: LlamaGen's defaults apply.
     sources["convert_llamagen"] = convert_llamagen(ROOT / "tests" / "data" / "llamagen_tiny.pt").config.quantizer
 
