@@ -135,20 +135,52 @@ def test_lfq_index_code_bijection_and_bit_order():
     assert lfq(one_hot_msb).indices.item() == 32
 
 
-def test_lfq_entropy_objective_exact_and_factorised_agree_on_sample_entropy():
-    lfq = LookupFreeQuantizer(codebook_dim=5, entropy_temperature=0.7).train()
-    flat = torch.randn(50, 5)
-    codes = lfq.indices_to_codes_flat(torch.arange(32))
-    p = (2 * flat @ codes.t() / 0.7).softmax(-1)
-    exact_sample = -(p * p.log()).sum(-1).mean()
-    bits = torch.sigmoid(4 * flat / 0.7).clamp(1e-6, 1 - 1e-6)
-    factorised_sample = -(bits * bits.log() + (1 - bits) * (1 - bits).log()).sum(-1).mean()
-    torch.testing.assert_close(exact_sample, factorised_sample, rtol=1e-4, atol=1e-4)
-    z = torch.randn(2, 5, 3, 3, requires_grad=True)
+def _brute_force_lfq_entropies(flat: torch.Tensor, tau: float) -> tuple[float, float]:
+    """Both entropies (nats) over every one of the 2^D sign codes, in float64, straight from the definition."""
+    d = flat.shape[1]
+    bits = (torch.arange(2**d).unsqueeze(-1) >> torch.arange(d)) & 1
+    codes = bits.double() * 2 - 1
+    p = (2 * flat.double() @ codes.t() / tau).softmax(-1)
+    mean = p.mean(0)
+    sample = -(p * p.clamp_min(1e-300).log()).sum(-1).mean()
+    codebook = -(mean * mean.clamp_min(1e-300).log()).sum()
+    return sample.item(), codebook.item()
+
+
+@pytest.mark.parametrize("d", [10, 15])
+def test_lfq_entropies_equal_brute_force_up_to_15_bits(d):
+    lfq = LookupFreeQuantizer(codebook_dim=d, entropy_temperature=1.0).train()
+    flat = 0.5 * torch.randn(24, d, generator=torch.Generator().manual_seed(d))
+    sample, codebook = lfq.entropy_terms(flat)
+    expected_sample, expected_codebook = _brute_force_lfq_entropies(flat, 1.0)
+    assert sample.item() == pytest.approx(expected_sample, rel=1e-4)
+    assert codebook.item() == pytest.approx(expected_codebook, rel=1e-4)
+
+
+@pytest.mark.parametrize("d", [10, 15, 18])
+def test_lfq_codebook_entropy_sees_a_batch_that_uses_two_codes(d):
+    """Two codes whose bits all differ (each bit is + for half the batch: a per-bit bound is at its maximum, D ln 2)
+    must score a lower codebook entropy than a batch spread over hundreds of codes."""
+    lfq = LookupFreeQuantizer(codebook_dim=d, entropy_temperature=0.1).train()
+    generator = torch.Generator().manual_seed(0)
+    pattern = torch.randint(0, 2, (1, d), generator=generator) * 2 - 1
+    two_codes = torch.cat([pattern.expand(300, d), -pattern.expand(300, d)]).float()
+    many_codes = (torch.randint(0, 2, (600, d), generator=generator) * 2 - 1).float()
+    assert lfq(many_codes.t().reshape(1, d, 600, 1)).indices.unique().numel() > 300  # hundreds of codes in use
+    _, two = lfq.entropy_terms(two_codes)
+    _, many = lfq.entropy_terms(many_codes)
+    groups = -(-d // 15)
+    assert two.item() == pytest.approx(groups * math.log(2), rel=1e-3)  # ln 2 per group of channels
+    assert many.item() > 5.0 > two.item()
+
+
+def test_lfq_entropy_loss_at_18_bits_trains():
+    lfq = LookupFreeQuantizer(codebook_dim=18).train()
+    z = torch.randn(2, 18, 4, 4, requires_grad=True)
     out = lfq(z)
     assert set(out.losses) == {"commitment_loss", "entropy_loss"}
     out.losses["entropy_loss"].backward()
-    assert z.grad.abs().sum() > 0
+    assert torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
 
 
 def test_simvq_only_the_projection_learns():

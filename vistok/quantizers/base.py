@@ -12,7 +12,7 @@ from ..entropy import code_perplexity, used_code_counts
 #: Largest codebook of an implicit-codebook quantizer (FSQ, LFQ): every index, and the codebook size itself, fits
 #: an int64 with a bit to spare. Usage statistics and LFQ's entropy objective work up to this size: usage counts
 #: allocate nothing codebook-sized above ``vistok.entropy.DENSE_HISTOGRAM_MAX_CODES`` (2^20) codes, and LFQ's
-#: codebook entropy factorises over bits above ``vistok.quantizers.lfq.MAX_EXACT_ENTROPY_CODES`` (2^14) codes.
+#: codebook entropy is summed over groups of channels above ``vistok.quantizers.lfq.MAX_EXACT_ENTROPY_BITS`` (15) bits.
 MAX_CODEBOOK_SIZE = 2**62
 
 

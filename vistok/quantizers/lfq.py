@@ -10,10 +10,14 @@ Generation", arXiv 2310.05737; vector-quantize-pytorch's ``LFQ``):
   ``codebook_scale`` and channel 0 as the most significant bit: vector-quantize-pytorch's. Its default
   ``inv_temperature = 100`` is vistok's default τ = 0.01.
 - Deviations: vector-quantize-pytorch clamps probabilities at 1e-5 inside its logs; vistok computes exact
-  entropies with logits floored at the row maximum − 60, in memory-bounded chunks (``vistok.entropy``). Above
-  2^14 codes (:data:`MAX_EXACT_ENTROPY_CODES`) vistok factorises over bits: the per-sample entropy stays exact (the
-  softmax factorises, ``p(bit = +) = sigmoid(4·s·z/τ)``), but the codebook entropy becomes the sum of the per-bit
-  entropies of the batch-mean bit probabilities — an upper bound of the exact codebook entropy, not equal to it.
+  entropies with logits floored at the row maximum − 60, in memory-bounded chunks (``vistok.entropy``). Up to
+  :data:`MAX_EXACT_ENTROPY_BITS` (15) bits both entropies are exact. Above, the channels are split into
+  :func:`entropy_bit_groups` (as equal as possible, each of at most 15 bits; 18 bits → 9 + 9, the split of
+  Open-MAGVIT2's token factorisation) and each group's entropies are computed exactly over its sub-codebook: the
+  per-sample entropy stays exact (``p(c|z)`` is a product over channels, so entropies add over groups), and the
+  codebook entropy is the sum of the groups' codebook entropies. That sum bounds the exact codebook entropy from
+  above, but unlike a per-bit bound it sees a collapse: a batch that uses two codes scores at most
+  ``groups · ln 2`` nats, however the two codes' bits are spread.
   Quantisation runs in float32 whatever the latents' dtype, as vector-quantize-pytorch's
   ``force_quantization_f32`` does.
 """
@@ -37,9 +41,18 @@ from .base import (
     usage_stats,
 )
 
-# Above this many codes the exact codebook entropy (an N × 2^D softmax) is replaced by the factorised bitwise
-# bound (sum of per-bit entropies of the batch-mean bit probabilities).
-MAX_EXACT_ENTROPY_CODES = 2**14
+# Widest group of channels whose entropies are computed exactly over all its 2^bits sub-codes (an N × 2^bits
+# softmax, in memory-bounded chunks); wider codes are split into groups (see the module docstring).
+MAX_EXACT_ENTROPY_BITS = 15
+
+
+def entropy_bit_groups(codebook_dim: int) -> list[range]:
+    """Consecutive channel ranges covering ``codebook_dim`` channels, as equal in size as possible, each of at most
+    :data:`MAX_EXACT_ENTROPY_BITS`: one group up to 15 bits, 18 → [0, 9) + [9, 18), 40 → 14 + 13 + 13."""
+    count = -(-codebook_dim // MAX_EXACT_ENTROPY_BITS)
+    sizes = [codebook_dim // count + (i < codebook_dim % count) for i in range(count)]
+    starts = [sum(sizes[:i]) for i in range(count)]
+    return [range(start, start + size) for start, size in zip(starts, sizes, strict=True)]
 
 
 @QUANTIZERS.register("lfq")
@@ -119,17 +132,23 @@ class LookupFreeQuantizer(Quantizer):
         )
 
     def _entropy_objective(self, flat: torch.Tensor) -> torch.Tensor:
-        tau = self.entropy_temperature
-        if self.codebook_size <= MAX_EXACT_ENTROPY_CODES:
-            all_codes = self.indices_to_codes_flat(torch.arange(self.codebook_size, device=flat.device))
-            # −||z − c||² = 2 z·c − const(z) − ||c||², and ||c||² is the same for every code.
-            sample_entropy, codebook_entropy = entropy_terms(flat, all_codes, scale=2 / tau)
-        else:
-            # p(c|z) factorises over bits: p(bit_d = +) = sigmoid(4·s·z_d / τ).
-            p_pos = torch.sigmoid(4 * self.codebook_scale * flat.float() / tau)
-            sample_entropy = _binary_entropy(p_pos).sum(-1).mean()
-            codebook_entropy = _binary_entropy(p_pos.mean(0)).sum()
+        sample_entropy, codebook_entropy = self.entropy_terms(flat)
         return sample_entropy - self.diversity_weight * codebook_entropy
+
+    def entropy_terms(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mean per-sample entropy, codebook entropy)`` in nats of ``p(c|z) = softmax(2⟨z, c⟩/τ)`` for latents
+        ``flat`` (N, D): both exact up to :data:`MAX_EXACT_ENTROPY_BITS` bits; above, the per-sample entropy is
+        still exact and the codebook entropy is the sum over :func:`entropy_bit_groups` (module docstring).
+        Memory does not grow with N × 2^D: each group is an N × 2^bits softmax computed in bounded chunks."""
+        sample_entropy = codebook_entropy = flat.new_zeros((), dtype=torch.float32)
+        for channels in entropy_bit_groups(self._codebook_dim):
+            sub_codes = _sign_codes(len(channels), self.codebook_scale, flat.dtype, flat.device)
+            # −||z − c||² = 2 z·c − const(z) − ||c||², and ||c||² is the same for every code.
+            sample, codebook = entropy_terms(
+                flat[:, channels.start : channels.stop], sub_codes, scale=2 / self.entropy_temperature
+            )
+            sample_entropy, codebook_entropy = sample_entropy + sample, codebook_entropy + codebook
+        return sample_entropy, codebook_entropy
 
     def indices_to_codes_flat(self, indices: torch.Tensor) -> torch.Tensor:
         """(N,) int64 → (N, D) codes ±codebook_scale."""
@@ -143,6 +162,7 @@ class LookupFreeQuantizer(Quantizer):
         return self.indices_to_codes_flat(indices).permute(0, 3, 1, 2).contiguous()
 
 
-def _binary_entropy(p: torch.Tensor) -> torch.Tensor:
-    p = p.clamp(1e-6, 1 - 1e-6)
-    return -(p * p.log() + (1 - p) * (1 - p).log())
+def _sign_codes(bits: int, scale: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """All 2^bits codes ±``scale`` of ``bits`` channels, (2^bits, bits) (order irrelevant to entropies)."""
+    patterns = (torch.arange(2**bits, device=device).unsqueeze(-1) >> torch.arange(bits, device=device)) & 1
+    return torch.where(patterns.bool(), scale, -scale).to(dtype)
