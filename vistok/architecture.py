@@ -20,9 +20,9 @@ class TokenizerModules:
     """encoder → quant_conv → quantizer → post_quant_conv → decoder, and the encoder's downsample factor."""
 
     encoder: nn.Module
-    quant_conv: nn.Conv2d
+    quant_conv: nn.Module  # nn.Conv2d, or nn.Identity for a family without them (no parameters, no keys)
     quantizer: Quantizer
-    post_quant_conv: nn.Conv2d
+    post_quant_conv: nn.Module
     decoder: nn.Module
     downsample_factor: int
 
@@ -37,11 +37,21 @@ def build_modules(config: VisTokenizerConfig) -> TokenizerModules:
     family = config.net_family()
     qspec = dict(config.quantizer)
     quantizer = QUANTIZERS.get(qspec.pop("type"))(**qspec)
+    if family.uses_quant_conv:
+        quant_conv = nn.Conv2d(family.latent_channels, quantizer.codebook_dim, 1)
+        post_quant_conv = nn.Conv2d(quantizer.codebook_dim, family.latent_channels, 1)
+    else:
+        if family.latent_channels != quantizer.codebook_dim:
+            raise ValueError(
+                f"the {config.net['type']} net has no quant_conv: its latent_channels ({family.latent_channels}) "
+                f"must equal the quantizer's codebook_dim ({quantizer.codebook_dim})"
+            )
+        quant_conv, post_quant_conv = nn.Identity(), nn.Identity()
     return TokenizerModules(
         encoder=family.build_encoder(config.num_channels),
-        quant_conv=nn.Conv2d(family.latent_channels, quantizer.codebook_dim, 1),
+        quant_conv=quant_conv,
         quantizer=quantizer,
-        post_quant_conv=nn.Conv2d(quantizer.codebook_dim, family.latent_channels, 1),
+        post_quant_conv=post_quant_conv,
         decoder=family.build_decoder(config.num_channels),
         downsample_factor=family.downsample_factor,
     )

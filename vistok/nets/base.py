@@ -25,6 +25,13 @@ class NetFamily:
     def downsample_factor(self) -> int:
         raise NotImplementedError
 
+    @property
+    def uses_quant_conv(self) -> bool:
+        """Whether the tokenizer puts 1×1 ``quant_conv`` / ``post_quant_conv`` between the net and the quantizer.
+        A family without them (Open-MAGVIT2's) returns ``False``: its latents are the quantizer's input and the
+        quantized codes are its decoder's input, so ``latent_channels`` must equal the quantizer's ``codebook_dim``."""
+        return True
+
     def build_encoder(self, in_channels: int) -> nn.Module:
         raise NotImplementedError
 
