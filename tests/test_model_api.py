@@ -97,6 +97,14 @@ def test_config_json_with_transformers_bookkeeping_keys_still_loads(tmp_path):
         VisTokenizer.from_pretrained(tmp_path)
 
 
+@pytest.mark.parametrize("family", ["vqgan", "magvit2"])
+def test_levelled_nets_refuse_bad_levels_naming_the_family(family):
+    with pytest.raises(ValueError, match=rf"{family} channel_multiplier must be a non-empty list of positive ints"):
+        VisTokenizerConfig(net={"type": family, "channel_multiplier": [1, 0]})
+    with pytest.raises(ValueError, match=rf"{family}: every level width base_channels\*multiplier \(36\) must be "):
+        VisTokenizerConfig(net={"type": family, "base_channels": 12, "channel_multiplier": [2, 3], "norm_groups": 8})
+
+
 def test_unknown_net_and_net_option():
     with pytest.raises(ValueError, match=r"valid names: .*simple_cnn, vqgan"):
         VisTokenizerConfig(net={"type": "resnet"})

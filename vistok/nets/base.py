@@ -43,6 +43,44 @@ class NetFamily:
         """Raise ``ValueError`` naming the bad option when a normalised spec is invalid."""
 
 
+class LevelledNetFamily(NetFamily):
+    """A convolutional family built in levels of ``base_channels × channel_multiplier[i]`` channels, with one 2×
+    resampling between consecutive levels (so f = 2^(levels − 1)) and GroupNorm of ``norm_groups`` groups.
+    Subclasses set ``channel_multiplier`` (list) and ``latent_channels_`` in ``__init__``."""
+
+    channel_multiplier: list[int]
+    latent_channels_: int
+
+    @property
+    def latent_channels(self) -> int:
+        return self.latent_channels_
+
+    @property
+    def downsample_factor(self) -> int:
+        return 2 ** (len(self.channel_multiplier) - 1)
+
+    @classmethod
+    def check_levels(cls, spec: dict) -> None:
+        """``ValueError`` naming the option unless the channel counts are positive ints, ``channel_multiplier`` is a
+        non-empty list of positive ints and every level's width divides into ``norm_groups`` groups."""
+        check_positive_ints(spec, "base_channels", "num_res_blocks", "latent_channels", "norm_groups")
+        mult = spec["channel_multiplier"]
+        if (
+            not isinstance(mult, list)
+            or not mult
+            or not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in mult)
+        ):
+            raise ValueError(
+                f"{cls.registered_name} channel_multiplier must be a non-empty list of positive ints, got {mult!r}"
+            )
+        for m in mult:
+            if (spec["base_channels"] * m) % spec["norm_groups"]:
+                raise ValueError(
+                    f"{cls.registered_name}: every level width base_channels*multiplier "
+                    f"({spec['base_channels'] * m}) must be divisible by norm_groups ({spec['norm_groups']})"
+                )
+
+
 def check_positive_ints(spec: dict, *names: str) -> None:
     for name in names:
         value = spec[name]

@@ -28,7 +28,7 @@ from torch import nn
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from ..registry import NETS
-from .base import NetFamily, check_positive_ints
+from .base import LevelledNetFamily
 from .layers import group_norm
 
 
@@ -194,7 +194,7 @@ class Magvit2Decoder(nn.Module):
 
 
 @NETS.register("magvit2")
-class Magvit2(NetFamily):
+class Magvit2(LevelledNetFamily):
     """Open-MAGVIT2's improved conv encoder/decoder; the defaults are ``imagenet_lfqgan_256_L`` (f16, z 18 for
     LFQ 2^18).
 
@@ -238,38 +238,15 @@ class Magvit2(NetFamily):
 
     @classmethod
     def check_spec(cls, spec: dict) -> None:
-        check_positive_ints(spec, "base_channels", "num_res_blocks", "latent_channels", "norm_groups")
-        mult = spec["channel_multiplier"]
-        if (
-            not isinstance(mult, list)
-            or not mult
-            or not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in mult)
-        ):
-            raise ValueError(
-                f"magvit2 channel_multiplier must be a non-empty list of positive ints, got {mult!r}"
-            )
-        for m in mult:
-            if (spec["base_channels"] * m) % spec["norm_groups"]:
-                raise ValueError(
-                    f"magvit2: every level width base_channels*multiplier ({spec['base_channels'] * m}) must be "
-                    f"divisible by norm_groups ({spec['norm_groups']})"
-                )
+        cls.check_levels(spec)
         if not isinstance(spec["quant_conv"], bool):
             raise ValueError(f"magvit2 quant_conv must be true or false, got {spec['quant_conv']!r}")
         if not spec["norm_eps"] > 0:
             raise ValueError(f"magvit2 norm_eps must be positive, got {spec['norm_eps']!r}")
 
     @property
-    def latent_channels(self) -> int:
-        return self.latent_channels_
-
-    @property
     def uses_quant_conv(self) -> bool:
         return self.quant_conv
-
-    @property
-    def downsample_factor(self) -> int:
-        return 2 ** (len(self.channel_multiplier) - 1)
 
     def build_encoder(self, in_channels: int) -> nn.Module:
         return Magvit2Encoder(in_channels, self)

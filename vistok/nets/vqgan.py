@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import NETS
-from .base import NetFamily, check_positive_ints
+from .base import LevelledNetFamily
 from .layers import AttnBlock, Downsample, ResnetBlock, Upsample, group_norm
 
 
@@ -116,7 +116,7 @@ class VQGANDecoder(nn.Module):
 
 
 @NETS.register("vqgan")
-class VQGAN(NetFamily):
+class VQGAN(LevelledNetFamily):
     """Taming / LlamaGen VQGAN.
 
     Args:
@@ -161,29 +161,14 @@ class VQGAN(NetFamily):
 
     @classmethod
     def check_spec(cls, spec: dict) -> None:
-        check_positive_ints(spec, "base_channels", "num_res_blocks", "latent_channels", "norm_groups")
+        cls.check_levels(spec)
         mult = spec["channel_multiplier"]
-        if not isinstance(mult, list) or not mult or not all(isinstance(m, int) and m > 0 for m in mult):
-            raise ValueError(f"vqgan channel_multiplier must be a non-empty list of positive ints, got {mult!r}")
-        for m in mult:
-            if (spec["base_channels"] * m) % spec["norm_groups"]:
-                raise ValueError(
-                    f"vqgan: every level width base_channels*multiplier ({spec['base_channels'] * m}) must be "
-                    f"divisible by norm_groups ({spec['norm_groups']})"
-                )
         levels = spec["attention_levels"]
         if levels is not None and any(not isinstance(lv, int) or not 0 <= lv < len(mult) for lv in levels):
             raise ValueError(f"vqgan attention_levels must be level indices in [0, {len(mult)}), got {levels!r}")
         if not 0.0 <= spec["dropout"] < 1.0:
             raise ValueError(f"vqgan dropout must be in [0, 1), got {spec['dropout']}")
 
-    @property
-    def latent_channels(self) -> int:
-        return self.latent_channels_
-
-    @property
-    def downsample_factor(self) -> int:
-        return 2 ** (len(self.channel_multiplier) - 1)
 
     def build_encoder(self, in_channels: int) -> nn.Module:
         return VQGANEncoder(in_channels, self)
