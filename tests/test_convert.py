@@ -791,3 +791,10 @@ def test_push_to_hub_offline_fails_clearly_after_saving(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match=r"saved in .*uploading it to 'org/vqgan-tiny' failed.*hf upload"):
         cli(["convert", "llamagen", str(LLAMAGEN_TINY), str(out), "--push-to-hub", "org/vqgan-tiny"])
     assert (out / "model.safetensors").is_file()
+
+
+def test_cli_offers_exactly_the_registered_converters():
+    from vistok.commands.convert import ORIGINS
+    from vistok.convert import CONVERTERS
+
+    assert sorted(ORIGINS) == sorted(CONVERTERS)

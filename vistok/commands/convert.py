@@ -6,10 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
+# The converters `vistok convert` offers: the keys of vistok.convert.CONVERTERS (listed here so that `vistok --help`
+# needs no torch import; tests/test_convert.py checks that both agree).
+ORIGINS = ("llamagen", "taming")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "origin", choices=["llamagen", "taming"], help="which upstream project wrote the file"
+        "origin", choices=ORIGINS, help="which upstream project wrote the file"
     )
     parser.add_argument("checkpoint", help="the upstream .pt / .ckpt file (or a .safetensors state dict)")
     parser.add_argument("output_dir", help="folder to write (save_pretrained layout + README.md model card)")

@@ -18,6 +18,7 @@ IMAGENET = {
     "dataset_id": "ILSVRC/imagenet-1k",
     "split": "validation",
 }
+IMAGENET_128 = {**IMAGENET, "dataset": "ImageNet 128x128 validation"}
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,84 @@ TAMING = Origin(
 )
 
 
+SEED_VOKEN_URL = "https://github.com/TencentARC/SEED-Voken"
+
+OPEN_MAGVIT2 = Origin(
+    name="Open-MAGVIT2",
+    url=SEED_VOKEN_URL,
+    license="apache-2.0",
+    paper_title="Open-MAGVIT2: An Open-Source Project Toward Democratizing Auto-regressive Visual Generation",
+    paper_authors="Zhuoyan Luo, Fengyuan Shi, Yixiao Ge, Yujiu Yang, Limin Wang, Ying Shan",
+    paper_venue="arXiv:2409.04410 (2024)",
+    paper_url="https://arxiv.org/abs/2409.04410",
+    citation="""@article{luo2024open,
+  title={Open-MAGVIT2: An Open-Source Project Toward Democratizing Auto-regressive Visual Generation},
+  author={Luo, Zhuoyan and Shi, Fengyuan and Ge, Yixiao and Yang, Yujiu and Wang, Limin and Shan, Ying},
+  journal={arXiv preprint arXiv:2409.04410},
+  year={2024}
+}""",
+)
+
+IBQ = Origin(
+    name="IBQ",
+    url=SEED_VOKEN_URL,
+    license="apache-2.0",
+    paper_title="Taming Scalable Visual Tokenizer for Autoregressive Image Generation",
+    paper_authors="Fengyuan Shi, Zhuoyan Luo, Yixiao Ge, Yujiu Yang, Ying Shan, Limin Wang",
+    paper_venue="arXiv:2412.02692 (2024)",
+    paper_url="https://arxiv.org/abs/2412.02692",
+    citation="""@article{shi2024taming,
+  title={Taming Scalable Visual Tokenizer for Autoregressive Image Generation},
+  author={Shi, Fengyuan and Luo, Zhuoyan and Ge, Yixiao and Yang, Yujiu and Shan, Ying and Wang, Limin},
+  journal={arXiv preprint arXiv:2412.02692},
+  year={2024}
+}""",
+)
+
+SIMVQ = Origin(
+    name="SimVQ",
+    url="https://github.com/youngsheen/SimVQ",
+    license="mit",
+    paper_title="Addressing Representation Collapse in Vector Quantized Models with One Linear Layer",
+    paper_authors="Yongxin Zhu, Bocheng Li, Yifei Xin, Linli Xu",
+    paper_venue="arXiv:2411.02038 (2024)",
+    paper_url="https://arxiv.org/abs/2411.02038",
+    citation="""@article{zhu2024addressing,
+  title={Addressing Representation Collapse in Vector Quantized Models with One Linear Layer},
+  author={Zhu, Yongxin and Li, Bocheng and Xin, Yifei and Xu, Linli},
+  journal={arXiv preprint arXiv:2411.02038},
+  year={2024}
+}""",
+)
+
+# Janus's code is MIT, but the weights are under the DeepSeek Model License (use-based restrictions): not permissive.
+JANUS = Origin(
+    name="Janus-Pro",
+    url="https://github.com/deepseek-ai/Janus",
+    license="other",
+    paper_title="Janus-Pro: Unified Multimodal Understanding and Generation with Data and Model Scaling",
+    paper_authors="Xiaokang Chen, Zhiyu Wu, Xingchao Liu, Zizheng Pan, Wen Liu, Zhenda Xie, Xingkai Yu, Chong Ruan",
+    paper_venue="arXiv:2501.17811 (2025)",
+    paper_url="https://arxiv.org/abs/2501.17811",
+    citation="""@article{chen2025janus,
+  title={Janus-Pro: Unified Multimodal Understanding and Generation with Data and Model Scaling},
+  author={Chen, Xiaokang and Wu, Zhiyu and Liu, Xingchao and Pan, Zizheng and Liu, Wen and Xie, Zhenda and Yu, Xingkai and Ruan, Chong},
+  journal={arXiv preprint arXiv:2501.17811},
+  year={2025}
+}""",
+)
+
+
+def reported_metric(
+    metric: str, value: float, source: str, source_url: str, *, dataset: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """One number an upstream project reports (rendered as "reported by origin"), on ImageNet 256 val unless
+    ``dataset`` says otherwise."""
+    return {"metric": metric, "value": value, **(dataset or IMAGENET), "source": source, "source_url": source_url, **extra}
+
+
 def _reported(metric: str, value: float, source: str, source_url: str, **extra: Any) -> dict[str, Any]:
-    return {"metric": metric, "value": value, **IMAGENET, "source": source, "source_url": source_url, **extra}
+    return reported_metric(metric, value, source, source_url, **extra)
 
 
 RELEASES: tuple[Release, ...] = (
@@ -210,3 +287,11 @@ def conversion_metadata(
                 for m in release.reported_metrics
             ]
     return meta
+
+
+def release_named(origin: Origin, name: str) -> Release:
+    """The catalogued release ``name`` of ``origin`` (e.g. LlamaGen ``"VQ-16"``)."""
+    for release in RELEASES:
+        if release.origin is origin and release.name == name:
+            return release
+    raise KeyError(f"no {origin.name} release named {name!r}")

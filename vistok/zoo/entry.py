@@ -1,0 +1,97 @@
+"""One zoo entry: a published upstream tokenizer as data — where its files live, how to convert them, what it is.
+
+Entries are plain data; :mod:`vistok.zoo.entries` lists them per family and :mod:`vistok.zoo.catalogue` looks them
+up. Loading (download, conversion, the converted cache) is :mod:`vistok.zoo.loader`'s job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..convert.origins import Origin
+
+# Weight files of a transformers-style release, in the order they are looked for (the first present one is used;
+# an ``*.index.json`` names the shards, which are fetched too).
+TRANSFORMERS_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+@dataclass(frozen=True)
+class License:
+    """A licence as the release states it: ``id`` (Hub / SPDX identifier, ``"other"`` for custom ones), a
+    readable name, a link, and whether it is permissive (no use-based restrictions). ``gated`` means the Hub asks
+    every user to accept it before downloading."""
+
+    id: str
+    name: str
+    url: str
+    permissive: bool = True
+    gated: bool = False
+
+
+MIT = License("mit", "MIT", "https://opensource.org/license/mit")
+APACHE_2 = License("apache-2.0", "Apache 2.0", "https://www.apache.org/licenses/LICENSE-2.0")
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """A catalogued tokenizer.
+
+    Attributes:
+        name: the zoo name users type (``create_tokenizer(name, pretrained=True)``).
+        description: one line for listings.
+        origin: the upstream project (paper, citation, code licence).
+        license: the licence of the *weights* (may differ from the code's).
+        converter: key of :data:`vistok.convert.CONVERTERS` that turns the files into a tokenizer.
+        image_size: native resolution (recorded in the converted config).
+        repo_id, filenames: where the files are on the Hub; ``filenames`` are alternatives, the first one present
+            in the repo is used (``None`` repo: not on the Hub, see ``manual_download``).
+        companion_files: other files of the repo the converter reads when present (e.g. a mixin's config.json).
+        revision: a pinned Hub revision (branch, tag or commit); ``None`` follows the default branch.
+        converter_options: keyword arguments for the converter (e.g. which weights, a scale schedule).
+        preset: the vistok preset whose architecture the release has; a file that differs still loads, with a
+            warning naming the difference.
+        reported_metrics: the authors' numbers (``vistok.convert.origins.reported_metric`` dicts), shown as
+            "reported by origin" — vistok did not measure them.
+        manual_download: for releases that are not on the Hub in PyTorch form: where the original files are and
+            the exact ``vistok convert`` command.
+        notes: facts a user should know (shown by ``vistok zoo info`` and in the card).
+    """
+
+    name: str
+    description: str
+    origin: Origin
+    license: License
+    converter: str
+    image_size: int
+    repo_id: str | None = None
+    filenames: tuple[str, ...] = ()
+    companion_files: tuple[str, ...] = ()
+    revision: str | None = None
+    converter_options: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None
+    reported_metrics: tuple[dict[str, Any], ...] = ()
+    manual_download: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.repo_id is None) == (self.manual_download is None):
+            raise ValueError(f"zoo entry {self.name!r} needs exactly one of repo_id and manual_download")
+        if self.repo_id is not None and not self.filenames:
+            raise ValueError(f"zoo entry {self.name!r} has a repo_id but no filenames")
+
+    @property
+    def on_hub(self) -> bool:
+        return self.repo_id is not None
+
+    def reported(self, metric: str) -> float | None:
+        """The authors' reported value of ``metric`` (e.g. ``"rfid"``), if any."""
+        for entry in self.reported_metrics:
+            if entry["metric"] == metric:
+                return entry["value"]
+        return None
