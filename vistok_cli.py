@@ -40,6 +40,10 @@ COMMANDS: dict[str, Command] = {
         "vistok.commands.convert",
         "Convert an upstream checkpoint (LlamaGen, Taming) into a vistok tokenizer folder with its model card.",
     ),
+    "zoo": Command(
+        "vistok.commands.zoo",
+        "The model zoo: list its entries, show one, or download and convert one ahead of time (for offline machines).",
+    ),
     "card": Command(
         "vistok.commands.card",
         "Render model cards from the metadata stored with the weights (a model folder, or every registered "

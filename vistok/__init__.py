@@ -7,11 +7,11 @@ from .configuration import VisTokenizerConfig
 from .factory import create_tokenizer, list_tokenizers
 from .hub import resolve_bundled_names_in
 from .image_processing import VisTokenizerImageProcessor
-from .modeling import PixelRangeWarning, VisTokenizer
+from .modeling import PixelRangeWarning, VisTokenizer, install_catalogued_loader
 from .outputs import EncoderOutput, QuantizerOutput, TokenizerOutput
 from .registry import NETS, PRESETS, QUANTIZERS
-
-__version__ = "0.1.0"
+from .version import __version__
+from .zoo import CatalogueLoader, ZooArchitectureWarning, list_pretrained
 
 AutoConfig.register(VisTokenizerConfig.model_type, VisTokenizerConfig, exist_ok=True)
 AutoModel.register(VisTokenizerConfig, VisTokenizer, exist_ok=True)
@@ -26,6 +26,8 @@ AutoImageProcessor.register(
 # Bundled names (``vistok/default``) load through the transformers auto classes too, not only VisTokenizer.
 for _loader in (AutoConfig, AutoModel, AutoImageProcessor):
     resolve_bundled_names_in(_loader)
+# Zoo names and catalogued upstream repo ids load through VisTokenizer.from_pretrained.
+install_catalogued_loader(CatalogueLoader)
 
 __all__ = [
     "VisTokenizer",
@@ -37,6 +39,8 @@ __all__ = [
     "PixelRangeWarning",
     "create_tokenizer",
     "list_tokenizers",
+    "list_pretrained",
+    "ZooArchitectureWarning",
     "QUANTIZERS",
     "NETS",
     "PRESETS",

@@ -178,7 +178,7 @@ def _status(meta: dict[str, Any]) -> str | None:
 
 def _usage(config, meta: dict[str, Any], repo_id: str | None) -> str:
     size, h = config.image_size, config.latent_size
-    k = _vocabulary(config)
+    k = vocabulary_size(config)
     preset = meta.get("preset") or {}
     if preset and not meta.get("origin") and not repo_id and not meta.get("hub_repo"):
         load = f'import vistok\n\ntok = vistok.create_tokenizer("{preset["name"]}").eval()  # random weights'
@@ -202,7 +202,8 @@ def _diffusers_usage(config) -> str | None:
     return 'vq_model = tok.to_diffusers()  # diffusers.VQModel\nvq_model.save_pretrained("vqvae")'
 
 
-def _vocabulary(config) -> int:
+def vocabulary_size(config) -> int:
+    """The number of codes of ``config``'s quantizer (built on the meta device: no memory)."""
     spec = dict(config.quantizer)
     cls = QUANTIZERS.get(spec.pop("type"))
     with torch.device("meta"):
@@ -211,7 +212,7 @@ def _vocabulary(config) -> int:
 
 def _tokens(config) -> dict[str, Any]:
     h = config.latent_size
-    k = _vocabulary(config)
+    k = vocabulary_size(config)
     return {
         "input": f"{config.num_channels}×{config.image_size}×{config.image_size} (any size divisible by "
         f"{config.downsample_factor} works)",

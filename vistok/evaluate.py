@@ -348,9 +348,9 @@ class ProcessContext:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import __version__
     from .data import build_dataset
     from .metrics import metric_conventions
+    from .version import __version__
 
     requested = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     unknown = sorted(set(requested) - set(METRIC_NAMES))

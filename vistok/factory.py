@@ -8,6 +8,8 @@ from . import presets  # noqa: F401  (fills PRESETS)
 from .configuration import VisTokenizerConfig, vistok_fields
 from .modeling import VisTokenizer
 from .registry import PRESETS
+from .zoo.catalogue import has_entry, zoo_names
+from .zoo.loader import load_pretrained
 
 
 def list_tokenizers() -> dict[str, str]:
@@ -15,27 +17,60 @@ def list_tokenizers() -> dict[str, str]:
     return {name: PRESETS.get(name).description for name in PRESETS.names()}
 
 
-def create_tokenizer(name: str, *, pretrained: bool = False, **overrides: Any):
-    """Build a randomly initialised :class:`~vistok.VisTokenizer` from a preset name.
+def create_tokenizer(
+    name: str,
+    *,
+    pretrained: bool = False,
+    revision: str | None = None,
+    cache_dir: str | None = None,
+    token: str | bool | None = None,
+    local_files_only: bool = False,
+    force_download: bool = False,
+    **overrides: Any,
+):
+    """Build a tokenizer from a preset name (random weights) or, with ``pretrained=True``, load a zoo entry.
 
     ``overrides`` replace top-level config fields; ``quantizer`` / ``net`` overrides are merged into the
     preset's specs (e.g. ``create_tokenizer("vqvae-celeba64-vq-d4", quantizer={"codebook_size": 1024})``).
-    An unknown preset, field or option raises a ``ValueError`` listing the valid ones. ``pretrained=True`` raises:
-    presets are architectures without weights (trained weights load with ``VisTokenizer.from_pretrained``).
+    An unknown preset, field or option raises a ``ValueError`` listing the valid ones.
+
+    ``pretrained=True`` loads the zoo entry ``name`` (``vistok.list_pretrained()``) in eval mode: downloaded through
+    huggingface_hub with ``revision``, ``cache_dir``, ``token``, ``local_files_only`` and ``force_download``,
+    converted once and cached (see :mod:`vistok.zoo`). The weights fix the architecture, so overrides are refused.
     """
+    hub = {
+        "revision": revision,
+        "cache_dir": cache_dir,
+        "token": token,
+        "local_files_only": local_files_only,
+        "force_download": force_download,
+    }
+    if pretrained:
+        if overrides:
+            raise ValueError(
+                f"create_tokenizer({name!r}, pretrained=True) takes no architecture overrides (got "
+                f"{sorted(overrides)}): the published weights fix the architecture"
+            )
+        if not has_entry(name):
+            raise ValueError(
+                f"create_tokenizer({name!r}, pretrained=True): {name!r} is not a zoo entry"
+                + (" (it is a preset: an architecture without published weights)" if name in PRESETS else "")
+                + f". Zoo entries: {', '.join(zoo_names())} (`vistok zoo list`). Load other trained weights with "
+                "VisTokenizer.from_pretrained(<Hub repo or folder>)."
+            )
+        return load_pretrained(name, **hub)
+    given = sorted(k for k, v in hub.items() if v not in (None, False))
+    if given:
+        raise ValueError(
+            f"create_tokenizer({name!r}): {', '.join(given)} only apply with pretrained=True (downloading a zoo "
+            "entry); a preset is built with random weights"
+        )
     preset = PRESETS.get(name)
     unknown = sorted(set(overrides) - set(vistok_fields()))
     if unknown:
         raise ValueError(
             f"create_tokenizer({name!r}): unknown option(s) {unknown}; valid options: {', '.join(vistok_fields())} "
             "(quantizer / net options go inside those dicts, e.g. quantizer={'codebook_size': 1024})"
-        )
-    if pretrained:
-        raise ValueError(
-            f"create_tokenizer({name!r}, pretrained=True): preset {name!r} is an architecture without weights; "
-            "vistok does not ship weights for presets yet (they will come with the model zoo). Load trained weights with "
-            "VisTokenizer.from_pretrained(<Hub repo or folder>), or convert an upstream checkpoint with "
-            "`vistok convert llamagen|taming <checkpoint> <folder>`."
         )
     kwargs = dict(preset.config)
     for key, value in overrides.items():

@@ -242,13 +242,21 @@ class VisTokenizer(PreTrainedModel):
         name, a near miss of a known name or a local-looking path that does not exist raise ``OSError`` at once,
         before any network access (see :func:`vistok.hub.check_tokenizer_name`).
         """
-        check_tokenizer_name(pretrained_model_name_or_path)
+        name = str(pretrained_model_name_or_path)
+        if _catalogued_loader is not None and not Path(name).expanduser().exists():
+            catalogued = _catalogued_loader.load(name, kwargs)
+            if catalogued is not None:
+                return (catalogued, {}) if kwargs.get("output_loading_info") else catalogued
+        try:
+            check_tokenizer_name(pretrained_model_name_or_path)
+        except OSError as err:
+            raise OSError(_with_zoo_hint(name, str(err))) from err
         path = resolve_bundled(pretrained_model_name_or_path)
         wants_loading_info = kwargs.pop("output_loading_info", False)
         try:
             model, loading_info = super().from_pretrained(path, *args, output_loading_info=True, **kwargs)
         except OSError as err:
-            raise OSError(load_error_message(path, err)) from err
+            raise OSError(_with_zoo_hint(name, load_error_message(path, err))) from err
         # _adjust_missing_and_unexpected_keys below refuses incomplete weights while transformers loads them (so its
         # load table is not printed); this second check keeps the promise should that private hook ever be renamed.
         _refuse_weights_that_do_not_match(
@@ -287,6 +295,23 @@ class VisTokenizer(PreTrainedModel):
         for module in self.modules():
             if isinstance(module, Quantizer):
                 module.set_trainable_flags()
+
+
+# The model zoo (vistok.zoo) answers zoo names and catalogued upstream repo ids. It imports this module, so it
+# installs itself here when vistok is imported (vistok/__init__.py) instead of being imported from here.
+_catalogued_loader: Any = None
+
+
+def install_catalogued_loader(loader: Any) -> None:
+    """Let ``loader.load(name, kwargs) -> VisTokenizer | None`` answer names before the vistok-folder loading, and
+    ``loader.explain(name) -> str | None`` add a hint to the message of a name that failed to load."""
+    global _catalogued_loader
+    _catalogued_loader = loader
+
+
+def _with_zoo_hint(name: str, message: str) -> str:
+    hint = _catalogued_loader.explain(name) if _catalogued_loader is not None else None
+    return f"{hint}. {message}" if hint else message
 
 
 def _refuse_weights_that_do_not_match(name: str, missing: Any, unexpected: Any, mismatched: Any) -> None:

@@ -263,7 +263,7 @@ def conversion_metadata(
     licence, paper, citation, converter name and version, and — when the architecture is a known release and the
     file name does not point to a different checkpoint of it — that release's numbers, labelled as reported.
     ``notes`` (assumptions the converter made) are recorded under ``converter.notes``."""
-    from .. import __version__
+    from ..version import __version__
 
     meta = origin.metadata()
     meta["origin"].update(extra_origin or {})

@@ -7,5 +7,25 @@
 
 from .catalogue import entries_for_repo, get_entry, zoo_names
 from .entry import ZooEntry
+from .fetch import ZooDownloadError
+from .loader import ZooArchitectureWarning, explain_unknown, list_pretrained, load_catalogued, load_pretrained
 
-__all__ = ["ZooEntry", "entries_for_repo", "get_entry", "zoo_names"]
+
+class CatalogueLoader:
+    """What :func:`vistok.modeling.install_catalogued_loader` expects: the zoo's answer to a name."""
+
+    load = staticmethod(load_catalogued)
+    explain = staticmethod(explain_unknown)
+
+
+__all__ = [
+    "CatalogueLoader",
+    "ZooArchitectureWarning",
+    "ZooDownloadError",
+    "ZooEntry",
+    "entries_for_repo",
+    "get_entry",
+    "list_pretrained",
+    "load_pretrained",
+    "zoo_names",
+]

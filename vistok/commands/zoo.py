@@ -1,0 +1,113 @@
+"""The model zoo: list its entries, show one, or download and convert one ahead of time (for offline machines)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = sub.add_parser("list", help="every zoo entry: tokens, codebook, licence, reported rFID, cached?")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    info = sub.add_parser("info", help="everything the catalogue knows about one entry")
+    info.add_argument("name", help="a zoo entry name (`vistok zoo list`)")
+    download = sub.add_parser(
+        "download",
+        help="fetch an entry's upstream files into the Hugging Face cache and convert them into vistok's cache",
+    )
+    download.add_argument("name", help="a zoo entry name (`vistok zoo list`)")
+    download.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
+    download.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE)")
+    download.add_argument("--token", default=None, help="Hub token (default: the logged-in one)")
+    download.add_argument("--force", action="store_true", help="download and convert again")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..zoo.catalogue import get_entry
+
+    try:
+        if args.action == "list":
+            return _list(args.json)
+        entry = get_entry(args.name)
+    except KeyError as err:
+        raise SystemExit(f"vistok zoo {args.action}: {err.args[0]}") from err
+    if args.action == "info":
+        return _info(entry)
+    return _download(entry, args)
+
+
+def _list(as_json: bool) -> int:
+    import json
+
+    from ..zoo.loader import list_pretrained
+
+    rows = list_pretrained()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = ("name", "tokens", "codebook", "licence", "rFID*", "cached", "source")
+    table = [header] + [
+        (
+            r["name"],
+            str(r.get("tokens_per_image", "?")),
+            f"{r['codebook_size']:,}" if "codebook_size" in r else "?",
+            r["license"] + ("" if r["permissive_license"] else " (restrictive)"),
+            "" if r["reported_rfid"] is None else f"{r['reported_rfid']:g}",
+            r["cached"],
+            r["source"],
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print("\n* rFID as reported by the authors (ImageNet val), not measured by vistok.")
+    return 0
+
+
+def _info(entry) -> int:
+    from ..zoo.loader import cache_state
+
+    print(f"{entry.name}: {entry.description}")
+    print(f"  origin: {entry.origin.name} ({entry.origin.url})")
+    print(f"  paper: {entry.origin.paper_title}, {entry.origin.paper_venue} ({entry.origin.paper_url})")
+    flag = "" if entry.license.permissive else " — NOT permissive: read it before use"
+    gated = " (gated: accept it on the Hub first)" if entry.license.gated else ""
+    print(f"  weights licence: {entry.license.name} ({entry.license.url}){flag}{gated}")
+    if entry.on_hub:
+        print(f"  files: {entry.repo_id}: {' or '.join(entry.filenames)}"
+              + (f" + {', '.join(entry.companion_files)}" if entry.companion_files else "")
+              + (f" @ {entry.revision}" if entry.revision else ""))
+        print(f"  load: vistok.create_tokenizer({entry.name!r}, pretrained=True)")
+        print(f"  cached: {cache_state(entry)}")
+    else:
+        print(f"  files: {entry.manual_download}")
+    print(f"  converter: vistok convert {entry.converter}" + (
+        f" (options {entry.converter_options})" if entry.converter_options else ""))
+    print(f"  native resolution: {entry.image_size}px" + (f"; expected architecture: preset {entry.preset}"
+                                                          if entry.preset else ""))
+    for metric in entry.reported_metrics:
+        note = f", {metric['note']}" if metric.get("note") else ""
+        print(f"  reported by origin: {metric['metric']} {metric['value']} on {metric['dataset']} "
+              f"({metric['source']}{note})")
+    for note in entry.notes:
+        print(f"  note: {note}")
+    return 0
+
+
+def _download(entry, args: argparse.Namespace) -> int:
+    from ..zoo.fetch import ZooDownloadError
+    from ..zoo.loader import download
+
+    try:
+        fetched, folder, seconds = download(
+            entry.name, revision=args.revision, cache_dir=args.cache_dir, token=args.token,
+            force_download=args.force,
+        )
+    except (ZooDownloadError, ValueError) as err:  # CheckpointError is a ValueError
+        raise SystemExit(f"vistok zoo download {entry.name}: {err}") from err
+    for name, path in fetched.files.items():
+        print(f"fetched {entry.repo_id}/{name} → {path}")
+    print(f"converted → {folder} ({seconds:.1f} s)")
+    print("For an offline machine, copy the Hugging Face cache (HF_HUB_CACHE) and vistok's cache (VISTOK_CACHE).")
+    return 0

@@ -1,0 +1,103 @@
+"""The converted cache: each zoo conversion saved once as a vistok folder, so later loads read only safetensors.
+
+Layout: ``<root>/converted/<entry name>/<key>/`` holding what ``save_pretrained`` writes (config.json,
+model.safetensors, preprocessor_config.json, README.md) plus ``manifest.json``. The key hashes everything the
+conversion depends on (repo, upstream commit, the files' content ids, converter name and version, options), so a new
+upstream commit or converter version gets a new folder. A folder is written under a temporary name and renamed into
+place in one step, with the manifest (sha256 of every file) written last: a crash leaves either nothing or a
+complete entry, and an entry whose files do not match their manifest is treated as damaged and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+
+
+def cache_root() -> Path:
+    """``$VISTOK_CACHE``, else ``$XDG_CACHE_HOME/vistok``, else ``~/.cache/vistok``."""
+    if os.environ.get("VISTOK_CACHE"):
+        return Path(os.environ["VISTOK_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "vistok"
+
+
+def cache_key(identity: Mapping[str, Any]) -> str:
+    """A short stable hash of ``identity`` (a JSON-serialisable mapping)."""
+    blob = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:24]
+
+
+def entry_dir(entry_name: str, key: str, root: Path | None = None) -> Path:
+    return (root or cache_root()) / "converted" / entry_name / key
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_entry(folder: Path) -> str | None:
+    """``None`` when ``folder`` is a complete, undamaged cache entry; otherwise what is wrong with it."""
+    manifest_path = folder / MANIFEST
+    if not folder.is_dir():
+        return "missing"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"no readable manifest ({type(err).__name__})"
+    if manifest.get("format") != MANIFEST_FORMAT or not isinstance(files, dict) or "model.safetensors" not in files:
+        return "manifest of an unknown format"
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != expected["size"]:
+            return f"{name} has {path.stat().st_size} bytes, the manifest says {expected['size']}"
+        if sha256_file(path) != expected["sha256"]:
+            return f"{name} does not match its sha256 in the manifest"
+    return None
+
+
+def write_entry(folder: Path, save: Callable[[Path], None], identity: Mapping[str, Any]) -> None:
+    """Create the cache entry ``folder`` atomically: ``save(tmp)`` writes the files into a temporary sibling
+    folder, the manifest goes in last, then the folder is renamed into place, replacing a damaged entry.
+
+    If another process completed the same entry meanwhile, its entry is kept and this one discarded.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        save(tmp)
+        files = {
+            p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(tmp.iterdir()) if p.is_file()
+        }
+        manifest = {"format": MANIFEST_FORMAT, "identity": dict(identity), "files": files}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        if folder.exists():
+            if check_entry(folder) is None:  # another process finished first
+                return
+            trash = folder.parent / f".{folder.name}.damaged-{uuid.uuid4().hex[:8]}"
+            os.replace(folder, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if check_entry(folder) is not None:  # not a lost race: a real failure
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,228 @@
+"""Loading zoo entries: fetch the upstream files, convert them once, and serve later loads from the converted cache.
+
+``load_pretrained(name)`` is what ``create_tokenizer(name, pretrained=True)`` and
+``VisTokenizer.from_pretrained(<zoo name or catalogued repo id>)`` call. The first load downloads through
+huggingface_hub (``revision``, ``cache_dir``, ``token``, ``local_files_only``, ``force_download`` forwarded),
+converts with the entry's converter and writes the result into the converted cache (:mod:`.cache`); later loads
+verify that cache entry and read only its safetensors — no unpickling, no conversion.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ..cards import vocabulary_size
+from ..configuration import VisTokenizerConfig
+from ..convert import CONVERTER_VERSION, CONVERTERS
+from ..modeling import VisTokenizer
+from ..registry import PRESETS
+from .cache import cache_key, check_entry, entry_dir, write_entry
+from .catalogue import close_zoo_names, entries_for_repo, get_entry, has_entry, zoo_names
+from .entry import ZooEntry
+from .fetch import HUB_OPTIONS, FetchedFiles, fetch_entry
+
+logger = logging.getLogger(__name__)
+
+# Options of a net / quantizer spec that change what the tokenizer computes (loss weights and training-only
+# options such as dropout do not).
+ARCHITECTURE_QUANTIZER_KEYS = ("type", "codebook_size", "codebook_dim", "l2_norm", "levels", "bit_order")
+TRAINING_ONLY_NET_KEYS = ("dropout",)
+
+
+class ZooArchitectureWarning(UserWarning):
+    """A zoo entry's file has another architecture than the catalogue records (a fine-tuned variant, a stand-in);
+    it was loaded as the file describes it."""
+
+
+def load_pretrained(name: str, *, tqdm_class: Any = None, **hub: Any) -> VisTokenizer:
+    """The zoo entry ``name`` as an eval-mode :class:`~vistok.VisTokenizer`.
+
+    ``hub`` takes huggingface_hub's ``revision``, ``cache_dir``, ``token``, ``local_files_only`` and
+    ``force_download`` (which also rebuilds the converted cache entry). Raises ``KeyError`` for an unknown name
+    (closest names listed), :class:`~vistok.zoo.fetch.ZooDownloadError` when the files cannot be fetched, and the
+    converter's :class:`~vistok.convert.CheckpointError` when a file is not in the format the entry expects.
+    """
+    entry = get_entry(name)
+    fetched = fetch_entry(entry, tqdm_class=tqdm_class, **hub)
+    folder = converted_folder(entry, fetched)
+    problem = check_entry(folder)
+    if problem is None and not hub.get("force_download"):
+        tok = VisTokenizer.from_pretrained(str(folder))
+    else:
+        if problem != "missing":
+            logger.warning("converted cache entry %s is damaged (%s); converting again", folder, problem)
+        tok = convert_entry(entry, fetched)
+        write_entry(folder, _saver(tok), _identity(entry, fetched))
+    warn_if_architecture_differs(entry, tok.config)
+    return tok.eval()
+
+
+def convert_entry(entry: ZooEntry, fetched: FetchedFiles) -> VisTokenizer:
+    """Run the entry's converter on the fetched files and record where they came from in ``config.metadata``."""
+    converter = CONVERTERS[entry.converter]
+    tok = converter(str(fetched.main), image_size=entry.image_size, **entry.converter_options)
+    meta = dict(tok.config.metadata or {})
+    meta["zoo"] = {
+        "name": entry.name,
+        "repo_id": entry.repo_id,
+        "commit": fetched.commit,
+        "files": sorted(fetched.files),
+        "license": {"id": entry.license.id, "name": entry.license.name, "url": entry.license.url},
+    }
+    if entry.reported_metrics and "reported_metrics" not in meta:
+        meta["reported_metrics"] = [
+            {**m, "applies_to": f"{entry.origin.name}'s released weights ({entry.name})"} for m in entry.reported_metrics
+        ]
+    tok.config.metadata = meta
+    tok.config.source = f"vistok zoo entry {entry.name} ({entry.repo_id}, {Path(fetched.main).name})"
+    return tok
+
+
+def converted_folder(entry: ZooEntry, fetched: FetchedFiles) -> Path:
+    return entry_dir(entry.name, cache_key(_identity(entry, fetched)))
+
+
+def _identity(entry: ZooEntry, fetched: FetchedFiles) -> dict[str, Any]:
+    return {
+        "entry": entry.name,
+        "repo_id": entry.repo_id,
+        "commit": fetched.commit,
+        "files": fetched.content_ids(),
+        "converter": entry.converter,
+        "converter_version": CONVERTER_VERSION,
+        "converter_options": entry.converter_options,
+        "image_size": entry.image_size,
+    }
+
+
+def _saver(tok: VisTokenizer):
+    def save(folder: Path) -> None:
+        tok.save_pretrained(folder)  # config.json, model.safetensors, preprocessor_config.json, README.md card
+
+    return save
+
+
+def architecture_differences(entry: ZooEntry, config: VisTokenizerConfig) -> list[str]:
+    """``"net.base_channels: catalogue 128, file 32"``-style lines for every architecture option in which
+    ``config`` differs from the preset the entry records (empty when it has none or they agree)."""
+    if entry.preset is None:
+        return []
+    expected = expected_config(entry)
+    lines = []
+    for part, keys in (("net", None), ("quantizer", ARCHITECTURE_QUANTIZER_KEYS)):
+        want, have = getattr(expected, part), getattr(config, part)
+        names = keys or sorted((set(want) | set(have)) - set(TRAINING_ONLY_NET_KEYS))
+        for key in names:
+            if want.get(key) != have.get(key):
+                lines.append(f"{part}.{key}: catalogue {want.get(key)!r}, file {have.get(key)!r}")
+    return lines
+
+
+def expected_config(entry: ZooEntry) -> VisTokenizerConfig:
+    """The config the catalogue expects for ``entry``: its preset at the entry's resolution."""
+    preset = PRESETS.get(entry.preset)
+    return VisTokenizerConfig(**{**preset.config, "image_size": entry.image_size})
+
+
+def warn_if_architecture_differs(entry: ZooEntry, config: VisTokenizerConfig) -> None:
+    differences = architecture_differences(entry, config)
+    if differences:
+        warnings.warn(
+            ZooArchitectureWarning(
+                f"zoo entry {entry.name!r}: the file's architecture differs from the catalogued one "
+                f"({'; '.join(differences)}); loaded as the file describes it"
+            ),
+            stacklevel=3,
+        )
+
+
+# ----------------------------------------------------------------------------------- names given to from_pretrained
+def load_catalogued(name: str, kwargs: dict[str, Any]) -> VisTokenizer | None:
+    """What ``VisTokenizer.from_pretrained(name, **kwargs)`` does for zoo names and catalogued repo ids; ``None``
+    for any other name (it then loads as a vistok folder or repo).
+
+    A repo that holds several catalogued tokenizers raises ``OSError`` listing their zoo names; options other
+    than huggingface_hub's download options raise ``TypeError`` (they would otherwise be silently ignored).
+    """
+    if has_entry(name):
+        entry_names = [name]
+    else:
+        entries = entries_for_repo(name) if "/" in name else []
+        if not entries:
+            return None
+        entry_names = [e.name for e in entries]
+        if len(entry_names) > 1:
+            raise OSError(
+                f"the Hub repo {name!r} holds several tokenizers; load one by its zoo name: "
+                + ", ".join(f"vistok.create_tokenizer({n!r}, pretrained=True)" for n in sorted(entry_names))
+            )
+    unsupported = sorted(set(kwargs) - set(HUB_OPTIONS))
+    if unsupported:
+        raise TypeError(
+            f"from_pretrained({name!r}) loads the zoo entry {entry_names[0]!r}, which takes only the download "
+            f"options {', '.join(HUB_OPTIONS)}; got {', '.join(unsupported)}"
+        )
+    return load_pretrained(entry_names[0], **kwargs)
+
+
+def explain_unknown(name: str) -> str | None:
+    """A hint for a name that failed to load: the zoo names or catalogued repo ids it is probably a typo of."""
+    close = close_zoo_names(name)
+    if not close:
+        return None
+    return (
+        f"{name!r} is not a zoo entry or a catalogued repo; did you mean {' or '.join(map(repr, close))}? "
+        "(`vistok zoo list` shows the zoo)"
+    )
+
+
+# --------------------------------------------------------------------------------------------------- listing
+def list_pretrained() -> list[dict[str, Any]]:
+    """One row per zoo entry: name, description, source (repo and file, or where to get it), tokens per image,
+    codebook size, licence (and whether it is permissive), the authors' reported rFID and whether it is cached
+    (``"converted"``, ``"downloaded"`` or ``"no"``), in name order."""
+    rows = []
+    for name in zoo_names():
+        entry = get_entry(name)
+        row: dict[str, Any] = {
+            "name": name,
+            "description": entry.description,
+            "source": f"{entry.repo_id}/{entry.filenames[0]}" if entry.on_hub else "not on the Hub (see zoo info)",
+            "license": entry.license.name,
+            "permissive_license": entry.license.permissive,
+            "reported_rfid": entry.reported("rfid"),
+            "cached": cache_state(entry),
+        }
+        if entry.preset is not None:
+            config = expected_config(entry)
+            row["tokens_per_image"] = config.latent_size**2
+            row["codebook_size"] = vocabulary_size(config)
+        rows.append(row)
+    return rows
+
+
+def cache_state(entry: ZooEntry) -> str:
+    """``"converted"`` when a converted cache entry exists for the cached files, ``"downloaded"`` when only the
+    upstream files are in the HF cache, else ``"no"``. Never touches the network."""
+    if not entry.on_hub:
+        return "no"
+    try:
+        fetched = fetch_entry(entry, local_files_only=True)
+    except OSError:
+        return "no"
+    folder = converted_folder(entry, fetched)
+    return "converted" if (folder / "manifest.json").is_file() else "downloaded"
+
+
+def download(name: str, **hub: Any) -> tuple[FetchedFiles, Path, float]:
+    """Fetch and convert the entry ``name`` (for a cluster without network: copy the HF cache and the vistok cache
+    afterwards). Returns the fetched files, the converted cache folder and the seconds it took."""
+    start = time.perf_counter()
+    load_pretrained(name, **hub)
+    entry = get_entry(name)
+    fetched = fetch_entry(entry, **{**hub, "force_download": False})
+    return fetched, converted_folder(entry, fetched), time.perf_counter() - start
