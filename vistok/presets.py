@@ -149,3 +149,40 @@ _vqgan(
     LLAMAGEN,
     "vqgan-llamagen.yaml",
 )
+
+# IBQ (Shi et al., 2024), SEED-Voken configs/IBQ/gpu/imagenet_ibqgan_*.yaml: IndexPropagationQuantize's quant_loss
+# ||q_ib − z||² + ||sg(q) − z||² + β·||q − sg(z)||² with β = 0.25 (weighed by quant_loss_weight 1.0), plus
+# entropy_loss_weight (0.05) × (H[softmax(⟨z, e⟩/0.01)] per sample − H[batch mean]), both entropy weights 1.0.
+IBQ_PAPER = "Shi et al., Taming Scalable Visual Tokenizer for Autoregressive Image Generation (IBQ, 2024)"
+IBQ_QUANTIZER_LOSS = {
+    "commitment_weight": 1.0,
+    "codebook_weight": 0.25,
+    "index_backprop_weight": 1.0,
+    "entropy_weight": 0.05,
+    "entropy_temperature": 0.01,
+    "sample_entropy_weight": 1.0,
+    "codebook_entropy_weight": 1.0,
+}
+IBQ_CODEBOOK_SIZES = (1024, 8192, 16384, 262144)
+for size in IBQ_CODEBOOK_SIZES:
+    register_preset(
+        Preset(
+            name=f"ibqgan-imagenet256-{size}",
+            description=f"IBQ f16 (Taming-style VQGAN, index backpropagation), 256px → 16x16 tokens, codebook {size} x 256",
+            config={
+                "image_size": 256,
+                "net": {
+                    "type": "vqgan",
+                    "base_channels": 128,
+                    "channel_multiplier": [1, 1, 2, 2, 4],
+                    "num_res_blocks": 4,
+                    "latent_channels": 256,
+                    "attention_levels": [4],  # attn_resolutions [16] at 256 px: the last level
+                },
+                "quantizer": {"type": "ibq", "codebook_size": size, "codebook_dim": 256, **IBQ_QUANTIZER_LOSS},
+            },
+            source=IBQ_PAPER,
+            training="training/configs/imagenet256/ibqgan.yaml",
+            tags=("imagenet256",),
+        )
+    )

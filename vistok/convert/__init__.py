@@ -5,19 +5,21 @@ layout, infers the architecture from the tensor shapes and returns a :class:`~vi
 ``config.metadata`` records origin, licence, paper, converter version and the origin's reported numbers.
 """
 
+from .ibq import convert_ibq
 from .llamagen import convert_llamagen, llamagen_to_vistok
 from .origins import CONVERTER_VERSION
 from .safe_load import CheckpointError, UnsafeCheckpointError, load_checkpoint
 from .taming import convert_taming, taming_to_vistok
 from .vqgan_layout import infer_vqgan_config
 
-CONVERTERS = {"llamagen": convert_llamagen, "taming": convert_taming}
+CONVERTERS = {"llamagen": convert_llamagen, "taming": convert_taming, "ibq": convert_ibq}
 
 __all__ = [
     "CONVERTERS",
     "CONVERTER_VERSION",
     "CheckpointError",
     "UnsafeCheckpointError",
+    "convert_ibq",
     "convert_llamagen",
     "convert_taming",
     "infer_vqgan_config",

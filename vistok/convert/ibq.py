@@ -1,0 +1,124 @@
+"""IBQ tokenizers (SEED-Voken ``ibqgan.IBQ`` Lightning ``.ckpt`` files, e.g. ``imagenet256_16384.ckpt``) → vistok.
+
+The files are Lightning training checkpoints without hyper-parameters (see ``shared/reference/README.md``): the raw
+``encoder.*`` / ``decoder.*`` / ``quantize.embedding.weight`` / ``quant_conv.*`` / ``post_quant_conv.*`` weights,
+``loss.*`` (LPIPS, discriminator) and ``model_ema.*`` LitEma shadows. Upstream evaluates inside ``ema_scope()``, so
+the EMA weights are the released model and the default here (:mod:`.lightning_ema`).
+
+IBQ's encoder and decoder are Taming's, so the keys are renamed with the Taming converter's map
+(:func:`vistok.convert.taming.convert_state_dict`) into vistok's ``vqgan`` layout and the architecture is read from
+the shapes (:func:`.vqgan_layout.infer_vqgan_config`; the ImageNet configs have 4 residual blocks and attention at
+resolution 16, the last level). The quantizer is vistok's ``ibq``: the code is the argmax of the dot product with
+the raw codebook (not the nearest code), with IBQ's ImageNet loss options (``vistok.presets.IBQ_QUANTIZER_LOSS``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..presets import IBQ_QUANTIZER_LOSS
+from .lightning_ema import lightning_state_dict, select_lightning_weights
+from .origins import IBQ, conversion_metadata
+from .safe_load import CheckpointError, load_checkpoint
+from .taming import convert_state_dict
+from .vqgan_layout import build_tokenizer, infer_vqgan_config
+
+WHAT = "an IBQ"
+DEFAULT_IMAGE_SIZE = 256
+TOKENIZER_PREFIXES = ("encoder.", "decoder.", "quantize.", "quant_conv.", "post_quant_conv.")
+CODEBOOK = "quantize.embedding.weight"
+
+
+def is_tokenizer_key(key: str) -> bool:
+    return key.startswith(TOKENIZER_PREFIXES)
+
+
+def refuse_other_layouts(state_dict: dict[str, Any]) -> None:
+    """:class:`CheckpointError` saying what the checkpoint is instead, unless it has IBQ's layout (Taming-style
+    ``encoder.down.*`` / ``encoder.mid.*`` / ``decoder.up.*`` and a learned ``quantize.embedding.weight``)."""
+    keys = list(state_dict)
+    if any(k.startswith("quantize.embedding_proj.") for k in keys):
+        raise CheckpointError(
+            "this looks like a SimVQ checkpoint (quantize.embedding_proj.*), not IBQ: convert it with "
+            "`vistok convert simvq`"
+        )
+    if not any(k.startswith("encoder.down.") for k in keys) or not any(k.startswith("decoder.up.") for k in keys):
+        shown = ", ".join(keys[:5])
+        raise CheckpointError(
+            f"this is not an IBQ checkpoint: its state_dict has no encoder.down.* / decoder.up.* tensors (it starts "
+            f"with {shown})"
+        )
+    if CODEBOOK not in state_dict:
+        raise CheckpointError(
+            "this is not an IBQ checkpoint: it has no codebook (quantize.embedding.weight). An encoder/decoder "
+            "without quantizer tensors and with mid_block.* is Open-MAGVIT2 (LFQ): convert it with "
+            "`vistok convert open-magvit2`"
+        )
+
+
+def ibq_to_vistok(state_dict: dict[str, Any], weights: str = "auto") -> tuple[dict[str, Any], str, list[str]]:
+    """An IBQ Lightning ``state_dict`` → ``(vistok vqgan-layout state dict, "ema" | "raw", notes)``.
+
+    Keeps the tokenizer tensors (EMA shadows or raw weights, see :func:`.lightning_ema.select_lightning_weights`),
+    drops ``loss.*`` and ``model_ema.*``, and renames Taming's module names into vistok's (shapes only: works on
+    meta tensors). Raises :class:`CheckpointError` for other layouts and missing EMA shadows.
+    """
+    refuse_other_layouts(state_dict)
+    selected, which = select_lightning_weights(state_dict, is_tokenizer_key, weights, what=WHAT)
+    renamed, _, notes = convert_state_dict(selected)
+    return renamed, which, notes
+
+
+def convert_ibq(
+    checkpoint: str | os.PathLike,
+    *,
+    weights: str = "auto",
+    image_size: int | None = None,
+    trust_checkpoint: bool = False,
+):
+    """Convert an IBQ Lightning checkpoint into a :class:`~vistok.VisTokenizer` (eval mode).
+
+    Args:
+        checkpoint: the ``.ckpt`` file (e.g. ``imagenet256_16384.ckpt``).
+        weights: ``"auto"`` (the EMA shadows when the file has them, as upstream evaluates; else the raw weights),
+            ``"ema"`` or ``"raw"``.
+        image_size: native resolution recorded in the config (default 256, the ImageNet releases').
+        trust_checkpoint: allow arbitrary unpickling (only for files from a trusted source).
+
+    Raises :class:`CheckpointError` for a file that is not a Lightning checkpoint, a state dict that is not IBQ's
+    (naming what it looks like), and ``weights="ema"`` on a file without ``model_ema.*`` shadows.
+    """
+    loaded = load_checkpoint(checkpoint, trust_checkpoint=trust_checkpoint)
+    state_dict = lightning_state_dict(loaded, WHAT)
+    renamed, which, taming_notes = ibq_to_vistok(state_dict, weights)
+    inferred = infer_vqgan_config(renamed)
+
+    notes = [
+        *taming_notes,
+        "IBQ picks each code as the argmax of the dot product with the raw codebook (IndexPropagationQuantize), "
+        "not the nearest code: quantizer type 'ibq'",
+        "weights: "
+        + (
+            "the EMA shadows (model_ema.*), which upstream evaluates under ema_scope()"
+            if which == "ema"
+            else "the raw training weights (no EMA)"
+        ),
+        "GroupNorm groups: 32 assumed (upstream's; shapes do not tell)",
+        "quantizer loss options from configs/IBQ/gpu/imagenet_ibqgan_16384.yaml (beta 0.25 on the codebook term, "
+        "entropy_loss_weight 0.05, entropy temperature 0.01, sample/batch entropy weights 1.0)",
+    ]
+    size = image_size or DEFAULT_IMAGE_SIZE
+    if image_size is None:
+        notes.append(f"image_size {size} assumed (IBQ's ImageNet releases; pass image_size to change)")
+    extra: dict[str, Any] = {
+        "dropped_entries": sorted({key.split(".")[0] + ".*" for key in state_dict if not is_tokenizer_key(key)})
+    }
+    for key in ("global_step", "epoch"):
+        if isinstance(loaded.get(key), int):
+            extra[f"training_{key}"] = loaded[key]
+    metadata = conversion_metadata(IBQ, "ibq", inferred, checkpoint, which, extra, notes)
+    quantizer = {"type": "ibq", **IBQ_QUANTIZER_LOSS}
+    source = f"converted from IBQ ({Path(checkpoint).name})"
+    return build_tokenizer(renamed, quantizer, size, metadata, source)
