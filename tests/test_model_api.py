@@ -78,8 +78,8 @@ def test_unknown_config_and_create_tokenizer_options_raise_listing_valid_ones():
         create_tokenizer("vqvae-celeba64-vq-d4", hidden=3)
     with pytest.raises(ValueError, match=r"\['codebook_sz'\] \(did you mean 'codebook_size'.*\) for quantizer 'vq'; valid options: codebook_size"):
         create_tokenizer("vqvae-celeba64-vq-d4", quantizer={"codebook_sz": 64})
-    with pytest.raises(ValueError, match=r"without weights.*VisTokenizer.from_pretrained.*vistok convert"):
-        create_tokenizer("vqgan-llamagen-vq16", pretrained=True)
+    with pytest.raises(ValueError, match=r"is a preset: an architecture without published weights.*Zoo entries"):
+        create_tokenizer("vqvae-celeba64-vq-d4", pretrained=True)
     assert create_tokenizer("vqvae-celeba64-vq-d4", pretrained=False).config.preset == "vqvae-celeba64-vq-d4"
 
 
@@ -368,9 +368,9 @@ def hub_reachable_but_watched(monkeypatch):
         ("./out_typo", r"No folder './out_typo' \(looked for .*out_typo\)"),
         ("../elsewhere/model", r"No folder '../elsewhere/model'"),
         ("runs/2024/model", r"No folder 'runs/2024/model'"),
-        ("vqgan-llamagen-vq16", r"is a vistok preset.*create_tokenizer\('vqgan-llamagen-vq16'\)"),
-        ("vistok/vqgan-llamagen-vq16", r"is a vistok preset.*create_tokenizer\('vqgan-llamagen-vq16'\)"),
-        ("vqgan-llamagen-vq61", r"Did you mean 'vqgan-llamagen-vq16'"),
+        ("vqvae-celeba64-vq-d4", r"is a vistok preset.*create_tokenizer\('vqvae-celeba64-vq-d4'\)"),
+        ("vistok/vqvae-celeba64-vq-d4", r"is a vistok preset.*create_tokenizer\('vqvae-celeba64-vq-d4'\)"),
+        ("vqvae-celeba64-vq-d44", r"Did you mean 'vqvae-celeba64-vq-d4'"),
         ("vistok/defualt", r"Did you mean 'vistok/default'"),
         ("defualt", r"Did you mean 'vistok/default'"),
         ("my-tokenizer", r"not a local folder.*Hub repo ids have the form 'org/name'"),

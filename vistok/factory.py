@@ -7,7 +7,7 @@ from typing import Any
 from . import presets  # noqa: F401  (fills PRESETS)
 from .configuration import VisTokenizerConfig, vistok_fields
 from .modeling import VisTokenizer
-from .registry import PRESETS
+from .registry import PRESETS, did_you_mean
 from .zoo.catalogue import has_entry, zoo_names
 from .zoo.loader import load_pretrained
 
@@ -54,7 +54,11 @@ def create_tokenizer(
         if not has_entry(name):
             raise ValueError(
                 f"create_tokenizer({name!r}, pretrained=True): {name!r} is not a zoo entry"
-                + (" (it is a preset: an architecture without published weights)" if name in PRESETS else "")
+                + (
+                    " (it is a preset: an architecture without published weights)"
+                    if name in PRESETS
+                    else did_you_mean(name, zoo_names())
+                )
                 + f". Zoo entries: {', '.join(zoo_names())} (`vistok zoo list`). Load other trained weights with "
                 "VisTokenizer.from_pretrained(<Hub repo or folder>)."
             )
