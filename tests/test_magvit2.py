@@ -1,5 +1,6 @@
-"""The ``magvit2`` net (Open-MAGVIT2's improved conv): full-size layout, its two numerical quirks, parity on the
-reference vector, and the tokenizer without quant_conv."""
+"""The ``magvit2`` net (Open-MAGVIT2's improved conv): full-size layouts (Open-MAGVIT2, and SimVQ's decoder without
+adaptive norms), its two numerical quirks, and the tokenizer without quant_conv. Parity with the upstream reference
+vectors, through the converters, is in test_convert_magvit2.py."""
 
 from __future__ import annotations
 
@@ -13,15 +14,8 @@ import torch
 import vistok
 from vistok import QUANTIZERS
 from vistok.architecture import build_modules
-from vistok.convert.safe_load import load_checkpoint
-from vistok.nets.magvit2 import (
-    AdaptiveGroupNorm,
-    Upsampler,
-    depth_to_space,
-    ema_shadow_names,
-    reverse_latent_channels,
-    upstream_key_to_vistok,
-)
+from vistok.convert.lightning_ema import select_lightning_weights
+from vistok.nets.magvit2 import AdaptiveGroupNorm, Upsampler, depth_to_space, upstream_key_to_vistok
 
 from .helpers import images
 
@@ -32,14 +26,6 @@ def full_size_config() -> vistok.VisTokenizerConfig:
     """Open-MAGVIT2 ImageNet 256 "L": the net's defaults and LFQ 2^18."""
     return vistok.VisTokenizerConfig(
         image_size=256, net={"type": "magvit2"}, quantizer={"type": "lfq", "codebook_dim": 18}
-    )
-
-
-def tiny_reference_config() -> vistok.VisTokenizerConfig:
-    """The architecture of ``magvit2_tiny.ckpt`` (ch 32, ch_mult (1, 1, 2), 1 res block, z 10, LFQ 2^10)."""
-    net = {"type": "magvit2", "base_channels": 32, "channel_multiplier": [1, 1, 2], "num_res_blocks": 1}
-    return vistok.VisTokenizerConfig(
-        image_size=32, net={**net, "latent_channels": 10}, quantizer={"type": "lfq", "codebook_dim": 10}
     )
 
 
@@ -72,19 +58,36 @@ def test_full_size_layout_maps_every_upstream_key_with_its_shape():
     # Upstream's module order is vistok's (a converted state dict keeps the file order).
     assert list(ours) == [k for k in spec if upstream_key_to_vistok(k) is not None]
 
-    raw_keys = [k for k in spec if not k.startswith("model_ema.")]
-    shadows = ema_shadow_names(raw_keys)
-    ema_in_file = [k for k in spec if k.startswith("model_ema.")]
-    assert set(shadows) <= set(ema_in_file)
-    assert len(shadows) == 339
-    assert sorted(set(ema_in_file) - set(shadows)) == sorted(
-        [
-            "model_ema.decay",
-            "model_ema.num_updates",
-            *[k for k in ema_in_file if k.startswith("model_ema.lossdisc")],
-        ]
+    # Every tokenizer tensor has its LitEma shadow, with the same shape (the shared Lightning EMA reader).
+    meta = {key: torch.empty(shape, device="meta") for key, shape in spec.items()}
+    ema, which = select_lightning_weights(
+        meta, lambda k: upstream_key_to_vistok(k) is not None, "ema", what="an Open-MAGVIT2"
     )
-    assert all(spec[ema] == spec[raw] for ema, raw in shadows.items())
+    assert which == "ema" and set(ema) == set(ours)
+    assert all(ema[k] is meta["model_ema." + k.replace(".", "")] for k in ema)
+
+
+def test_simvq_decoder_without_adaptive_norm_maps_every_upstream_key():
+    spec = json.loads((DATA / "simvq_128_B_state_dict_spec.json").read_text())
+    net = {"type": "magvit2", "channel_multiplier": [1, 2, 2, 4], "num_res_blocks": 2, "latent_channels": 128}
+    config = vistok.VisTokenizerConfig(
+        image_size=128,
+        net={**net, "adaptive_norm": False},
+        quantizer={"type": "simvq", "codebook_size": 1024, "codebook_dim": 128, "projection_bias": True},
+    )
+    with torch.device("meta"):
+        modules = build_modules(config)
+    assert not hasattr(modules.decoder, "adaptive")
+    ours = {f"encoder.{k}": tuple(v.shape) for k, v in modules.encoder.state_dict().items()}
+    ours |= {f"decoder.{k}": tuple(v.shape) for k, v in modules.decoder.state_dict().items()}
+    theirs = {k: tuple(v) for k, v in spec.items() if upstream_key_to_vistok(k) is not None}
+    assert ours == theirs and len(ours) == 73 + 74
+    # The default keeps Open-MAGVIT2's adaptive norms (existing configs unchanged).
+    assert vistok.VisTokenizerConfig(net={"type": "magvit2"}, quantizer={"type": "lfq", "codebook_dim": 18}).net[
+        "adaptive_norm"
+    ]
+    with pytest.raises(ValueError, match="magvit2 adaptive_norm must be true or false"):
+        vistok.VisTokenizerConfig(net={"type": "magvit2", "adaptive_norm": 0})
 
 
 def test_latent_width_must_match_the_codes_without_quant_conv():
@@ -153,48 +156,6 @@ def test_adaptive_group_norm_uses_unbiased_style_variance():
     biased = norm.gamma(torch.sqrt(style.flatten(2).var(dim=-1, correction=0) + eps))
     unbiased = norm.gamma(torch.sqrt(style.flatten(2).var(dim=-1, correction=1) + eps))
     assert (biased - unbiased).abs().max() > 1e-2
-
-
-# --------------------------------------------------------------------------------- parity with upstream
-def test_reference_checkpoint_ema_weights_reproduce_upstream():
-    state = load_checkpoint(DATA / "magvit2_tiny.ckpt")["state_dict"]
-    expected = torch.load(DATA / "magvit2_tiny_expected.pt", weights_only=True)
-    shadows = ema_shadow_names(list(state))
-    ema = {upstream_key_to_vistok(raw): state[name] for name, raw in shadows.items()}
-    assert len(ema) == 34 + 47
-    tok = vistok.VisTokenizer(tiny_reference_config()).eval()
-    tok.load_state_dict(reverse_latent_channels(ema), strict=True)
-    x = expected["input"]
-    with torch.no_grad():
-        enc = tok.encode(x)
-        latent = tok.encoder(x)
-        from_codes = tok.decode_quantized(enc.quantized)
-        from_indices = tok.decode(expected["indices"])
-    assert torch.equal(enc.indices, expected["indices"])
-    assert torch.equal(enc.indices.flatten(), expected["indices_upstream_flat"])
-    torch.testing.assert_close(latent.flip(1), expected["latent"], rtol=0, atol=1e-5)
-    assert torch.equal(enc.quantized.flip(1), expected["quantized"])
-    assert (from_codes - expected["reconstruction"]).abs().max() < 1e-4
-    assert (from_indices - expected["reconstruction_from_indices"]).abs().max() < 1e-4
-
-    # The raw (non-EMA) weights give other indices, as upstream's do.
-    raw = {upstream_key_to_vistok(k): v for k, v in state.items() if upstream_key_to_vistok(k)}
-    tok.load_state_dict(reverse_latent_channels(raw), strict=True)
-    with torch.no_grad():
-        raw_indices = tok.encode(x).indices
-    assert torch.equal(raw_indices, expected["indices_raw_weights"].reshape(raw_indices.shape))
-
-
-def test_reverse_latent_channels_is_an_involution():
-    with torch.device("meta"):
-        modules = build_modules(tiny_reference_config())
-    weights = {f"encoder.{k}": v for k, v in modules.encoder.state_dict().items()}
-    weights |= {f"decoder.{k}": v for k, v in modules.decoder.state_dict().items()}
-    weights = {k: torch.randn(v.shape) for k, v in weights.items()}
-    twice = reverse_latent_channels(reverse_latent_channels(weights))
-    assert all(torch.equal(twice[k], weights[k]) for k in weights)
-    changed = [k for k in weights if not torch.equal(reverse_latent_channels(weights)[k], weights[k])]
-    assert len(changed) == 3 + 2 * 3  # conv_out w/b, conv_in w, gamma/beta weights of 3 adaptive norms
 
 
 # ------------------------------------------------------------------------ the tokenizer without quant_conv

@@ -7,12 +7,14 @@ layout, infers the architecture from the tensor shapes and returns a :class:`~vi
 
 from .ibq import convert_ibq
 from .llamagen import convert_llamagen, llamagen_to_vistok
+from .open_magvit2 import convert_open_magvit2
 from .origins import CONVERTER_VERSION
 from .safe_load import CheckpointError, UnsafeCheckpointError, load_checkpoint
+from .simvq import convert_simvq
 from .taming import convert_taming, taming_to_vistok
 from .vqgan_layout import infer_vqgan_config
 
-CONVERTERS = {"llamagen": convert_llamagen, "taming": convert_taming, "ibq": convert_ibq}
+CONVERTERS = {"llamagen": convert_llamagen, "taming": convert_taming, "ibq": convert_ibq, "open-magvit2": convert_open_magvit2, "simvq": convert_simvq}
 
 __all__ = [
     "CONVERTERS",
@@ -21,6 +23,8 @@ __all__ = [
     "UnsafeCheckpointError",
     "convert_ibq",
     "convert_llamagen",
+    "convert_open_magvit2",
+    "convert_simvq",
     "convert_taming",
     "infer_vqgan_config",
     "llamagen_to_vistok",

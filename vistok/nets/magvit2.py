@@ -11,7 +11,8 @@ What differs from the Taming / LlamaGen ``vqgan`` net (each checked against the 
 - Decoder: 3×3 ``conv_in`` (with bias) and ``num_res_blocks`` mid blocks; then, from the last level to the
   first, an :class:`AdaptiveGroupNorm` driven by the decoder's input, ``num_res_blocks`` blocks (not +1), and
   (all levels but the first) a 3×3 conv to 4× the channels followed by a DCR :func:`depth_to_space`;
-  GroupNorm · SiLU · 3×3 ``conv_out``.
+  GroupNorm · SiLU · 3×3 ``conv_out``. SimVQ's copy of this model (its ``improved_model.py``) has no adaptive
+  norms: ``adaptive_norm=False`` builds that decoder (layout ``simvq_128_B_state_dict_spec.json``).
 - No ``quant_conv`` / ``post_quant_conv``: the encoder output is the quantizer input and the quantized latent is
   the decoder input (and the adaptive norms' style). With the default ``quant_conv=False`` the family declares
   this (:attr:`Magvit2.uses_quant_conv`), so ``latent_channels`` must equal the quantizer's ``codebook_dim``.
@@ -139,7 +140,7 @@ class Magvit2Encoder(nn.Module):
 
 class Magvit2Decoder(nn.Module):
     """Its input is the quantized latent, which also drives every :class:`AdaptiveGroupNorm` (``adaptive[i]``
-    before the blocks of level ``i``)."""
+    before the blocks of level ``i``) when the net has ``adaptive_norm`` (without it, no ``adaptive`` modules)."""
 
     def __init__(self, out_channels: int, net: Magvit2):
         super().__init__()
@@ -159,7 +160,8 @@ class Magvit2Decoder(nn.Module):
         up_levels: list[nn.Module] = []
         adaptive: list[nn.Module] = []
         for level in reversed(range(len(mult))):
-            adaptive.append(AdaptiveGroupNorm(z, block_in, groups, eps))
+            if net.adaptive_norm:
+                adaptive.append(AdaptiveGroupNorm(z, block_in, groups, eps))
             up = nn.Module()
             up.block = nn.ModuleList()
             for _ in range(blocks):
@@ -170,7 +172,8 @@ class Magvit2Decoder(nn.Module):
             up_levels.append(up)
         # Indexed by level (0 = full resolution), as upstream.
         self.up = nn.ModuleList(reversed(up_levels))
-        self.adaptive = nn.ModuleList(reversed(adaptive))
+        if adaptive:
+            self.adaptive = nn.ModuleList(reversed(adaptive))
         self.norm_out = group_norm(block_in, groups, eps)
         self.conv_out = nn.Conv2d(block_in, out_channels, 3, padding=1)
 
@@ -184,7 +187,8 @@ class Magvit2Decoder(nn.Module):
         for block in self.mid_block:
             h = block(h)
         for level in reversed(range(len(self.up))):
-            h = self.adaptive[level](h, style)
+            if hasattr(self, "adaptive"):
+                h = self.adaptive[level](h, style)
             up = self.up[level]
             for block in up.block:
                 h = block(h)
@@ -207,6 +211,8 @@ class Magvit2(LevelledNetFamily):
         quant_conv: put vistok's 1×1 ``quant_conv`` / ``post_quant_conv`` around the quantizer. Upstream has none
             (``False``, then ``latent_channels`` must equal the quantizer's ``codebook_dim``); ``True`` lets the
             latent width differ from the code width (the decoder's style is then the projected code).
+        adaptive_norm: put an :class:`AdaptiveGroupNorm` before each decoder level (Open-MAGVIT2, default);
+            ``False`` builds SimVQ's decoder, which has none.
     """
 
     tiny = {
@@ -227,6 +233,7 @@ class Magvit2(LevelledNetFamily):
         norm_groups: int = 32,
         norm_eps: float = 1e-6,
         quant_conv: bool = False,
+        adaptive_norm: bool = True,
     ):
         self.base_channels = base_channels
         self.channel_multiplier = list(channel_multiplier)
@@ -235,12 +242,14 @@ class Magvit2(LevelledNetFamily):
         self.norm_groups = norm_groups
         self.norm_eps = norm_eps
         self.quant_conv = quant_conv
+        self.adaptive_norm = adaptive_norm
 
     @classmethod
     def check_spec(cls, spec: dict) -> None:
         cls.check_levels(spec)
-        if not isinstance(spec["quant_conv"], bool):
-            raise ValueError(f"magvit2 quant_conv must be true or false, got {spec['quant_conv']!r}")
+        for name in ("quant_conv", "adaptive_norm"):
+            if not isinstance(spec[name], bool):
+                raise ValueError(f"magvit2 {name} must be true or false, got {spec[name]!r}")
         if not spec["norm_eps"] > 0:
             raise ValueError(f"magvit2 norm_eps must be positive, got {spec['norm_eps']!r}")
 
@@ -257,43 +266,14 @@ class Magvit2(LevelledNetFamily):
 
 # ------------------------------------------------------------------------------------- upstream key layout
 def upstream_key_to_vistok(key: str) -> str | None:
-    """The vistok state-dict key for an Open-MAGVIT2 (SEED-Voken ``lfqgan.VQModel``) key, or ``None`` for keys a
-    tokenizer does not use (``loss.*``, ``model_ema.*``: map EMA shadows with :func:`ema_shadow_names` first).
+    """The vistok state-dict key for an Open-MAGVIT2 (SEED-Voken ``lfqgan.VQModel``) or SimVQ encoder / decoder
+    key, or ``None`` for keys this net does not hold (``loss.*``, ``quantize.*``, ``model_ema.*``: EMA shadows are
+    picked by :mod:`vistok.convert.lightning_ema` first).
 
     The module names are upstream's, so ``encoder.*`` / ``decoder.*`` keys are unchanged. Weights map one to one,
-    with no permutation: :func:`depth_to_space` is upstream's DCR order. (LFQ's bit order is a separate matter:
-    upstream's channel 0 is the least significant bit.)
+    with no permutation: :func:`depth_to_space` is upstream's DCR order. (LFQ's bit order is a separate matter,
+    settled by the quantizer's ``bit_order``: upstream's channel 0 is the least significant bit.)
     """
     if key.startswith(("encoder.", "decoder.")):
         return key
     return None
-
-
-def ema_shadow_names(raw_keys: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """``{"model_ema.<key without dots>": "<key>"}`` for the tokenizer keys among ``raw_keys`` (a checkpoint's
-    non-EMA ``state_dict`` keys): upstream's ``LitEma`` names each shadow by deleting every '.' of the parameter
-    name, so the names are recovered from the raw keys, as upstream's own ``init_from_ckpt`` does."""
-    return {
-        "model_ema." + key.replace(".", ""): key
-        for key in raw_keys
-        if upstream_key_to_vistok(key) is not None
-    }
-
-
-def reverse_latent_channels(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``weights`` (vistok keys) with the latent channel order reversed: the rows of ``encoder.conv_out``, the input
-    channels of ``decoder.conv_in`` and the input columns of ``decoder.adaptive.*.{gamma,beta}.weight``.
-
-    Upstream's LFQ numbers bits from channel 0 = least significant bit, vistok's ``lfq`` from channel 0 = most
-    significant, so reversing the latent channels of upstream weights makes vistok's indices upstream's. The
-    network computes the same function up to that channel order (the adaptive norms' per-channel statistics are
-    permuted with their weight columns). Applying it twice gives the weights back.
-    """
-    out = dict(weights)
-    for key in ("encoder.conv_out.weight", "encoder.conv_out.bias"):
-        out[key] = weights[key].flip(0)
-    out["decoder.conv_in.weight"] = weights["decoder.conv_in.weight"].flip(1)
-    for key, value in weights.items():
-        if key.startswith("decoder.adaptive.") and key.endswith(("gamma.weight", "beta.weight")):
-            out[key] = value.flip(1)
-    return out

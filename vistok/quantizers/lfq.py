@@ -7,8 +7,12 @@ Generation", arXiv 2310.05737; vector-quantize-pytorch's ``LFQ``):
   ``E[H(p(c|z))] − H(E[p(c|z)])``: the paper's.
 - The soft assignment ``p(c|z) = softmax(2⟨z, c⟩/τ)`` (= softmax(−||z − c||²/τ), every code having the same norm),
   the weight γ (``diversity_weight``, vector-quantize-pytorch's ``diversity_gamma``) on the codebook entropy,
-  ``codebook_scale`` and channel 0 as the most significant bit: vector-quantize-pytorch's. Its default
-  ``inv_temperature = 100`` is vistok's default τ = 0.01.
+  ``codebook_scale`` and channel 0 as the most significant bit (``bit_order="msb_first"``, the default):
+  vector-quantize-pytorch's. Its default ``inv_temperature = 100`` is vistok's default τ = 0.01.
+- ``bit_order="lsb_first"``: channel 0 is the least significant bit, index = Σ_c bit_c · 2^c — Open-MAGVIT2's
+  (SEED-Voken's ``LFQ`` masks with ``2**arange(D)`` although its docstrings say "big endian"). Converted
+  Open-MAGVIT2 checkpoints use it so that their indices are upstream's with the weights unchanged. The bit order
+  changes only which integer names a code, never the codes, the losses or the entropies.
 - Deviations: vector-quantize-pytorch clamps probabilities at 1e-5 inside its logs; vistok computes exact
   entropies with logits floored at the row maximum − 60, in memory-bounded chunks (``vistok.entropy``). Up to
   :data:`MAX_EXACT_ENTROPY_BITS` (15) bits both entropies are exact. Above, the channels are split into
@@ -44,6 +48,7 @@ from .base import (
 # Widest group of channels whose entropies are computed exactly over all its 2^bits sub-codes (an N × 2^bits
 # softmax, in memory-bounded chunks); wider codes are split into groups (see the module docstring).
 MAX_EXACT_ENTROPY_BITS = 15
+BIT_ORDERS = ("msb_first", "lsb_first")
 
 
 def entropy_bit_groups(codebook_dim: int) -> list[range]:
@@ -57,7 +62,9 @@ def entropy_bit_groups(codebook_dim: int) -> list[range]:
 
 @QUANTIZERS.register("lfq")
 class LookupFreeQuantizer(Quantizer):
-    """Each channel is quantised to ±``codebook_scale``; the index is the bit pattern (channel 0 = MSB).
+    """Each channel is quantised to ±``codebook_scale``; the index is the bit pattern, channel 0 the most
+    significant bit (``bit_order="msb_first"``, default) or the least significant one (``"lsb_first"``,
+    Open-MAGVIT2's convention).
 
     The implicit codebook has 2^D codes. Training losses: commitment ``β·||z − sg(q)||²`` and the MAGVIT-v2
     entropy objective ``entropy_weight · (H[p(c|z)] − diversity_weight · H[E_z p(c|z)])`` with
@@ -75,6 +82,7 @@ class LookupFreeQuantizer(Quantizer):
         diversity_weight: float = 1.0,
         entropy_temperature: float = 0.01,
         codebook_scale: float = 1.0,
+        bit_order: str = "msb_first",
     ):
         super().__init__()
         self._codebook_dim = codebook_dim
@@ -83,6 +91,7 @@ class LookupFreeQuantizer(Quantizer):
         self.diversity_weight = diversity_weight
         self.entropy_temperature = entropy_temperature
         self.codebook_scale = codebook_scale
+        self.bit_order = check_bit_order(bit_order)
         self.register_buffer("_bit_values", torch.empty(codebook_dim, dtype=torch.int64), persistent=False)
         self.init_weights()
 
@@ -91,6 +100,7 @@ class LookupFreeQuantizer(Quantizer):
         check_positive(spec, "codebook_dim", integer=True)
         check_positive(spec, "entropy_temperature", "codebook_scale")
         check_positive(spec, "commitment_weight", "entropy_weight", "diversity_weight", allow_zero=True)
+        check_bit_order(spec["bit_order"])
         if 2 ** spec["codebook_dim"] > MAX_CODEBOOK_SIZE:
             raise ValueError(
                 f"lfq codebook_dim must be <= 62 (2^62 codes; indices are int64), got {spec['codebook_dim']}"
@@ -105,8 +115,10 @@ class LookupFreeQuantizer(Quantizer):
         return self._codebook_dim
 
     def init_weights(self) -> None:
-        bits = 2 ** torch.arange(self._codebook_dim - 1, -1, -1, dtype=torch.int64)
-        init.copy_(self._bit_values, bits)
+        powers = torch.arange(self._codebook_dim, dtype=torch.int64)
+        if self.bit_order == "msb_first":
+            powers = powers.flip(0)
+        init.copy_(self._bit_values, 2**powers)
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """z: (B, D, h, w) → codes ±codebook_scale (B, D, h, w) and indices (B, h, w).
@@ -160,6 +172,16 @@ class LookupFreeQuantizer(Quantizer):
     def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
         self.check_indices(indices)
         return self.indices_to_codes_flat(indices).permute(0, 3, 1, 2).contiguous()
+
+
+def check_bit_order(bit_order: str) -> str:
+    """``bit_order`` unchanged if it is one of :data:`BIT_ORDERS`, else a ``ValueError`` naming them."""
+    if bit_order not in BIT_ORDERS:
+        raise ValueError(
+            f"lfq bit_order must be one of {', '.join(map(repr, BIT_ORDERS))} (whether channel 0 is the most or the "
+            f"least significant bit of the index), got {bit_order!r}"
+        )
+    return bit_order
 
 
 def _sign_codes(bits: int, scale: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

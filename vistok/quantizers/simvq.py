@@ -7,8 +7,9 @@ Linear Layer", arXiv 2411.02038; the authors' code youngsheen/SimVQ; vector-quan
   L2; losses as VQ-VAE's, ``codebook_weight·||sg(z) − q||² + commitment_weight·||z − sg(q)||²`` (β = 0.25): the
   paper's and the authors' code.
 - The frozen codebook: vistok follows vector-quantize-pytorch — a non-trainable buffer drawn from a normal
-  distribution with std D^−1/2 (the same draw as the authors' code) and a bias-free D × D map. The authors' projection has a bias
-  (``c·Wᵀ + b``), which this quantizer does not have.
+  distribution with std D^−1/2 (the same draw as the authors' code) and, by default, a bias-free D × D map. The
+  authors' projection is an ``nn.Linear`` with a bias (``c·Wᵀ + b``): ``projection_bias=True`` adds it (converted
+  SimVQ checkpoints use it; the default keeps existing vistok checkpoints unchanged).
 - Whether every code ends up used is an empirical question, not a property of the method: in vistok's 600-step
   short run (512 codes, dim 64) SimVQ used 26.4 % of its codes (``benchmarks/results/quantizer_short_runs_cpu.json``).
 """
@@ -35,7 +36,8 @@ from .search import nearest_code
 
 @QUANTIZERS.register("simvq")
 class SimVQQuantizer(Quantizer):
-    """Codes are ``W · c_k`` for a frozen Gaussian basis ``c`` (K, D) and a learnable ``W`` (D × D).
+    """Codes are ``W · c_k`` (``+ b`` with ``projection_bias``) for a frozen Gaussian basis ``c`` (K, D) and a
+    learnable ``W`` (D × D).
 
     Only the linear map learns, so every update moves every code (what the paper proposes against codebook
     collapse; it does not guarantee full usage, see the module docstring). Losses: ``codebook_weight·||sg(z) − q||² + commitment_weight·||z − sg(q)||²``.
@@ -49,6 +51,7 @@ class SimVQQuantizer(Quantizer):
         codebook_dim: int = 64,
         commitment_weight: float = 0.25,
         codebook_weight: float = 1.0,
+        projection_bias: bool = False,
     ):
         super().__init__()
         self._codebook_size = codebook_size
@@ -56,19 +59,24 @@ class SimVQQuantizer(Quantizer):
         self.commitment_weight = commitment_weight
         self.codebook_weight = codebook_weight
         self.register_buffer("frozen_codebook", torch.empty(codebook_size, codebook_dim))
-        self.codebook_proj = nn.Linear(codebook_dim, codebook_dim, bias=False)
+        self.projection_bias = projection_bias
+        self.codebook_proj = nn.Linear(codebook_dim, codebook_dim, bias=projection_bias)
         self.init_weights()
 
     @classmethod
     def check_spec(cls, spec: dict) -> None:
         check_positive(spec, "codebook_size", "codebook_dim", integer=True)
         check_positive(spec, "commitment_weight", "codebook_weight", allow_zero=True)
+        if not isinstance(spec["projection_bias"], bool):
+            raise ValueError(f"simvq projection_bias must be true or false, got {spec['projection_bias']!r}")
 
     def init_weights(self) -> None:
         init.normal_(self.frozen_codebook, std=self._codebook_dim**-0.5)
 
     def effective_codebook(self) -> torch.Tensor:
-        """(K, D) codes after the learnable projection."""
+        """(K, D) codes after the learnable projection: ``frozen_codebook @ Wᵀ (+ b)``. Decoding indices uses these
+        rows too (SimVQ's own ``get_codebook_entry`` returns the unprojected ones, which the decoder was never
+        trained on)."""
         return self.codebook_proj(self.frozen_codebook)
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
