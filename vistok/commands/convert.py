@@ -8,7 +8,7 @@ from pathlib import Path
 
 # The converters `vistok convert` offers: the keys of vistok.convert.CONVERTERS (listed here so that `vistok --help`
 # needs no torch import; tests/test_convert.py checks that both agree).
-ORIGINS = ("llamagen", "taming", "ibq", "open-magvit2", "simvq")
+ORIGINS = ("llamagen", "taming", "janus", "ibq", "open-magvit2", "simvq")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ layout, infers the architecture from the tensor shapes and returns a :class:`~vi
 """
 
 from .ibq import convert_ibq
+from .janus import convert_janus
 from .llamagen import convert_llamagen, llamagen_to_vistok
 from .open_magvit2 import convert_open_magvit2
 from .origins import CONVERTER_VERSION
@@ -14,7 +15,7 @@ from .simvq import convert_simvq
 from .taming import convert_taming, taming_to_vistok
 from .vqgan_layout import infer_vqgan_config
 
-CONVERTERS = {"llamagen": convert_llamagen, "taming": convert_taming, "ibq": convert_ibq, "open-magvit2": convert_open_magvit2, "simvq": convert_simvq}
+CONVERTERS = {"llamagen": convert_llamagen, "taming": convert_taming, "janus": convert_janus, "ibq": convert_ibq, "open-magvit2": convert_open_magvit2, "simvq": convert_simvq}
 
 __all__ = [
     "CONVERTERS",
@@ -22,6 +23,7 @@ __all__ = [
     "CheckpointError",
     "UnsafeCheckpointError",
     "convert_ibq",
+    "convert_janus",
     "convert_llamagen",
     "convert_open_magvit2",
     "convert_simvq",

@@ -1,0 +1,107 @@
+"""Janus / Janus-Pro's image-generation tokenizer (``gen_vision_model``) → vistok.
+
+A Janus release (``deepseek-ai/Janus-Pro-1B``: one ``pytorch_model.bin``; ``-7B``: two shards and
+``pytorch_model.bin.index.json``) is a whole multimodal model in bf16. Its generation tokenizer is every tensor
+under ``gen_vision_model.``: a LlamaGen VQ-16 (``VQ_16()``: codebook 16384 x 8 with l2-normalised codes, 384 px →
+24x24 tokens). Only those tensors are read (:mod:`vistok.convert.prefixed_tensors`), upcast exactly to float32, and
+mapped like a LlamaGen checkpoint.
+
+``config.json`` does not describe the VQ (upstream always builds ``VQ_16()``), so the architecture comes from the
+tensor shapes alone. ``gen_embed.weight`` has the codebook's shape but is the language model's embedding of image
+tokens, not the codebook (``gen_vision_model.quantize.embedding.weight``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from .containers import describe_layout
+from .llamagen import llamagen_quantizer_options, llamagen_to_vistok
+from .origins import JANUS, conversion_metadata
+from .prefixed_tensors import read_prefixed_tensors, top_level_names
+from .safe_load import CheckpointError
+from .vqgan_layout import build_tokenizer, infer_vqgan_config
+
+PREFIX = "gen_vision_model."
+DEFAULT_IMAGE_SIZE = 384
+# What VQ_16() fixes that shapes cannot tell (LlamaGen's ModelArgs defaults, which Janus never overrides).
+VQ16_MODEL_ARGS = {"codebook_l2_norm": True, "commit_loss_beta": 0.25, "entropy_loss_ratio": 0.0}
+MODEL_LICENSE_URL = "https://github.com/deepseek-ai/Janus/blob/main/LICENSE-MODEL"
+HF_CONVERTED_PREFIX = "model.vqmodel."
+
+
+def convert_janus(
+    checkpoint: str | os.PathLike,
+    *,
+    weights: str = "auto",
+    image_size: int | None = None,
+    trust_checkpoint: bool = False,
+):
+    """Convert the generation VQ tokenizer of a Janus / Janus-Pro release into a :class:`~vistok.VisTokenizer`
+    (eval mode, float32).
+
+    Args:
+        checkpoint: the release folder, or its ``model.safetensors``, ``model.safetensors.index.json``,
+            ``pytorch_model.bin`` or ``pytorch_model.bin.index.json`` (shards next to the index). Only the
+            ``gen_vision_model.*`` tensors are read; the language model is never loaded.
+        weights: ``"auto"`` only (a release holds one set of tokenizer weights).
+        image_size: native resolution recorded in the config; default 384 (Janus generates 384 px images).
+        trust_checkpoint: allow arbitrary unpickling of a ``.bin`` (only for files from a trusted source).
+
+    Raises :class:`CheckpointError` when the release has no ``gen_vision_model.*`` tensors (saying what it holds,
+    and what to load instead for transformers' converted Janus format), or when an index names a missing shard.
+    """
+    if weights != "auto":
+        raise CheckpointError(
+            f"a Janus release holds one set of tokenizer weights (gen_vision_model.*); weights must be 'auto', "
+            f"got {weights!r}"
+        )
+    found = read_prefixed_tensors(checkpoint, PREFIX, trust_checkpoint=trust_checkpoint)
+    if not found.tensors:
+        raise CheckpointError(_no_tokenizer_message(found.weight_file.name, found.all_names))
+    state_dict = llamagen_to_vistok(_upcast(found.tensors))  # also drops quantize.codebook_used
+    inferred = infer_vqgan_config(state_dict)
+    quantizer, _ = llamagen_quantizer_options(
+        VQ16_MODEL_ARGS, inferred["codebook_size"], inferred["codebook_dim"]
+    )
+    notes = [
+        "weights under the DeepSeek Model License (use-based restrictions; not an open-source licence): "
+        f"{MODEL_LICENSE_URL}. Janus's code is MIT.",
+        "architecture read from the tensor shapes (Janus's config.json does not describe the VQ); l2-normalised "
+        "codes as in Janus's VQ_16()",
+    ]
+    extra: dict[str, Any] = {
+        "component": "gen_vision_model (image-generation VQ tokenizer)",
+        "weights_license": {"name": "DeepSeek Model License", "url": MODEL_LICENSE_URL},
+    }
+    if found.weight_file.name.endswith(".index.json"):
+        extra["shards_read"] = found.files_read
+    metadata = conversion_metadata(
+        JANUS, "janus", inferred, found.weight_file, "gen_vision_model", extra, notes
+    )
+    source = f"converted from {JANUS.name}'s generation VQ tokenizer ({found.weight_file.name})"
+    size = image_size or DEFAULT_IMAGE_SIZE
+    return build_tokenizer(state_dict, quantizer, size, metadata, source=source)
+
+
+def _upcast(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Floating tensors to float32 (exact from bf16 / fp16); others unchanged."""
+    return {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in tensors.items()}
+
+
+def _no_tokenizer_message(file_name: str, names: list[str]) -> str:
+    if any(name.startswith(HF_CONVERTED_PREFIX) for name in names):
+        return (
+            f"{file_name} is in Hugging Face transformers' converted Janus format (model.vqmodel.*, with renamed "
+            "modules), not the original release; vistok converts the original files: load deepseek-ai/Janus-Pro-1B "
+            "(or deepseek-ai/Janus-Pro-7B) instead"
+        )
+    layout = describe_layout(dict.fromkeys(names))
+    return (
+        f"{file_name} has no gen_vision_model.* tensors, so it is not a Janus release (a Janus release holds its "
+        f"image-generation tokenizer under gen_vision_model.*). It holds {top_level_names(names)}; "
+        f"it looks like {layout}"
+    )
