@@ -28,3 +28,18 @@ def no_weight_downloads(monkeypatch, tmp_path):
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """An empty, offline Hugging Face cache and vistok cache for this test; returns the HF cache folder (fill it
+    with ``tests.hub_cache.add_to_hub_cache``)."""
+    import huggingface_hub
+
+    cache = tmp_path / "hf"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("VISTOK_CACHE", str(tmp_path / "vistok"))
+    return cache

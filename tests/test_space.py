@@ -275,6 +275,42 @@ def test_unloadable_tokenizer_is_reported_and_the_default_keeps_working(cache, d
     assert run_request(photo, default_tokenizer_name(), "256", cache).ok
 
 
+def test_zoo_tokenizers_are_offered_after_the_bundled_default():
+    from vistok_space.tokenizers import tokenizer_choices
+
+    choices = tokenizer_choices()
+    assert choices[0] == (default_tokenizer_name(), default_tokenizer_name())
+    labels = dict((value, label) for label, value in choices)
+    for row in vistok.list_pretrained():
+        if row["source"].startswith("not on the Hub"):
+            assert row["name"] not in labels  # converted by hand: `vistok zoo info` says how
+            continue
+        label = labels[row["name"]]
+        assert row["license"] in label
+        if "tokens_per_image" in row:  # the entry names the architecture it expects
+            assert f"{row['tokens_per_image']} tokens" in label and f"{row['codebook_size']:,} codes" in label
+            assert "weights ≥" in label
+    # LlamaGen VQ-16 has 71,883,403 parameters (shared/reference: llamagen_vq16_state_dict_spec.json)
+    assert "weights ≥ 288 MB" in labels["vqgan-llamagen-vq16"]
+
+
+def test_a_zoo_tokenizer_loads_on_first_use_and_offline_says_how_to_prefetch(hub):
+    from tests.hub_cache import add_to_hub_cache
+
+    cache = TokenizerCache()
+    add_to_hub_cache(
+        hub, "FoundationVision/LlamaGen", {"vq_ds16_c2i.pt": ROOT / "tests" / "data" / "llamagen_tiny.pt"}
+    )
+    photo = str(EXAMPLES / "coffee.jpg")
+    result = run_request(photo, "vqgan-llamagen-vq16", "128", cache)
+    assert result.ok, result.status
+    assert result.metrics["token_grid"] == [32, 32] and result.metrics["codebook_size"] == 512
+    missing = run_request(photo, "vqgan-llamagen-vq8", "128", cache)
+    assert not missing.ok
+    assert "vqgan-llamagen-vq8" in missing.status and "vistok zoo download vqgan-llamagen-vq8" in missing.status
+    assert "still works" in missing.status
+
+
 def test_a_local_tokenizer_folder_typed_in_works(cache, default, tmp_path):
     config = vistok.VisTokenizerConfig(
         image_size=32,

@@ -27,18 +27,6 @@ DATA = Path(__file__).parent / "data"
 LLAMAGEN_REPO = "FoundationVision/LlamaGen"
 
 
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    """An empty HF cache and vistok cache for this test; returns the HF cache folder."""
-    cache = tmp_path / "hf"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("VISTOK_CACHE", str(tmp_path / "vistok"))
-    return cache
-
-
 def _llamagen_expected():
     return torch.load(DATA / "llamagen_tiny_expected.pt", weights_only=True)
 

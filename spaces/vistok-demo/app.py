@@ -74,7 +74,10 @@ def example_gallery(upload: gr.Image, names: tuple[str, ...], label: str) -> gr.
 def make_handler(cache: TokenizerCache):
     """The button's callback; its parameter names are the API's (``/reconstruct``)."""
 
-    def reconstruct(image: Any, tokenizer: str, resolution: str) -> tuple:
+    def reconstruct(
+        image: Any, tokenizer: str, resolution: str, progress: gr.Progress = gr.Progress(track_tqdm=True)  # noqa: B008
+    ) -> tuple:
+        # track_tqdm shows huggingface_hub's download bars while a zoo tokenizer is fetched on first use
         result = run_request(image, tokenizer, resolution, cache)
         return (
             result.original,
@@ -107,7 +110,8 @@ def build_demo(cache: TokenizerCache | None = None) -> gr.Blocks:
                     value=default,
                     allow_custom_value=True,
                     label="Tokenizer",
-                    info="The bundled default, or type a Hub repo id (org/name) or a local save_pretrained folder.",
+                    info="The bundled default, a zoo tokenizer (downloaded and converted on first use), or type a "
+                    "Hub repo id (org/name) or a local save_pretrained folder.",
                 )
                 resolution = gr.Radio(resolutions, value="256", label="Resolution")
                 button = gr.Button(

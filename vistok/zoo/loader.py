@@ -15,6 +15,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from ..architecture import build_modules
 from ..cards import vocabulary_size
 from ..configuration import VisTokenizerConfig
 from ..convert import CONVERTER_VERSION, CONVERTERS
@@ -183,7 +186,8 @@ def explain_unknown(name: str) -> str | None:
 # --------------------------------------------------------------------------------------------------- listing
 def list_pretrained() -> list[dict[str, Any]]:
     """One row per zoo entry: name, description, source (repo and file, or where to get it), tokens per image,
-    codebook size, licence (and whether it is permissive), the authors' reported rFID and whether it is cached
+    codebook size, fp32 weight bytes, licence (and whether it is permissive), the authors' reported rFID and whether it
+    is cached
     (``"converted"``, ``"downloaded"`` or ``"no"``), in name order."""
     rows = []
     for name in zoo_names():
@@ -201,8 +205,15 @@ def list_pretrained() -> list[dict[str, Any]]:
             config = expected_config(entry)
             row["tokens_per_image"] = config.latent_size**2
             row["codebook_size"] = vocabulary_size(config)
+            row["weights_bytes"] = 4 * parameter_count(config)
         rows.append(row)
     return rows
+
+
+def parameter_count(config: VisTokenizerConfig) -> int:
+    """Parameters of the tokenizer ``config`` describes (built on the meta device: no memory)."""
+    with torch.device("meta"):
+        return build_modules(config).num_parameters()
 
 
 def cache_state(entry: ZooEntry) -> str:

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 import torch
 
 import vistok
+from vistok import list_pretrained
 from vistok.hub import list_bundled, resolve_bundled
 
 DEFAULT_TOKENIZER = "vistok/default"
@@ -38,10 +39,28 @@ def default_tokenizer_name() -> str:
     return os.environ.get(DEFAULT_TOKENIZER_ENV, "").strip() or DEFAULT_TOKENIZER
 
 
-def tokenizer_choices() -> list[str]:
-    """The dropdown's entries: the default first, then the other bundled tokenizers."""
+def tokenizer_choices() -> list[tuple[str, str]]:
+    """The dropdown's ``(label, name)`` entries: the default first, then the other bundled tokenizers, then the zoo
+    entries published on the Hub, labelled with tokens per image, codebook size, licence and download size."""
     default = default_tokenizer_name()
-    return [default, *(name for name in list_bundled() if name != default)]
+    names = [default, *(name for name in list_bundled() if name != default)]
+    choices = [(name, name) for name in names]
+    for row in list_pretrained():
+        if row["source"].startswith("not on the Hub"):
+            continue  # must be downloaded and converted by hand: `vistok zoo info` says how
+        choices.append((zoo_label(row), row["name"]))
+    return choices
+
+
+def zoo_label(row: dict) -> str:
+    """``name — zoo: 256 tokens, 16,384 codes, MIT, weights ≥ 288 MB`` for a :func:`vistok.list_pretrained` row.
+    The size is the tokenizer's fp32 weights; a release file can be larger (training state, other models)."""
+    size = f", weights ≥ {row['weights_bytes'] / 1e6:,.0f} MB" if row.get("weights_bytes") else ""
+    licence = row["license"] + ("" if row["permissive_license"] else " (restrictive licence)")
+    shape = (
+        f"{row['tokens_per_image']} tokens, {row['codebook_size']:,} codes, " if "tokens_per_image" in row else ""
+    )
+    return f"{row['name']} — zoo: {shape}{licence}{size}"
 
 
 class TokenizerCache:
