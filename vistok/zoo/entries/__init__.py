@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from ..entry import ZooEntry
-from . import llamagen, taming
+from . import ibq, llamagen, open_magvit2, simvq, taming
 
-FAMILIES = (llamagen, taming)
+FAMILIES = (llamagen, taming, ibq, open_magvit2, simvq)
 
 
 def all_entries() -> tuple[ZooEntry, ...]:
