@@ -126,8 +126,10 @@ def test_bad_inputs():
 
 def test_committed_preset_cards_are_current(tmp_path):
     """model_cards/ must be exactly what `vistok card --all-presets` renders (cards are never hand-edited)."""
+    from vistok.zoo.catalogue import zoo_names
+
     assert cli(["card", "--all-presets", "--output-dir", str(tmp_path)]) == 0
-    for name in [*list_tokenizers(), "README"]:
+    for name in [*list_tokenizers(), "README", *(f"zoo/{entry}" for entry in zoo_names())]:
         fresh = (tmp_path / f"{name}.md").read_text()
         committed_path = ROOT / "model_cards" / f"{name}.md"
         assert committed_path.is_file(), (
@@ -170,3 +172,22 @@ def test_every_writer_uses_the_one_renderer(tmp_path):
     record_evaluation(tmp_path / "trained", tok, summary, {"results": {"psnr": 30.0}})
     text = (tmp_path / "trained" / "README.md").read_text()
     assert text == str(render_model_card(tok)) and f"| PSNR (dB) ↑ | 30.00 | my images (test), 64px | {MEASURED} |" in text
+
+
+def test_zoo_cards_show_where_the_files_are_the_licence_and_the_reported_numbers():
+    from vistok.zoo.cards import zoo_card_config
+    from vistok.zoo.catalogue import get_entry, zoo_names
+
+    card = str(render_model_card(zoo_card_config("vqgan-llamagen-vq16")))
+    assert 'create_tokenizer("vqgan-llamagen-vq16", pretrained=True)' in card
+    assert "[FoundationVision/LlamaGen](https://huggingface.co/FoundationVision/LlamaGen): `vq_ds16_c2i.pt`" in card
+    assert "2.19" in card and "reported" in card.lower()  # LlamaGen's README: rFID 2.19
+    assert "[MIT](https://opensource.org/license/mit)" in card
+    manual = str(render_model_card(zoo_card_config("vqgan-taming-f16-1024")))
+    assert "not on the Hugging Face Hub" in manual and "vistok convert taming" in manual
+    assert "pretrained=True" not in manual
+    for name in zoo_names():
+        entry = get_entry(name)
+        text = str(render_model_card(zoo_card_config(entry)))
+        assert entry.license.url in text, name
+        assert ("Not a permissive licence" in text) == (not entry.license.permissive), name

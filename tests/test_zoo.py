@@ -231,6 +231,12 @@ def test_unknown_repo_with_a_foreign_config_says_what_it_is(hub):
         vistok.VisTokenizer.from_pretrained("someorg/some-llm")
 
 
+def test_unknown_repo_without_a_config_says_it_is_not_a_vistok_repo(hub):
+    add_to_hub_cache(hub, "someorg/checkpoints", {"model.ckpt": b"not a vistok folder"})
+    with pytest.raises(OSError, match=r"not a vistok repo \(it has no config.json.*model.ckpt.*vistok convert"):
+        vistok.VisTokenizer.from_pretrained("someorg/checkpoints")
+
+
 def test_vistok_format_repos_load_as_before(hub, tmp_path):
     tok = vistok.create_tokenizer("vqvae-celeba64-vq-d4").eval()
     tok.save_pretrained(tmp_path / "folder")

@@ -180,7 +180,13 @@ def _usage(config, meta: dict[str, Any], repo_id: str | None) -> str:
     size, h = config.image_size, config.latent_size
     k = vocabulary_size(config)
     preset = meta.get("preset") or {}
-    if preset and not meta.get("origin") and not repo_id and not meta.get("hub_repo"):
+    zoo = meta.get("zoo") or {}
+    if zoo and zoo.get("repo_id") and not repo_id and not meta.get("hub_repo"):
+        load = (
+            f'import vistok\n\ntok = vistok.create_tokenizer("{zoo["name"]}", pretrained=True)  '
+            "# downloads the original files, converts them once, caches; eval mode"
+        )
+    elif preset and not meta.get("origin") and not repo_id and not meta.get("hub_repo"):
         load = f'import vistok\n\ntok = vistok.create_tokenizer("{preset["name"]}").eval()  # random weights'
     else:
         where = repo_id or meta.get("hub_repo") or "path/to/this/folder-or-repo"
@@ -318,6 +324,15 @@ def _origin(meta: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     if origin.get("release"):
         rows.append(("Release", origin["release"]))
+    zoo = meta.get("zoo") or {}
+    if zoo.get("repo_id"):
+        files = ", ".join(f"`{f}`" for f in zoo.get("files", []))
+        rows.append(("Original files", f"[{zoo['repo_id']}](https://huggingface.co/{zoo['repo_id']}): {files}"))
+        if zoo.get("commit"):
+            rows.append(("Upstream commit", f"`{zoo['commit']}`"))
+    if zoo.get("manual_download"):
+        rows.append(("Original files", zoo["manual_download"]))
+    rows += [("Note", note) for note in zoo.get("notes", [])]
     if origin.get("release_checkpoints"):
         rows.append(("Upstream checkpoint files", ", ".join(f"`{c}`" for c in origin["release_checkpoints"])))
     if origin.get("checkpoint_file"):
@@ -364,6 +379,15 @@ def _training(meta: dict[str, Any]) -> list[str]:
 
 def _license_text(meta: dict[str, Any], license_id: str) -> str:
     origin = meta.get("origin") or {}
+    licence = (meta.get("zoo") or {}).get("license")
+    if licence:
+        text = (
+            f"The weights come from {origin.get('name', 'their authors')} and keep their licence: "
+            f"[{licence['name']}]({licence['url']})."
+        )
+        if not licence.get("permissive", True):
+            text += " **Not a permissive licence**: it restricts how the weights may be used; read it before use."
+        return text + " vistok's code is Apache-2.0."
     if meta.get("license") and origin.get("name"):
         return (
             f"The weights come from {origin['name']} and keep its licence: `{license_id}`. "

@@ -107,6 +107,33 @@ def _render_all_presets(out_dir: Path, options: dict) -> int:
         *rows,
         "",
     ]
+    zoo_rows = _render_zoo_cards(out_dir / "zoo", options)
+    index += [
+        "## Zoo (published upstream weights: `vistok.create_tokenizer(NAME, pretrained=True)`)",
+        "",
+        "| Entry | Description | Tokens | Licence |",
+        "|---|---|---|---|",
+        *zoo_rows,
+        "",
+    ]
     (out_dir / INDEX_NAME).write_text("\n".join(index), encoding="utf-8")
-    print(f"wrote {len(rows)} preset cards and {out_dir / INDEX_NAME}")
+    print(f"wrote {len(rows)} preset cards, {len(zoo_rows)} zoo cards and {out_dir / INDEX_NAME}")
     return 0
+
+
+def _render_zoo_cards(out_dir: Path, options: dict) -> list[str]:
+    """Write ``<entry>.md`` for every zoo entry into ``out_dir``; returns the index rows."""
+    from ..cards import render_model_card
+    from ..zoo.cards import zoo_card_config
+    from ..zoo.catalogue import get_entry, zoo_names
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in zoo_names():
+        entry = get_entry(name)
+        config = zoo_card_config(entry)
+        (out_dir / f"{name}.md").write_text(str(render_model_card(config, **options)), encoding="utf-8")
+        h = config.latent_size
+        licence = entry.license.name + ("" if entry.license.permissive else " (restrictive)")
+        rows.append(f"| [{name}](zoo/{name}.md) | {entry.description} | {h}×{h} | {licence} |")
+    return rows

@@ -89,6 +89,26 @@ class ZooEntry:
     def on_hub(self) -> bool:
         return self.repo_id is not None
 
+    def zoo_metadata(self) -> dict[str, Any]:
+        """What a converted tokenizer's ``config.metadata["zoo"]`` (and the entry's model card) records."""
+        meta: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "repo_id": self.repo_id,
+            "files": list(self.filenames) + list(self.companion_files),
+            "license": {
+                "id": self.license.id,
+                "name": self.license.name,
+                "url": self.license.url,
+                "permissive": self.license.permissive,
+            },
+        }
+        if self.manual_download:
+            meta["manual_download"] = self.manual_download
+        if self.notes:
+            meta["notes"] = list(self.notes)
+        return meta
+
     def reported(self, metric: str) -> float | None:
         """The authors' reported value of ``metric`` (e.g. ``"rfid"``), if any."""
         for entry in self.reported_metrics:

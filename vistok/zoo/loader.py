@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import huggingface_hub
 import torch
 
 from ..architecture import build_modules
@@ -69,13 +70,7 @@ def convert_entry(entry: ZooEntry, fetched: FetchedFiles) -> VisTokenizer:
     converter = CONVERTERS[entry.converter]
     tok = converter(str(fetched.main), image_size=entry.image_size, **entry.converter_options)
     meta = dict(tok.config.metadata or {})
-    meta["zoo"] = {
-        "name": entry.name,
-        "repo_id": entry.repo_id,
-        "commit": fetched.commit,
-        "files": sorted(fetched.files),
-        "license": {"id": entry.license.id, "name": entry.license.name, "url": entry.license.url},
-    }
+    meta["zoo"] = {**entry.zoo_metadata(), "commit": fetched.commit, "files": sorted(fetched.files)}
     if entry.reported_metrics and "reported_metrics" not in meta:
         meta["reported_metrics"] = [
             {**m, "applies_to": f"{entry.origin.name}'s released weights ({entry.name})"} for m in entry.reported_metrics
@@ -173,14 +168,37 @@ def load_catalogued(name: str, kwargs: dict[str, Any]) -> VisTokenizer | None:
 
 
 def explain_unknown(name: str) -> str | None:
-    """A hint for a name that failed to load: the zoo names or catalogued repo ids it is probably a typo of."""
+    """A hint for a name that failed to load: the zoo names or catalogued repo ids it is probably a typo of, or —
+    for a repo in the Hugging Face cache without a config.json — that it is not a vistok repo and what it holds."""
     close = close_zoo_names(name)
-    if not close:
-        return None
-    return (
-        f"{name!r} is not a zoo entry or a catalogued repo; did you mean {' or '.join(map(repr, close))}? "
-        "(`vistok zoo list` shows the zoo)"
-    )
+    if close:
+        return (
+            f"{name!r} is not a zoo entry or a catalogued repo; did you mean {' or '.join(map(repr, close))}? "
+            "(`vistok zoo list` shows the zoo)"
+        )
+    files = cached_repo_files(name)
+    if files and "config.json" not in files:
+        shown = ", ".join(files[:8]) + (", …" if len(files) > 8 else "")
+        return (
+            f"{name!r} is not a vistok repo (it has no config.json; the cached files are {shown}) and the zoo does "
+            "not catalogue it. If it holds an upstream checkpoint, convert the file with `vistok convert ORIGIN "
+            "FILE OUTPUT_FOLDER` (`vistok convert --help` lists the formats); `vistok zoo list` shows the "
+            "catalogued tokenizers"
+        )
+    return None
+
+
+def cached_repo_files(repo_id: str) -> list[str]:
+    """The files of ``repo_id``'s ``main`` snapshot in the Hugging Face cache (empty when it is not cached)."""
+    if repo_id.count("/") != 1:
+        return []
+    repo = Path(huggingface_hub.constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+    try:
+        commit = (repo / "refs" / "main").read_text().strip()
+    except OSError:
+        return []
+    snapshot = repo / "snapshots" / commit
+    return sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("*") if p.is_file())
 
 
 # --------------------------------------------------------------------------------------------------- listing
