@@ -69,6 +69,26 @@ def test_lfq_bit_order_names_the_same_codes_with_reversed_bits():
     assert vistok.VisTokenizerConfig(quantizer={"type": "lfq"}).quantizer["bit_order"] == "msb_first"
 
 
+def test_open_magvit2_lfq_options_give_upstreams_training_loss():
+    """imagenet_lfqgan_256_L.yaml: codebook_weight 0.1 × (H[p(c|z)] − H[E p(c|z)]) + commit_weight 0.25 ·
+    ||z − sg(q)||², p(c|z) = softmax(2⟨z, c⟩ / 0.01) over all 2^D sign codes — here by brute force at D = 6."""
+    from vistok.presets import OPEN_MAGVIT2_LFQ_OPTIONS
+
+    d = 6
+    lfq = LookupFreeQuantizer(codebook_dim=d, **OPEN_MAGVIT2_LFQ_OPTIONS).train()
+    z = torch.randn(2, d, 4, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 0.05
+    losses = lfq(z).losses
+    flat = z.permute(0, 2, 3, 1).reshape(-1, d)
+    codes = torch.tensor([[1.0 if (k >> c) & 1 else -1.0 for c in range(d)] for k in range(2**d)], dtype=torch.float64)
+    p = torch.softmax(2 * flat @ codes.T / 0.01, dim=-1)
+    sample_entropy = -(p * p.log()).sum(-1).mean()
+    mean = p.mean(0)
+    codebook_entropy = -(mean * mean.log()).sum()
+    commit = ((flat - torch.where(flat > 0, 1.0, -1.0)) ** 2).mean()
+    expected = 0.1 * (sample_entropy - codebook_entropy) + 0.25 * commit
+    assert abs(float(sum(losses.values())) - float(expected)) < 1e-4 * max(1.0, abs(float(expected)))
+
+
 # ------------------------------------------------------------------------------------- Open-MAGVIT2 parity
 def test_open_magvit2_converter_reproduces_upstream(magvit2_expected):
     e = magvit2_expected

@@ -186,3 +186,64 @@ for size in IBQ_CODEBOOK_SIZES:
             tags=("imagenet256",),
         )
     )
+
+# Open-MAGVIT2 (Luo et al., 2024), SEED-Voken configs/Open-MAGVIT2/gpu/imagenet_lfqgan_{256,128}_L.yaml: the improved
+# conv net (magvit2) and LFQ 2^18. Its loss adds codebook_weight 0.1 × (sample_minimization_weight 1.0 · H[p(c|z)]
+# − batch_maximization_weight 1.0 · H[E p(c|z)]) with p(c|z) = softmax(2⟨z, c⟩ / 0.01), and commit_weight 0.25 ·
+# ||z − sg(q)||² (codebook_enlarge_ratio 0: no annealing). Its index is Σ_c bit_c · 2^c (channel 0 least
+# significant), which bit_order states; the converter (vistok.convert.open_magvit2) reads the same options.
+OPEN_MAGVIT2_PAPER = "Luo et al., Open-MAGVIT2: An Open-Source Project Toward Democratizing Auto-regressive Visual Generation (2024)"
+OPEN_MAGVIT2_LFQ_OPTIONS = {
+    "commitment_weight": 0.25,
+    "entropy_weight": 0.1,
+    "diversity_weight": 1.0,
+    "entropy_temperature": 0.01,
+    "bit_order": "lsb_first",
+}
+for resolution, mult in ((256, [1, 1, 2, 2, 4]), (128, [1, 2, 2, 4])):
+    register_preset(
+        Preset(
+            name=f"lfqgan-magvit2-imagenet{resolution}-L",
+            description=f"Open-MAGVIT2 {resolution}_L (MAGVIT-v2 conv net, LFQ 2^18), {resolution}px → 16x16 tokens",
+            config={
+                "image_size": resolution,
+                "net": {
+                    "type": "magvit2",
+                    "base_channels": 128,
+                    "channel_multiplier": mult,
+                    "num_res_blocks": 4,
+                    "latent_channels": 18,
+                },
+                "quantizer": {"type": "lfq", "codebook_dim": 18, **OPEN_MAGVIT2_LFQ_OPTIONS},
+            },
+            source=f"{OPEN_MAGVIT2_PAPER}; SEED-Voken configs/Open-MAGVIT2/gpu/imagenet_lfqgan_{resolution}_L.yaml",
+            tags=(f"imagenet{resolution}",),
+        )
+    )
+
+# SimVQ (Zhu et al., 2024), configs/imagenet_simvq_128_B.yaml: the improved conv net without adaptive norms and
+# SimVQ(beta 0.25, legacy False) — the frozen codebook seen through nn.Linear with bias; loss commit_weight 1.0.
+SIMVQ_PAPER = "Zhu et al., Addressing Representation Collapse in Vector Quantized Models with One Linear Layer (2024)"
+SIMVQ_QUANTIZER_OPTIONS = {"commitment_weight": 0.25, "codebook_weight": 1.0, "projection_bias": True}
+SIMVQ_CODEBOOK_SIZES = (1024, 8192, 65536, 262144)
+for size in SIMVQ_CODEBOOK_SIZES:
+    register_preset(
+        Preset(
+            name=f"simvq-imagenet128-{size}",
+            description=f"SimVQ 128_B (MAGVIT-v2 conv net, no adaptive norm), 128px → 16x16 tokens, codebook {size} x 128",
+            config={
+                "image_size": 128,
+                "net": {
+                    "type": "magvit2",
+                    "base_channels": 128,
+                    "channel_multiplier": [1, 2, 2, 4],
+                    "num_res_blocks": 2,
+                    "latent_channels": 128,
+                    "adaptive_norm": False,
+                },
+                "quantizer": {"type": "simvq", "codebook_size": size, "codebook_dim": 128, **SIMVQ_QUANTIZER_OPTIONS},
+            },
+            source=f"{SIMVQ_PAPER}; SimVQ configs/imagenet_simvq_128_B.yaml (n_e {size})",
+            tags=("imagenet128",),
+        )
+    )

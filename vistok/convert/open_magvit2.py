@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..presets import OPEN_MAGVIT2_LFQ_OPTIONS
 from .lightning_ema import lightning_state_dict, select_lightning_weights
 from .magvit2_layout import infer_magvit2_net, load_converted
 from .origins import IMAGENET_128, OPEN_MAGVIT2, conversion_metadata, reported_metric
@@ -27,17 +28,6 @@ WHAT = "an Open-MAGVIT2"
 DEFAULT_IMAGE_SIZE = 256
 TOKENIZER_PREFIXES = ("encoder.", "decoder.")
 DOCS_URL = "https://github.com/TencentARC/SEED-Voken/blob/main/docs/Open-MAGVIT2.md"
-# The LFQ loss options of configs/Open-MAGVIT2/gpu/imagenet_lfqgan_256_L.yaml: its loss adds
-# codebook_weight (0.1) × (sample_minimization_weight (1.0) · H[p(c|z)] − batch_maximization_weight (1.0) ·
-# H[E p(c|z)]) + commit_weight (0.25) · ||z − sg(q)||², with p(c|z) = softmax(2⟨z, c⟩ / 0.01); codebook_enlarge_ratio
-# 0 (no annealing of the entropy weight). In vistok's lfq that is:
-OPEN_MAGVIT2_LFQ = {
-    "commitment_weight": 0.25,
-    "entropy_weight": 0.1,
-    "diversity_weight": 1.0,
-    "entropy_temperature": 0.01,
-    "bit_order": "lsb_first",
-}
 
 
 def _reported(metric: str, value: float, **extra: Any) -> dict[str, Any]:
@@ -121,7 +111,8 @@ def convert_open_magvit2(
         trust_checkpoint: allow arbitrary unpickling (only for files from a trusted source).
 
     The net is ``magvit2`` with the shapes' architecture, the quantizer ``lfq`` with ``codebook_dim`` = latent
-    channels, ``bit_order="lsb_first"`` (upstream's index convention) and Open-MAGVIT2's LFQ loss options.
+    channels, ``bit_order="lsb_first"`` (upstream's index convention) and Open-MAGVIT2's LFQ loss options
+    (:data:`vistok.presets.OPEN_MAGVIT2_LFQ_OPTIONS`, from ``imagenet_lfqgan_256_L.yaml``).
     Raises :class:`CheckpointError` for files that are not Open-MAGVIT2 Lightning checkpoints (naming what they
     look like) and when EMA weights are asked for but missing.
     """
@@ -138,7 +129,7 @@ def convert_open_magvit2(
         )
     del net["adaptive_norm"]  # the magvit2 default
     bits = net["latent_channels"]
-    quantizer = {"type": "lfq", "codebook_dim": bits, **OPEN_MAGVIT2_LFQ}
+    quantizer = {"type": "lfq", "codebook_dim": bits, **OPEN_MAGVIT2_LFQ_OPTIONS}
 
     name = Path(checkpoint).name
     release = RELEASE_FILES.get(name)
