@@ -8,10 +8,15 @@ recent indices) is dropped. LlamaGen's checkpoints are ``{"model", "optimizer", 
 What shapes cannot tell comes from the stored training arguments when present (``codebook_l2_norm``,
 ``commit_loss_beta``, ``entropy_loss_ratio``, ``dropout_p`` → net ``dropout``, ``image_size``); otherwise LlamaGen's defaults apply — in particular
 l2-normalised codes, as in every released LlamaGen VQ model.
+
+LlamaGen's ``VQModelHF`` (``PyTorchModelHubMixin``, e.g. the Hub repo ``FoundationVision/vq-ds16-c2i``) saves a
+folder instead: ``model.safetensors`` (the bare state dict, LlamaGen's keys) and ``config.json`` (its ``ModelArgs``
+dataclass as a flat JSON object). Those fields play the training arguments' part and must agree with the tensors.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,31 @@ WEIGHT_ENTRIES = ("ema", "model", "state_dict")
 DROPPED_KEYS = ("quantize.codebook_used",)
 DEFAULT_IMAGE_SIZE = 256
 VQ_MODELS = {"VQ-16": (1, 1, 2, 2, 4), "VQ-8": (1, 2, 2, 4)}  # LlamaGen's named VQ architectures
+# What PyTorchModelHubMixin writes: the weights (safetensors; older huggingface_hub versions pickled them) and the
+# config.json of LlamaGen's ModelArgs fields.
+MIXIN_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+MODEL_ARGS_FIELDS = (
+    "codebook_size",
+    "codebook_embed_dim",
+    "codebook_l2_norm",
+    "codebook_show_usage",
+    "commit_loss_beta",
+    "entropy_loss_ratio",
+    "encoder_ch_mult",
+    "decoder_ch_mult",
+    "z_channels",
+    "dropout_p",
+)
+TRAINING_ARGS = "the checkpoint's training args"
+MIXIN_CONFIG = "config.json"
+
+
+def _says(source: str) -> str:
+    return f"{source} {'say' if source == TRAINING_ARGS else 'says'}"
+
+
+def _whose(source: str) -> str:
+    return "the training args'" if source == TRAINING_ARGS else f"{source}'s"
 
 
 def llamagen_to_vistok(state_dict: dict[str, Any]) -> dict[str, Any]:
@@ -54,20 +84,22 @@ def _training_args(checkpoint: Any) -> dict[str, Any]:
 
 
 def llamagen_quantizer_options(
-    args: dict[str, Any], codebook_size: int, codebook_dim: int, codebook_l2_norm: bool | None = None
+    args: dict[str, Any],
+    codebook_size: int,
+    codebook_dim: int,
+    codebook_l2_norm: bool | None = None,
+    source: str = TRAINING_ARGS,
 ) -> tuple[dict[str, Any], list[str]]:
     """The ``vq`` options shapes cannot tell, from LlamaGen's training arguments (defaults when absent), and
     notes saying which were assumed or overridden.
 
     ``codebook_l2_norm`` (when not None) is the caller's answer to whether codes are l2-normalised; it wins over
     the training args and over the default. Cross-checks ``codebook_size`` / ``codebook_embed_dim`` in ``args``
-    against the codebook's shape.
+    against the codebook's shape. ``source`` names where ``args`` come from, in messages and notes.
     """
     for name, actual in (("codebook_size", codebook_size), ("codebook_embed_dim", codebook_dim)):
         if name in args and args[name] is not None and int(args[name]) != actual:
-            raise CheckpointError(
-                f"the checkpoint's training args say {name}={args[name]} but its codebook tensor has {actual}"
-            )
+            raise CheckpointError(f"{_says(source)} {name}={args[name]} but its codebook tensor has {actual}")
     notes = []
     stored = args.get("codebook_l2_norm")
     if codebook_l2_norm is not None:
@@ -80,7 +112,7 @@ def llamagen_quantizer_options(
             )
         elif bool(stored) != codebook_l2_norm:
             notes.append(
-                f"l2_norm={codebook_l2_norm} given by the caller overrides the training args' "
+                f"l2_norm={codebook_l2_norm} given by the caller overrides {_whose(source)} "
                 f"codebook_l2_norm={stored}"
             )
     elif stored is not None:
@@ -99,16 +131,14 @@ def llamagen_quantizer_options(
     return options, notes
 
 
-def llamagen_net_options(args: dict[str, Any]) -> dict[str, Any]:
+def llamagen_net_options(args: dict[str, Any], source: str = TRAINING_ARGS) -> dict[str, Any]:
     """The ``vqgan`` net options shapes cannot tell, from LlamaGen's training arguments: ``dropout_p`` (the
     residual blocks' dropout, active only in training) becomes ``dropout``. Empty when the args do not store it."""
     dropout = args.get("dropout_p")
     if dropout is None:
         return {}
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise CheckpointError(
-            f"the checkpoint's training args say dropout_p={dropout!r}; expected a probability in [0, 1)"
-        )
+        raise CheckpointError(f"{_says(source)} dropout_p={dropout!r}; expected a probability in [0, 1)")
     return {"dropout": float(dropout)}
 
 
@@ -133,38 +163,102 @@ def convert_llamagen(
     trust_checkpoint: bool = False,
     codebook_l2_norm: bool | None = None,
 ):
-    """Convert a LlamaGen VQ checkpoint file into a :class:`~vistok.VisTokenizer` (eval mode).
+    """Convert a LlamaGen VQ checkpoint into a :class:`~vistok.VisTokenizer` (eval mode).
 
     Args:
-        checkpoint: path to the ``.pt`` file (or a ``.safetensors`` state dict).
+        checkpoint: path to the ``.pt`` file (or a ``.safetensors`` state dict), or a folder saved by LlamaGen's
+            ``VQModelHF`` (PyTorchModelHubMixin: ``config.json`` + ``model.safetensors``) or that folder's weight
+            file, whose sibling ``config.json`` is then read too.
         weights: ``"auto"`` (``ema`` if present, else ``model``, else ``state_dict``) or one of those names.
         image_size: native resolution recorded in the config; default the checkpoint's ``args.image_size`` or 256.
         trust_checkpoint: allow arbitrary unpickling (only for files from a trusted source).
         codebook_l2_norm: whether the codes are l2-normalised before the lookup (cosine search). ``None`` takes the
-            checkpoint's ``args.codebook_l2_norm``, or ``True`` (every released LlamaGen VQ model) when the file
-            has no such argument; ``True`` / ``False`` override both, and the override is noted in the metadata.
+            checkpoint's ``args.codebook_l2_norm`` (a mixin folder's ``config.json`` ``codebook_l2_norm``), or
+            ``True`` (every released LlamaGen VQ model) when there is none; ``True`` / ``False`` override both,
+            and the override is noted in the metadata.
 
-    The architecture is inferred from the tensor shapes and cross-checked; origin, licence, paper, converter
-    version and the release's reported numbers go into ``config.metadata``.
+    The architecture is inferred from the tensor shapes and cross-checked (a mixin ``config.json`` whose
+    ``ModelArgs`` contradict the tensors is refused); origin, licence, paper, converter version and the
+    release's reported numbers go into ``config.metadata``.
     """
-    loaded = load_checkpoint(checkpoint, trust_checkpoint=trust_checkpoint)
+    weight_file, model_args = _mixin_files(checkpoint)
+    loaded = load_checkpoint(weight_file, trust_checkpoint=trust_checkpoint)
     state_dict, which = select_state_dict(loaded, WEIGHT_ENTRIES, weights)
     state_dict = llamagen_to_vistok(state_dict)
     inferred = infer_vqgan_config(state_dict)
-    args = _training_args(loaded)
+    if model_args is None:
+        args, source = _training_args(loaded), TRAINING_ARGS
+        extra: dict[str, Any] = {"training_args": args} if args else {}
+    else:
+        args, source = model_args, MIXIN_CONFIG
+        _check_model_args(model_args, inferred)
+        extra = {"model_args": model_args, "format": "PyTorchModelHubMixin folder (LlamaGen's VQModelHF)"}
     quantizer, notes = llamagen_quantizer_options(
-        args, inferred["codebook_size"], inferred["codebook_dim"], codebook_l2_norm
+        args, inferred["codebook_size"], inferred["codebook_dim"], codebook_l2_norm, source
     )
     notes += _check_model_name(args, inferred)
     size = image_size or _usable_image_size(args.get("image_size"), inferred) or DEFAULT_IMAGE_SIZE
-    extra = {"training_args": args} if args else {}
     if isinstance(loaded, dict) and isinstance(loaded.get("steps"), int):
         extra["training_steps"] = loaded["steps"]
-    metadata = conversion_metadata(LLAMAGEN, "llamagen", inferred, checkpoint, which, extra, notes)
-    source = f"converted from {LLAMAGEN.name} {metadata['origin'].get('release', 'VQ model')} ({Path(checkpoint).name})"
+    metadata = conversion_metadata(LLAMAGEN, "llamagen", inferred, weight_file, which, extra, notes)
+    release = metadata["origin"].get("release", "VQ model")
     return build_tokenizer(
-        state_dict, quantizer, size, metadata, source=source, net_options=llamagen_net_options(args)
+        state_dict,
+        quantizer,
+        size,
+        metadata,
+        source=f"converted from {LLAMAGEN.name} {release} ({weight_file.name})",
+        net_options=llamagen_net_options(args, source),
     )
+
+
+def _mixin_files(checkpoint: str | os.PathLike) -> tuple[Path, dict[str, Any] | None]:
+    """The weight file to load and, when it is a PyTorchModelHubMixin weight file with a ``config.json`` of
+    LlamaGen ``ModelArgs`` beside it, those fields (``None`` otherwise: a plain checkpoint)."""
+    path = Path(checkpoint)
+    if path.is_dir():
+        weight_file = next((path / name for name in MIXIN_WEIGHT_FILES if (path / name).is_file()), None)
+        if weight_file is None:
+            held = ", ".join(sorted(p.name for p in path.iterdir())[:12]) or "nothing"
+            raise CheckpointError(
+                f"the folder {str(path)!r} holds none of {list(MIXIN_WEIGHT_FILES)} (LlamaGen's "
+                f"PyTorchModelHubMixin layout: config.json + model.safetensors); it holds {held}. For a .pt "
+                "checkpoint pass the file itself"
+            )
+    else:
+        weight_file = path
+    config = weight_file.parent / "config.json"
+    if weight_file.name not in MIXIN_WEIGHT_FILES or not config.is_file():
+        return weight_file, None
+    try:
+        values = json.loads(config.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(
+            f"{str(config)!r} (beside {weight_file.name}) is not valid JSON: {err}"
+        ) from err
+    if not isinstance(values, dict) or not set(values) & set(MODEL_ARGS_FIELDS):
+        # Not LlamaGen's ModelArgs (e.g. a vistok folder's config.json): the tensors alone decide.
+        return weight_file, None
+    return weight_file, values
+
+
+def _check_model_args(model_args: dict[str, Any], inferred: dict[str, Any]) -> None:
+    """Refuse a mixin ``config.json`` whose architecture fields contradict the tensors (the codebook fields are
+    checked by :func:`llamagen_quantizer_options`)."""
+    expected = {
+        "encoder_ch_mult": inferred["net"]["channel_multiplier"],
+        "decoder_ch_mult": inferred["net"]["channel_multiplier"],
+        "z_channels": inferred["net"]["latent_channels"],
+    }
+    for name, actual in expected.items():
+        if name in model_args and model_args[name] != actual:
+            raise CheckpointError(
+                f"config.json says {name}={model_args[name]!r} but the weights have {actual!r}; the config and the "
+                "weights do not belong together (vistok follows the tensors, so it refuses rather than guess)"
+            )
+    stored = model_args.get("codebook_l2_norm")
+    if stored is not None and not isinstance(stored, bool):
+        raise CheckpointError(f"config.json says codebook_l2_norm={stored!r}; expected true or false")
 
 
 def _usable_image_size(value: Any, inferred: dict[str, Any]) -> int | None:
