@@ -9,6 +9,7 @@ from transformers import PreTrainedConfig
 
 from . import nets, quantizers  # noqa: F401  (fill the NETS / QUANTIZERS registries)
 from .hub import check_tokenizer_name, resolve_bundled
+from .layouts import layout_for
 from .registry import NETS, QUANTIZERS, normalize_spec
 
 DEFAULT_NET = {"type": "simple_cnn"}
@@ -105,8 +106,28 @@ class VisTokenizerConfig(PreTrainedConfig):
 
     @property
     def latent_size(self) -> int:
-        """Tokens per side at ``image_size``."""
+        """Latent positions per side at ``image_size`` (grid and multi-scale layouts: tokens per side of the finest
+        grid)."""
         return self.image_size // self.downsample_factor
+
+    @property
+    def latent_hw(self) -> tuple[int, int]:
+        """(h, w) of the latent at ``image_size``: (H/f, W/f) for grid nets, (1, L) for sequence nets."""
+        family = self.net_family()
+        if family.latent_kind == "sequence":
+            return (1, int(family.num_latent_tokens))
+        return (self.latent_size, self.latent_size)
+
+    @property
+    def token_layout(self):
+        """The :class:`~vistok.layouts.TokenLayout` of this tokenizer's indices (grid, sequence or multi-scale)."""
+        family = self.net_family()
+        spec = dict(self.quantizer)
+        return layout_for(family.latent_kind, family.num_latent_tokens, QUANTIZERS.get(spec.pop("type")), spec)
+
+    def tokens_per_image(self) -> int:
+        """Tokens one image at ``image_size`` becomes."""
+        return self.token_layout.tokens_per_image(self.latent_hw)
 
 
 # What to do with a config.json written by another library (model_type or diffusers class → advice).

@@ -68,6 +68,7 @@ class VisTokenizer(PreTrainedModel):
         self.post_quant_conv = modules.post_quant_conv
         self.decoder = modules.decoder
         self.downsample_factor = modules.downsample_factor
+        self.token_layout = config.token_layout  # how indices are shaped: grid, sequence or multi-scale
         self.validate_inputs = True
         self._warned_unit_range = False
         self.post_init()
@@ -154,7 +155,8 @@ class VisTokenizer(PreTrainedModel):
         self.check_pixel_values(pixel_values)
         z = self.quant_conv(self.encoder(pixel_values.to(self.dtype)))
         q = self.quantizer(z)
-        return EncoderOutput(indices=q.indices, quantized=q.quantized, losses=q.losses, stats=q.stats)
+        indices = self.token_layout.to_user(q.indices)
+        return EncoderOutput(indices=indices, quantized=q.quantized, losses=q.losses, stats=q.stats)
 
     def decode_quantized(self, quantized: torch.Tensor) -> torch.Tensor:
         """(B, D, h, w) codes → (B, C, h·f, w·f) images, nominally in [−1, 1]."""
@@ -163,10 +165,16 @@ class VisTokenizer(PreTrainedModel):
             raise ValueError(f"quantized must have shape (B, {self.codebook_dim}, h, w), got {shape}")
         return self.decoder(self.post_quant_conv(quantized.to(self.dtype)))
 
-    def decode(self, indices: torch.Tensor) -> torch.Tensor:
-        """(B, h, w) int64 indices in [0, codebook_size) → (B, C, h·f, w·f) images, nominally in [−1, 1]."""
-        codes = self.quantizer.indices_to_codes(indices.to(self.device) if isinstance(indices, torch.Tensor) else indices)
-        return self.decode_quantized(codes)
+    def decode(self, indices: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        """Indices as ``encode`` returns them → (B, C, H, W) images, nominally in [−1, 1]: (B, h, w) int64 in
+        [0, codebook_size) for grid tokenizers, (B, L) for sequence ones, a list of (B, p, p) for multi-scale ones
+        (see :mod:`vistok.layouts`)."""
+        internal = self.token_layout.from_user(indices)
+        if isinstance(internal, torch.Tensor):
+            internal = internal.to(self.device)
+        else:
+            internal = [scale.to(self.device) for scale in internal]
+        return self.decode_quantized(self.quantizer.indices_to_codes(internal))
 
     def forward(self, pixel_values: torch.Tensor, return_dict: bool | None = None, **kwargs: Any) -> TokenizerOutput:
         encoded = self.encode(pixel_values)

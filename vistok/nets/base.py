@@ -16,6 +16,10 @@ class NetFamily:
     registered_name: str = ""
     #: Options of the smallest sensible instance, used by the common tests and examples.
     tiny: dict = {}
+    #: ``"grid"``: the latent is (B, D, H/f, W/f), one token per position; ``"sequence"``: the encoder emits a fixed
+    #: number of latent tokens (``num_latent_tokens``) as a (B, D, 1, L) latent (see :mod:`vistok.layouts`).
+    latent_kind: str = "grid"
+    num_latent_tokens: int | None = None
 
     @property
     def latent_channels(self) -> int:
