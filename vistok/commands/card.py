@@ -131,6 +131,11 @@ def _render_zoo_cards(out_dir: Path, options: dict) -> list[str]:
     rows = []
     for name in zoo_names():
         entry = get_entry(name)
+        if entry.preset is None:  # the architecture is only known from the file: its card is written on conversion
+            rows.append(
+                f"| {name} | {entry.description} | from the file | {entry.license.name} |"
+            )
+            continue
         config = zoo_card_config(entry)
         (out_dir / f"{name}.md").write_text(str(render_model_card(config, **options)), encoding="utf-8")
         h = config.latent_size
