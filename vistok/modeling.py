@@ -125,6 +125,12 @@ class VisTokenizer(PreTrainedModel):
             )
         f = self.downsample_factor
         h, w = pixel_values.shape[-2:]
+        if self.token_layout.kind == "sequence" and (h, w) != (self.config.image_size,) * 2:
+            size = self.config.image_size
+            raise ValueError(
+                f"this tokenizer turns {size}×{size} images into a sequence of latent tokens (its position "
+                f"embeddings are fixed), got {h}×{w}; resize images to {size}×{size} (the image processor does)"
+            )
         if h % f or w % f or h == 0 or w == 0:
             raise ValueError(
                 f"image height and width must be positive multiples of the downsample factor {f}, got {h}×{w}"
