@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from ..entry import ZooEntry
-from . import ibq, llamagen, open_magvit2, simvq, taming
+from . import ibq, janus, llamagen, open_magvit2, simvq, taming
 
-FAMILIES = (llamagen, taming, ibq, open_magvit2, simvq)
+FAMILIES = (llamagen, taming, ibq, open_magvit2, simvq, janus)
 
 
 def all_entries() -> tuple[ZooEntry, ...]:
