@@ -153,3 +153,21 @@ def test_a_config_json_that_is_not_modelargs_is_not_read_as_one(tmp_path):
     assert tok.config.quantizer["codebook_size"] == 512 and tok.config.quantizer["l2_norm"] is True
     assert "model_args" not in tok.config.metadata["origin"] and tok.config.image_size == 256
     assert any("l2_norm=True assumed" in note for note in tok.config.metadata["converter"]["notes"])
+
+
+def test_the_zoo_loads_the_mixin_repo(hub, tmp_path):
+    import vistok
+    from vistok.zoo import ZooArchitectureWarning
+
+    from .hub_cache import add_folder_to_hub_cache
+
+    add_folder_to_hub_cache(hub, "FoundationVision/vq-ds16-c2i", write_mixin_folder(tmp_path / "mixin"))
+    expected = torch.load(DATA / "llamagen_tiny_expected.pt", weights_only=True)
+    with pytest.warns(ZooArchitectureWarning, match=r"net\.base_channels: catalogue 128, file 32"):
+        tok = vistok.VisTokenizer.from_pretrained("FoundationVision/vq-ds16-c2i")
+    with torch.no_grad():
+        out = tok(expected["input"])
+    assert torch.equal(out.indices, expected["indices"])
+    assert (out.reconstruction - expected["reconstruction"]).abs().max() < 1e-4
+    assert tok.config.metadata["zoo"]["name"] == "vqgan-llamagen-vq16-hf"
+    assert tok.config.metadata["origin"]["model_args"]["codebook_size"] == 512  # config.json was read
