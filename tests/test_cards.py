@@ -40,7 +40,7 @@ def _model_index(card: ModelCard) -> list[dict]:
 def test_preset_card_describes_architecture_and_labels_origin_numbers():
     card = render_model_card(preset_card_config("vqgan-llamagen-vq16"))
     text = str(card)
-    assert "| Tokens per image | 16×16 = 256 tokens |" in text
+    assert "| Tokens per image | 16×16 grid (256 tokens) |" in text
     assert "16,384 codes (14.00 bits per token)" in text
     assert "| Attention levels | `[4]` |" in text  # the net's default, resolved
     assert 'vistok.create_tokenizer("vqgan-llamagen-vq16")' in text

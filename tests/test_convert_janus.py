@@ -369,11 +369,6 @@ def test_full_size_release_is_vq16_at_384px_and_catalogued(full_size_config):
         assert entry.license.url.endswith("deepseek-ai/Janus/blob/main/LICENSE-MODEL")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="vistok/zoo/loader.py compares the preset's attention_levels=None with the file's [4]; for vqgan, None "
-    "means the last level, so this is a false difference (reported to the zoo's owner)",
-)
 def test_full_size_release_matches_the_catalogued_architecture(full_size_config):
     from vistok.zoo.catalogue import get_entry
     from vistok.zoo.loader import architecture_differences

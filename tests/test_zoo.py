@@ -263,3 +263,29 @@ def test_zoo_cli_list_info_and_download(hub, capsys):
     assert "converted →" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="Did you mean"):
         main(["zoo", "info", "vqgan-llamagen-vq61"])
+
+
+def test_a_sharded_release_fetches_only_the_shards_holding_the_tokenizer(hub, tmp_path):
+    """Janus-Pro-7B is pytorch_model.bin.index.json + 2 shards; the language-model-only shard is never needed:
+    here it is not even in the (offline) cache, and the tokenizer still loads with upstream's outputs."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(DATA / "janus_tiny" / "model.safetensors")
+    tokenizer = {k: v for k, v in tensors.items() if k.startswith("gen_vision_model.")}
+    others = {k: v for k, v in tensors.items() if k not in tokenizer}
+    save_file(tokenizer, tmp_path / "shard1.safetensors", metadata={"format": "pt"})
+    weight_map = {k: "model-00001-of-00002.safetensors" for k in tokenizer}
+    weight_map |= {k: "model-00002-of-00002.safetensors" for k in others}
+    index = json.dumps({"metadata": {}, "weight_map": weight_map}).encode()
+    add_to_hub_cache(
+        hub,
+        "deepseek-ai/Janus-Pro-7B",
+        {"model.safetensors.index.json": index, "model-00001-of-00002.safetensors": tmp_path / "shard1.safetensors"},
+    )
+    tok = _load_quietly(vistok.VisTokenizer.from_pretrained, "deepseek-ai/Janus-Pro-7B")
+    expected = torch.load(DATA / "janus_tiny_expected.pt", weights_only=True)
+    with torch.no_grad():
+        indices = tok.encode(expected["input"]).indices
+        assert torch.equal(indices, expected["indices"])
+        assert (tok.decode(indices) - expected["reconstruction"]).abs().max() < 1e-4
+    assert tok.config.metadata["zoo"]["license"]["permissive"] is False

@@ -148,10 +148,15 @@ def _description(config, meta: dict[str, Any]) -> str:
     kind = {"vq": "vector-quantised", "fsq": "FSQ", "lfq": "lookup-free (LFQ)", "simvq": "SimVQ"}.get(
         config.quantizer["type"], config.quantizer["type"]
     )
+    layout = config.token_layout
+    shape = (
+        f"a {config.latent_size}×{config.latent_size} grid of tokens (downsampling ×{f})"
+        if layout.kind == "grid"
+        else layout.describe(config.latent_hw)
+    )
     text = (
         f"A discrete image tokenizer ({config.net['type']} encoder/decoder, {kind} codes) that turns "
-        f"{config.image_size}×{config.image_size} images into a {config.latent_size}×{config.latent_size} grid of "
-        f"tokens (downsampling ×{f}) and back, packaged for the vistok library."
+        f"{config.image_size}×{config.image_size} images into {shape} and back, packaged for the vistok library."
     )
     if preset.get("description"):
         text += f" Preset `{preset['name']}`: {preset['description']}."
@@ -177,7 +182,7 @@ def _status(meta: dict[str, Any]) -> str | None:
 
 
 def _usage(config, meta: dict[str, Any], repo_id: str | None) -> str:
-    size, h = config.image_size, config.latent_size
+    size = config.image_size
     k = vocabulary_size(config)
     preset = meta.get("preset") or {}
     zoo = meta.get("zoo") or {}
@@ -197,9 +202,18 @@ def _usage(config, meta: dict[str, Any], repo_id: str | None) -> str:
         f"import torch\n{load}\n"
         f"pixel_values = torch.rand(1, {config.num_channels}, {size}, {size}) * 2 - 1  # images in [-1, 1]\n"
         "with torch.no_grad():\n"
-        f"    ids = tok.encode(pixel_values).indices  # (1, {h}, {h}) int64 in [0, {k})\n"
+        f"    ids = tok.encode(pixel_values).indices  # {_indices_shape(config)} int64 in [0, {k})\n"
         f"    images = tok.decode(ids)  # (1, {config.num_channels}, {size}, {size}), nominally in [-1, 1]"
     )
+
+
+def _indices_shape(config) -> str:
+    layout = config.token_layout
+    if layout.kind == "sequence":
+        return f"(1, {layout.length})"
+    if layout.kind == "multiscale":
+        return "[" + ", ".join(f"(1, {p}, {p})" for p in layout.patch_nums) + "]"
+    return f"(1, {config.latent_size}, {config.latent_size})"
 
 
 def _diffusers_usage(config) -> str | None:
@@ -217,15 +231,21 @@ def vocabulary_size(config) -> int:
 
 
 def _tokens(config) -> dict[str, Any]:
-    h = config.latent_size
+    layout = config.token_layout
+    count = config.tokens_per_image()
     k = vocabulary_size(config)
+    size = f"{config.num_channels}×{config.image_size}×{config.image_size}"
     return {
-        "input": f"{config.num_channels}×{config.image_size}×{config.image_size} (any size divisible by "
-        f"{config.downsample_factor} works)",
-        "grid": f"{h}×{h}",
-        "count": h * h,
+        "input": size
+        + (
+            " (this size only: the position embeddings are fixed)"
+            if layout.kind == "sequence"
+            else f" (any size divisible by {config.downsample_factor} works)"
+        ),
+        "grid": layout.describe(config.latent_hw),
+        "count": count,
         "vocabulary": f"{k:,} codes ({math.log2(k):.2f} bits per token)",
-        "bits": f"{h * h * math.log2(k):,.0f}",
+        "bits": f"{count * math.log2(k):,.0f}",
     }
 
 

@@ -162,6 +162,14 @@ def token_grid(image_size: int, downsample_factor: int) -> list[int]:
     return [side, side]
 
 
+def token_layout_summary(config: Any, image_size: int) -> dict[str, Any]:
+    """``token_layout`` (see :meth:`vistok.layouts.TokenLayout.spec`) and ``tokens_per_image`` at ``image_size``."""
+    layout = config.token_layout
+    side = image_size // config.downsample_factor
+    latent_hw = config.latent_hw if layout.kind == "sequence" else (side, side)
+    return {"token_layout": layout.spec(latent_hw), "tokens_per_image": layout.tokens_per_image(latent_hw)}
+
+
 def config_summary(spec: ModelSpec, tok: Any, image_size: int) -> dict[str, Any]:
     """The model as evaluated: ``image_size`` and ``tokens`` are those of the evaluation resolution
     (``native_image_size`` is the config's), so the grid is the one the reconstructions were made from."""
@@ -172,6 +180,7 @@ def config_summary(spec: ModelSpec, tok: Any, image_size: int) -> dict[str, Any]
         "num_channels": config.num_channels,
         "downsample_factor": config.downsample_factor,
         "tokens": token_grid(image_size, config.downsample_factor),
+        **token_layout_summary(config, image_size),
         "codebook_size": tok.codebook_size,
         "codebook_dim": tok.codebook_dim,
         "net": config.net,
@@ -261,7 +270,8 @@ def evaluate_tokenizer(
         pixel_values = pixel_values.to(device)
         with torch.no_grad():
             output = tok(pixel_values)
-        metrics.update(pixel_values, output.reconstruction, output.indices, batch["index"])
+        # (B, N) in the layout's reading order: grid, sequence and multi-scale tokens are counted alike
+        metrics.update(pixel_values, output.reconstruction, tok.token_layout.flatten(output.indices), batch["index"])
         if out_dir is not None:
             _save_pngs(to_uint8(output.reconstruction).cpu(), batch["index"].tolist(), out_dir)
     seconds = time.perf_counter() - started

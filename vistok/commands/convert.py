@@ -8,14 +8,15 @@ from pathlib import Path
 
 # The converters `vistok convert` offers: the keys of vistok.convert.CONVERTERS (listed here so that `vistok --help`
 # needs no torch import; tests/test_convert.py checks that both agree).
-ORIGINS = ("llamagen", "taming", "janus", "ibq", "open-magvit2", "simvq")
+ORIGINS = ("llamagen", "taming", "janus", "ibq", "open-magvit2", "simvq", "maskgit")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "origin", choices=ORIGINS, help="which upstream project wrote the file"
     )
-    parser.add_argument("checkpoint", help="the upstream .pt / .ckpt file (or a .safetensors state dict)")
+    parser.add_argument("checkpoint", help="the upstream file (.pt / .ckpt / .pth / .bin / .safetensors, or a sharded index) or a release "
+        "folder (Janus, a mixin repo)")
     parser.add_argument("output_dir", help="folder to write (save_pretrained layout + README.md model card)")
     parser.add_argument(
         "--weights",
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         if args.origin != "llamagen":
             raise SystemExit(
                 f"vistok convert {args.origin}: --codebook-l2-norm applies to llamagen checkpoints only "
-                "(Taming's quantizer never l2-normalises)"
+                "(the other formats' quantizers are fixed by their release: nothing to choose)"
             )
         options["codebook_l2_norm"] = args.codebook_l2_norm == "true"
     try:

@@ -61,6 +61,8 @@ class ZooEntry:
         manual_download: for releases that are not on the Hub in PyTorch form: where the original files are and
             the exact ``vistok convert`` command.
         notes: facts a user should know (shown by ``vistok zoo info`` and in the card).
+        tensor_prefix: the tokenizer is the tensors under this prefix of a larger model (Janus's
+            ``gen_vision_model.``): of a sharded release only the shards that hold them are downloaded.
     """
 
     name: str
@@ -78,6 +80,7 @@ class ZooEntry:
     reported_metrics: tuple[dict[str, Any], ...] = ()
     manual_download: str | None = None
     notes: tuple[str, ...] = ()
+    tensor_prefix: str | None = None
 
     def __post_init__(self) -> None:
         if (self.repo_id is None) == (self.manual_download is None):

@@ -60,7 +60,8 @@ class FetchedFiles:
 
 def fetch_entry(entry: ZooEntry, *, tqdm_class: Any = None, **hub: Any) -> FetchedFiles:
     """Download (or find in the HF cache) the files of ``entry``: the first of ``entry.filenames`` that the repo
-    has, the shards an ``*.index.json`` names, and the companion files. ``hub`` holds huggingface_hub options
+    has, the shards an ``*.index.json`` names (only those holding ``entry.tensor_prefix`` tensors when it is set),
+    and the companion files. ``hub`` holds huggingface_hub options
     (:data:`HUB_OPTIONS`); ``revision`` defaults to the entry's pinned one.
 
     Raises :class:`ZooDownloadError` for: an entry that is not on the Hub (with its manual instructions), offline /
@@ -167,12 +168,18 @@ def _offline_message(entry: ZooEntry, filenames: list[str], hub: dict[str, Any])
 def _shards(index_file: Path, index_name: str, entry: ZooEntry) -> list[str]:
     try:
         weight_map = json.loads(index_file.read_text())["weight_map"]
-        shards = sorted(set(weight_map.values()))
+        prefix_of_tokenizer = entry.tensor_prefix or ""
+        shards = sorted({shard for key, shard in weight_map.items() if key.startswith(prefix_of_tokenizer)})
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ZooDownloadError(
             f"zoo entry {entry.name!r}: {index_file.name} is not a weight index (expected a JSON object with a "
             f"'weight_map' of tensor name → shard file): {type(err).__name__}: {err}"
         ) from err
+    if not shards:
+        raise ZooDownloadError(
+            f"zoo entry {entry.name!r}: {index_name} lists no tensor under {entry.tensor_prefix!r}; this release "
+            "does not contain the tokenizer"
+        )
     prefix = str(Path(index_name).parent)
     return [shard if prefix == "." else f"{prefix}/{shard}" for shard in shards]
 

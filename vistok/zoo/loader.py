@@ -112,12 +112,22 @@ def architecture_differences(entry: ZooEntry, config: VisTokenizerConfig) -> lis
     expected = expected_config(entry)
     lines = []
     for part, keys in (("net", None), ("quantizer", ARCHITECTURE_QUANTIZER_KEYS)):
-        want, have = getattr(expected, part), getattr(config, part)
+        want, have = _resolved(expected, part), _resolved(config, part)
         names = keys or sorted((set(want) | set(have)) - set(TRAINING_ONLY_NET_KEYS))
         for key in names:
             if want.get(key) != have.get(key):
                 lines.append(f"{part}.{key}: catalogue {want.get(key)!r}, file {have.get(key)!r}")
     return lines
+
+
+def _resolved(config: VisTokenizerConfig, part: str) -> dict[str, Any]:
+    """The ``net`` / ``quantizer`` spec with options left at ``None`` ("the family's default") replaced by the value
+    the net actually uses (e.g. vqgan's ``attention_levels``), so equal architectures compare equal."""
+    spec = dict(getattr(config, part))
+    if part == "net":
+        family = config.net_family()
+        spec = {k: getattr(family, k, v) if v is None else v for k, v in spec.items()}
+    return spec
 
 
 def expected_config(entry: ZooEntry) -> VisTokenizerConfig:

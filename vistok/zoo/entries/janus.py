@@ -30,10 +30,12 @@ def _entry(size: str) -> ZooEntry:
         repo_id=f"deepseek-ai/Janus-Pro-{size}",
         filenames=TRANSFORMERS_WEIGHT_FILES,
         preset="vqgan-llamagen-vq16",
+        tensor_prefix="gen_vision_model.",
         notes=(
             f"The tokenizer Janus-Pro-{size} generates images with: its autoregressive model predicts these 576 "
-            "codes, which this decoder turns into a 384x384 image. The download is the whole multimodal release; "
-            "only the tokenizer's tensors are read from it and the language model is never loaded.",
+            "codes, which this decoder turns into a 384x384 image. The download is the whole multimodal release "
+            "(of a sharded one, only the shards holding the tokenizer); only the tokenizer's tensors are read from "
+            "it and the language model is never loaded.",
         ),
     )
 

@@ -58,9 +58,10 @@ ENTRIES = (
         filenames=("model.safetensors",),
         companion_files=("config.json",),
         preset="vqgan-llamagen-vq16",
+        reported_metrics=VQ16.reported_metrics,
         notes=(
-            "Written by LlamaGen's VQModelHF (PyTorchModelHubMixin): config.json holds the ModelArgs, "
-            "model.safetensors the weights.",
+            "Written by LlamaGen's VQModelHF (PyTorchModelHubMixin) from vq_ds16_c2i.pt's weights: config.json "
+            "holds the ModelArgs, model.safetensors the weights.",
         ),
     ),
 )
