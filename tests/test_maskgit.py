@@ -1,15 +1,28 @@
 """The ``maskgit`` net (MaskGIT VQGAN as TiTok's PyTorch port builds it): TF "same" padding and the output-side
-shortcut checked against explicit formulas, the [0, 1] pixel-range option, and its option errors."""
+shortcut checked against explicit formulas, the [0, 1] pixel-range option and its option errors; the converter:
+parity with upstream's reference vector, the full-size layout, and clear errors for other files."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+import vistok
 from vistok import VisTokenizer, VisTokenizerConfig
+from vistok.cli import main as cli
+from vistok.convert import CONVERTERS, CheckpointError, convert_maskgit
+from vistok.convert.maskgit import (
+    check_output_shortcuts,
+    infer_maskgit_net,
+    is_release,
+    maskgit_to_vistok,
+    refuse_other_layouts,
+)
 from vistok.nets.maskgit import Maskgit, MaskgitResBlock, SameConv2d, tf_same_padding
 
 
@@ -138,3 +151,177 @@ def test_latent_width_must_equal_the_code_width_without_quant_conv():
 def test_bad_options_are_named(options, message):
     with pytest.raises(ValueError, match=message):
         VisTokenizerConfig(image_size=8, net=_net(**options))
+
+
+# ===================================================================================== the converter
+DATA = Path(__file__).parent / "data"
+TINY = DATA / "maskgit_tiny.bin"
+
+
+@pytest.fixture(scope="module")
+def expected():
+    return torch.load(DATA / "maskgit_tiny_expected.pt", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def converted():
+    return convert_maskgit(TINY)
+
+
+def check_parity(tok: VisTokenizer, expected: dict) -> None:
+    """Upstream takes [0, 1] images and returns (B, h·w) indices and a [0, 1] reconstruction that its decode clamps;
+    vistok takes 2x − 1 and returns (B, h, w) indices and an unclamped [−1, 1] reconstruction."""
+    x = expected["input"]
+    with torch.no_grad():
+        enc = tok.encode(2 * x - 1)
+        reconstruction = tok.decode(enc.indices)
+        from_upstream_indices = tok.decode(expected["indices"].reshape(enc.indices.shape))
+    assert enc.indices.shape == (3, 8, 8)
+    assert torch.equal(enc.indices.reshape(3, 64), expected["indices"])  # row-major over the 8x8 grid
+    unit = (reconstruction + 1) / 2
+    assert (unit - expected["reconstruction_unclamped"]).abs().max() < 1e-4
+    assert (unit.clamp(0, 1) - expected["reconstruction"]).abs().max() < 1e-4
+    assert torch.equal(from_upstream_indices, reconstruction)
+    assert (unit < 0).any() or (unit > 1).any()  # vistok does not clamp: some values lie outside [0, 1]
+
+
+def test_converter_reproduces_upstream(converted, expected):
+    check_parity(converted, expected)
+    assert not converted.training
+    net, quantizer = converted.config.net, converted.config.quantizer
+    assert net == {
+        "type": "maskgit", "base_channels": 32, "channel_multiplier": [1, 1, 2], "num_res_blocks": 1,
+        "latent_channels": 16, "dropout": 0.0, "norm_groups": 32, "norm_eps": 1e-6, "quant_conv": False,
+        "pixel_range": "unit",
+    }
+    assert (quantizer["type"], quantizer["codebook_size"], quantizer["codebook_dim"]) == ("vq", 128, 16)
+    assert quantizer["l2_norm"] is False and quantizer["commitment_weight"] == 0.25
+    assert converted.config.image_size == 256
+
+
+def test_upstream_weights_are_loaded_unchanged(converted):
+    upstream = torch.load(TINY, weights_only=True)
+    ours = converted.state_dict()
+    assert set(ours) == {("quantizer.codebook" if k == "quantize.embedding.weight" else k) for k in upstream}
+    for key, value in upstream.items():
+        assert torch.equal(ours["quantizer.codebook" if key == "quantize.embedding.weight" else key], value), key
+
+
+def test_signed_pixel_range_would_not_reproduce_upstream(expected):
+    """The [0, 1] mapping matters: the same weights fed vistok's [-1, 1] pixels directly give other codes."""
+    tok = convert_maskgit(TINY)
+    signed = VisTokenizer(VisTokenizerConfig(**{**tok.config.to_dict(), "net": {**tok.config.net, "pixel_range": "signed"}}))
+    signed.load_state_dict(tok.state_dict())
+    with torch.no_grad():
+        indices = signed.eval().encode(2 * expected["input"] - 1).indices
+    assert not torch.equal(indices.reshape(3, 64), expected["indices"])
+
+
+def test_metadata_names_origin_licence_paper_and_conventions(converted):
+    meta = converted.config.metadata
+    assert meta["origin"]["name"] == "MaskGIT-VQGAN" and meta["origin"]["url"] == "https://github.com/bytedance/1d-tokenizer"
+    assert meta["origin"]["checkpoint_file"] == "maskgit_tiny.bin" and meta["origin"]["weights"] == "state_dict"
+    assert meta["license"] == "apache-2.0" and meta["paper"]["url"] == "https://arxiv.org/abs/2202.04200"
+    assert meta["converter"]["name"] == "maskgit" and CONVERTERS["maskgit"] is convert_maskgit
+    notes = " ".join(meta["converter"]["notes"])
+    assert "pixel_range='unit'" in notes and "unclamped" in notes and "row-major" in notes
+    assert "reported_metrics" not in meta  # the tiny file is not the release
+
+
+def test_full_size_layout_is_inferred_and_matches_upstream_on_meta():
+    spec = json.loads((DATA / "maskgit_vqgan_f16_256_state_dict_spec.json").read_text())
+    assert len(spec) == 168 and sum(math.prod(shape) for shape in spec.values()) == 54_515_587
+    state_dict = {key: torch.empty(shape, device="meta") for key, shape in spec.items()}
+    refuse_other_layouts(state_dict)
+    check_output_shortcuts(state_dict)
+    inferred = infer_maskgit_net(state_dict)
+    assert inferred["net"]["channel_multiplier"] == [1, 1, 2, 2, 4] and inferred["net"]["num_res_blocks"] == 2
+    assert (inferred["net"]["base_channels"], inferred["net"]["latent_channels"]) == (128, 256)
+    assert (inferred["codebook_size"], inferred["codebook_dim"], inferred["num_channels"]) == (1024, 256, 3)
+    assert is_release("maskgit-vqgan-imagenet-f16-256.bin", inferred) and not is_release("other.bin", inferred)
+    config = VisTokenizerConfig(
+        image_size=256,
+        net=inferred["net"],
+        quantizer={"type": "vq", "codebook_size": 1024, "codebook_dim": 256},
+    )
+    with torch.device("meta"):
+        tok = VisTokenizer(config)
+    ours = {key: tuple(value.shape) for key, value in tok.state_dict().items()}
+    theirs = {key: tuple(value.shape) for key, value in maskgit_to_vistok(state_dict).items()}
+    assert ours == theirs
+    assert tok.num_parameters() == 54_515_587 and tok.downsample_factor == 16
+    preset = vistok.PRESETS.get("maskgit-vqgan-imagenet256-f16").config
+    assert {k: preset["net"][k] for k in ("base_channels", "channel_multiplier", "num_res_blocks", "latent_channels",
+                                         "pixel_range")} == {k: inferred["net"][k] for k in ("base_channels",
+                                         "channel_multiplier", "num_res_blocks", "latent_channels", "pixel_range")}
+
+
+def test_cli_writes_a_loadable_folder(tmp_path, expected):
+    out = tmp_path / "maskgit"
+    assert cli(["convert", "maskgit", str(TINY), str(out), "--image-size", "32"]) == 0
+    loaded = VisTokenizer.from_pretrained(out)
+    assert loaded.config.image_size == 32 and "MaskGIT" in (out / "README.md").read_text()
+    check_parity(loaded, expected)
+
+
+# ----------------------------------------------------------------------------------------------- bad files
+def _save(tmp_path: Path, state_dict: dict, name: str = "file.bin") -> Path:
+    path = tmp_path / name
+    torch.save(state_dict, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    return torch.load(TINY, weights_only=True)
+
+
+def test_a_lightning_checkpoint_is_refused_naming_it():
+    with pytest.raises(CheckpointError, match=r"not a MaskGIT-VQGAN file: expected a plain state dict.*nested state_dict"):
+        convert_maskgit(DATA / "ibq_tiny.ckpt")
+
+
+def test_other_state_dicts_are_refused_naming_what_they_are(tmp_path, upstream):
+    ibq = torch.load(DATA / "ibq_tiny.ckpt", weights_only=True)["state_dict"]
+    taming_like = {k: v for k, v in ibq.items() if k.startswith(("encoder.", "decoder.", "quantize."))}
+    with pytest.raises(CheckpointError, match=r"attention / Taming-style mid blocks"):
+        convert_maskgit(_save(tmp_path, taming_like))
+    magvit2 = torch.load(DATA / "magvit2_tiny.ckpt", weights_only=True)["state_dict"]
+    magvit2 = {k: v for k, v in magvit2.items() if k.startswith(("encoder.", "decoder."))}
+    with pytest.raises(CheckpointError, match=r"no codebook \(quantize.embedding.weight\).*open-magvit2"):
+        convert_maskgit(_save(tmp_path, magvit2))
+    llamagen = torch.load(DATA / "llamagen_tiny.pt", weights_only=False)["model"]
+    with pytest.raises(CheckpointError, match=r"not a MaskGIT-VQGAN state dict .*LlamaGen"):
+        convert_maskgit(_save(tmp_path, llamagen))
+    with pytest.raises(CheckpointError, match=r"2 other tensors \(loss.logvar, quant_step\)"):
+        convert_maskgit(_save(tmp_path, {**upstream, "loss.logvar": torch.zeros(()), "quant_step": torch.zeros(())}))
+
+
+def test_a_textbook_input_shortcut_is_refused(tmp_path, upstream):
+    textbook = dict(upstream)
+    textbook["encoder.down.2.block.0.nin_shortcut.weight"] = torch.zeros(64, 32, 1, 1)  # in → out
+    with pytest.raises(CheckpointError, match=r"nin_shortcut.weight has shape \(64, 32, 1, 1\).*\(64, 64, 1, 1\)"):
+        convert_maskgit(_save(tmp_path, textbook))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda sd: sd.pop("encoder.conv_out.weight"), r"missing tensor 'encoder.conv_out.weight'"),
+        (lambda sd: sd.pop("decoder.up.1.upsample_conv.weight"), r"decoder level 1 lacks an upsample_conv"),
+        (lambda sd: sd.update({"quantize.embedding.weight": torch.zeros(128, 8)}), r"codebook .* shape \(128, 8\)"),
+        (lambda sd: sd.update({"decoder.conv_out.weight": torch.zeros(1, 32, 3, 3)}), r"outputs 1 channels"),
+    ],
+)
+def test_inconsistent_shapes_are_named(tmp_path, upstream, edit, message):
+    broken = dict(upstream)
+    edit(broken)
+    with pytest.raises(CheckpointError, match=message):
+        convert_maskgit(_save(tmp_path, broken))
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match=r"weights='ema'.*plain state dict with one set of weights"):
+        convert_maskgit(TINY, weights="ema")
+    with pytest.raises(ValueError, match=r"image_size 30 must be a multiple of the downsample factor 4"):
+        convert_maskgit(TINY, image_size=30)

@@ -247,3 +247,28 @@ for size in SIMVQ_CODEBOOK_SIZES:
             tags=("imagenet128",),
         )
     )
+
+# MaskGIT's VQGAN (Chang et al., 2022) as TiTok's PyTorch port (bytedance/1d-tokenizer PretrainedTokenizer, the file
+# maskgit-vqgan-imagenet-f16-256.bin): hidden 128, channel_mult (1,1,2,2,4), 2 res blocks, z 256 quantized directly by
+# a plain Euclidean 1024 x 256 codebook (commitment 0.25); the network works on [0, 1] pixels (pixel_range "unit").
+register_preset(
+    Preset(
+        name="maskgit-vqgan-imagenet256-f16",
+        description="MaskGIT VQGAN (no attention, TF same padding, avg-pool), 256px → 16x16 tokens, codebook 1024 x 256",
+        config={
+            "image_size": 256,
+            "net": {
+                "type": "maskgit",
+                "base_channels": 128,
+                "channel_multiplier": [1, 1, 2, 2, 4],
+                "num_res_blocks": 2,
+                "latent_channels": 256,
+                "pixel_range": "unit",
+            },
+            "quantizer": {"type": "vq", "codebook_size": 1024, "codebook_dim": 256, "commitment_weight": 0.25},
+        },
+        source="Chang et al., MaskGIT: Masked Generative Image Transformer (CVPR 2022); TiTok's PyTorch port "
+        "(bytedance/1d-tokenizer modeling/modules/maskgit_vqgan.py)",
+        tags=("imagenet256",),
+    )
+)

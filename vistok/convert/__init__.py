@@ -8,6 +8,7 @@ layout, infers the architecture from the tensor shapes and returns a :class:`~vi
 from .ibq import convert_ibq
 from .janus import convert_janus
 from .llamagen import convert_llamagen, llamagen_to_vistok
+from .maskgit import convert_maskgit
 from .open_magvit2 import convert_open_magvit2
 from .origins import CONVERTER_VERSION
 from .safe_load import CheckpointError, UnsafeCheckpointError, load_checkpoint
@@ -15,7 +16,7 @@ from .simvq import convert_simvq
 from .taming import convert_taming, taming_to_vistok
 from .vqgan_layout import infer_vqgan_config
 
-CONVERTERS = {"llamagen": convert_llamagen, "taming": convert_taming, "janus": convert_janus, "ibq": convert_ibq, "open-magvit2": convert_open_magvit2, "simvq": convert_simvq}
+CONVERTERS = {"llamagen": convert_llamagen, "taming": convert_taming, "janus": convert_janus, "ibq": convert_ibq, "open-magvit2": convert_open_magvit2, "simvq": convert_simvq, "maskgit": convert_maskgit}
 
 __all__ = [
     "CONVERTERS",
@@ -25,6 +26,7 @@ __all__ = [
     "convert_ibq",
     "convert_janus",
     "convert_llamagen",
+    "convert_maskgit",
     "convert_open_magvit2",
     "convert_simvq",
     "convert_taming",

@@ -154,6 +154,26 @@ SIMVQ = Origin(
 }""",
 )
 
+# MaskGIT's VQGAN (google-research/maskgit, JAX) as the PyTorch port the TiTok authors released in
+# bytedance/1d-tokenizer (modeling/modules/maskgit_vqgan.py, Apache 2.0 file headers) and on the Hub in
+# fun-research/TiTok (model card: license apache-2.0). The 1d-tokenizer README adds that its models were trained on
+# ImageNet only and are for research purposes.
+MASKGIT = Origin(
+    name="MaskGIT-VQGAN",
+    url="https://github.com/bytedance/1d-tokenizer",
+    license="apache-2.0",
+    paper_title="MaskGIT: Masked Generative Image Transformer",
+    paper_authors="Huiwen Chang, Han Zhang, Lu Jiang, Ce Liu, William T. Freeman",
+    paper_venue="CVPR 2022",
+    paper_url="https://arxiv.org/abs/2202.04200",
+    citation="""@inproceedings{chang2022maskgit,
+  title={MaskGIT: Masked Generative Image Transformer},
+  author={Chang, Huiwen and Zhang, Han and Jiang, Lu and Liu, Ce and Freeman, William T.},
+  booktitle={Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year={2022}
+}""",
+)
+
 # Janus's code is MIT, but the weights are under the DeepSeek Model License (use-based restrictions): not permissive.
 JANUS = Origin(
     name="Janus-Pro",
