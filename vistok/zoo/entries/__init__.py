@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from ..entry import ZooEntry
-from . import ibq, janus, llamagen, open_magvit2, simvq, taming
+from . import ibq, janus, llamagen, maskgit, open_magvit2, simvq, taming
 
-FAMILIES = (llamagen, taming, ibq, open_magvit2, simvq, janus)
+FAMILIES = (llamagen, taming, ibq, open_magvit2, simvq, janus, maskgit)
 
 
 def all_entries() -> tuple[ZooEntry, ...]:
