@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 import vistok
+from vistok.layouts import GridLayout, MultiScaleLayout, SequenceLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE_DIR = ROOT / "spaces" / "vistok-demo"
@@ -41,6 +42,7 @@ from vistok_space.visuals import (  # noqa: E402
     code_histogram_figure,
     error_map_image,
     token_map_image,
+    token_picture,
 )
 
 SERVER_START_TIMEOUT_S = 120
@@ -138,6 +140,7 @@ def test_reconstruct_and_measure_on_a_pixel_exact_copy():
 
     class Identity(torch.nn.Module):
         codebook_size = 4
+        token_layout = GridLayout()
 
         def forward(self, x):
             return vistok.TokenizerOutput(reconstruction=x, indices=torch.zeros(1, 2, 2, dtype=torch.int64))
@@ -147,6 +150,30 @@ def test_reconstruct_and_measure_on_a_pixel_exact_copy():
     assert metrics["psnr_db"] is None and metrics["ssim"] == pytest.approx(1.0)
     assert metrics["codes_used"] == 1 and metrics["perplexity"] == pytest.approx(1.0)
     assert metrics["bits_per_image"] == 4 * 2 and metrics["compression_ratio"] == 16 * 16 * 24 / 8
+
+
+def test_token_pictures_follow_the_layout():
+    """A grid is drawn at the image's size, a sequence as a strip of L cells, multi-scale tokens as one map per scale
+    above the image decoded after that scale."""
+    blank = torch.zeros(3, 32, 32, dtype=torch.uint8)
+    grid = Reconstruction(blank, blank, torch.arange(16).reshape(4, 4), 16, 0.0)
+    assert token_picture(grid, (32, 32)).size == (32, 32)
+    strip = Reconstruction(blank, blank, torch.arange(8), 8, 0.0, layout=SequenceLayout(8))
+    picture = np.asarray(token_picture(strip, (64, 64)))
+    assert picture.shape[:2] == (16, 64)
+    assert (picture[0, 0] == _palette(TOKEN_COLORMAP)[0]).all() and (picture[0, -1] == _palette(TOKEN_COLORMAP)[255]).all()
+    scales = [torch.zeros(1, 1, dtype=torch.int64), torch.full((2, 2), 3)]
+    steps = [torch.zeros(3, 32, 32, dtype=torch.uint8), torch.full((3, 32, 32), 255, dtype=torch.uint8)]
+    multi = Reconstruction(blank, blank, scales, 4, 0.0, layout=MultiScaleLayout((1, 2)), per_scale=steps)
+    picture = np.asarray(token_picture(multi, (68, 68)))
+    side = (68 - 4) // 2
+    assert picture.shape[:2] == (2 * side + 4, 2 * side + 4)
+    assert (picture[side + 4 + 5, side + 4 + 5] == 255).all()  # the image after both scales: white
+    assert (picture[side + 4 + 5, 5] == 0).all()  # after the first scale: black
+    assert (picture[5, side + 4 + 5] == _palette(TOKEN_COLORMAP)[255]).all()  # code 3 of K = 4
+    metrics = measure(multi)
+    assert metrics["tokens_per_image"] == 5 and metrics["token_grid"] is None
+    assert metrics["token_layout"] == "2 scales, 1×1 … 2×2"
 
 
 # ------------------------------------------------------------------------------------------------ bad input

@@ -182,6 +182,16 @@ class VisTokenizer(PreTrainedModel):
             internal = [scale.to(self.device) for scale in internal]
         return self.decode_quantized(self.quantizer.indices_to_codes(internal))
 
+    def decode_progressive(self, indices: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Multi-scale tokenizers only: the images decoded from the first 1, 2, …, K scales of ``indices`` (as
+        ``encode`` returns them); the last equals ``decode(indices)``. ``ValueError`` for other layouts."""
+        if self.token_layout.kind != "multiscale":
+            raise ValueError(
+                f"decode_progressive needs a multi-scale tokenizer; this one's tokens are a {self.token_layout.kind}"
+            )
+        internal = [scale.to(self.device) for scale in self.token_layout.from_user(indices)]
+        return [self.decode_quantized(codes) for codes in self.quantizer.progressive_codes(internal)]
+
     def forward(self, pixel_values: torch.Tensor, return_dict: bool | None = None, **kwargs: Any) -> TokenizerOutput:
         encoded = self.encode(pixel_values)
         reconstruction = self.decode_quantized(encoded.quantized)

@@ -16,7 +16,7 @@ from PIL import Image
 from .analysis import measure, metrics_markdown, reconstruct
 from .inputs import MAX_ORIGINAL_SIDE, ORIGINAL, InputError, open_upload, parse_resolution, prepare
 from .tokenizers import TokenizerCache, TokenizerLoadError
-from .visuals import code_histogram_figure, error_map_image, token_map_image
+from .visuals import code_histogram_figure, error_map_image, token_picture
 
 logger = logging.getLogger("vistok_space")
 
@@ -73,7 +73,7 @@ def _run(upload: Any, tokenizer_name: str | None, resolution: Any, cache: Tokeni
         status=status,
         original=original,
         reconstruction=reconstruction,
-        token_map=token_map_image(result.indices, result.codebook_size, original.size),
+        token_map=token_picture(result, original.size),
         error_map=error_map_image(result.original, result.reconstructed),
         histogram=code_histogram_figure(*result.code_counts(), result.codebook_size),
         metrics_table=metrics_markdown(metrics, name),

@@ -34,6 +34,31 @@ def token_map_image(indices: torch.Tensor, codebook_size: int, size: tuple[int, 
     return cells.resize(size, Image.Resampling.NEAREST)
 
 
+def token_picture(result, size: tuple[int, int]) -> Image.Image:
+    """The token map of a :class:`~vistok_space.analysis.Reconstruction`, drawn for its layout: the grid at the
+    image's ``size`` (W, H); a sequence as a strip of cells ``size[0]`` wide; multi-scale tokens as one map per scale
+    (coarse to fine, left to right) above the image decoded after each scale."""
+    k = result.codebook_size
+    if result.layout.kind == "grid":
+        return token_map_image(result.indices, k, size)
+    width = size[0]
+    if result.layout.kind == "sequence":
+        length = int(result.indices.numel())
+        cell = max(4, width // length)
+        return token_map_image(result.indices.reshape(1, length), k, (cell * length, max(cell, 16)))
+    scales = len(result.indices)
+    side = max(8, (width - 4 * (scales - 1)) // scales)
+    rows = 2 if result.per_scale else 1
+    canvas = Image.new("RGB", (scales * side + 4 * (scales - 1), rows * side + 4 * (rows - 1)), "white")
+    for k_scale, ids in enumerate(result.indices):
+        x = k_scale * (side + 4)
+        canvas.paste(token_map_image(ids, k, (side, side)), (x, 0))
+        if result.per_scale:
+            image = Image.fromarray(result.per_scale[k_scale].permute(1, 2, 0).numpy())
+            canvas.paste(image.resize((side, side), Image.Resampling.BICUBIC), (x, side + 4))
+    return canvas
+
+
 def error_map_image(original: torch.Tensor, reconstructed: torch.Tensor) -> Image.Image:
     """uint8 (3, H, W) pair → RGB heat map of the per-pixel absolute error averaged over channels, on a fixed
     0 … ``ERROR_MAP_MAX`` scale."""
