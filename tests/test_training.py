@@ -522,3 +522,59 @@ def test_activation_checkpointing_uses_the_older_name_before_transformers_5_23()
     model = OlderTransformersModel()
     enable_activation_checkpointing(model)
     assert model.kwargs == {"use_reentrant": False}
+
+
+# ------------------------------------------------------------------------------- Open-MAGVIT2 recipe (issue 12)
+MAGVIT2_RECIPE = TRAINING / "configs" / "imagenet256" / "lfqgan-magvit2.yaml"
+
+
+def test_open_magvit2_recipe_carries_upstreams_loss_and_optimiser_settings():
+    from trainkit.model import build_tokenizer
+
+    from vistok.registry import PRESETS
+
+    recipe = load_recipe(MAGVIT2_RECIPE)
+    with torch.device("meta"):
+        tok = build_tokenizer(recipe.model)
+    preset = PRESETS.get("lfqgan-magvit2-imagenet256-L").config
+    assert tok.config.net["type"] == "magvit2" and tok.config.quantizer["codebook_dim"] == 18
+    assert {k: tok.config.quantizer[k] for k in preset["quantizer"]} == preset["quantizer"]
+    # SEED-Voken configs/Open-MAGVIT2/gpu/imagenet_lfqgan_256_L.yaml: codebook_weight 0.1 (the LFQ entropy loss),
+    # commit_weight 0.25, gen_loss_weight 0.1 (fixed: no adaptive weight), lecam_loss_weight 0.05, disc_start 0,
+    # codebook_enlarge_ratio 0, hinge discriminator loss, non-saturating generator loss on per-image mean logits,
+    # learning_rate 1e-4 with Adam betas (0.5, 0.9), batch 8 x 32 GPUs, use_ema (LitEma decay 0.999)
+    quantizer, loss, train = tok.config.quantizer, recipe.loss, recipe.train
+    assert (quantizer["entropy_weight"], quantizer["commitment_weight"], quantizer["entropy_temperature"]) == (0.1, 0.25, 0.01)
+    assert (loss.reconstruction, loss.perceptual_weight, loss.adversarial_weight, loss.adaptive_weight) == ("l1", 1.0, 0.1, False)
+    assert (loss.lecam_weight, loss.lecam_decay, loss.adversarial_start, loss.entropy_boost) == (0.05, 0.999, 0, 0.0)
+    assert (loss.discriminator_loss, loss.generator_loss) == ("hinge", "non_saturating_per_image")
+    assert loss.discriminator == {"base_channels": 64, "num_layers": 3, "norm": "batch"}
+    assert (train.lr, train.betas, train.batch_size, train.ema_decay, train.lr_schedule) == (1e-4, (0.5, 0.9), 256, 0.999, "constant")
+    assert train.max_steps == 270 * -(-1_281_167 // 256)  # 270 epochs of 5,005 steps (ImageNet-1k train)
+
+
+def test_open_magvit2_recipe_trains_a_tiny_magvit2_lfq_tokenizer_with_lecam(tmp_path, vgg_weights):
+    result = train_script.main([
+        "--config", str(MAGVIT2_RECIPE), "--dataset", "samples", "--data.streaming", "false", "--data.num_workers", "0",
+        "--data.num_samples", "8", "--model.image_size", "16",
+        "--model.net", "{type: magvit2, base_channels: 8, channel_multiplier: [1, 2], num_res_blocks: 1, "
+        "latent_channels: 6, norm_groups: 4}",
+        "--model.quantizer.codebook_dim", "6",
+        "--loss.perceptual_weights", str(vgg_weights), "--loss.discriminator", "{base_channels: 8, num_layers: 2}",
+        "--train.batch_size", "4", "--train.max_steps", "3", "--output_dir", str(tmp_path / "run"),
+        "--output.log_every", "1", "--output.image_every", "100", "--output.checkpoint_every", "100",
+        "--output.num_images", "2", "--output.tracker", "none", "--output.progress_bar", "false",
+    ])
+    assert result.step == 3
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in result.history)
+    for record in result.history:  # the discriminator and LeCam are on from step 0
+        assert {"perceptual_loss", "entropy_loss", "commitment_loss", "generator_adversarial_loss",
+                "discriminator_loss", "lecam_loss"} <= set(record)
+        assert record["adaptive_weight"] == 1.0
+    # the LeCam anchors are part of the discriminator's checkpointed state, moved off their start value of 0
+    disc_state = load_file(str(CheckpointManager(result.output_dir).latest() / "model_1.safetensors"))
+    assert disc_state["lecam.real"].item() != 0.0 and disc_state["lecam.fake"].item() != 0.0
+    tok = VisTokenizer.from_pretrained(result.output_dir)
+    assert tok.config.net["type"] == "magvit2" and tok.config.quantizer["bit_order"] == "lsb_first"
+    with torch.no_grad():
+        assert tok(torch.rand(2, 3, 16, 16) * 2 - 1).indices.max() < 2**6

@@ -1,4 +1,5 @@
-"""Training losses: pixel reconstruction, LPIPS perceptual, PatchGAN adversarial, and the combined objective."""
+"""Training losses: pixel reconstruction, LPIPS perceptual, PatchGAN adversarial, LeCam regularisation, entropy boost,
+and the combined objective."""
 
 from .adversarial import (
     ADVERSARIAL_LOSSES,
@@ -8,14 +9,17 @@ from .adversarial import (
     generator_loss,
 )
 from .discriminator import DISCRIMINATOR_NORMS, NLayerDiscriminator
+from .lecam import LeCamAnchors, lecam_penalty
 from .objective import LossConfig, LossOutput, TokenizerLoss
 from .perceptual import LPIPSLoss, PerceptualWeightsNotFoundError
 from .reconstruction import RECONSTRUCTION_LOSSES, reconstruction_loss
+from .schedules import entropy_boost_factor
 
 __all__ = [
     "ADVERSARIAL_LOSSES",
     "DISCRIMINATOR_NORMS",
     "LPIPSLoss",
+    "LeCamAnchors",
     "LossConfig",
     "LossOutput",
     "NLayerDiscriminator",
@@ -25,6 +29,8 @@ __all__ = [
     "adaptive_generator_weight",
     "adversarial_factor",
     "discriminator_loss",
+    "entropy_boost_factor",
     "generator_loss",
+    "lecam_penalty",
     "reconstruction_loss",
 ]
