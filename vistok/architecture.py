@@ -38,8 +38,9 @@ def build_modules(config: VisTokenizerConfig) -> TokenizerModules:
     qspec = dict(config.quantizer)
     quantizer = QUANTIZERS.get(qspec.pop("type"))(**qspec)
     if family.uses_quant_conv:
-        quant_conv = nn.Conv2d(family.latent_channels, quantizer.codebook_dim, 1)
-        post_quant_conv = nn.Conv2d(quantizer.codebook_dim, family.latent_channels, 1)
+        k = getattr(family, "quant_conv_kernel_size", 1)  # 1×1 unless the family says otherwise (VAR's are 3×3)
+        quant_conv = nn.Conv2d(family.latent_channels, quantizer.codebook_dim, k, padding=k // 2)
+        post_quant_conv = nn.Conv2d(quantizer.codebook_dim, family.latent_channels, k, padding=k // 2)
     else:
         if family.latent_channels != quantizer.codebook_dim:
             raise ValueError(

@@ -1,11 +1,12 @@
 """Registered quantizers. Importing this package registers every quantizer in ``QUANTIZERS``."""
 
-from . import fsq, ibq, lfq, simvq, vq  # noqa: F401  (registration side effects)
+from . import fsq, ibq, lfq, simvq, var, vq  # noqa: F401  (registration side effects)
 from .base import Quantizer
 from .fsq import FiniteScalarQuantizer
 from .ibq import IndexBackpropQuantizer
 from .lfq import LookupFreeQuantizer
 from .simvq import SimVQQuantizer
+from .var import MultiScaleVectorQuantizer
 from .vq import VectorQuantizer
 
-__all__ = ["Quantizer", "VectorQuantizer", "FiniteScalarQuantizer", "LookupFreeQuantizer", "SimVQQuantizer", "IndexBackpropQuantizer"]
+__all__ = ["Quantizer", "VectorQuantizer", "FiniteScalarQuantizer", "LookupFreeQuantizer", "SimVQQuantizer", "IndexBackpropQuantizer", "MultiScaleVectorQuantizer"]
