@@ -55,7 +55,7 @@ def test_both_entry_points_load_with_parity_and_the_second_load_converts_nothing
     meta = first.config.metadata
     assert meta["zoo"]["name"] == NAME and meta["zoo"]["repo_id"] == REPO
     assert meta["origin"]["checkpoint_file"] == FILE and meta["license"] == "apache-2.0"
-    assert [(m["metric"], m["value"]) for m in meta["reported_metrics"]] == [("rfid", 2.28)]
+    assert "reported_metrics" not in meta  # a tiny stand-in, not the measured release
 
     def refuse(*args, **kwargs):
         raise AssertionError("the second load unpickled or converted")

@@ -71,7 +71,8 @@ def convert_entry(entry: ZooEntry, fetched: FetchedFiles) -> VisTokenizer:
     tok = converter(str(fetched.main), image_size=entry.image_size, **entry.converter_options)
     meta = dict(tok.config.metadata or {})
     meta["zoo"] = {**entry.zoo_metadata(), "commit": fetched.commit, "files": sorted(fetched.files)}
-    if entry.reported_metrics and "reported_metrics" not in meta:
+    # The authors' numbers describe their release: not a file of another architecture under the same name.
+    if entry.reported_metrics and "reported_metrics" not in meta and not architecture_differences(entry, tok.config):
         meta["reported_metrics"] = [
             {**m, "applies_to": f"{entry.origin.name}'s released weights ({entry.name})"} for m in entry.reported_metrics
         ]
