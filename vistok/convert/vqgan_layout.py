@@ -163,10 +163,16 @@ def check_state_dict_matches(
             )
             parts.append(f"{len(wrong)} with other shapes ({shown})")
         raise CheckpointError(
-            f"this {what} checkpoint has tensors that do not fit the vqgan architecture inferred from its shapes: "
+            f"this {what} checkpoint has tensors that do not fit the {_net_type(model)} architecture inferred from "
+            "its shapes: "
             + "; ".join(parts)
             + ". Refused because loading only the matching ones would leave weights random or ignore some"
         )
+
+
+def _net_type(model: torch.nn.Module) -> str:
+    config = getattr(model, "config", None)
+    return str(config.net["type"]) if config is not None else "vistok"
 
 
 def build_tokenizer(
