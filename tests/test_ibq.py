@@ -174,3 +174,28 @@ def test_eval_mode_lookup_is_deterministic_has_no_entropy_term_and_matches_train
 def test_invalid_options_raise_clear_errors(option, value, message):
     with pytest.raises(ValueError, match=message):
         VisTokenizerConfig(quantizer={"type": "ibq", option: value})
+
+
+def test_training_step_keeps_nothing_codebook_by_latent_sized_for_backward():
+    n_rows, n_codes, dim = 512, 2048, 8  # one float32 logit matrix: 4 MiB
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    g = torch.Generator().manual_seed(5)
+    codebook = torch.randn(n_codes, dim, generator=g) * 0.3
+    grid = _grid(torch.randn(n_rows, dim, generator=g)).requires_grad_(True)
+    quantizer = _ibq(codebook, max_chunk_bytes=2**18).train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        out = quantizer(grid)
+        total = sum(out.losses.values()) + out.quantized.sum()
+    logit_bytes = 4 * n_rows * n_codes
+    assert sum(saved) < logit_bytes / 8, sum(saved)
+    total.backward()
+    assert torch.isfinite(grid.grad).all() and quantizer.codebook.grad.abs().sum(-1).gt(0).all()
+    saved.clear()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        z_q, loss = _upstream_quant_loss(_flat(grid), quantizer.codebook, 0.25)
+    assert sum(saved) > logit_bytes  # the direct formula keeps (N, K) softmax / one-hot matrices
