@@ -228,3 +228,164 @@ def test_quant_convs_are_3x3_for_var_and_1x1_elsewhere():
     assert other.quant_conv.weight.shape[-2:] == (1, 1)
     with pytest.raises(ValueError, match="positive odd integer"):
         VisTokenizerConfig(image_size=32, net={**TINY_NET, "quant_conv_kernel_size": 2}, quantizer=TINY_QUANTIZER)
+
+
+# ---------------------------------------------------------------------------------------------- converter
+def convert_tiny(**options) -> VisTokenizer:
+    from vistok.convert import convert_var
+
+    return convert_var(VAR_TINY, patch_nums=[1, 2, 3, 4], **options)
+
+
+def check_parity(tok: VisTokenizer, expected) -> None:
+    with torch.no_grad():
+        enc = tok.encode(expected["input"])
+        flat = tok.token_layout.flatten(enc.indices)
+        assert torch.equal(flat, expected["indices_flat"])
+        reconstruction = tok.decode(enc.indices)
+    assert (reconstruction - expected["reconstruction_unclamped"]).abs().max() < 1e-4
+    assert (reconstruction.clamp(-1, 1) - expected["reconstruction"]).abs().max() < 1e-4
+
+
+def test_converter_reads_the_architecture_from_the_shapes_and_matches_upstream(expected):
+    tok = convert_tiny()
+    config = expected["config"]
+    dd = config["ddconfig"]
+    assert tok.config.net == {**tok.config.net, "type": "var", "base_channels": dd["ch"],
+                              "channel_multiplier": dd["ch_mult"], "num_res_blocks": dd["num_res_blocks"],
+                              "latent_channels": dd["z_channels"], "attention": dd["using_sa"],
+                              "mid_attention": dd["using_mid_sa"], "quant_conv_kernel_size": config["quant_conv_ks"]}
+    q = tok.config.quantizer
+    assert (q["type"], q["codebook_size"], q["codebook_dim"], q["patch_nums"]) == (
+        "multiscale_vq", config["vocab_size"], config["z_channels"], config["v_patch_nums"])
+    assert (q["num_phi_convs"], q["phi_ratio"], q["commitment_weight"]) == (
+        config["share_quant_resi"], config["quant_resi"], config["beta"])
+    assert tok.config.image_size == 32 and tok.config.tokens_per_image() == 30
+    check_parity(tok, expected)
+    # Every weight arrives unchanged under its upstream name (quantize. → quantizer.); the usage buffer is dropped.
+    upstream = torch.load(VAR_TINY, weights_only=True)
+    ours = tok.state_dict()
+    assert set(ours) == {k.replace("quantize.", "quantizer.", 1) for k in upstream} - {"quantizer.ema_vocab_hit_SV"}
+    assert all(torch.equal(ours[k.replace("quantize.", "quantizer.", 1)], v) for k, v in upstream.items()
+               if k != "quantize.ema_vocab_hit_SV")
+    meta = tok.config.metadata
+    assert meta["origin"]["name"] == "VAR" and meta["license"] == "mit"
+    assert meta["paper"]["url"] == "https://arxiv.org/abs/2404.02905"
+    assert meta["origin"]["dropped_entries"] == ["quantize.ema_vocab_hit_SV"]
+    assert "reported_metrics" not in meta
+
+
+def test_converted_tokenizer_saves_and_reloads_bit_identically(tmp_path, expected):
+    tok = convert_tiny()
+    tok.save_pretrained(tmp_path)
+    loaded = VisTokenizer.from_pretrained(tmp_path)
+    with torch.no_grad():
+        a, b = tok.encode(expected["input"]), loaded.encode(expected["input"])
+        assert all(torch.equal(x, y) for x, y in zip(a.indices, b.indices, strict=True))
+        assert torch.equal(tok.decode(a.indices), loaded.decode(b.indices))
+
+
+def test_the_schedule_is_required_and_must_fit_the_file(expected):
+    from vistok.convert import convert_var
+
+    with pytest.raises(ValueError, match=r"give it with patch_nums .*--patch-nums.*\(4 scales, as the file's "
+                                         r"quantize.ema_vocab_hit_SV has 4 rows\)"):
+        convert_var(VAR_TINY)
+    with pytest.raises(ValueError, match=r"patch_nums has 3 scales but this file was trained with 4"):
+        convert_var(VAR_TINY, patch_nums=[1, 2, 4])
+    with pytest.raises(ValueError, match=r"image_size 64 does not fit patch_nums ending in 4.*= 32 px"):
+        convert_tiny(image_size=64)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        convert_var(VAR_TINY, patch_nums=[1, 3, 2, 4])
+    with pytest.raises(ValueError, match="sequence of ints"):
+        convert_var(VAR_TINY, patch_nums="1,2,3,4")
+    with pytest.raises(ValueError, match="weights='ema'"):
+        convert_var(VAR_TINY, patch_nums=[1, 2, 3, 4], weights="ema")
+
+
+def test_without_the_usage_buffer_any_schedule_ending_in_the_latent_size_converts(tmp_path):
+    from vistok.convert import convert_var
+
+    state = torch.load(VAR_TINY, weights_only=True)
+    state.pop("quantize.ema_vocab_hit_SV")
+    tok = convert_var(_save(tmp_path, state), patch_nums=[1, 2, 4])
+    assert tok.config.quantizer["patch_nums"] == [1, 2, 4]
+    assert tok.config.metadata["origin"]["dropped_entries"] == []
+    with torch.no_grad():
+        assert [tuple(i.shape) for i in tok.encode(torch.zeros(1, 3, 32, 32)).indices] == [(1, 1, 1), (1, 2, 2), (1, 4, 4)]
+
+
+def _save(tmp_path: Path, state_dict: dict, name: str = "file.pth") -> Path:
+    path = tmp_path / name
+    torch.save(state_dict, path)
+    return path
+
+
+def test_other_files_are_refused_naming_what_they_are(tmp_path):
+    from vistok.convert import CheckpointError, convert_var
+
+    upstream = torch.load(VAR_TINY, weights_only=True)
+    with pytest.raises(CheckpointError, match="VAR's transformer"):
+        convert_var(_save(tmp_path, {"word_embed.weight": torch.zeros(2, 2), "blocks.0.x": torch.zeros(1)}),
+                    patch_nums=[1, 2])
+    with pytest.raises(CheckpointError, match="expected a plain state dict"):
+        convert_var(DATA / "ibq_tiny.ckpt", patch_nums=[1, 2])
+    ibq = torch.load(DATA / "ibq_tiny.ckpt", weights_only=True)["state_dict"]
+    taming_like = {k: v for k, v in ibq.items() if k.startswith(("encoder.", "decoder.", "quantize.", "quant_conv."))}
+    with pytest.raises(CheckpointError, match=r"no φ convs .*Taming"):
+        convert_var(_save(tmp_path, taming_like), patch_nums=[1, 2])
+    shared = {k: v for k, v in upstream.items() if ".qresi_ls." not in k}
+    shared["quantize.quant_resi.qresi.weight"] = upstream["quantize.quant_resi.qresi_ls.0.weight"]
+    with pytest.raises(CheckpointError, match="fully shared .* or unshared"):
+        convert_var(_save(tmp_path, shared), patch_nums=[1, 2, 3, 4])
+    with pytest.raises(CheckpointError, match=r"1 unexpected \(extra.weight\)"):
+        convert_var(_save(tmp_path, {**upstream, "extra.weight": torch.zeros(1)}), patch_nums=[1, 2, 3, 4])
+    broken = {k: v for k, v in upstream.items() if not k.startswith("decoder.up.2.block.1.")}
+    with pytest.raises(CheckpointError, match="decoder level 2 has 1 residual blocks; .* num_res_blocks \\+ 1 = 2"):
+        convert_var(_save(tmp_path, broken), patch_nums=[1, 2, 3, 4])
+
+
+def meta_state_dict(spec_file: str) -> dict[str, torch.Tensor]:
+    import json
+
+    spec = json.loads((DATA / spec_file).read_text())
+    return {key: torch.empty(shape, device="meta") for key, shape in spec.items()}
+
+
+def test_full_size_release_layout_on_meta():
+    from vistok.convert.var import var_to_vistok, var_tokenizer_config
+
+    state_dict = meta_state_dict("var_vae_ch160v4096z32_state_dict_spec.json")
+    assert len(state_dict) == 324
+    config, _ = var_tokenizer_config(state_dict, REAL_PATCH_NUMS, None)
+    assert config["image_size"] == 256
+    assert config["net"] == {"type": "var", "base_channels": 160, "channel_multiplier": [1, 1, 2, 2, 4],
+                             "num_res_blocks": 2, "latent_channels": 32, "attention": True, "mid_attention": True,
+                             "quant_conv_kernel_size": 3, "norm_groups": 32}
+    assert config["quantizer"]["codebook_size"] == 4096 and config["quantizer"]["num_phi_convs"] == 4
+    with torch.device("meta"):
+        tok = VisTokenizer(VisTokenizerConfig(**config))
+    ours = {k: tuple(v.shape) for k, v in tok.state_dict().items()}
+    assert ours == {k: tuple(v.shape) for k, v in var_to_vistok(state_dict).items()}
+    buffer = 10 * 4096  # quantize.ema_vocab_hit_SV, dropped
+    assert tok.num_parameters() == 108_989_315 - buffer
+    assert tok.config.tokens_per_image() == 680
+    assert tok.quantizer.phi_index_per_scale == [0, 0, 1, 1, 1, 2, 2, 3, 3, 3]
+    with pytest.raises(ValueError, match=r"10 scales, as the file's quantize.ema_vocab_hit_SV has 10 rows"):
+        var_tokenizer_config(state_dict, None, None)
+
+
+def test_cli_converts_with_patch_nums_and_refuses_it_elsewhere(tmp_path, expected):
+    from vistok.cli import main as cli
+
+    out = tmp_path / "var"
+    assert cli(["convert", "var", str(VAR_TINY), str(out), "--patch-nums", "1,2,3,4"]) == 0
+    loaded = VisTokenizer.from_pretrained(out)
+    check_parity(loaded, expected)
+    assert "VAR" in (out / "README.md").read_text()
+    with pytest.raises(SystemExit, match="--patch-nums"):
+        cli(["convert", "var", str(VAR_TINY), str(tmp_path / "none")])
+    with pytest.raises(SystemExit, match="--patch-nums applies to var checkpoints only"):
+        cli(["convert", "maskgit", str(VAR_TINY), str(tmp_path / "m"), "--patch-nums", "1,2"])
+    with pytest.raises(SystemExit, match="comma-separated positive integers"):
+        cli(["convert", "var", str(VAR_TINY), str(tmp_path / "x"), "--patch-nums", "1;2"])

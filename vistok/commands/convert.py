@@ -8,7 +8,7 @@ from pathlib import Path
 
 # The converters `vistok convert` offers: the keys of vistok.convert.CONVERTERS (listed here so that `vistok --help`
 # needs no torch import; tests/test_convert.py checks that both agree).
-ORIGINS = ("llamagen", "taming", "janus", "ibq", "open-magvit2", "simvq", "maskgit")
+ORIGINS = ("llamagen", "taming", "janus", "ibq", "open-magvit2", "simvq", "maskgit", "var")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--image-size", type=int, default=None, help="native resolution to record in the config"
+    )
+    parser.add_argument(
+        "--patch-nums",
+        metavar="P1,P2,...",
+        default=None,
+        help="var only, required: the scale schedule (the file carries none), e.g. 1,2,3,4,5,6,8,10,13,16 for "
+        "VAR's vae_ch160v4096z32.pth",
     )
     parser.add_argument(
         "--codebook-l2-norm",
@@ -61,6 +68,13 @@ def run(args: argparse.Namespace) -> int:
                 "(the other formats' quantizers are fixed by their release: nothing to choose)"
             )
         options["codebook_l2_norm"] = args.codebook_l2_norm == "true"
+    if args.patch_nums is not None:
+        if args.origin != "var":
+            raise SystemExit(
+                f"vistok convert {args.origin}: --patch-nums applies to var checkpoints only (the other formats have "
+                "one token grid, no scale schedule)"
+            )
+        options["patch_nums"] = _parse_patch_nums(args.patch_nums)
     try:
         tok = CONVERTERS[args.origin](
             args.checkpoint,
@@ -78,6 +92,16 @@ def run(args: argparse.Namespace) -> int:
     if args.push_to_hub:
         _push(tok, args.push_to_hub, args.private, out)
     return 0
+
+
+def _parse_patch_nums(text: str) -> list[int]:
+    """``"1,2,3,4"`` → [1, 2, 3, 4]; ``SystemExit`` naming the expected form otherwise."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise SystemExit(
+            f"vistok convert var: --patch-nums must be comma-separated positive integers such as 1,2,3,4, got {text!r}"
+        )
+    return [int(p) for p in parts]
 
 
 def _print_summary(tok, out: Path) -> None:

@@ -154,6 +154,23 @@ SIMVQ = Origin(
 }""",
 )
 
+# VAR (FoundationVision/VAR): MIT (its LICENSE and README); weights on the Hub in FoundationVision/var.
+VAR = Origin(
+    name="VAR",
+    url="https://github.com/FoundationVision/VAR",
+    license="mit",
+    paper_title="Visual Autoregressive Modeling: Scalable Image Generation via Next-Scale Prediction",
+    paper_authors="Keyu Tian, Yi Jiang, Zehuan Yuan, Bingyue Peng, Liwei Wang",
+    paper_venue="NeurIPS 2024",
+    paper_url="https://arxiv.org/abs/2404.02905",
+    citation="""@inproceedings{tian2024visual,
+  title={Visual Autoregressive Modeling: Scalable Image Generation via Next-Scale Prediction},
+  author={Tian, Keyu and Jiang, Yi and Yuan, Zehuan and Peng, Bingyue and Wang, Liwei},
+  booktitle={Advances in Neural Information Processing Systems (NeurIPS)},
+  year={2024}
+}""",
+)
+
 # MaskGIT's VQGAN (google-research/maskgit, JAX) as the PyTorch port the TiTok authors released in
 # bytedance/1d-tokenizer (modeling/modules/maskgit_vqgan.py, Apache 2.0 file headers) and on the Hub in
 # fun-research/TiTok (model card: license apache-2.0). The 1d-tokenizer README adds that its models were trained on
