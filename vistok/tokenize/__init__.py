@@ -1,0 +1,43 @@
+"""Pre-tokenize a dataset split into a 🤗 dataset of token ids (sharded, resumable, multi-process).
+
+    vistok tokenize --model vistok/default --dataset samples --output tokens/samples
+    vistok tokenize --model <zoo entry> --dataset ./my_images --split train --output tokens/mine --flip both
+    accelerate launch -m vistok.tokenize --model <zoo entry> --dataset imagenet256 --split train \\
+        --output tokens/in256-train --flip both --batch-size 128 --num-workers 8 --dtype bf16 --compile
+    torchrun --nproc_per_node 2 -m vistok.tokenize --device cpu ...      # several processes on CPU (gloo)
+
+Images get the dataset's evaluation crop at the tokenizer's resolution (or --image-size), as `vistok evaluate`
+prepares them; corrupt images are skipped and counted. Each row holds the source position (`index`), the split's
+label / id / file-name columns, the variant (`crop`, `flip`) and the token ids (`indices`) in the smallest integer
+type of the codebook, flattened in the layout's reading order. Load and decode:
+
+    ds = datasets.load_from_disk("tokens/samples")
+    indices = vistok.tokenize.rows_to_indices(ds[0:8]["indices"], vistok.tokenize.read_layout("tokens/samples"))
+    images = tok.decode(indices)                   # exactly tok.decode(tok.encode(x).indices)
+
+The split is cut into shards of --shard-size images; processes take shards in turn and write each atomically, so
+--resume after a crash redoes only unfinished shards and any number of processes writes the same dataset. The
+folder's dataset card and vistok_tokens.json record the tokenizer (name, weights sha256, revision, config), the
+preprocessing and the conventions. An existing output is never replaced without --overwrite.
+"""
+
+from __future__ import annotations
+
+from .api import load_tokenizer, push_dataset_to_hub, tokenize_dataset
+from .command import add_arguments, main, run
+from .rows import read_layout, read_manifest, rows_to_indices, token_storage_dtype
+from .store import OutputError
+
+__all__ = [
+    "OutputError",
+    "add_arguments",
+    "load_tokenizer",
+    "main",
+    "push_dataset_to_hub",
+    "read_layout",
+    "read_manifest",
+    "rows_to_indices",
+    "run",
+    "token_storage_dtype",
+    "tokenize_dataset",
+]

@@ -1,0 +1,190 @@
+"""``tokenize_dataset``: the Python entry point behind ``vistok tokenize`` (one process or many)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .rows import token_storage_dtype
+from .runner import (
+    DEFAULT_SHARD_SIZE,
+    TokenizeOptions,
+    build_features,
+    card_for,
+    latent_hw_at,
+    make_manifest,
+    tokenize_shards,
+    tokenizer_record,
+)
+from .source import ShardPlan, open_token_source
+from .store import OutputError, TokenStore
+from .variants import source_size
+
+
+def load_tokenizer(name: str, random_init: bool = False):
+    """A tokenizer in eval mode from a folder, Hub repo, bundled or zoo name; a preset only with ``random_init``
+    (random weights, seeded 0 so that every process builds the same ones)."""
+    from ..factory import create_tokenizer, list_tokenizers
+    from ..modeling import VisTokenizer
+    from ..registry import PRESETS
+
+    list_tokenizers()
+    if name in PRESETS and not Path(name).exists():
+        if not random_init:
+            raise ValueError(
+                f"{name!r} is a preset: an architecture without trained weights, whose tokens mean nothing. Pass a "
+                "trained tokenizer (a save_pretrained folder, a Hub repo id, vistok/default or a zoo name: "
+                "`vistok zoo list`); add --random-init to tokenize with the preset's random weights (speed tests only)"
+            )
+        torch.manual_seed(0)
+        return create_tokenizer(name).eval()
+    return VisTokenizer.from_pretrained(name).eval()
+
+
+def push_dataset_to_hub(folder: str | os.PathLike, repo_id: str, private: bool | None = None) -> Any:
+    """Upload a finished token dataset folder to the Hub dataset repo ``repo_id``; offline or unreachable, raise
+    :class:`vistok.hub.HubUnreachableError` saying how to upload it later."""
+    import httpx
+    import huggingface_hub
+
+    from ..hub import HubUnreachableError
+
+    api = huggingface_hub.HfApi()
+    try:
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        return api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=str(folder),
+                                 commit_message="Upload token dataset written by vistok tokenize")
+    except (httpx.TransportError, ConnectionError) as err:
+        offline = huggingface_hub.is_offline_mode()
+        raise HubUnreachableError(
+            f"Could not upload to the Hub dataset repo {repo_id!r}: "
+            + ("HF_HUB_OFFLINE is set, so " if offline else "")
+            + f"the Hugging Face Hub is unreachable ({type(err).__name__}: {err}). The token dataset is complete in "
+            f"{folder}; to upload it later, on a machine with network run `hf upload {repo_id} {folder} "
+            "--repo-type dataset`" + (" (with HF_HUB_OFFLINE unset)." if offline else ".")
+        ) from err
+
+
+def tokenize_dataset(
+    model: Any,
+    dataset: str,
+    output: str | os.PathLike,
+    *,
+    split: str = "train",
+    image_size: int | None = None,
+    flip: str = "none",
+    ten_crop: bool = False,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    num_samples: int | None = None,
+    streaming: bool = False,
+    image_column: str | None = None,
+    columns: list[str] | None = None,
+    dtype: str = "float32",
+    compile: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
+    device: str | None = None,
+    progress: bool = False,
+    random_init: bool = False,
+    push_to_hub: str | None = None,
+) -> dict[str, Any] | None:
+    """Tokenize ``split`` of ``dataset`` with ``model`` (a :class:`~vistok.VisTokenizer` or a name
+    :func:`load_tokenizer` accepts) into the 🤗 dataset folder ``output``; see ``vistok tokenize --help``.
+
+    Under ``accelerate launch`` / ``torchrun`` each process tokenizes its shards and the main process merges them.
+    Returns, on the main process, the manifest plus ``seconds`` and ``images_per_second`` of this run (``None``
+    on the others). Raises ``ValueError`` / ``OSError`` / :class:`~vistok.tokenize.store.OutputError` for bad input
+    before any image is tokenized.
+    """
+    from ..evaluate import ProcessContext, _gather_sum_and_max
+    from ..inference import fast_inference, parse_dtype
+
+    for option, value in (("batch_size", batch_size), ("shard_size", shard_size), ("num_samples", num_samples),
+                          ("image_size", image_size)):
+        if value is not None and (not isinstance(value, int) or value <= 0):
+            raise ValueError(f"--{option.replace('_', '-')} must be a positive integer, got {value!r}")
+    if num_workers < 0:
+        raise ValueError(f"--num-workers must be >= 0, got {num_workers}")
+    parse_dtype(dtype)
+    dtype = "bf16" if parse_dtype(dtype) is not None else "float32"
+
+    tok = load_tokenizer(model, random_init) if isinstance(model, (str, os.PathLike)) else model.eval()
+    name = str(model) if isinstance(model, (str, os.PathLike)) else (tok.config.name_or_path or "tokenizer")
+    image_size = image_size or int(tok.config.image_size)
+    latent_hw = latent_hw_at(tok, image_size)
+    options = TokenizeOptions(
+        image_size=image_size, flip=flip, ten_crop=ten_crop, shard_size=shard_size, batch_size=batch_size,
+        num_workers=num_workers, dtype=dtype, compile=compile, resume=resume, overwrite=overwrite, progress=progress,
+    )  # fmt: skip
+    from .variants import variants_for
+
+    variants_for(flip, ten_crop)  # validates --flip
+    source = open_token_source(dataset, split, source_size(image_size, ten_crop), streaming=streaming,
+                               image_column=image_column, num_samples=num_samples, columns=columns)
+    if source.num_images == 0:
+        raise ValueError(f"{dataset!r} (split {split!r}) has no images to tokenize")
+    layout = tok.token_layout
+    layout_spec, tokens = layout.spec(latent_hw), layout.tokens_per_image(latent_hw)
+    storage_dtype = token_storage_dtype(int(tok.codebook_size))
+    features = build_features(source, storage_dtype, tokens)
+    tok_record = tokenizer_record(tok, name)
+    identity = {
+        "tokenizer_weights_sha256": tok_record["weights_sha256"], "dataset": dataset, "split": split,
+        "image_column": source.image_column, "num_samples": num_samples, "image_size": image_size, "flip": flip,
+        "ten_crop": ten_crop, "shard_size": shard_size, "columns": source.columns, "dtype": dtype,
+    }  # fmt: skip
+
+    store = TokenStore(output)
+    action = store.check(identity, resume=resume, overwrite=overwrite)
+    if action in ("start", "overwrite") and not store.path.exists():
+        store.check_writable()  # fails before any work when the parent cannot be written
+
+    processes = ProcessContext.create(device)
+    rank = processes.accelerator.process_index if processes.accelerator is not None else 0
+    world = processes.num_processes
+    if action == "done":
+        if processes.is_main:
+            print(f"{store.path} is already complete (same tokenizer and settings); nothing to do.", file=sys.stderr)
+        return None
+    processes.wait_for_everyone()  # every process has checked the folder before the main one changes it
+    if processes.is_main:
+        store.prepare(action, {"identity": identity, "tokenizer": tok_record})
+    processes.wait_for_everyone()
+
+    tok = tok.to(processes.device)
+    fast = fast_inference(tok, dtype=dtype, compile=compile)
+    plan = ShardPlan(shard_size, source.num_images)
+    started = time.perf_counter()
+    counts = tokenize_shards(tok, fast, source, store, plan, options, features, storage_dtype, rank, world,
+                             processes.device)
+    seconds = time.perf_counter() - started
+    images_this_run, seconds = _gather_sum_and_max(counts["num_images"], seconds)  # every process takes part
+    if not processes.is_main:
+        processes.wait_for_everyone()
+        return None
+    num_positions = source.num_images if not source.streaming else counts["stream_length"]
+    if not num_positions:
+        raise ValueError(f"{dataset!r} (split {split!r}) has no images to tokenize")
+    plan = ShardPlan(shard_size, num_positions)
+    finished = store.finished()
+    records = [finished[s] for s in range(plan.num_shards) if s in finished]
+    manifest = make_manifest(tok_record, identity, source, options, layout_spec, layout.describe(latent_hw), tokens,
+                             storage_dtype, records, num_positions)
+    description = "Token ids written by vistok tokenize; see README.md and vistok_tokens.json."
+    manifest = store.finalize(plan.num_shards, features, manifest, card_for(manifest), description)
+    processes.wait_for_everyone()
+    result = {**manifest, "seconds": seconds, "images_this_run": images_this_run,
+              "images_per_second": images_this_run / seconds if seconds > 0 else None}
+    if push_to_hub:
+        push_dataset_to_hub(store.path, push_to_hub)
+    return result
+
+
+__all__ = ["OutputError", "load_tokenizer", "push_dataset_to_hub", "tokenize_dataset"]

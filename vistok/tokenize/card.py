@@ -1,0 +1,89 @@
+"""The dataset card (README.md) of a token dataset, rendered from its manifest."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def _yaml_list(items: list[str]) -> str:
+    return "\n".join(f"- {item}" for item in items)
+
+
+def render_dataset_card(manifest: dict[str, Any]) -> str:
+    """Markdown with Hub front matter: what was tokenized, by which tokenizer (name, weights sha256, revision,
+    config), with which preprocessing, how rows are laid out and how to turn them back into images."""
+    tok, data, pre, counts = manifest["tokenizer"], manifest["dataset"], manifest["preprocessing"], manifest["counts"]
+    layout = manifest["token_layout"]
+    tags = ["vistok", "image-tokens", f"net-{tok['net']}", f"quantizer-{tok['quantizer']}"]
+    source_columns = [c for c in data["columns"] if c != "index"]
+    columns = ", ".join(f"`{c}`" for c in source_columns) or "none"
+    variants = ", ".join(f"{v['crop']}{' + mirrored' if v['flip'] else ''}" for v in pre["variants"])
+    lines = [
+        "---",
+        "tags:",
+        _yaml_list(tags),
+        "configs:",
+        "- config_name: default",
+        "  data_files: shards/*.arrow",
+        "---",
+        "",
+        f"# Tokens of {data['name']} [{data['split']}] by {tok['name']}",
+        "",
+        f"{counts['num_rows']:,} rows: {counts['num_images']:,} images × {len(pre['variants'])} variant(s) "
+        f"({variants}), each a {manifest['token_layout_description']} of token ids from a "
+        f"codebook of {tok['codebook_size']:,}, written by `vistok tokenize` (vistok {manifest['vistok_version']}). "
+        f"{counts['num_skipped']:,} unreadable image(s) were skipped.",
+        "",
+        "## Load and decode",
+        "",
+        "```python",
+        "import torch, vistok",
+        "from datasets import load_from_disk",
+        "from vistok.tokenize import read_layout, rows_to_indices",
+        "",
+        "ds = load_from_disk(\"<this folder>\")",
+        f"tok = vistok.VisTokenizer.from_pretrained({tok['name']!r}).eval()",
+        "indices = rows_to_indices(ds[0:8][\"indices\"], read_layout(\"<this folder>\"))  # as tok.encode(x).indices",
+        "with torch.no_grad():",
+        "    images = tok.decode(indices)  # (8, 3, H, W) in [-1, 1]",
+        "```",
+        "",
+        "## Columns",
+        "",
+        "- `index`: the image's position in the source split (after `num_samples`); rows are sorted by it.",
+        f"- source columns: {columns}" + (" (`file_name` relative to the dataset folder)" if "file_name" in source_columns else "") + ".",
+        "- `crop`: `full` (the whole preprocessed image) or, with ten-crop, `top_left` / `top_right` / `bottom_left` / "
+        "`bottom_right` / `center`.",
+        "- `flip`: whether the image was mirrored left-right before tokenizing.",
+        f"- `indices`: {manifest['tokens_per_image']} × `{manifest['token_dtype']}` (the smallest integer type holding "
+        f"the codebook), in the layout's reading order: {manifest['conventions']['reading_order']}",
+        "",
+        "## Tokenizer",
+        "",
+        f"- name: `{tok['name']}`; weights sha256: `{tok['weights_sha256']}`"
+        + (f"; Hub revision: `{tok['revision']}`" if tok.get("revision") else ""),
+        f"- net `{tok['net']}`, quantizer `{tok['quantizer']}`, preset `{tok.get('preset')}`, downsample factor "
+        f"{tok['downsample_factor']}, native image size {tok['native_image_size']}",
+        f"- token layout: `{json.dumps(layout)}`",
+        f"- inference: {manifest['inference']['dtype']}" + (" with torch.compile" if manifest["inference"]["compile"] else ""),
+        "",
+        "<details><summary>config</summary>",
+        "",
+        "```json",
+        json.dumps(tok["config"], indent=2, sort_keys=True, default=str),
+        "```",
+        "",
+        "</details>",
+        "",
+        "## Preprocessing",
+        "",
+        f"- dataset `{data['name']}`, split `{data['split']}`"
+        + (f", first {data['num_samples']:,} images" if data.get("num_samples") else "")
+        + f"; {counts['num_positions']:,} images read",
+        f"- resolution {pre['image_size']} px; crop: {pre['crop']}",
+        f"- flips: {pre['flip']}; ten-crop: {'yes, from ' + str(pre['source_size']) + ' px' if pre['ten_crop'] else 'no'}",
+        f"- pixels: {manifest['conventions']['pixels']}",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,104 @@
+"""The ``vistok tokenize`` command line: options, clear messages for bad input, the run summary."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .runner import DEFAULT_SHARD_SIZE
+from .variants import FLIP_CHOICES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, metavar="NAME_OR_PATH",
+                        help="trained tokenizer: save_pretrained folder, Hub repo id, vistok/default or a zoo name")
+    parser.add_argument("--dataset", required=True,
+                        help="samples, celeba64, imagenet256, a Hub dataset id, an image folder or a saved dataset")
+    parser.add_argument("--split", default="train", help="dataset split (default: train)")
+    parser.add_argument("--output", required=True, help="folder to write the token dataset to")
+    parser.add_argument("--image-column", default=None, help="image column of a Hub / local dataset")
+    parser.add_argument("--columns", default=None,
+                        help="comma-separated source columns to store (default: labels, ids and image file names)")
+    parser.add_argument("--image-size", type=int, default=None, help="resolution (default: the tokenizer's)")
+    parser.add_argument("--num-samples", type=int, default=None, help="tokenize the first N images only")
+    parser.add_argument("--streaming", action="store_true", help="stream the dataset instead of downloading it")
+    parser.add_argument("--flip", choices=FLIP_CHOICES, default="none",
+                        help="none, or both: each image and its mirror image, as LlamaGen does (default: none)")
+    parser.add_argument("--ten-crop", action="store_true",
+                        help="five crops of the image enlarged 1.1x (ten with --flip both), as LlamaGen's ten-crop")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per batch and process (default: 32)")
+    parser.add_argument("--num-workers", type=int, default=min(4, os.cpu_count() or 1),
+                        help="DataLoader worker processes decoding images (a stream uses at most 1)")
+    parser.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
+                        help=f"images per shard: the unit of resuming and of work between processes "
+                             f"(default: {DEFAULT_SHARD_SIZE})")
+    parser.add_argument("--dtype", choices=("float32", "bf16"), default="float32",
+                        help="encoder precision: bf16 autocast (the nearest-code search stays float32)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the encoder")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda, cuda:1 … (default: cuda when available; under accelerate: its)")
+    parser.add_argument("--resume", action="store_true", help="finish an interrupted run (finished shards are kept)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing token dataset in --output")
+    parser.add_argument("--push-to-hub", default=None, metavar="REPO",
+                        help="upload the finished dataset to this Hub dataset repo")
+    parser.add_argument("--random-init", action="store_true",
+                        help="allow preset names (random weights; for speed tests only)")
+    progress = parser.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
+                          help="show a progress bar with images/s (default: when stderr is a terminal)")
+    progress.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def run(args: argparse.Namespace) -> int:
+    from datasets.exceptions import DatasetNotFoundError
+
+    from ..data import DatasetUnavailableError
+    from ..hub import HubUnreachableError
+    from .api import tokenize_dataset
+    from .store import OutputError
+
+    if args.resume and args.overwrite:
+        raise SystemExit("vistok tokenize: --resume and --overwrite contradict each other; choose one")
+    columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns is not None else None
+    try:
+        result = tokenize_dataset(
+            args.model, args.dataset, args.output, split=args.split, image_size=args.image_size, flip=args.flip,
+            ten_crop=args.ten_crop, batch_size=args.batch_size, num_workers=args.num_workers,
+            shard_size=args.shard_size, num_samples=args.num_samples, streaming=args.streaming,
+            image_column=args.image_column, columns=columns, dtype=args.dtype, compile=args.compile,
+            resume=args.resume, overwrite=args.overwrite, device=args.device,
+            progress=sys.stderr.isatty() if args.progress is None else args.progress,
+            random_init=args.random_init, push_to_hub=args.push_to_hub,
+        )  # fmt: skip
+    except HubUnreachableError as error:
+        raise SystemExit(f"vistok tokenize: {error}") from error
+    except (OutputError, DatasetUnavailableError, DatasetNotFoundError, OSError, ValueError) as error:
+        raise SystemExit(f"vistok tokenize: {error}") from error
+    if result is not None:
+        counts = result["counts"]
+        rate = result["images_per_second"]
+        print(
+            f"Wrote {counts['num_rows']:,} rows ({counts['num_images']:,} images × "
+            f"{len(result['preprocessing']['variants'])} variant(s), {result['tokens_per_image']} "
+            f"{result['token_dtype']} tokens each; {counts['num_skipped']:,} unreadable image(s) skipped) to "
+            f"{args.output} in {result['seconds']:.1f} s"
+            + (f" ({rate:.1f} images/s)" if rate else "")
+            + f". Load it with datasets.load_from_disk({str(args.output)!r}).",
+            file=sys.stderr,
+        )
+        if args.push_to_hub:
+            print(f"Uploaded to https://huggingface.co/datasets/{args.push_to_hub}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import __doc__ as description
+
+    parser = argparse.ArgumentParser(
+        prog="python -m vistok.tokenize",
+        description=(description or "").strip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
