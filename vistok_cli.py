@@ -44,6 +44,10 @@ COMMANDS: dict[str, Command] = {
         "vistok.commands.zoo",
         "The model zoo: list its entries, show one, or download and convert one ahead of time (for offline machines).",
     ),
+    "tokenize": Command(
+        "vistok.tokenize",
+        "Pre-tokenize a dataset split into a 🤗 dataset of token ids (sharded, resumable, multi-process).",
+    ),
     "card": Command(
         "vistok.commands.card",
         "Render model cards from the metadata stored with the weights (a model folder, or every registered "
