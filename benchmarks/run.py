@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from zoo_load import render_zoo_load
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 DOC = HERE.parent / "docs" / "benchmarks.md"
@@ -213,6 +215,7 @@ SECTIONS = [
     ("search", "Nearest-code search", render_search),
     ("throughput", "Tokenizer throughput", render_throughput),
     ("training_eval", "Training and evaluation throughput", render_training_eval),
+    ("zoo_load", "Zoo loading: first and second load", render_zoo_load),
 ]
 
 
