@@ -389,3 +389,49 @@ def test_cli_converts_with_patch_nums_and_refuses_it_elsewhere(tmp_path, expecte
         cli(["convert", "maskgit", str(VAR_TINY), str(tmp_path / "m"), "--patch-nums", "1,2"])
     with pytest.raises(SystemExit, match="comma-separated positive integers"):
         cli(["convert", "var", str(VAR_TINY), str(tmp_path / "x"), "--patch-nums", "1;2"])
+
+
+# --------------------------------------------------------------------------------------------------- zoo
+ZOO_NAME = "var-vqvae-imagenet256-f16"
+
+
+def test_zoo_entry_names_the_published_file_schedule_and_licence():
+    from vistok.zoo import get_entry
+
+    entry = get_entry(ZOO_NAME)
+    # VAR's README: "you need to download vae_ch160v4096z32.pth first" from huggingface.co/FoundationVision/var.
+    assert (entry.repo_id, entry.filenames, entry.converter) == ("FoundationVision/var", ("vae_ch160v4096z32.pth",), "var")
+    assert entry.converter_options == {"patch_nums": REAL_PATCH_NUMS} and entry.image_size == 256
+    assert entry.license.id == "mit" and entry.license.permissive and entry.reported_metrics == ()
+    with torch.device("meta"):
+        preset = vistok.create_tokenizer(entry.preset)
+    # The preset is the release's architecture: the full-size layout's shapes (tested above) give the same config.
+    from vistok.convert.var import var_tokenizer_config
+
+    release, _ = var_tokenizer_config(meta_state_dict("var_vae_ch160v4096z32_state_dict_spec.json"), REAL_PATCH_NUMS, 256)
+    assert preset.config.net == VisTokenizerConfig(**release).net
+    assert preset.config.quantizer == VisTokenizerConfig(**release).quantizer
+
+
+def test_zoo_loads_the_file_from_the_hub_cache_with_parity(hub, monkeypatch, expected):
+    import dataclasses
+
+    from vistok.zoo import ZooArchitectureWarning, catalogue, get_entry
+
+    from .hub_cache import add_to_hub_cache
+
+    add_to_hub_cache(hub, "FoundationVision/var", {"vae_ch160v4096z32.pth": VAR_TINY})
+    # The tiny stand-in has 4 scales at 32 px: the entry's schedule is swapped for the file's, nothing else.
+    entry = get_entry(ZOO_NAME)
+    tiny = dataclasses.replace(entry, converter_options={"patch_nums": [1, 2, 3, 4]}, image_size=32)
+    monkeypatch.setitem(catalogue._by_name(), ZOO_NAME, tiny)
+    with pytest.warns(ZooArchitectureWarning, match="net.base_channels: catalogue 160, file 32"):
+        tok = vistok.create_tokenizer(ZOO_NAME, pretrained=True)
+    check_parity(tok, expected)
+    assert tok.config.metadata["zoo"]["name"] == ZOO_NAME and tok.config.metadata["origin"]["name"] == "VAR"
+    with pytest.warns(ZooArchitectureWarning):
+        check_parity(VisTokenizer.from_pretrained("FoundationVision/var"), expected)
+    # With the real schedule the 4-scale stand-in is refused, naming the option and the file's scale count.
+    monkeypatch.setitem(catalogue._by_name(), ZOO_NAME, dataclasses.replace(entry, image_size=32))
+    with pytest.raises(ValueError, match="patch_nums has 10 scales but this file was trained with 4"):
+        vistok.create_tokenizer(ZOO_NAME, pretrained=True)

@@ -248,6 +248,43 @@ for size in SIMVQ_CODEBOOK_SIZES:
         )
     )
 
+# VAR's multi-scale VQVAE (Tian et al., NeurIPS 2024; FoundationVision/VAR models/vqvae.py VQVAE with the arguments
+# build_vae_var passes for vae_ch160v4096z32.pth): ch 160, the hard-coded ch_mult (1,1,2,2,4) and 2 res blocks, z 32,
+# attention in the deepest level and the middle (one packed qkv conv), 3x3 quant convs; VectorQuantizer2 with a
+# 4096 x 32 codebook, 10 scales 1..16 (680 tokens), 4 shared φ convs with quant_resi 0.5, beta 0.25.
+VAR_PAPER = "Tian et al., Visual Autoregressive Modeling: Scalable Image Generation via Next-Scale Prediction (NeurIPS 2024)"
+VAR_PATCH_NUMS = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
+register_preset(
+    Preset(
+        name="var-vqvae-imagenet256-f16",
+        description="VAR multi-scale VQVAE, 256px → 10 token maps 1x1 … 16x16 (680 tokens), codebook 4096 x 32",
+        config={
+            "image_size": 256,
+            "net": {
+                "type": "var",
+                "base_channels": 160,
+                "channel_multiplier": [1, 1, 2, 2, 4],
+                "num_res_blocks": 2,
+                "latent_channels": 32,
+                "attention": True,
+                "mid_attention": True,
+                "quant_conv_kernel_size": 3,
+            },
+            "quantizer": {
+                "type": "multiscale_vq",
+                "codebook_size": 4096,
+                "codebook_dim": 32,
+                "patch_nums": VAR_PATCH_NUMS,
+                "num_phi_convs": 4,
+                "phi_ratio": 0.5,
+                "commitment_weight": 0.25,
+            },
+        },
+        source=f"{VAR_PAPER}; FoundationVision/VAR models/vqvae.py (vae_ch160v4096z32.pth)",
+        tags=("imagenet256",),
+    )
+)
+
 # MaskGIT's VQGAN (Chang et al., 2022) as TiTok's PyTorch port (bytedance/1d-tokenizer PretrainedTokenizer, the file
 # maskgit-vqgan-imagenet-f16-256.bin): hidden 128, channel_mult (1,1,2,2,4), 2 res blocks, z 256 quantized directly by
 # a plain Euclidean 1024 x 256 codebook (commitment 0.25); the network works on [0, 1] pixels (pixel_range "unit").

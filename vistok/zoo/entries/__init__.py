@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from ..entry import ZooEntry
-from . import ibq, janus, llamagen, maskgit, open_magvit2, simvq, taming
+from . import ibq, janus, llamagen, maskgit, open_magvit2, simvq, taming, var
 
-FAMILIES = (llamagen, taming, ibq, open_magvit2, simvq, janus, maskgit)
+FAMILIES = (llamagen, taming, ibq, open_magvit2, simvq, janus, maskgit, var)
 
 
 def all_entries() -> tuple[ZooEntry, ...]:
