@@ -309,3 +309,41 @@ register_preset(
         tags=("imagenet256",),
     )
 )
+
+# TiTok single-stage VQ tokenizers (Yu et al., NeurIPS 2024; bytedance/1d-tokenizer configs/infer/TiTok/
+# titok_{bl64,bl128,sl256}_vq8k.yaml): ViT encoder base (768 wide, 12 layers, 12 heads) or small (512, 8, 8), ViT
+# decoder large (1024, 24, 16), patch 16, N latent tokens of 64 channels, a plain Euclidean 8192 x 64 codebook
+# (commitment 0.25); the network works on [0, 1] pixels (pixel_range "unit").
+TITOK_PAPER = "Yu et al., An Image is Worth 32 Tokens for Reconstruction and Generation (TiTok, NeurIPS 2024)"
+TITOK_VIT_SIZES = {"S": (512, 8, 8), "B": (768, 12, 12), "L": (1024, 24, 16)}
+for encoder, decoder, tokens in (("B", "L", 64), ("B", "L", 128), ("S", "L", 256)):
+    enc, dec = TITOK_VIT_SIZES[encoder], TITOK_VIT_SIZES[decoder]
+    variant = f"{encoder.lower()}{decoder.lower()}{tokens}"
+    register_preset(
+        Preset(
+            name=f"titok-{variant}-vq8k-imagenet256",
+            description=f"TiTok-{encoder}{decoder}-{tokens} VQ (ViT encoder/decoder), 256px → 1-D sequence of {tokens} "
+            "tokens, codebook 8192 x 64",
+            config={
+                "image_size": 256,
+                "net": {
+                    "type": "titok",
+                    "image_size": 256,
+                    "encoder_patch_size": 16,
+                    "decoder_patch_size": 16,
+                    "encoder_width": enc[0],
+                    "encoder_depth": enc[1],
+                    "encoder_heads": enc[2],
+                    "decoder_width": dec[0],
+                    "decoder_depth": dec[1],
+                    "decoder_heads": dec[2],
+                    "num_latent_tokens": tokens,
+                    "token_size": 64,
+                    "pixel_range": "unit",
+                },
+                "quantizer": {"type": "vq", "codebook_size": 8192, "codebook_dim": 64, "commitment_weight": 0.25},
+            },
+            source=f"{TITOK_PAPER}; bytedance/1d-tokenizer configs/infer/TiTok/titok_{variant}_vq8k.yaml",
+            tags=("imagenet256",),
+        )
+    )

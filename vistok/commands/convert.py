@@ -8,7 +8,7 @@ from pathlib import Path
 
 # The converters `vistok convert` offers: the keys of vistok.convert.CONVERTERS (listed here so that `vistok --help`
 # needs no torch import; tests/test_convert.py checks that both agree).
-ORIGINS = ("llamagen", "taming", "janus", "ibq", "open-magvit2", "simvq", "maskgit", "var")
+ORIGINS = ("llamagen", "taming", "janus", "ibq", "open-magvit2", "simvq", "maskgit", "titok", "var")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "true as in every released LlamaGen VQ model)",
     )
     parser.add_argument(
+        "--num-heads",
+        metavar="ENC[,DEC]",
+        default=None,
+        help="titok only: attention heads of the encoder (and decoder) ViT; needed when config.json names a ViT size "
+        "upstream does not define (small / base / large have 8 / 12 / 16)",
+    )
+    parser.add_argument(
         "--trust-checkpoint",
         action="store_true",
         help="unpickle without restrictions (can run code from the file: only for files from a trusted source)",
@@ -68,6 +75,13 @@ def run(args: argparse.Namespace) -> int:
                 "(the other formats' quantizers are fixed by their release: nothing to choose)"
             )
         options["codebook_l2_norm"] = args.codebook_l2_norm == "true"
+    if args.num_heads is not None:
+        if args.origin != "titok":
+            raise SystemExit(
+                f"vistok convert {args.origin}: --num-heads applies to titok checkpoints only (the other formats "
+                "have no attention heads to choose)"
+            )
+        options["num_heads"] = _parse_num_heads(args.num_heads)
     if args.patch_nums is not None:
         if args.origin != "var":
             raise SystemExit(
@@ -94,6 +108,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_num_heads(text: str) -> int | tuple[int, int]:
+    """``"12"`` → 12, ``"12,16"`` → (12, 16); ``SystemExit`` naming the expected form otherwise."""
+    parts = text.split(",")
+    if len(parts) not in (1, 2) or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise SystemExit(f"vistok convert titok: --num-heads must be ENC or ENC,DEC (positive integers), got {text!r}")
+    heads = tuple(int(p) for p in parts)
+    return heads[0] if len(heads) == 1 else (heads[0], heads[1])
+
+
 def _parse_patch_nums(text: str) -> list[int]:
     """``"1,2,3,4"`` → [1, 2, 3, 4]; ``SystemExit`` naming the expected form otherwise."""
     parts = [p.strip() for p in text.split(",")]
@@ -107,14 +130,15 @@ def _parse_patch_nums(text: str) -> list[int]:
 def _print_summary(tok, out: Path) -> None:
     config, meta = tok.config, tok.config.metadata
     origin = meta.get("origin", {})
-    h = config.latent_size
     print(
         f"converted {origin.get('checkpoint_file')} ({origin.get('name')} {origin.get('release', '')}".rstrip()
         + f", weights: {origin.get('weights')}) → {out}"
     )
     print(f"  net: {json.dumps(config.net)}")
     print(f"  quantizer: {json.dumps(config.quantizer)}")
-    print(f"  {config.image_size}px → {h}x{h} tokens, {tok.num_parameters():,} parameters")
+    layout, h = config.token_layout, config.latent_size
+    tokens = f"{h}x{h} tokens" if layout.kind == "grid" else layout.describe(config.latent_hw)
+    print(f"  {config.image_size}px → {tokens}, {tok.num_parameters():,} parameters")
     for note in meta.get("converter", {}).get("notes", []):
         print(f"  note: {note}")
     for dropped in origin.get("dropped_entries", []):

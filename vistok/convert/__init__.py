@@ -14,10 +14,11 @@ from .origins import CONVERTER_VERSION
 from .safe_load import CheckpointError, UnsafeCheckpointError, load_checkpoint
 from .simvq import convert_simvq
 from .taming import convert_taming, taming_to_vistok
+from .titok import convert_titok
 from .var import convert_var
 from .vqgan_layout import infer_vqgan_config
 
-CONVERTERS = {"llamagen": convert_llamagen, "taming": convert_taming, "janus": convert_janus, "ibq": convert_ibq, "open-magvit2": convert_open_magvit2, "simvq": convert_simvq, "maskgit": convert_maskgit, "var": convert_var}
+CONVERTERS = {"llamagen": convert_llamagen, "taming": convert_taming, "janus": convert_janus, "ibq": convert_ibq, "open-magvit2": convert_open_magvit2, "simvq": convert_simvq, "maskgit": convert_maskgit, "titok": convert_titok, "var": convert_var}
 
 __all__ = [
     "CONVERTERS",
@@ -31,6 +32,7 @@ __all__ = [
     "convert_open_magvit2",
     "convert_simvq",
     "convert_taming",
+    "convert_titok",
     "convert_var",
     "infer_vqgan_config",
     "llamagen_to_vistok",

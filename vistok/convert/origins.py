@@ -191,6 +191,24 @@ MASKGIT = Origin(
 }""",
 )
 
+# TiTok (bytedance/1d-tokenizer): Apache 2.0 (file headers of modeling/titok.py; the Hub repos' mixin model cards say
+# license apache-2.0). The README adds that its models were trained on ImageNet only and are for research purposes.
+TITOK = Origin(
+    name="TiTok",
+    url="https://github.com/bytedance/1d-tokenizer",
+    license="apache-2.0",
+    paper_title="An Image is Worth 32 Tokens for Reconstruction and Generation",
+    paper_authors="Qihang Yu, Mark Weber, Xueqing Deng, Xiaohui Shen, Daniel Cremers, Liang-Chieh Chen",
+    paper_venue="NeurIPS 2024",
+    paper_url="https://arxiv.org/abs/2406.07550",
+    citation="""@inproceedings{yu2024an,
+  title={An Image is Worth 32 Tokens for Reconstruction and Generation},
+  author={Yu, Qihang and Weber, Mark and Deng, Xueqing and Shen, Xiaohui and Cremers, Daniel and Chen, Liang-Chieh},
+  booktitle={Advances in Neural Information Processing Systems (NeurIPS)},
+  year={2024}
+}""",
+)
+
 # Janus's code is MIT, but the weights are under the DeepSeek Model License (use-based restrictions): not permissive.
 JANUS = Origin(
     name="Janus-Pro",

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from ..entry import ZooEntry
-from . import ibq, janus, llamagen, maskgit, open_magvit2, simvq, taming, var
+from . import ibq, janus, llamagen, maskgit, open_magvit2, simvq, taming, titok, var
 
-FAMILIES = (llamagen, taming, ibq, open_magvit2, simvq, janus, maskgit, var)
+FAMILIES = (llamagen, taming, ibq, open_magvit2, simvq, janus, maskgit, titok, var)
 
 
 def all_entries() -> tuple[ZooEntry, ...]:
