@@ -27,6 +27,10 @@ RECIPES = {
     "fsq [8,8,8]": ("training/configs/celeba64/fsqvae.yaml", "fsqvae-celeba64-888"),
     "lfq (9 bits)": ("training/configs/celeba64/lfqvae.yaml", "lfqvae-celeba64-d9"),
     "simvq (d64, 512)": ("training/configs/celeba64/simvqvae.yaml", "simvqvae-celeba64-d64"),
+    "vq (d64, 512)": ("training/configs/celeba64/vqvae.yaml", "vqvae-celeba64-vq-d64"),
+    # IBQ in the seed's VQ-VAE recipe: only the quantizer differs from "vq (d64, 512)" (IBQ's own loss weights).
+    "ibq (d64, 512)": ("training/configs/celeba64/vqvae.yaml", "vqvae-celeba64-vq-d64",
+                       ["--model.quantizer", "{type: ibq, codebook_size: 512, codebook_dim: 64}"]),
 }
 
 
@@ -75,11 +79,12 @@ def main() -> None:
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     results = {}
-    for name, (recipe, preset) in RECIPES.items():
+    for name, (recipe, preset, *run_overrides) in RECIPES.items():
         if args.only and name not in args.only:
             continue
-        out_dir = Path(args.runs_dir) / preset
-        seconds = train(recipe, preset, args.steps, args.batch_size, out_dir, [a for a in args.extra if a != "--"])
+        out_dir = Path(args.runs_dir) / "".join(c if c.isalnum() else "-" for c in name)
+        overrides = [*(run_overrides[0] if run_overrides else []), *(a for a in args.extra if a != "--")]
+        seconds = train(recipe, preset, args.steps, args.batch_size, out_dir, overrides)
         results[name] = {"preset": preset, "train_seconds": round(seconds, 1), **measure(out_dir, args.eval_images, device)}
         print(name, results[name], flush=True)
     report = {
