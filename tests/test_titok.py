@@ -122,6 +122,16 @@ def test_an_unknown_size_name_needs_num_heads_and_the_message_names_the_option()
         convert_titok(TINY, num_heads=3)
 
 
+def test_a_config_without_size_names_needs_num_heads(tmp_path, expected):
+    def drop_sizes(vq):
+        del vq["vit_enc_model_size"], vq["vit_dec_model_size"]
+
+    folder = _folder_with_config(tmp_path, drop_sizes)
+    with pytest.raises(ValueError, match=r"does not name the encoder ViT size \(vit_enc_model_size\).*--num-heads"):
+        convert_titok(folder)
+    _check_parity(convert_titok(folder, num_heads=2), expected)
+
+
 def _meta_state_dict() -> dict[str, torch.Tensor]:
     spec = json.loads((DATA / "titok_bl64_vq8k_state_dict_spec.json").read_text())
     return {key: torch.empty(shape, device="meta") for key, shape in spec.items()}

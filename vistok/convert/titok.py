@@ -202,9 +202,15 @@ def titok_config_kwargs(
             heads.append(named_heads)
             notes.append(f"{part}: {named_heads} heads, from the ViT size {size!r} named in config.json")
         elif given is None:
+            named = (
+                f"does not name the {part} ViT size (vit_{part[:3]}_model_size)"
+                if size is None
+                else f"names the {part} ViT size {size!r}, which upstream does not define (it knows "
+                f"{', '.join(VIT_SIZES)})"
+            )
             raise ValueError(
-                f"config.json names the {part} ViT size {size!r}, which upstream does not define (it knows "
-                f"{', '.join(VIT_SIZES)}), and the head count is not in the weights: give it with {NUM_HEADS_HINT}"
+                f"config.json {named}, and the {part}'s head count is not in the weights: give it with "
+                f"{NUM_HEADS_HINT}"
             )
         else:
             if width % given[k]:
