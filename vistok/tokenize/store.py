@@ -142,6 +142,9 @@ class TokenStore:
         """Main process: clear the folder for ``"overwrite"``, then record the job (fresh / overwritten runs)."""
         if action == "overwrite":
             shutil.rmtree(self.path)
+        if action == "resume":  # partial files of shards a killed run was writing
+            for stale in [*self.shards.glob(".*.tmp-*"), *self.progress.glob(".*.tmp-*")]:
+                stale.unlink(missing_ok=True)
         if action in ("start", "overwrite"):
             self.check_writable()
             self.progress.mkdir(parents=True, exist_ok=True)

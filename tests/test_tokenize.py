@@ -1,0 +1,395 @@
+"""`vistok tokenize`: token datasets of the sample photos and image folders, offline, on CPU, with tiny tokenizers.
+
+Every expected value comes from running the tokenizer itself (``tok.encode``) on the images the dataset pipeline
+prepares, batched as the contract says (shards of ``--shard-size`` images, batches inside a shard), or from an
+independent implementation (torchvision's ten-crop, the layouts' own ``flatten``, numpy's integer ranges).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.helpers import tiny_tokenizer
+from vistok import VisTokenizer, VisTokenizerConfig
+from vistok.cli import main as vistok_main
+from vistok.data import build_dataset
+from vistok.layouts import GridLayout, MultiScaleLayout, SequenceLayout
+from vistok.tokenize import read_layout, read_manifest, rows_to_indices, token_storage_dtype, tokenize_dataset
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Same kernels in this process as in the subprocess runs (OMP_NUM_THREADS=1), and fair to a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    """A tiny random grid tokenizer (32 px → 8×8 tokens, codebook 64) saved with save_pretrained."""
+    torch.manual_seed(0)
+    config = VisTokenizerConfig(
+        image_size=32,
+        net={"type": "simple_cnn", "hidden_channels": 16, "num_res_blocks": 1},
+        quantizer={"type": "vq", "codebook_size": 64, "codebook_dim": 4},
+    )
+    path = tmp_path_factory.mktemp("tok") / "tiny"
+    VisTokenizer(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory) -> Path:
+    """cat/ and dog/ images of assorted sizes and modes, and one corrupt file (position 3 of the split)."""
+    root = tmp_path_factory.mktemp("images") / "pets"
+    rng = np.random.default_rng(0)
+    sizes = {"cat": [(40, 52), (64, 48), (33, 33)], "dog": [(50, 70), (45, 45)]}
+    for label, shapes in sizes.items():
+        (root / label).mkdir(parents=True)
+        for k, (w, h) in enumerate(shapes):
+            pixels = rng.integers(0, 256, (h // 4 + 1, w // 4 + 1, 3), dtype=np.uint8)
+            Image.fromarray(pixels).resize((w, h), Image.Resampling.BILINEAR).save(root / label / f"{label}{k}.png")
+    (root / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    return root
+
+
+def _tokenize(tok_dir, dataset, output, *extra: str, split="test") -> None:
+    code = vistok_main([
+        "tokenize", "--model", str(tok_dir), "--dataset", str(dataset), "--split", split, "--output", str(output),
+        "--num-workers", "0", "--no-progress", *extra,
+    ])  # fmt: skip
+    assert code == 0
+
+
+def _expected_rows(tok, pixel_values: torch.Tensor, shard_size: int, batch_size: int, flip_both: bool):
+    """tok.encode on the contract's batches (inside shards; each image then its mirror), flattened row-major."""
+    rows = []
+    for shard_start in range(0, len(pixel_values), shard_size):
+        shard = pixel_values[shard_start : shard_start + shard_size]
+        for start in range(0, len(shard), batch_size):
+            x = shard[start : start + batch_size]
+            if flip_both:
+                x = torch.stack([x, x.flip(-1)], dim=1).flatten(0, 1)
+            with torch.no_grad():
+                indices = tok.encode(x).indices
+            rows.append(indices.reshape(len(x), -1))
+    return torch.cat(rows)
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+def test_sample_photos_rows_decode_to_exactly_the_tokenizers_own_output(tiny_dir, tmp_path):
+    out = tmp_path / "tokens"
+    _tokenize(tiny_dir, "samples", out, "--num-samples", "7", "--shard-size", "3", "--batch-size", "2",
+              "--flip", "both")  # fmt: skip
+    ds = datasets.load_from_disk(str(out))
+    assert ds.num_rows == 14
+    assert ds["index"] == [i for i in range(7) for _ in range(2)]
+    assert ds["flip"] == [False, True] * 7 and set(ds["crop"]) == {"full"}
+    assert ds.features["indices"].feature.dtype == "uint8"  # codebook 64
+    assert ds.features["indices"].length == 64  # 8×8 grid
+
+    tok = VisTokenizer.from_pretrained(tiny_dir).eval()
+    images = build_dataset("samples", "test", image_size=32, num_samples=7)
+    pixels = torch.stack([images[i]["pixel_values"] for i in range(7)])
+    expected = _expected_rows(tok, pixels, shard_size=3, batch_size=2, flip_both=True)
+    stored = torch.tensor(ds["indices"])
+    assert torch.equal(stored, expected)
+
+    layout = read_layout(out)
+    assert layout == {"layout": "grid", "shape": [8, 8]}
+    indices = rows_to_indices(ds[0:6]["indices"], layout)
+    with torch.no_grad():
+        own = tok.encode(torch.stack([pixels[0], pixels[0].flip(-1), pixels[1], pixels[1].flip(-1), pixels[2],
+                                      pixels[2].flip(-1)])).indices  # fmt: skip
+        assert torch.equal(tok.decode(indices), tok.decode(own))
+
+    manifest = read_manifest(out)
+    assert manifest["counts"] == {"num_positions": 7, "num_images": 7, "num_skipped": 0, "num_rows": 14}
+    assert [s["num_rows"] for s in manifest["shards"]] == [6, 6, 2]
+    card = (out / "README.md").read_text()
+    for text in (str(tiny_dir), manifest["tokenizer"]["weights_sha256"], "resolution 32 px", "flips: both",
+                 "vistok 0.1.0", "8×8 grid", "`uint8`"):  # fmt: skip
+        assert text in card, text
+    assert not (out / ".vistok").exists()
+
+
+def test_image_folder_keeps_labels_and_file_names_and_counts_the_corrupt_image(tiny_dir, image_folder, tmp_path):
+    out = tmp_path / "pets"
+    _tokenize(tiny_dir, image_folder, out, "--split", "train", "--shard-size", "4", "--batch-size", "3")
+    ds = datasets.load_from_disk(str(out))
+    files = sorted(p.relative_to(image_folder).as_posix() for p in image_folder.rglob("*.png"))
+    readable = [f for f in files if "broken" not in f]
+    assert sorted(ds["file_name"]) == readable
+    label_names = ds.features["label"].names
+    assert [label_names[label] for label in ds["label"]] == [f.split("/")[0] for f in ds["file_name"]]
+    manifest = read_manifest(out)
+    assert manifest["counts"]["num_skipped"] == 1 and manifest["counts"]["num_images"] == len(readable)
+
+    # the rows are those of the images vistok's evaluation pipeline prepares, in split order, corrupt one left out
+    tok = VisTokenizer.from_pretrained(tiny_dir).eval()
+    images = build_dataset(str(image_folder), "train", image_size=32)
+    samples = [images[i] for i in range(len(images))]
+    kept = [s for s in samples if s is not None]
+    assert ds["index"] == [s["index"] for s in kept]
+    expected = []
+    for shard_start in range(0, len(samples), 4):
+        for start in range(shard_start, min(shard_start + 4, len(samples)), 3):
+            batch = [s["pixel_values"] for s in samples[start : min(start + 3, shard_start + 4)] if s is not None]
+            if batch:  # a batch of only the corrupt image yields no rows
+                with torch.no_grad():
+                    expected.append(tok.encode(torch.stack(batch)).indices.flatten(1))
+    assert torch.equal(torch.tensor(ds["indices"]), torch.cat(expected))
+
+
+def test_a_stream_writes_the_same_dataset_as_the_map_style_split(tiny_dir, image_folder, tmp_path):
+    _tokenize(tiny_dir, image_folder, tmp_path / "map", "--split", "train", "--shard-size", "2", "--batch-size", "2")
+    _tokenize(tiny_dir, image_folder, tmp_path / "stream", "--split", "train", "--shard-size", "2", "--batch-size",
+              "2", "--streaming")  # fmt: skip
+    one = datasets.load_from_disk(str(tmp_path / "map")).to_dict()
+    two = datasets.load_from_disk(str(tmp_path / "stream")).to_dict()
+    assert one == two
+    assert read_manifest(tmp_path / "stream")["counts"] == read_manifest(tmp_path / "map")["counts"]
+
+
+def test_ten_crop_with_flips_matches_torchvision_ten_crop(tiny_dir, tmp_path):
+    from torchvision.transforms.functional import ten_crop
+
+    from vistok.data import pil_to_pixel_values
+    from vistok.data.samples import SampleCropsDataset
+
+    out = tmp_path / "ten"
+    _tokenize(tiny_dir, "samples", out, "--num-samples", "2", "--ten-crop", "--flip", "both", "--batch-size", "1")
+    ds = datasets.load_from_disk(str(out))
+    assert ds.num_rows == 20
+    names = ["top_left", "top_right", "bottom_left", "bottom_right", "center"]
+    assert ds["crop"][:10] == names * 2 and ds["flip"][:10] == [False] * 5 + [True] * 5
+
+    tok = VisTokenizer.from_pretrained(tiny_dir).eval()
+    source = SampleCropsDataset("test", image_size=35)  # LlamaGen: int(1.1 · 32)
+    for image in range(2):
+        crops = ten_crop(source.crop(image), 32)  # five crops, then five crops of the mirror image
+        x = torch.stack([pil_to_pixel_values(c) for c in crops])
+        with torch.no_grad():
+            expected = tok.encode(x).indices.flatten(1)
+        assert torch.equal(torch.tensor(ds["indices"][10 * image : 10 * image + 10]), expected)
+
+
+@pytest.mark.parametrize("kind", ["sequence", "multiscale"])
+def test_sequence_and_multiscale_tokens_round_trip(kind, tmp_path):
+    torch.manual_seed(0)
+    tok = tiny_tokenizer("vq", "titok") if kind == "sequence" else tiny_tokenizer("multiscale_vq", "simple_cnn")
+    tok.eval().save_pretrained(tmp_path / "tok")
+    size = tok.config.image_size
+    result = tokenize_dataset(str(tmp_path / "tok"), "samples", tmp_path / "out", split="test", num_samples=3,
+                              shard_size=2, batch_size=2)  # fmt: skip
+    assert result["token_layout"]["layout"] == kind
+    ds = datasets.load_from_disk(str(tmp_path / "out"))
+    images = build_dataset("samples", "test", image_size=size, num_samples=3)
+    pixels = torch.stack([images[i]["pixel_values"] for i in range(3)])
+    with torch.no_grad():
+        own = [tok.encode(pixels[:2]).indices, tok.encode(pixels[2:]).indices]
+        restored = [rows_to_indices(ds[0:2]["indices"], read_layout(tmp_path / "out")),
+                    rows_to_indices(ds[2:3]["indices"], read_layout(tmp_path / "out"))]  # fmt: skip
+        for got, want in zip(restored, own, strict=True):
+            if kind == "sequence":
+                assert got.shape == want.shape == (len(want), tok.token_layout.length)
+                assert torch.equal(got, want)
+            else:
+                assert [g.shape for g in got] == [w.shape for w in want]
+                assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True))
+            assert torch.equal(tok.decode(got), tok.decode(want))
+
+
+# ---------------------------------------------------------------------------------------- several processes
+def test_two_processes_write_the_same_dataset_as_one(tiny_dir, tmp_path):
+    common = ["--num-samples", "9", "--shard-size", "2", "--batch-size", "2", "--flip", "both"]
+    _tokenize(tiny_dir, "samples", tmp_path / "one", *common)
+    args = ["--model", str(tiny_dir), "--dataset", "samples", "--split", "test", *common, "--num-workers", "1",
+            "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "-m", "vistok.tokenize", *args, "--device", "cpu", "--output", str(tmp_path / "two"),
+    ]  # fmt: skip
+    completed = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stderr.count("Wrote 18 rows") == 1  # the main process reports once
+    one, two = (datasets.load_from_disk(str(tmp_path / name)) for name in ("one", "two"))
+    assert two.to_dict() == one.to_dict()
+    shards = read_manifest(tmp_path / "two")["shards"]
+    assert [s["sha256"] for s in shards] == [s["sha256"] for s in read_manifest(tmp_path / "one")["shards"]]
+
+
+_KILLED_RUN = """
+import os, signal, sys
+import vistok.tokenize.store as store
+real, arrows = store.atomic_write_bytes, []
+def dying(path, data):
+    if path.suffix == ".arrow":
+        arrows.append(path)
+        if len(arrows) == 3:  # half of the third shard's file is on disk when the process is killed
+            path.with_name(f".{path.name}.tmp-{os.getpid()}").write_bytes(data[: len(data) // 2])
+            os.kill(os.getpid(), signal.SIGKILL)
+    real(path, data)
+store.atomic_write_bytes = dying
+from vistok.tokenize.command import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(tiny_dir, tmp_path):
+    args = ["--dataset", "samples", "--split", "test", "--num-samples", "11", "--shard-size", "2", "--batch-size",
+            "2", "--flip", "both"]  # fmt: skip
+    out = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    command = [sys.executable, "-c", _KILLED_RUN, "--model", str(tiny_dir), *args, "--output", str(out),
+               "--num-workers", "0", "--no-progress", "--device", "cpu"]  # fmt: skip
+    completed = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == -signal.SIGKILL, completed.stderr[-3000:]
+    written = sorted(p.name for p in (out / "shards").glob("shard-*.arrow"))
+    assert written == ["shard-000000.arrow", "shard-000001.arrow"]
+    with pytest.raises(FileNotFoundError):  # a half-written dataset never looks complete
+        datasets.load_from_disk(str(out))
+    with pytest.raises(SystemExit, match="add --resume"):
+        _tokenize(tiny_dir, "samples", out, *args[2:])
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "shards").glob("shard-*.arrow")}
+
+    _tokenize(tiny_dir, "samples", out, *args[2:], "--resume")
+    _tokenize(tiny_dir, "samples", tmp_path / "straight", *args[2:])
+    resumed = datasets.load_from_disk(str(out)).to_dict()
+    assert resumed == datasets.load_from_disk(str(tmp_path / "straight")).to_dict()
+    pairs = list(zip(resumed["index"], resumed["flip"], strict=True))
+    assert sorted(pairs) == [(i, f) for i in range(11) for f in (False, True)]  # each once, none missing
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "shards").glob("shard-00000[01].arrow")} == before
+    assert not list((out / "shards").glob(".*"))  # the partial file is gone
+    assert read_manifest(out)["counts"]["num_rows"] == 22
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def test_existing_outputs_are_never_replaced_silently(tiny_dir, tmp_path):
+    out = tmp_path / "tokens"
+    _tokenize(tiny_dir, "samples", out, "--num-samples", "2")
+    first = read_manifest(out)
+    with pytest.raises(SystemExit, match="already holds a complete token dataset.*--resume.*--overwrite"):
+        _tokenize(tiny_dir, "samples", out, "--num-samples", "2")
+    _tokenize(tiny_dir, "samples", out, "--num-samples", "2", "--resume")  # complete: nothing to do
+    assert read_manifest(out) == first
+
+    other = tmp_path / "other"
+    torch.manual_seed(1)
+    VisTokenizer(VisTokenizer.from_pretrained(tiny_dir).config).save_pretrained(other)
+    with pytest.raises(SystemExit, match="different tokenizer or different settings.*tokenizer_weights_sha256"):
+        _tokenize(other, "samples", out, "--num-samples", "2", "--resume")
+    with pytest.raises(SystemExit, match="different tokenizer or different settings.*flip"):
+        _tokenize(tiny_dir, "samples", out, "--num-samples", "2", "--flip", "both", "--resume")
+    _tokenize(other, "samples", out, "--num-samples", "2", "--overwrite")
+    assert read_manifest(out)["tokenizer"]["name"] == str(other)
+
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(SystemExit, match="not a token dataset written by `vistok tokenize`"):
+        _tokenize(tiny_dir, "samples", foreign, "--num-samples", "2", "--overwrite")
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("options", "flags", "message"),
+    [
+        ({"--dataset": "./no/such/folder"}, [], "does not exist. Accepted datasets"),
+        ({"--output": "{file}/sub"}, [], "cannot write to --output"),
+        ({}, ["--resume"], "holds no run to resume"),
+        ({}, ["--resume", "--overwrite"], "contradict"),
+        ({"--image-size": "18"}, [], "not a multiple of the tokenizer's downsample factor 4"),
+        ({"--columns": "label"}, [], "'samples' crops have no columns"),
+        ({"--batch-size": "0"}, [], "--batch-size must be a positive integer"),
+        ({"--model": "{preset}"}, [], "is a preset"),
+        ({"--model": "./missing-model"}, [], "missing-model"),
+    ],
+)
+def test_bad_inputs_get_a_message_and_leave_no_dataset(tiny_dir, tmp_path, options, flags, message):
+    from vistok import PRESETS
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    args = {"--model": str(tiny_dir), "--dataset": "samples", "--output": str(tmp_path / "out"),
+            "--split": "test", "--num-samples": "2", "--num-workers": "0"}  # fmt: skip
+    args.update({k: v.format(file=blocker, preset=PRESETS.names()[0]) for k, v in options.items()})
+    with pytest.raises(SystemExit, match=message):
+        vistok_main(["tokenize", *[x for kv in args.items() for x in kv], "--no-progress", *flags])
+    assert not (tmp_path / "out" / "state.json").exists()
+
+
+def test_column_and_image_size_errors_name_the_choices(tiny_dir, image_folder, tmp_path):
+    with pytest.raises(SystemExit, match=r"'species' is not a column.*columns: \['image', 'label'\]"):
+        _tokenize(tiny_dir, image_folder, tmp_path / "a", "--split", "train", "--columns", "species")
+    torch.manual_seed(0)
+    tiny_tokenizer("vq", "titok").save_pretrained(tmp_path / "titok")
+    with pytest.raises(SystemExit, match="--image-size must be 16"):
+        _tokenize(tmp_path / "titok", "samples", tmp_path / "b", "--image-size", "32")
+
+
+def test_push_to_hub_offline_explains_how_to_upload_later(tiny_dir, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    out = tmp_path / "tokens"
+    with pytest.raises(SystemExit, match=r"unreachable.*complete in .*hf upload me/tokens .* --repo-type dataset"):
+        _tokenize(tiny_dir, "samples", out, "--num-samples", "2", "--push-to-hub", "me/tokens")
+    assert datasets.load_from_disk(str(out)).num_rows == 2  # the dataset itself is finished
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+def test_storage_dtype_is_the_smallest_that_holds_every_id():
+    for size in (2, 255, 256, 257, 16_384, 65_536, 65_537, 262_144, 2**32, 2**32 + 1):
+        name = token_storage_dtype(size)
+        fits = [t for t in ("uint8", "uint16", "uint32", "int64") if np.iinfo(t).max >= size - 1]
+        assert name == fits[0], size
+    with pytest.raises(ValueError, match="positive int"):
+        token_storage_dtype(0)
+
+
+@pytest.mark.parametrize(
+    ("layout", "latent_hw"),
+    [(GridLayout(), (3, 5)), (SequenceLayout(7), (1, 7)), (MultiScaleLayout((1, 2, 4)), (4, 4))],
+)
+def test_rows_to_indices_inverts_the_layouts_flatten(layout, latent_hw):
+    g = torch.Generator().manual_seed(0)
+    if isinstance(layout, MultiScaleLayout):
+        indices = [torch.randint(0, 100, (2, p, p), generator=g) for p in layout.patch_nums]
+    else:
+        indices = torch.randint(0, 100, (2, *latent_hw) if layout.kind == "grid" else (2, layout.length), generator=g)
+    rows = layout.flatten(indices).numpy().astype(np.uint16)
+    back = rows_to_indices(rows.tolist(), layout.spec(latent_hw))
+    if isinstance(indices, list):
+        assert all(torch.equal(b, i) and b.dtype == torch.int64 for b, i in zip(back, indices, strict=True))
+    else:
+        assert torch.equal(back, indices) and back.dtype == torch.int64
+    single = rows_to_indices(rows[0], layout.spec(latent_hw))  # one row → a batch of one
+    assert (single[0] if isinstance(single, list) else single).shape[0] == 1
+    with pytest.raises(ValueError, match=f"N = {rows.shape[1]} tokens"):
+        rows_to_indices(rows[:, :-1], layout.spec(latent_hw))
+
+
+def test_manifest_records_layout_dtype_and_preprocessing(tiny_dir, tmp_path):
+    _tokenize(tiny_dir, "samples", tmp_path / "t", "--num-samples", "1", "--image-size", "48")
+    manifest = json.loads((tmp_path / "t" / "vistok_tokens.json").read_text())
+    assert manifest["token_layout"] == {"layout": "grid", "shape": [12, 12]}  # 48 px / 4
+    assert manifest["preprocessing"]["image_size"] == 48 and manifest["token_dtype"] == "uint8"
+    assert manifest["tokenizer"]["config"]["quantizer"]["codebook_size"] == 64
