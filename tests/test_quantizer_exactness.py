@@ -40,8 +40,9 @@ def test_eval_invariant_holds_with_gradients_enabled(quantizer, net):
 @pytest.mark.parametrize("quantizer", [name for name in QUANTIZERS.names() if name not in ("fsq", "ibq")])
 def test_straight_through_gradient_is_the_identity(quantizer):
     tok = tiny_tokenizer(quantizer).train()
-    z = torch.randn(2, tok.codebook_dim, 3, 3, requires_grad=True)
-    weights = torch.randn(2, tok.codebook_dim, 3, 3)
+    side = getattr(tok.quantizer, "patch_nums", [3])[-1]  # a multi-scale quantizer's latent is its last scale
+    z = torch.randn(2, tok.codebook_dim, side, side, requires_grad=True)
+    weights = torch.randn(2, tok.codebook_dim, side, side)
     (tok.quantizer(z).quantized * weights).sum().backward()
     torch.testing.assert_close(z.grad, weights, rtol=0, atol=0)
 

@@ -240,6 +240,8 @@ def _tokens(config) -> dict[str, Any]:
         + (
             " (this size only: the position embeddings are fixed)"
             if layout.kind == "sequence"
+            else " (this size only: the finest scale fixes the latent size)"
+            if layout.kind == "multiscale"
             else f" (any size divisible by {config.downsample_factor} works)"
         ),
         "grid": layout.describe(config.latent_hw),

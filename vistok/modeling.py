@@ -131,6 +131,12 @@ class VisTokenizer(PreTrainedModel):
                 f"this tokenizer turns {size}×{size} images into a sequence of latent tokens (its position "
                 f"embeddings are fixed), got {h}×{w}; resize images to {size}×{size} (the image processor does)"
             )
+        if self.token_layout.kind == "multiscale" and (h, w) != (self.token_layout.patch_nums[-1] * f,) * 2:
+            side = self.token_layout.patch_nums[-1] * f
+            raise ValueError(
+                f"this multi-scale tokenizer's finest scale is {self.token_layout.patch_nums[-1]}×"
+                f"{self.token_layout.patch_nums[-1]} tokens, so it takes {side}×{side} images; got {h}×{w}"
+            )
         if h % f or w % f or h == 0 or w == 0:
             raise ValueError(
                 f"image height and width must be positive multiples of the downsample factor {f}, got {h}×{w}"

@@ -93,8 +93,7 @@ def _render_all_presets(out_dir: Path, options: dict) -> int:
     for name, description in list_tokenizers().items():
         config = preset_card_config(name)
         (out_dir / f"{name}.md").write_text(str(render_model_card(config, **options)), encoding="utf-8")
-        h = config.latent_size
-        rows.append(f"| [{name}]({name}.md) | {description} | {h}×{h} |")
+        rows.append(f"| [{name}]({name}.md) | {description} | {config.token_layout.describe(config.latent_hw)} |")
     index = [
         "# vistok model cards",
         "",
@@ -138,7 +137,7 @@ def _render_zoo_cards(out_dir: Path, options: dict) -> list[str]:
             continue
         config = zoo_card_config(entry)
         (out_dir / f"{name}.md").write_text(str(render_model_card(config, **options)), encoding="utf-8")
-        h = config.latent_size
         licence = entry.license.name + ("" if entry.license.permissive else " (restrictive)")
-        rows.append(f"| [{name}](zoo/{name}.md) | {entry.description} | {h}×{h} | {licence} |")
+        tokens = config.token_layout.describe(config.latent_hw)
+        rows.append(f"| [{name}](zoo/{name}.md) | {entry.description} | {tokens} | {licence} |")
     return rows

@@ -62,7 +62,7 @@ def select_lightning_weights(
     (or implied) and any kept key except ``without_shadow`` has no shadow, naming the first ones.
     """
     if weights not in ("auto", "ema", "raw"):
-        raise CheckpointError(f"weights must be 'auto', 'ema' or 'raw' for {what} checkpoint, got {weights!r}")
+        raise CheckpointError(f"weights must be 'auto', 'ema' or 'raw' for {what} checkpoints, got {weights!r}")
     raw = {k: v for k, v in state_dict.items() if not k.startswith(EMA_PREFIX) and keep(k)}
     if not raw:
         raise CheckpointError(f"{what} checkpoint's state_dict holds no tokenizer tensors")
@@ -70,7 +70,7 @@ def select_lightning_weights(
         return raw, "raw"
     if not has_ema_shadows(state_dict):
         raise CheckpointError(
-            f"weights='ema' was asked for, but this {what} checkpoint has no model_ema.* shadows (trained "
+            f"weights='ema' was asked for, but this is {what} checkpoint without model_ema.* shadows (trained "
             "without use_ema); use weights='raw' (--weights raw)"
         )
     exempt = set(without_shadow)

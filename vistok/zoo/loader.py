@@ -33,7 +33,18 @@ logger = logging.getLogger(__name__)
 
 # Options of a net / quantizer spec that change what the tokenizer computes (loss weights and training-only
 # options such as dropout do not).
-ARCHITECTURE_QUANTIZER_KEYS = ("type", "codebook_size", "codebook_dim", "l2_norm", "levels", "bit_order")
+ARCHITECTURE_QUANTIZER_KEYS = (
+    "type",
+    "codebook_size",
+    "codebook_dim",
+    "l2_norm",
+    "levels",
+    "bit_order",
+    "projection_bias",
+    "patch_nums",
+    "num_phi_convs",
+    "phi_ratio",
+)
 TRAINING_ONLY_NET_KEYS = ("dropout",)
 
 
