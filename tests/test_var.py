@@ -190,8 +190,10 @@ def test_bad_options_name_the_option(options, message):
 
 def test_bad_latents_and_indices_name_the_expected_shapes():
     tok = tiny_var_tokenizer()
-    with pytest.raises(ValueError, match=r"latents of shape \(B, 8, 4, 4\).*last scale is 4×4"):
+    with pytest.raises(ValueError, match=r"finest scale is 4×4 tokens, so it takes 32×32 images; got 64×64"):
         tok.encode(torch.zeros(1, 3, 64, 64))
+    with pytest.raises(ValueError, match=r"latents of shape \(B, 8, 4, 4\).*last scale is 4×4"):
+        tok.quantizer(torch.zeros(1, 8, 8, 8))
     good = [torch.zeros(2, p, p, dtype=torch.long) for p in (1, 2, 3, 4)]
     q = tok.quantizer
     with pytest.raises(ValueError, match=r"list of 4 integer tensors \[\(B, 1, 1\), \(B, 2, 2\), \(B, 3, 3\), \(B, 4, 4\)\]"):
