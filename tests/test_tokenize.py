@@ -393,3 +393,19 @@ def test_manifest_records_layout_dtype_and_preprocessing(tiny_dir, tmp_path):
     assert manifest["token_layout"] == {"layout": "grid", "shape": [12, 12]}  # 48 px / 4
     assert manifest["preprocessing"]["image_size"] == 48 and manifest["token_dtype"] == "uint8"
     assert manifest["tokenizer"]["config"]["quantizer"]["codebook_size"] == 64
+
+
+def test_bf16_and_compile_options_reach_the_encoder(tiny_dir, tmp_path, monkeypatch):
+    from vistok.inference import fast_inference
+
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: compiled.append(fn.__name__) or fn)
+    _tokenize(tiny_dir, "samples", tmp_path / "t", "--num-samples", "3", "--dtype", "bf16", "--compile")
+    manifest = read_manifest(tmp_path / "t")
+    assert manifest["inference"] == {"dtype": "bf16", "compile": True} and manifest["identity"]["dtype"] == "bf16"
+    assert compiled == ["_encode_latent", "_decode_codes"]
+    tok = VisTokenizer.from_pretrained(tiny_dir).eval()
+    images = build_dataset("samples", "test", image_size=32, num_samples=3)
+    x = torch.stack([images[i]["pixel_values"] for i in range(3)])
+    expected = fast_inference(tok, "bf16").encode(x).flatten(1)
+    assert torch.equal(torch.tensor(datasets.load_from_disk(str(tmp_path / "t"))["indices"]), expected)

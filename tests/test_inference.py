@@ -1,0 +1,90 @@
+"""vistok.inference.fast_inference: bfloat16 autocast and torch.compile around the encoder / decoder, on CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.helpers import images, tiny_tokenizer
+from vistok import VisTokenizer
+from vistok.data import build_dataset
+from vistok.inference import fast_inference, parse_dtype
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """The bundled trained tokenizer and 32 held-out sample crops at its 64 px."""
+    tok = VisTokenizer.from_pretrained("vistok/default").eval()
+    data = build_dataset("samples", "test", image_size=64, num_samples=32)
+    return tok, torch.stack([data[i]["pixel_values"] for i in range(32)])
+
+
+def test_float32_eager_is_exactly_the_tokenizer(trained):
+    tok, x = trained
+    fast = fast_inference(tok, "float32")
+    with torch.no_grad():
+        indices = tok.encode(x).indices
+        assert torch.equal(fast.encode(x), indices)
+        assert torch.equal(fast.decode(indices), tok.decode(indices))
+
+
+def test_bf16_runs_the_convolutions_in_bf16_and_the_search_in_float32(trained):
+    tok, x = trained
+    seen = {}
+
+    def record(key, tensor):  # a hook that returns None leaves the module's output alone
+        seen.setdefault(key, tensor.dtype)
+
+    hooks = [
+        tok.encoder.register_forward_hook(lambda m, i, o: record("encoder_out", o)),
+        tok.quantizer.register_forward_pre_hook(lambda m, i: record("quantizer_in", i[0])),
+        tok.decoder.register_forward_hook(lambda m, i, o: record("decoder_out", o)),
+    ]
+    try:
+        fast = fast_inference(tok, "bf16")
+        bf16 = fast.encode(x)
+        images_out = fast.decode(bf16)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert seen == {"encoder_out": torch.bfloat16, "quantizer_in": torch.float32, "decoder_out": torch.bfloat16}
+    assert images_out.dtype == torch.float32
+    with torch.no_grad():
+        fp32 = tok.encode(x).indices
+    agreement = (bf16 == fp32).float().mean().item()
+    # bfloat16 keeps 8 bits of mantissa: indices move only where a latent sits near a boundary between codes
+    assert 0.9 <= agreement < 1.0 or torch.equal(bf16, fp32)
+
+
+def test_compile_wraps_the_encoder_and_decoder_stacks(monkeypatch):
+    compiled = []
+
+    def fake_compile(fn, **kwargs):
+        compiled.append(fn.__name__)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    tok = tiny_tokenizer().eval()
+    fast = fast_inference(tok, "float32", compile=True)
+    assert compiled == ["_encode_latent", "_decode_codes"]
+    x = images(tok)
+    with torch.no_grad():
+        assert torch.equal(fast.encode(x), tok.encode(x).indices)
+
+
+@pytest.mark.slow  # inductor compiles C++ kernels: about a minute on a 2-core machine
+def test_compiled_tiny_tokenizer_gives_the_eager_indices():
+    tok = tiny_tokenizer().eval()
+    x = images(tok, batch=2)
+    with torch.no_grad():
+        assert torch.equal(fast_inference(tok, "float32", compile=True).encode(x), tok.encode(x).indices)
+
+
+def test_bad_options_are_named():
+    with pytest.raises(ValueError, match="choose one of float32, bf16"):
+        parse_dtype("fp8")
+    tok = tiny_tokenizer().train()
+    with pytest.raises(ValueError, match="eval-mode"):
+        fast_inference(tok)
+    with pytest.raises(ValueError, match=r"pixel_values must lie in \[-1, 1\]"):
+        fast_inference(tok.eval(), "bf16").encode(torch.full((1, 3, 16, 16), 200.0))
