@@ -137,7 +137,7 @@ def test_reconstruct_says_which_size_it_used(tmp_path, capsys):
     assert main(["reconstruct", str(photo), "--output-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "64×64 px (the model's native resolution; --image-size changes it)" in out
-    assert "wide.png (120×80 px): 16×16 tokens" in out
+    assert "giving 16×16 grid (256 tokens)" in out and "wide.png (120×80 px): 256 tokens" in out
     assert Image.open(tmp_path / "wide_reconstruction.png").size == (64, 64)
 
     with pytest.raises(SystemExit, match="already exist .*wide_reconstruction.png.*pass --overwrite"):
@@ -146,7 +146,7 @@ def test_reconstruct_says_which_size_it_used(tmp_path, capsys):
 
     assert main(["reconstruct", str(photo), "--output-dir", str(tmp_path), "--image-size", "48", "--overwrite"]) == 0
     out = capsys.readouterr().out
-    assert "48×48 px (--image-size)" in out and "12×12 tokens" in out
+    assert "48×48 px (--image-size)" in out and "12×12 grid (144 tokens)" in out
     assert Image.open(tmp_path / "wide_reconstruction.png").size == (48, 48)
 
 

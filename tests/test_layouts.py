@@ -72,6 +72,8 @@ def test_layout_for_combines_net_and_quantizer():
     assert layout_for("grid", None, MultiScale, {"patch_nums": [1, 2, 4]}) == MultiScaleLayout((1, 2, 4))
     with pytest.raises(ValueError, match="num_latent_tokens"):
         layout_for("sequence", None, Plain, {})
+    with pytest.raises(ValueError, match="needs a square latent grid"):
+        layout_for("sequence", 32, MultiScale, {"patch_nums": [1, 2]})
 
 
 @pytest.mark.parametrize("name", ["vqvae-celeba64-vq-d4", "vqgan-llamagen-vq16"])

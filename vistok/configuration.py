@@ -83,6 +83,14 @@ class VisTokenizerConfig(PreTrainedConfig):
                 f"image_size {self.image_size} is not divisible by the net's downsample factor "
                 f"{self.downsample_factor}"
             )
+        family = self.net_family()
+        fixed = getattr(family, "image_size", None) if family.latent_kind == "sequence" else None
+        if fixed is not None and fixed != self.image_size:
+            raise ValueError(
+                f"image_size {self.image_size} differs from the {self.net['type']} net's image_size {fixed}: a "
+                "sequence tokenizer's position embeddings fix its resolution; give both the same value"
+            )
+        self.token_layout  # noqa: B018  (refuses a layout the net and quantizer cannot form together)
 
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs: Any):

@@ -220,6 +220,11 @@ def layout_for(latent_kind: str, num_latent_tokens: int | None, quantizer_cls: t
     """The layout of a tokenizer whose net has ``latent_kind`` (``"grid"`` / ``"sequence"``, with
     ``num_latent_tokens``) and whose quantizer is ``quantizer_cls`` configured by ``quantizer_spec``."""
     if getattr(quantizer_cls, "layout", "grid") == "multiscale":
+        if latent_kind == "sequence":
+            raise ValueError(
+                "a multi-scale quantizer needs a square latent grid to downsample, but this net emits a 1-D "
+                "sequence of latent tokens; pair it with a grid net (e.g. var, vqgan)"
+            )
         return MultiScaleLayout(tuple(int(p) for p in quantizer_spec["patch_nums"]))
     if latent_kind == "sequence":
         if not num_latent_tokens:

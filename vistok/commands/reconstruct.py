@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @dataclass
 class Reconstruction:
     """One image through the tokenizer. ``original`` and ``reconstruction``: uint8 (3, S, S) as saved;
-    ``indices``: int64 (h, w) token grid; ``psnr``: dB, vistok.metrics' PSNR of the two uint8 images."""
+    ``indices``: int64 (N,) token ids in the tokenizer's reading order; ``psnr``: dB, vistok.metrics' PSNR of the two uint8 images."""
 
     original: Any
     reconstruction: Any
@@ -58,7 +58,8 @@ def reconstruct_image(tok: Any, processor: Any, image: Any) -> Reconstruction:
         out = tok(pixels)
     original, reconstruction = to_uint8(pixels), to_uint8(out.reconstruction)
     psnr = float(psnr_per_image(original, reconstruction)[0])
-    return Reconstruction(original[0], reconstruction[0], out.indices[0], psnr)
+    flat = tok.token_layout.flatten(out.indices)[0]  # this image's tokens, whatever the layout
+    return Reconstruction(original[0], reconstruction[0], flat, psnr)
 
 
 def valid_image_size(image_size: int, factor: int, model: str) -> int:
@@ -101,15 +102,24 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         raise SystemExit(f"vistok reconstruct: cannot load {args.model!r}: {error}") from error
     factor = tok.config.downsample_factor
+    layout = tok.token_layout
     if args.image_size is None:
-        size, why = tok.config.image_size, "the model's native resolution; --image-size changes it"
+        size, why = tok.config.image_size, "the model's native resolution"
+        if layout.kind == "grid":
+            why += "; --image-size changes it"
+    elif layout.kind != "grid" and args.image_size != tok.config.image_size:
+        raise SystemExit(
+            f"vistok reconstruct: {args.model!r} makes a {layout.kind} of tokens and works at "
+            f"{tok.config.image_size}×{tok.config.image_size} px only; drop --image-size or pass "
+            f"{tok.config.image_size}"
+        )
     else:
         size, why = valid_image_size(args.image_size, factor, args.model), "--image-size"
-    grid = size // factor
+    latent_hw = tok.config.latent_hw if layout.kind == "sequence" else (size // factor, size // factor)
     processor = VisTokenizerImageProcessor(image_size=size)
     print(
         f"Each image is resized (shorter side) and centre-cropped to {size}×{size} px ({why}), giving "
-        f"{grid}×{grid} tokens; reconstructions are {size}×{size} px."
+        f"{layout.describe(latent_hw)}; reconstructions are {size}×{size} px."
     )
     targets[0].parent.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
@@ -127,9 +137,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: reconstruction not written to {target} ({error})", file=sys.stderr)
             failed.append(name)
             continue
-        h, w = result.indices.shape
         print(
-            f"{name} ({image.width}×{image.height} px): {h}×{w} tokens, PSNR {result.psnr:.2f} dB → {target}"
+            f"{name} ({image.width}×{image.height} px): {result.indices.numel()} tokens, PSNR {result.psnr:.2f} dB "
+            f"→ {target}"
         )
     if failed:
         print(f"{len(failed)} of {len(targets)} file(s) failed: {', '.join(failed)}", file=sys.stderr)

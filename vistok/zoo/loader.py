@@ -145,7 +145,10 @@ def _resolved(config: VisTokenizerConfig, part: str) -> dict[str, Any]:
 def expected_config(entry: ZooEntry) -> VisTokenizerConfig:
     """The config the catalogue expects for ``entry``: its preset at the entry's resolution."""
     preset = PRESETS.get(entry.preset)
-    return VisTokenizerConfig(**{**preset.config, "image_size": entry.image_size})
+    net = dict(preset.config["net"])
+    if "image_size" in net:  # a net with fixed position embeddings (TiTok) is sized like the tokenizer
+        net["image_size"] = entry.image_size
+    return VisTokenizerConfig(**{**preset.config, "net": net, "image_size": entry.image_size})
 
 
 def warn_if_architecture_differs(entry: ZooEntry, config: VisTokenizerConfig) -> None:
@@ -243,7 +246,7 @@ def list_pretrained() -> list[dict[str, Any]]:
         }
         if entry.preset is not None:
             config = expected_config(entry)
-            row["tokens_per_image"] = config.latent_size**2
+            row["tokens_per_image"] = config.tokens_per_image()
             row["codebook_size"] = vocabulary_size(config)
             row["weights_bytes"] = 4 * parameter_count(config)
         rows.append(row)
