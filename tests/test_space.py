@@ -574,3 +574,28 @@ def test_measure_allocates_nothing_codebook_sized_for_a_huge_codebook():
     )
     codes, counts = result.code_counts()
     assert codes.tolist() == [3, 7, 2**40 - 1] and counts.tolist() == [2, 1, 1]
+
+
+@pytest.mark.parametrize("family", ["titok", "var"])
+def test_sequence_and_multiscale_tokenizers_run_in_the_space(tmp_path, family):
+    """A 1-D (TiTok) and a multi-scale (VAR) tokenizer: the image is prepared at the one size they accept, whatever
+    resolution is chosen, and the token picture and metrics follow their layout."""
+    from vistok.convert import CONVERTERS
+
+    data = ROOT / "tests" / "data"
+    if family == "titok":
+        tok = CONVERTERS["titok"](str(data / "titok_tiny"), num_heads=2)
+    else:
+        tok = CONVERTERS["var"](str(data / "var_tiny.pth"), patch_nums=[1, 2, 3, 4])
+    tok.save_pretrained(tmp_path / family)
+    result = run_request(str(EXAMPLES / "coffee.jpg"), str(tmp_path / family), "256", TokenizerCache())
+    assert result.ok, result.status
+    assert "works at 32×32 px only" in result.status
+    assert result.original.size == (32, 32) and result.metrics["token_grid"] is None
+    if family == "titok":
+        assert result.metrics["tokens_per_image"] == 16 and result.metrics["token_layout"] == "1-D sequence"
+        assert result.token_map.size[1] < result.token_map.size[0]  # a strip
+    else:
+        assert result.metrics["tokens_per_image"] == 1 + 4 + 9 + 16
+        assert result.metrics["token_layout"] == "4 scales, 1×1 … 4×4"
+        assert result.token_map.size[1] > result.token_map.size[0] // 4  # maps over per-scale images

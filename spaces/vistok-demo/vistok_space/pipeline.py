@@ -56,18 +56,37 @@ def run_request(
         )
 
 
+def fixed_resolution(tokenizer: Any) -> int | None:
+    """The one image size a tokenizer accepts (sequence tokenizers: their position embeddings; multi-scale ones:
+    their finest scale), or ``None`` when any multiple of its patch size works."""
+    layout = tokenizer.token_layout
+    if layout.kind == "sequence":
+        return int(tokenizer.config.image_size)
+    if layout.kind == "multiscale":
+        return int(layout.patch_nums[-1] * tokenizer.downsample_factor)
+    return None
+
+
 def _run(upload: Any, tokenizer_name: str | None, resolution: Any, cache: TokenizerCache) -> DemoResult:
     target = parse_resolution(resolution)
     decoded = open_upload(upload, draft_side=MAX_ORIGINAL_SIDE if target == ORIGINAL else target)
     name = (tokenizer_name or "").strip()
     tokenizer = cache.get(name)
+    layout_notice = []
+    fixed = fixed_resolution(tokenizer)
+    if fixed is not None and target != fixed:
+        layout_notice.append(
+            f"This tokenizer makes a {tokenizer.token_layout.kind} of tokens and works at {fixed}×{fixed} px only, "
+            f"so the image was prepared at {fixed}×{fixed} instead of the chosen resolution."
+        )
+        target = fixed
     prepared = prepare(
         decoded.image, target, tokenizer.downsample_factor, original_size=decoded.original_size
     )
     result = reconstruct(tokenizer, prepared.image)
     metrics = measure(result)
     original, reconstruction = result.to_pil()
-    notices = decoded.notices + prepared.notices
+    notices = decoded.notices + layout_notice + prepared.notices
     status = f"**Reconstructed** with `{name}`." + "".join(f"\n- {notice}" for notice in notices)
     return DemoResult(
         status=status,
