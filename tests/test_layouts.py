@@ -81,3 +81,12 @@ def test_existing_tokenizers_are_grids(name):
     config = vistok.create_tokenizer(name).config
     assert isinstance(config.token_layout, GridLayout)
     assert config.tokens_per_image() == config.latent_size**2
+
+
+def test_the_examples_in_the_layouts_module_docstrings_hold():
+    import doctest
+
+    import vistok.layouts
+
+    results = doctest.testmod(vistok.layouts)
+    assert results.attempted >= 3 and results.failed == 0
