@@ -118,6 +118,9 @@ def test_sample_photos_rows_decode_to_exactly_the_tokenizers_own_output(tiny_dir
                                       pixels[2].flip(-1)])).indices  # fmt: skip
         assert torch.equal(tok.decode(indices), tok.decode(own))
 
+    as_arrow = datasets.load_dataset("arrow", data_files=str(out / "shards" / "*.arrow"), split="train")
+    assert as_arrow.to_dict() == ds.to_dict()  # the shards alone, in file-name order, are the same dataset
+
     manifest = read_manifest(out)
     assert manifest["counts"] == {"num_positions": 7, "num_images": 7, "num_skipped": 0, "num_rows": 14}
     assert [s["num_rows"] for s in manifest["shards"]] == [6, 6, 2]

@@ -49,6 +49,9 @@ def render_dataset_card(manifest: dict[str, Any]) -> str:
         "    images = tok.decode(indices)  # (8, 3, H, W) in [-1, 1]",
         "```",
         "",
+        "The shards are plain Arrow files: `datasets.load_dataset(\"arrow\", data_files=\"<this folder>/shards/*.arrow\")`, "
+        "or `load_dataset(<repo>)` from the Hub (front matter above), gives the same rows.",
+        "",
         "## Columns",
         "",
         "- `index`: the image's position in the source split (after `num_samples`); rows are sorted by it.",
