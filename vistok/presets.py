@@ -217,6 +217,7 @@ for resolution, mult in ((256, [1, 1, 2, 2, 4]), (128, [1, 2, 2, 4])):
                 "quantizer": {"type": "lfq", "codebook_dim": 18, **OPEN_MAGVIT2_LFQ_OPTIONS},
             },
             source=f"{OPEN_MAGVIT2_PAPER}; SEED-Voken configs/Open-MAGVIT2/gpu/imagenet_lfqgan_{resolution}_L.yaml",
+            training="training/configs/imagenet256/lfqgan-magvit2.yaml" if resolution == 256 else None,
             tags=(f"imagenet{resolution}",),
         )
     )
