@@ -12,6 +12,8 @@ def tiny_config(quantizer: str = "vq", net: str = "simple_cnn", **quantizer_opti
     """A tokenizer built from the registered classes' ``tiny`` options (16 px images for every net)."""
     net_spec = {"type": net, **NETS.get(net).tiny}
     q_spec = {"type": quantizer, **QUANTIZERS.get(quantizer).tiny, **quantizer_options}
+    if "image_size" in net_spec:  # a net with fixed position embeddings (titok) sets the size
+        return VisTokenizerConfig(image_size=net_spec["image_size"], net=net_spec, quantizer=q_spec)
     probe = VisTokenizerConfig(image_size=64, net=net_spec, quantizer=q_spec)
     return VisTokenizerConfig(image_size=2 * probe.downsample_factor * 2, net=net_spec, quantizer=q_spec)
 
