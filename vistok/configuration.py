@@ -141,16 +141,18 @@ class VisTokenizerConfig(PreTrainedConfig):
 # What to do with a config.json written by another library (model_type or diffusers class → advice).
 FOREIGN_CONFIG_ADVICE = {
     "VQModel": "it is a diffusers VQModel: import it with VisTokenizer.from_diffusers(<folder or repo>)",
-    "multi_modality": "it is a DeepSeek Janus / Janus-Pro multimodal model; vistok has no converter for it",
+    "multi_modality": "it is a DeepSeek Janus / Janus-Pro multimodal model: vistok loads its image-generation "
+    "tokenizer with `vistok convert janus <folder> <output>` (deepseek-ai/Janus-Pro-1B and -7B load directly through "
+    "the zoo: VisTokenizer.from_pretrained('deepseek-ai/Janus-Pro-1B'))",
     "janus": "transformers implements it: load it with transformers' own classes (e.g. JanusForConditionalGeneration)",
     "janus_vqgan": "transformers implements it: load it with transformers (JanusVQVAE)",
     "chameleon_vqgan": "transformers implements it: load it with transformers (ChameleonVQVAE)",
     "emu3_vqgan": "transformers implements it: load it with transformers (Emu3VQVAE)",
 }
 CONVERTERS_HINT = (
-    "vistok loads folders written by VisTokenizer.save_pretrained; it converts LlamaGen and Taming checkpoints "
-    "(`vistok convert llamagen|taming <checkpoint> <output folder>`) and diffusers VQModels "
-    "(VisTokenizer.from_diffusers)"
+    "vistok loads folders written by VisTokenizer.save_pretrained and the published tokenizers of its zoo "
+    "(`vistok zoo list`); it converts upstream checkpoints with `vistok convert ORIGIN <checkpoint> <output folder>` "
+    "(`vistok convert --help` lists the formats) and diffusers VQModels (VisTokenizer.from_diffusers)"
 )
 
 

@@ -1,4 +1,4 @@
-"""Convert an upstream checkpoint (LlamaGen, Taming) into a vistok tokenizer folder with its model card."""
+"""Convert an upstream checkpoint (LlamaGen, Taming, IBQ, Open-MAGVIT2, SimVQ, Janus, MaskGIT, TiTok, VAR) into a vistok tokenizer folder with its model card."""
 
 from __future__ import annotations
 
