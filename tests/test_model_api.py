@@ -239,7 +239,7 @@ def test_dtype_argument_loads_in_bfloat16(tmp_path):
     ("config", "message"),
     [
         ({"model_type": "multi_modality", "architectures": ["MultiModalityCausalLM"]},
-         r"model_type 'multi_modality', vistok expects model_type 'vistok'.*Janus.*vistok convert llamagen\|taming"),
+         r"model_type 'multi_modality', vistok expects model_type 'vistok'.*Janus.*vistok convert janus"),
         ({"_class_name": "VQModel", "_diffusers_version": "0.30.0", "num_vq_embeddings": 16384},
          r"diffusers class 'VQModel'.*VisTokenizer.from_diffusers"),
         ({"image_size": 16}, r"has no model_type, vistok expects model_type 'vistok'"),
