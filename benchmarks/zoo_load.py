@@ -392,6 +392,9 @@ def stand_in_files(entry, folder: Path, layout: str | None = None) -> tuple[dict
     if converter == "maskgit":
         write_torch(out(main), random_tensors(load_spec("maskgit_vqgan_f16_256"), lambda key: torch.float32))
         return files, "maskgit_vqgan_f16_256 spec, torch.save(state_dict)"
+    if converter == "var":
+        write_torch(out(main), random_tensors(load_spec("var_vae_ch160v4096z32"), lambda key: torch.float32))
+        return files, "var_vae_ch160v4096z32 spec, torch.save(state_dict)"
     if converter == "titok":
         variant = entry.repo_id.split("tokenizer_titok_")[-1].split("_")[0]
         if variant not in TITOK_RELEASES or main != "model.safetensors":
@@ -656,9 +659,12 @@ def merge_into_previous(payload: dict[str, Any], previous: dict[str, Any]) -> No
     their own ``measured_at`` and load average, and ``merged_from`` records the earlier run."""
     measured = {row["entry"] for row in payload["entries"]}
     kept = [row for row in previous.get("entries", []) if row["entry"] not in measured]
+    for row in kept:
+        row.setdefault("vistok_commit", previous.get("vistok_commit"))
     payload["entries"] = sorted(kept + payload["entries"], key=lambda row: row["entry"])
     payload["merged_from"] = {
         "date": previous.get("date"),
+        "vistok_commit": previous.get("vistok_commit"),
         "machine": previous.get("machine"),
         "entries": sorted({row["entry"] for row in kept}),
     }
@@ -761,6 +767,8 @@ def main(argv=None) -> None:
                 row = bench_entry(entry, env_root / "run", source)
             rows.append(row)
             print_row(row)
+        for row in rows:
+            row["vistok_commit"] = commit
         payload["entries"] = rows
     finally:
         if not args.workdir:
@@ -798,7 +806,7 @@ def render_zoo_load(payload: dict[str, Any]) -> list[str]:
         fastest = min(base, key=lambda b: b["import_s"])
         lines += [
             f"`import vistok` alone in a fresh process (best of {len(base)}): {fastest['import_s']:.1f} s "
-            f"(CPU {fastest['import_cpu_s']:.1f} s), peak RSS {fastest['peak_rss_mb']:,.0f} MB. Load times "
+            f"(CPU {fastest['import_cpu_s']:.1f} s), peak RSS {fastest['peak_rss_mb']:,.0f} MiB. Load times "
             "exclude the import (wall time, with the process's CPU time beside it); peak RSS is the whole process, "
             "import included.",
             "",
@@ -806,9 +814,10 @@ def render_zoo_load(payload: dict[str, Any]) -> list[str]:
     layers = {k: r for k, r in payload.get("import_breakdown", {}).items() if "import_s" in r}
     if layers:
         lines += [
-            "What the import is made of (each module alone in a fresh process, with what it imports in turn): "
+            "What the import is made of (each module alone in a fresh process, with what it imports in turn; "
+            "`import transformers` alone is lazy and loads neither torch nor torchvision): "
             + "; ".join(
-                f"`import {k}` {r['import_s']:.1f} s (CPU {r['import_cpu_s']:.1f} s), {r['peak_rss_mb']:,.0f} MB"
+                f"`import {k}` {r['import_s']:.1f} s (CPU {r['import_cpu_s']:.1f} s), {r['peak_rss_mb']:,.0f} MiB"
                 for k, r in layers.items()
             )
             + ".",
@@ -825,14 +834,30 @@ def render_zoo_load(payload: dict[str, Any]) -> list[str]:
             skipped.append(f"{row['entry']} ({row['skipped']})")
             continue
         first, second = row["first"], row["second"]
-        peaks = [f"{r['peak_rss_mb']:,.0f} MB" if "peak_rss_mb" in r else "—" for r in (first, second)]
+        name = row["entry"] + (f" (`{row['layout']}`)" if "layout" in row else "")
+        peaks = [f"{r['peak_rss_mb']:,.0f} MiB" if "peak_rss_mb" in r else "—" for r in (first, second)]
         converted = "—" if "error" in second else ("yes" if second["converted"] else "no")
         warned = sorted({w.split(":", 1)[0] for r in (first, second) for w in r.get("warnings", [])})
         lines.append(
-            f"| {row['entry']} | {row['file_bytes'] / 1e6:,.0f} MB | {_load_cell(first)} | {peaks[0]} "
-            f"| {_load_cell(second)} | {peaks[1]} | {row.get('cache_bytes', 0) / 1e6:,.0f} MB | {converted} "
+            f"| {name} | {row['file_bytes'] / 2**20:,.0f} MiB | {_load_cell(first)} | {peaks[0]} "
+            f"| {_load_cell(second)} | {peaks[1]} | {row.get('cache_bytes', 0) / 2**20:,.0f} MiB | {converted} "
             f"| {', '.join(warned) or '—'} |"
         )
+    merged = payload.get("merged_from")
+    if merged and merged.get("entries"):
+        earlier = [
+            n
+            for n in merged["entries"]
+            if any(r["entry"] == n and "skipped" not in r for r in payload["entries"])
+        ]
+        commit = merged.get("vistok_commit") or "?"
+        load = (merged.get("machine") or {}).get("load_average_1min_at_end")
+        lines += [
+            "",
+            f"Measured in an earlier run of the same script ({(merged.get('date') or '?')[:16]} UTC, vistok commit "
+            f"{commit[:7]}, 1-min load average {load} at its end): {', '.join(earlier)}. The others: this run "
+            f"(vistok commit {payload.get('vistok_commit', '?')[:7]}).",
+        ]
     if skipped:
         lines += ["", "Not measured: " + "; ".join(skipped) + "."]
     return lines
