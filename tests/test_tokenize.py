@@ -163,9 +163,11 @@ def test_a_stream_writes_the_same_dataset_as_the_map_style_split(tiny_dir, image
     _tokenize(tiny_dir, image_folder, tmp_path / "map", "--split", "train", "--shard-size", "2", "--batch-size", "2")
     _tokenize(tiny_dir, image_folder, tmp_path / "stream", "--split", "train", "--shard-size", "2", "--batch-size",
               "2", "--streaming")  # fmt: skip
+    _tokenize(tiny_dir, image_folder, tmp_path / "workers", "--split", "train", "--shard-size", "2", "--batch-size",
+              "2", "--num-workers", "2")  # two DataLoader workers interleave their shards' batches  # fmt: skip
     one = datasets.load_from_disk(str(tmp_path / "map")).to_dict()
     two = datasets.load_from_disk(str(tmp_path / "stream")).to_dict()
-    assert one == two
+    assert one == two == datasets.load_from_disk(str(tmp_path / "workers")).to_dict()
     assert read_manifest(tmp_path / "stream")["counts"] == read_manifest(tmp_path / "map")["counts"]
 
 
