@@ -293,3 +293,16 @@ def test_bundled_default_reports_the_grid_of_each_evaluated_resolution():
         assert report["config"]["tokens"] == [side, side]
         results = report["results"]
         assert sum(results["codebook_histogram"]) == results["num_images"] * side * side
+
+
+def test_bf16_evaluation_runs_the_fast_path_and_records_it(single_process_run, assets, tmp_path):
+    """`--dtype bf16` reconstructs through bfloat16 autocast (other pixels than float32, close PSNR) and the
+    report says which inference mode produced the numbers."""
+    out32, _ = single_process_run
+    args = _common_args(assets, tmp_path / "report.json")
+    assert vistok_main(["evaluate", *args, "--metrics", "psnr", "--dtype", "bf16", "--save-dir", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())["models"][0]["results"]
+    reference = json.loads((out32 / "report.json").read_text())["models"][0]["results"]
+    assert report["inference"] == {"dtype": "bf16", "compile": False}
+    assert reference["inference"] == {"dtype": "float32", "compile": False}
+    assert report["psnr"] == pytest.approx(reference["psnr"], abs=0.5) and report["psnr"] != reference["psnr"]

@@ -7,6 +7,7 @@ from .configuration import VisTokenizerConfig
 from .factory import create_tokenizer, list_tokenizers
 from .hub import resolve_bundled_names_in
 from .image_processing import VisTokenizerImageProcessor
+from .inference import fast_inference
 from .modeling import PixelRangeWarning, VisTokenizer, install_catalogued_loader
 from .outputs import EncoderOutput, QuantizerOutput, TokenizerOutput
 from .registry import NETS, PRESETS, QUANTIZERS
@@ -40,6 +41,7 @@ __all__ = [
     "create_tokenizer",
     "list_tokenizers",
     "list_pretrained",
+    "fast_inference",
     "ZooArchitectureWarning",
     "QUANTIZERS",
     "NETS",

@@ -90,6 +90,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow preset names (random weights; for smoke tests and speed measurements only)",
     )
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bf16"),
+        default="float32",
+        help="bf16: encoder and decoder under bfloat16 autocast, the code search in float32 (a GPU option; "
+        "see vistok.inference.fast_inference). The results record it",
+    )
+    parser.add_argument("--compile", action="store_true", help="torch.compile the encoder and decoder")
 
 
 # ----------------------------------------------------------------------------------------------- models
@@ -242,13 +250,18 @@ def evaluate_tokenizer(
     device: torch.device | str = "cpu",
     save_dir: str | os.PathLike | None = None,
     show_progress: bool = False,
+    dtype: str = "float32",
+    compile: bool = False,
 ) -> dict[str, Any] | None:
     """Reconstruct every image of ``dataset`` with ``tok`` and feed ``metrics``; works under torch.distributed.
 
     Each process takes the items ``rank::world_size``. Returns ``metrics.compute()`` plus ``num_skipped``
-    (unreadable images), ``seconds`` and ``images_per_second`` on the main process, ``None`` on the others.
+    (unreadable images), ``seconds``, ``images_per_second`` and the ``inference`` mode on the main process,
+    ``None`` on the others. ``dtype="bf16"`` / ``compile=True`` run through
+    :func:`vistok.inference.fast_inference` (float32 and no compile: exactly ``tok(x)``).
     """
     from .data import collate_images
+    from .inference import fast_inference
 
     rank, world = distributed_world()
     shard = shard_for_process(dataset, rank, world)
@@ -259,6 +272,7 @@ def evaluate_tokenizer(
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     tok = tok.to(device).eval()
+    fast = fast_inference(tok, dtype, compile) if (dtype != "float32" or compile) else None
     num_skipped = 0
     started = time.perf_counter()
     progress = _progress(loader, show_progress)
@@ -269,11 +283,16 @@ def evaluate_tokenizer(
             continue
         pixel_values = pixel_values.to(device)
         with torch.no_grad():
-            output = tok(pixel_values)
+            if fast is None:
+                output = tok(pixel_values)
+                indices, reconstruction = output.indices, output.reconstruction
+            else:
+                indices = fast.encode(pixel_values)
+                reconstruction = fast.decode(indices)
         # (B, N) in the layout's reading order: grid, sequence and multi-scale tokens are counted alike
-        metrics.update(pixel_values, output.reconstruction, tok.token_layout.flatten(output.indices), batch["index"])
+        metrics.update(pixel_values, reconstruction, tok.token_layout.flatten(indices), batch["index"])
         if out_dir is not None:
-            _save_pngs(to_uint8(output.reconstruction).cpu(), batch["index"].tolist(), out_dir)
+            _save_pngs(to_uint8(reconstruction).cpu(), batch["index"].tolist(), out_dir)
     seconds = time.perf_counter() - started
     metrics.sync()
     num_skipped, seconds = _gather_sum_and_max(num_skipped, seconds)
@@ -283,6 +302,7 @@ def evaluate_tokenizer(
     results["num_skipped"] = num_skipped
     results["seconds"] = seconds
     results["images_per_second"] = results["num_images"] / seconds if seconds > 0 else None
+    results["inference"] = {"dtype": dtype, "compile": bool(compile)}
     return results
 
 
@@ -431,6 +451,8 @@ def run(args: argparse.Namespace) -> int:
             device=processes.device,
             save_dir=Path(args.save_dir) / slug(spec.name) if args.save_dir else None,
             show_progress=is_main and sys.stderr.isatty(),
+            dtype=args.dtype,
+            compile=args.compile,
         )
         if not is_main:
             continue
