@@ -84,3 +84,20 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def render_lfq_entropy_memory(payload: dict) -> list[str]:
+    """Markdown lines for docs/benchmarks.md (called by benchmarks/run.py)."""
+    lines = [
+        f"LFQ codebook entropy at 2^{payload['codebook_dim']} codes (9 + 9 bit groups), one forward + backward in a "
+        "fresh process; peak RSS increase over the process before the call (VmHWM).",
+        "",
+        "| tokens | peak RSS increase | direct N × 2^18 float32 logits would need | time |",
+        "|---|---|---|---|",
+    ]
+    for row in payload["rows"]:
+        lines.append(
+            f"| {row['tokens']:,} | {row['peak_increase_mib']:,.0f} MiB | {row['direct_logit_matrix_mib']:,.0f} MiB "
+            f"| {row['seconds']:.1f} s |"
+        )
+    return lines

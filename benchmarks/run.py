@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from lfq_entropy_memory import render_lfq_entropy_memory
 from zoo_load import render_zoo_load
 
 HERE = Path(__file__).resolve().parent
@@ -267,6 +268,7 @@ SECTIONS = [
     ("throughput", "Tokenizer throughput", render_throughput),
     ("training_eval", "Training and evaluation throughput", render_training_eval),
     ("zoo_load", "Zoo loading: first and second load", render_zoo_load),
+    ("lfq_entropy_memory", "LFQ entropy loss memory at 2^18 codes", render_lfq_entropy_memory),
     ("pretokenize", "Pre-tokenizing a dataset", render_pretokenize),
 ]
 
