@@ -306,3 +306,27 @@ def test_bf16_evaluation_runs_the_fast_path_and_records_it(single_process_run, a
     assert report["inference"] == {"dtype": "bf16", "compile": False}
     assert reference["inference"] == {"dtype": "float32", "compile": False}
     assert report["psnr"] == pytest.approx(reference["psnr"], abs=0.5) and report["psnr"] != reference["psnr"]
+
+
+@pytest.mark.parametrize("family", ["titok", "var"])
+def test_sequence_and_multiscale_tokenizers_evaluate(tmp_path, family):
+    """`vistok evaluate` on a 1-D (TiTok) and a multi-scale (VAR) tokenizer: codebook usage counts every token of
+    every scale, and the report describes the layout instead of a grid."""
+    from vistok.convert import CONVERTERS
+
+    data = Path(__file__).parent / "data"
+    if family == "titok":
+        tok = CONVERTERS["titok"](str(data / "titok_tiny"), num_heads=2)
+        layout, tokens = {"layout": "sequence", "length": 16}, 16
+    else:
+        tok = CONVERTERS["var"](str(data / "var_tiny.pth"), patch_nums=[1, 2, 3, 4])
+        layout, tokens = {"layout": "multiscale", "scales": [[1, 1], [2, 2], [3, 3], [4, 4]]}, 30
+    tok.save_pretrained(tmp_path / family)
+    report_path = tmp_path / "report.json"
+    args = ["evaluate", "--model", str(tmp_path / family), "--dataset", "samples", "--split", "test",
+            "--num-samples", "3", "--batch-size", "2", "--metrics", "psnr,codebook_usage", "--output", str(report_path)]
+    assert vistok_main(args) == 0
+    model = json.loads(report_path.read_text())["models"][0]
+    assert model["config"]["token_layout"] == layout and model["config"]["tokens_per_image"] == tokens
+    assert model["config"]["tokens"] is None
+    assert model["results"]["codebook_tokens"] == 3 * tokens  # every token of the three images was counted

@@ -127,6 +127,29 @@ def test_a_damaged_cache_entry_is_rebuilt_never_loaded(hub, tmp_path, caplog):
     _check_llamagen_parity(tok)
 
 
+def test_force_download_offline_is_refused_and_a_forced_write_replaces_a_sound_entry(hub, tmp_path):
+    from vistok.zoo.cache import check_entry, write_entry
+
+    add_to_hub_cache(hub, LLAMAGEN_REPO, {"vq_ds16_c2i.pt": DATA / "llamagen_tiny.pt"})
+    with pytest.raises(ZooDownloadError, match="force_download asks for a fresh download.*HF_HUB_OFFLINE"):
+        vistok.create_tokenizer("vqgan-llamagen-vq16", pretrained=True, force_download=True)
+
+    folder = tmp_path / "entry"
+
+    def writer(text):
+        def save(tmp):
+            tmp.mkdir()
+            (tmp / "model.safetensors").write_text(text)
+
+        return save
+
+    write_entry(folder, writer("first"), {"k": 1})
+    write_entry(folder, writer("second"), {"k": 1})  # a sound entry is kept (another process won the race)
+    assert (folder / "model.safetensors").read_text() == "first"
+    write_entry(folder, writer("third"), {"k": 1}, replace=True)  # what force_download does after downloading
+    assert (folder / "model.safetensors").read_text() == "third" and check_entry(folder) is None
+
+
 def test_a_crash_while_writing_the_cache_leaves_nothing_half_written(hub, tmp_path, monkeypatch):
     add_to_hub_cache(hub, LLAMAGEN_REPO, {"vq_ds16_c2i.pt": DATA / "llamagen_tiny.pt"})
 
@@ -200,6 +223,15 @@ def test_pretrained_preset_without_zoo_weights_is_refused_with_the_zoo_list():
 def test_from_pretrained_refuses_options_the_zoo_would_ignore(hub):
     with pytest.raises(TypeError, match="torch_dtype"):
         vistok.VisTokenizer.from_pretrained("peizesun/llamagen_t2i", torch_dtype=torch.float16)
+    with pytest.raises(TypeError, match="keywords only; got 1 positional"):
+        vistok.VisTokenizer.from_pretrained("peizesun/llamagen_t2i", "main")
+
+
+def test_output_loading_info_works_for_zoo_names(hub):
+    add_to_hub_cache(hub, "peizesun/llamagen_t2i", {"vq_ds16_t2i.pt": DATA / "llamagen_tiny.pt"})
+    tok, info = _load_quietly(vistok.VisTokenizer.from_pretrained, "peizesun/llamagen_t2i", output_loading_info=True)
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == []
+    _check_llamagen_parity(tok)
 
 
 def test_a_file_in_the_wrong_format_names_what_was_expected(hub):

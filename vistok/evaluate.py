@@ -187,7 +187,8 @@ def config_summary(spec: ModelSpec, tok: Any, image_size: int) -> dict[str, Any]
         "native_image_size": config.image_size,
         "num_channels": config.num_channels,
         "downsample_factor": config.downsample_factor,
-        "tokens": token_grid(image_size, config.downsample_factor),
+        # the token grid for grid tokenizers; other layouts are described by token_layout alone
+        "tokens": token_grid(image_size, config.downsample_factor) if config.token_layout.kind == "grid" else None,
         **token_layout_summary(config, image_size),
         "codebook_size": tok.codebook_size,
         "codebook_dim": tok.codebook_dim,

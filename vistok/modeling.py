@@ -274,9 +274,17 @@ class VisTokenizer(PreTrainedModel):
         """
         name = str(pretrained_model_name_or_path)
         if _catalogued_loader is not None and not Path(name).expanduser().exists():
-            catalogued = _catalogued_loader.load(name, kwargs)
+            hub_kwargs = dict(kwargs)
+            wants_info = hub_kwargs.pop("output_loading_info", False)
+            if args and _catalogued_loader.is_catalogued(name):
+                raise TypeError(
+                    f"from_pretrained({name!r}) loads a zoo entry and takes its download options as keywords only; "
+                    f"got {len(args)} positional argument(s)"
+                )
+            catalogued = _catalogued_loader.load(name, hub_kwargs)
             if catalogued is not None:
-                return (catalogued, {}) if kwargs.get("output_loading_info") else catalogued
+                info = {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
+                return (catalogued, info) if wants_info else catalogued
         try:
             check_tokenizer_name(pretrained_model_name_or_path)
         except OSError as err:
@@ -333,8 +341,9 @@ _catalogued_loader: Any = None
 
 
 def install_catalogued_loader(loader: Any) -> None:
-    """Let ``loader.load(name, kwargs) -> VisTokenizer | None`` answer names before the vistok-folder loading, and
-    ``loader.explain(name) -> str | None`` add a hint to the message of a name that failed to load."""
+    """Let ``loader.load(name, kwargs) -> VisTokenizer | None`` answer names before the vistok-folder loading
+    (``loader.is_catalogued(name)`` says whether it will), and ``loader.explain(name) -> str | None`` add a hint to
+    the message of a name that failed to load."""
     global _catalogued_loader
     _catalogued_loader = loader
 

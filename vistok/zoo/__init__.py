@@ -8,7 +8,14 @@
 from .catalogue import entries_for_repo, get_entry, zoo_names
 from .entry import ZooEntry
 from .fetch import ZooDownloadError
-from .loader import ZooArchitectureWarning, explain_unknown, list_pretrained, load_catalogued, load_pretrained
+from .loader import (
+    ZooArchitectureWarning,
+    explain_unknown,
+    is_catalogued,
+    list_pretrained,
+    load_catalogued,
+    load_pretrained,
+)
 
 
 class CatalogueLoader:
@@ -16,6 +23,7 @@ class CatalogueLoader:
 
     load = staticmethod(load_catalogued)
     explain = staticmethod(explain_unknown)
+    is_catalogued = staticmethod(is_catalogued)
 
 
 __all__ = [

@@ -49,8 +49,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_entry(folder: Path) -> str | None:
-    """``None`` when ``folder`` is a complete, undamaged cache entry; otherwise what is wrong with it."""
+def check_entry(folder: Path, verify_hashes: bool = True) -> str | None:
+    """``None`` when ``folder`` is a complete, undamaged cache entry; otherwise what is wrong with it.
+    ``verify_hashes=False`` checks presence and sizes only (for listings; loading always verifies the hashes)."""
     manifest_path = folder / MANIFEST
     if not folder.is_dir():
         return "missing"
@@ -67,16 +68,19 @@ def check_entry(folder: Path) -> str | None:
             return f"{name} is missing"
         if path.stat().st_size != expected["size"]:
             return f"{name} has {path.stat().st_size} bytes, the manifest says {expected['size']}"
-        if sha256_file(path) != expected["sha256"]:
+        if verify_hashes and sha256_file(path) != expected["sha256"]:
             return f"{name} does not match its sha256 in the manifest"
     return None
 
 
-def write_entry(folder: Path, save: Callable[[Path], None], identity: Mapping[str, Any]) -> None:
+def write_entry(
+    folder: Path, save: Callable[[Path], None], identity: Mapping[str, Any], replace: bool = False
+) -> None:
     """Create the cache entry ``folder`` atomically: ``save(tmp)`` writes the files into a temporary sibling
-    folder, the manifest goes in last, then the folder is renamed into place, replacing a damaged entry.
+    folder, the manifest goes in last, then the folder is renamed into place, replacing a damaged entry (or any
+    entry with ``replace=True``, as a forced rebuild asks).
 
-    If another process completed the same entry meanwhile, its entry is kept and this one discarded.
+    Otherwise, if another process completed the same entry meanwhile, its entry is kept and this one discarded.
     """
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -88,7 +92,7 @@ def write_entry(folder: Path, save: Callable[[Path], None], identity: Mapping[st
         manifest = {"format": MANIFEST_FORMAT, "identity": dict(identity), "files": files}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
         if folder.exists():
-            if check_entry(folder) is None:  # another process finished first
+            if not replace and check_entry(folder) is None:  # another process finished first
                 return
             trash = folder.parent / f".{folder.name}.damaged-{uuid.uuid4().hex[:8]}"
             os.replace(folder, trash)

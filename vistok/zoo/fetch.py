@@ -75,6 +75,12 @@ def fetch_entry(entry: ZooEntry, *, tqdm_class: Any = None, **hub: Any) -> Fetch
         raise TypeError(f"unknown download option(s) {unknown} for zoo entry {entry.name!r}; valid: {HUB_OPTIONS}")
     hub = {k: v for k, v in hub.items() if v is not None}
     hub.setdefault("revision", entry.revision)
+    if hub.get("force_download") and (huggingface_hub.is_offline_mode() or hub.get("local_files_only")):
+        raise ZooDownloadError(
+            f"zoo entry {entry.name!r}: force_download asks for a fresh download, which needs the Hub, but "
+            + ("HF_HUB_OFFLINE is set" if huggingface_hub.is_offline_mode() else "local_files_only=True was given")
+            + "; drop force_download to load the cached files"
+        )
     main_name, main = _first_present(entry, hub, tqdm_class)
     files = {main_name: main}
     if main_name.endswith(".index.json"):

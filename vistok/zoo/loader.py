@@ -65,13 +65,14 @@ def load_pretrained(name: str, *, tqdm_class: Any = None, **hub: Any) -> VisToke
     fetched = fetch_entry(entry, tqdm_class=tqdm_class, **hub)
     folder = converted_folder(entry, fetched)
     problem = check_entry(folder)
-    if problem is None and not hub.get("force_download"):
+    force = bool(hub.get("force_download"))
+    if problem is None and not force:
         tok = VisTokenizer.from_pretrained(str(folder))
     else:
-        if problem != "missing":
+        if problem not in (None, "missing"):
             logger.warning("converted cache entry %s is damaged (%s); converting again", folder, problem)
         tok = convert_entry(entry, fetched)
-        write_entry(folder, _saver(tok), _identity(entry, fetched))
+        write_entry(folder, _saver(tok), _identity(entry, fetched), replace=force)
     warn_if_architecture_differs(entry, tok.config)
     return tok.eval()
 
@@ -164,6 +165,11 @@ def warn_if_architecture_differs(entry: ZooEntry, config: VisTokenizerConfig) ->
 
 
 # ----------------------------------------------------------------------------------- names given to from_pretrained
+def is_catalogued(name: str) -> bool:
+    """Whether ``name`` is a zoo name or the repo id of catalogued tokenizers."""
+    return has_entry(name) or ("/" in name and bool(entries_for_repo(name)))
+
+
 def load_catalogued(name: str, kwargs: dict[str, Any]) -> VisTokenizer | None:
     """What ``VisTokenizer.from_pretrained(name, **kwargs)`` does for zoo names and catalogued repo ids; ``None``
     for any other name (it then loads as a vistok folder or repo).
@@ -269,7 +275,7 @@ def cache_state(entry: ZooEntry) -> str:
     except OSError:
         return "no"
     folder = converted_folder(entry, fetched)
-    return "converted" if (folder / "manifest.json").is_file() else "downloaded"
+    return "converted" if check_entry(folder, verify_hashes=False) is None else "downloaded"
 
 
 def download(name: str, **hub: Any) -> tuple[FetchedFiles, Path, float]:
