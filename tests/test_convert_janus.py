@@ -313,7 +313,7 @@ def test_a_folder_without_weights_and_other_bad_input(tmp_path):
     with pytest.raises(CheckpointError, match=r"weights must be 'auto', got 'ema'"):
         convert_janus(JANUS_TINY, weights="ema")
     (tmp_path / "model.safetensors").write_bytes(b"<html>rate limited</html>")
-    with pytest.raises(CheckpointError, match="not a weight file: it looks like HTML"):
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint: it looks like HTML"):
         convert_janus(tmp_path)
 
 

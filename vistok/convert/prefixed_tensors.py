@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,20 +18,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
-from .safe_load import (
-    _LEGACY_TORCH_MAGIC,
-    _ZIP_MAGIC,
-    TRUST_HINT,
-    CheckpointError,
-    UnsafeCheckpointError,
-    _check_torch_zip,
-    _describe_bytes,
-    _looks_like_safetensors,
-    _read_head,
-    _reason,
-    _refuse_unsafe_globals,
-    _safe_globals,
-)
+from .safe_load import CheckpointError, _looks_like_safetensors, _read_head, load_checkpoint
 
 # Weight files of a transformers-style release, in the order a folder is searched.
 WEIGHT_FILES = (
@@ -142,17 +128,9 @@ def _weight_map(index_file: Path) -> dict[str, str]:
 
 def _read_file(path: Path, select, trust_checkpoint: bool) -> tuple[list[str], dict[str, torch.Tensor]]:
     """(every tensor name in the file, the selected tensors); ``select`` maps the names to the wanted ones."""
-    head = _read_head(path)
-    if _looks_like_safetensors(path, head):
+    if _looks_like_safetensors(path, _read_head(path)):
         return _read_safetensors(path, select)
-    if head.startswith(_ZIP_MAGIC):
-        return _read_pickle(path, select, trust_checkpoint)
-    if head.startswith(_LEGACY_TORCH_MAGIC):
-        raise CheckpointError(
-            f"{str(path)!r} is in torch's legacy (pre-1.6) format, which cannot be memory-mapped, so reading "
-            "part of it would mean loading all of it; re-save it with a current torch.save"
-        )
-    raise CheckpointError(f"{str(path)!r} is not a weight file: {_describe_bytes(head, path)}")
+    return _read_pickle(path, select, trust_checkpoint)
 
 
 def _read_safetensors(path: Path, select) -> tuple[list[str], dict[str, torch.Tensor]]:
@@ -166,19 +144,7 @@ def _read_safetensors(path: Path, select) -> tuple[list[str], dict[str, torch.Te
 
 
 def _read_pickle(path: Path, select, trust_checkpoint: bool) -> tuple[list[str], dict[str, torch.Tensor]]:
-    _check_torch_zip(path)
-    if trust_checkpoint:
-        loaded = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    else:
-        _refuse_unsafe_globals(path)
-        try:
-            with torch.serialization.safe_globals(_safe_globals()):
-                loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except pickle.UnpicklingError as err:
-            raise UnsafeCheckpointError(
-                f"refusing to unpickle {str(path)!r}: torch's weights-only loader rejected it ({_reason(err)}). "
-                f"{TRUST_HINT}"
-            ) from err
+    loaded = load_checkpoint(path, trust_checkpoint=trust_checkpoint, mmap=True)  # the one safe loader, mapped
     if not isinstance(loaded, dict) or not all(isinstance(k, str) for k in loaded):
         raise CheckpointError(
             f"{str(path)!r} does not hold a state dict (a mapping of tensor names to tensors); it holds a "

@@ -107,10 +107,12 @@ def allowed_global_names() -> list[str]:
     return sorted(set(names))
 
 
-def load_checkpoint(path: str | os.PathLike, *, trust_checkpoint: bool = False) -> Any:
+def load_checkpoint(path: str | os.PathLike, *, trust_checkpoint: bool = False, mmap: bool = False) -> Any:
     """Read a ``torch.save`` file (zip or legacy format) or a ``.safetensors`` file onto the CPU.
 
-    Returns whatever the file holds (usually a dict). Raises ``FileNotFoundError`` for a missing path,
+    Returns whatever the file holds (usually a dict). ``mmap=True`` memory-maps a zip-format file's tensors (read
+    from disk only when used, so a caller can keep a few tensors of a huge file; the legacy format cannot be
+    mapped and is refused). Raises ``FileNotFoundError`` for a missing path,
     :class:`CheckpointError` for a file that is not a checkpoint (saying what it looks like instead), and
     :class:`UnsafeCheckpointError` when the pickle references objects outside the allow-list and
     ``trust_checkpoint`` is false.
@@ -132,9 +134,14 @@ def load_checkpoint(path: str | os.PathLike, *, trust_checkpoint: bool = False) 
         _check_torch_zip(path)
     elif not head.startswith(_LEGACY_TORCH_MAGIC):
         raise CheckpointError(f"{str(path)!r} is not a PyTorch checkpoint: {_describe_bytes(head, path)}")
+    elif mmap:
+        raise CheckpointError(
+            f"{str(path)!r} is in torch's legacy (pre-1.6) format, which cannot be memory-mapped, so reading "
+            "part of it would mean loading all of it; re-save it with a current torch.save"
+        )
     if trust_checkpoint:
         try:
-            return torch.load(path, map_location="cpu", weights_only=False)
+            return torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
         except ModuleNotFoundError as err:
             raise CheckpointError(
                 f"unpickling {str(path)!r} needs the Python module {err.name!r}, which is not installed"
@@ -143,7 +150,7 @@ def load_checkpoint(path: str | os.PathLike, *, trust_checkpoint: bool = False) 
         _refuse_unsafe_globals(path)
     try:
         with torch.serialization.safe_globals(_safe_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         raise UnsafeCheckpointError(
             f"refusing to unpickle {str(path)!r}: torch's weights-only loader rejected it ({_reason(err)}). "

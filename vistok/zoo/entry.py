@@ -10,15 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..convert.origins import Origin
+from ..convert.prefixed_tensors import WEIGHT_FILES
 
 # Weight files of a transformers-style release, in the order they are looked for (the first present one is used;
-# an ``*.index.json`` names the shards, which are fetched too).
-TRANSFORMERS_WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
+# an ``*.index.json`` names the shards, which are fetched too): the order vistok.convert reads a release folder in.
+TRANSFORMERS_WEIGHT_FILES = WEIGHT_FILES
 
 
 @dataclass(frozen=True)
