@@ -93,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import __doc__ as description
+    # The package's docstring is the command's help. Python has imported the package before this submodule, so
+    # it is read from sys.modules rather than imported back (the package imports this module).
+    description = sys.modules[__package__].__doc__
 
     parser = argparse.ArgumentParser(
         prog="python -m vistok.tokenize",
