@@ -323,3 +323,8 @@ def test_a_sharded_release_fetches_only_the_shards_holding_the_tokenizer(hub, tm
         assert torch.equal(indices, expected["indices"])
         assert (tok.decode(indices) - expected["reconstruction"]).abs().max() < 1e-4
     assert tok.config.metadata["zoo"]["license"]["permissive"] is False
+
+
+def test_reordered_zoo_names_are_recognised():
+    with pytest.raises(KeyError, match=r"Did you mean 'vqgan-taming-f16-16384'"):
+        get_entry("taming-vqgan-imagenet-f16-16384")

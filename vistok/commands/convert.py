@@ -21,8 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weights",
         default="auto",
-        help="which weights inside the checkpoint: auto (LlamaGen: ema, else model; Taming: state_dict), ema, "
-        "model or state_dict",
+        help="which weights inside the checkpoint: auto (LlamaGen: ema, else model; Taming, MaskGIT, VAR: "
+        "state_dict; IBQ, Open-MAGVIT2, SimVQ: the EMA shadows when the file has them, else raw); LlamaGen / Taming: "
+        "ema, model or state_dict; IBQ / Open-MAGVIT2 / SimVQ: ema or raw",
     )
     parser.add_argument(
         "--image-size", type=int, default=None, help="native resolution to record in the config"

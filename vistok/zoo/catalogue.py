@@ -33,7 +33,7 @@ def get_entry(name: str) -> ZooEntry:
     try:
         return _by_name()[name]
     except KeyError:
-        close = difflib.get_close_matches(name, zoo_names(), n=3, cutoff=0.6)
+        close = _close_names(name, zoo_names())
         hint = f"Did you mean {' or '.join(map(repr, close))}? " if close else ""
         raise KeyError(f"{name!r} is not a zoo entry. {hint}Zoo entries: {', '.join(zoo_names())}") from None
 
@@ -46,8 +46,16 @@ def entries_for_repo(repo_id: str) -> list[ZooEntry]:
 
 def close_zoo_names(name: str) -> list[str]:
     """Zoo names and repo ids that ``name`` is probably a typo of (at most three)."""
-    candidates = {**{e.name: e.name for e in _by_name().values()}}
-    for entry in _by_name().values():
-        if entry.repo_id:
-            candidates[entry.repo_id] = entry.repo_id
-    return difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.75)
+    candidates = [e.name for e in _by_name().values()]
+    candidates += [e.repo_id for e in _by_name().values() if e.repo_id]
+    return difflib.get_close_matches(name, candidates, n=3, cutoff=0.75)
+
+
+def _close_names(name: str, names: list[str]) -> list[str]:
+    """Up to three of ``names`` that ``name`` is a reordering or a typo of: names sharing most of its words first
+    (``taming-vqgan-imagenet-f16-16384`` → ``vqgan-taming-f16-16384``), then close spellings."""
+    words = set(name.lower().replace("_", "-").split("-"))
+    shared = sorted(((len(words & set(other.split("-"))), other) for other in names), key=lambda p: (-p[0], p[1]))
+    close = [other for count, other in shared if count >= max(2, (len(words) + 1) // 2)]
+    close += [c for c in difflib.get_close_matches(name, names, n=3, cutoff=0.6) if c not in close]
+    return close[:3]

@@ -235,8 +235,8 @@ def cached_repo_files(repo_id: str) -> list[str]:
 # --------------------------------------------------------------------------------------------------- listing
 def list_pretrained() -> list[dict[str, Any]]:
     """One row per zoo entry: name, description, source (repo and file, or where to get it), tokens per image,
-    codebook size, fp32 weight bytes, licence (and whether it is permissive), the authors' reported rFID and whether it
-    is cached
+    codebook size, fp32 weight bytes, licence (and whether it is permissive), the authors' reported rFID, whether the
+    download is a whole larger release the tokenizer is part of, and whether it is cached
     (``"converted"``, ``"downloaded"`` or ``"no"``), in name order."""
     rows = []
     for name in zoo_names():
@@ -244,10 +244,11 @@ def list_pretrained() -> list[dict[str, Any]]:
         row: dict[str, Any] = {
             "name": name,
             "description": entry.description,
-            "source": f"{entry.repo_id}/{entry.filenames[0]}" if entry.on_hub else "not on the Hub (see zoo info)",
+            "source": _source(entry),
             "license": entry.license.name,
             "permissive_license": entry.license.permissive,
             "reported_rfid": entry.reported("rfid"),
+            "whole_release_download": entry.tensor_prefix is not None,
             "cached": cache_state(entry),
         }
         if entry.preset is not None:
@@ -257,6 +258,14 @@ def list_pretrained() -> list[dict[str, Any]]:
             row["weights_bytes"] = 4 * parameter_count(config)
         rows.append(row)
     return rows
+
+
+def _source(entry: ZooEntry) -> str:
+    if not entry.on_hub:
+        return "not on the Hub (see zoo info)"
+    if len(entry.filenames) == 1:
+        return f"{entry.repo_id}/{entry.filenames[0]}"
+    return f"{entry.repo_id} (the first present of {' / '.join(entry.filenames)})"
 
 
 def parameter_count(config: VisTokenizerConfig) -> int:

@@ -54,8 +54,11 @@ def tokenizer_choices() -> list[tuple[str, str]]:
 
 def zoo_label(row: dict) -> str:
     """``name — zoo: 256 tokens, 16,384 codes, MIT, weights ≥ 288 MB`` for a :func:`vistok.list_pretrained` row.
-    The size is the tokenizer's fp32 weights; a release file can be larger (training state, other models)."""
+    The size is the tokenizer's fp32 weights; a release file can be larger (training state), and a tokenizer inside
+    a larger model (Janus) downloads that model's files."""
     size = f", weights ≥ {row['weights_bytes'] / 1e6:,.0f} MB" if row.get("weights_bytes") else ""
+    if row.get("whole_release_download"):
+        size += ", downloads the whole multimodal release (GBs) once"
     licence = row["license"] + ("" if row["permissive_license"] else " (restrictive licence)")
     shape = (
         f"{row['tokens_per_image']} tokens, {row['codebook_size']:,} codes, " if "tokens_per_image" in row else ""
