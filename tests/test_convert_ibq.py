@@ -103,7 +103,7 @@ def test_ema_weights_asked_for_without_shadows_are_refused(tmp_path):
     checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("model_ema.")}
     path = tmp_path / "no_ema.ckpt"
     torch.save(checkpoint, path)
-    with pytest.raises(CheckpointError, match=r"weights='ema' was asked for, but this an IBQ checkpoint has no model_ema"):
+    with pytest.raises(CheckpointError, match=r"weights='ema' was asked for, but the checkpoint \(an IBQ one\) has no model_ema"):
         convert_ibq(path, weights="ema")
     assert convert_ibq(path).config.metadata["origin"]["weights"] == "raw"  # auto: the raw weights, recorded
 

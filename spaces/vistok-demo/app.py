@@ -146,8 +146,7 @@ def build_demo(cache: TokenizerCache | None = None) -> gr.Blocks:
                     )
                 with gr.Row():
                     token_map = gr.Image(
-                        label="Token ids (blue = 0 … red = K−1); 1-D tokenizers: a strip; multi-scale: one map "
-                        "per scale over the image decoded after that scale",
+                        label="Token ids (blue = 0 … red = K−1)",
                         format="png",
                         interactive=False,
                         min_width=PICTURE_MIN_WIDTH,

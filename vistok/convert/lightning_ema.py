@@ -70,7 +70,7 @@ def select_lightning_weights(
         return raw, "raw"
     if not has_ema_shadows(state_dict):
         raise CheckpointError(
-            f"weights='ema' was asked for, but this is {what} checkpoint without model_ema.* shadows (trained "
+            f"weights='ema' was asked for, but the checkpoint ({what} one) has no model_ema.* shadows (trained "
             "without use_ema); use weights='raw' (--weights raw)"
         )
     exempt = set(without_shadow)

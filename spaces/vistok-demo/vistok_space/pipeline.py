@@ -86,6 +86,13 @@ def _run(upload: Any, tokenizer_name: str | None, resolution: Any, cache: Tokeni
     result = reconstruct(tokenizer, prepared.image)
     metrics = measure(result)
     original, reconstruction = result.to_pil()
+    if tokenizer.token_layout.kind == "sequence":
+        layout_notice.append("The token ids are a 1-D sequence, drawn as a strip (first token on the left).")
+    elif tokenizer.token_layout.kind == "multiscale":
+        layout_notice.append(
+            "The token ids come one map per scale (coarse to fine, left to right), each above the image decoded "
+            "from the scales up to it."
+        )
     notices = decoded.notices + layout_notice + prepared.notices
     status = f"**Reconstructed** with `{name}`." + "".join(f"\n- {notice}" for notice in notices)
     return DemoResult(
