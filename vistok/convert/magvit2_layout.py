@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from .safe_load import CheckpointError
+from .shapes import count_numbered, tensor_shape
 
 UPSTREAM_NORM_GROUPS = 32
 _BLOCK_KEY = re.compile(r"^(encoder\.down|decoder\.up)\.(\d+)\.block\.(\d+)\.")
@@ -27,17 +28,7 @@ _ADAPTIVE_KEY = re.compile(r"^decoder\.adaptive\.(\d+)\.")
 
 
 def _shape(state_dict: Mapping[str, torch.Tensor], key: str, what: str) -> tuple[int, ...]:
-    if key not in state_dict:
-        raise CheckpointError(
-            f"missing tensor {key!r} ({what}); the checkpoint does not have the improved-model layout"
-        )
-    return tuple(state_dict[key].shape)
-
-
-def _contiguous(indices: set[int], what: str) -> int:
-    if indices != set(range(len(indices))):
-        raise CheckpointError(f"{what} are numbered {sorted(indices)}; expected 0..{len(indices) - 1}")
-    return len(indices)
+    return tensor_shape(state_dict, key, what, "the improved-model layout")
 
 
 def infer_magvit2_net(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
@@ -56,12 +47,12 @@ def infer_magvit2_net(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
             mids[m.group(1)].add(int(m.group(2)))
         elif m := _ADAPTIVE_KEY.match(key):
             adaptive.add(int(m.group(1)))
-    levels = _contiguous(
+    levels = count_numbered(
         {lvl for side, lvl in blocks if side == "encoder.down"}, "encoder levels (encoder.down.*)"
     )
     if levels == 0:
         raise CheckpointError("no encoder.down.*.block.* tensors: not the improved-model layout")
-    counts = {_contiguous(blocks[("encoder.down", i)], f"encoder.down.{i} blocks") for i in range(levels)}
+    counts = {count_numbered(blocks[("encoder.down", i)], f"encoder.down.{i} blocks") for i in range(levels)}
     if len(counts) != 1:
         raise CheckpointError(f"encoder levels have different numbers of residual blocks {sorted(counts)}")
     num_res_blocks = counts.pop()
@@ -82,17 +73,17 @@ def infer_magvit2_net(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
                 "level but the last"
             )
     for side in ("encoder", "decoder"):
-        mid = _contiguous(mids[side], f"{side}.mid_block blocks")
+        mid = count_numbered(mids[side], f"{side}.mid_block blocks")
         if mid != num_res_blocks:
             raise CheckpointError(f"{side} has {mid} mid blocks; expected num_res_blocks = {num_res_blocks}")
 
-    decoder_levels = _contiguous(
+    decoder_levels = count_numbered(
         {lvl for side, lvl in blocks if side == "decoder.up"}, "decoder levels (decoder.up.*)"
     )
     if decoder_levels != levels:
         raise CheckpointError(f"the decoder has {decoder_levels} levels, the encoder {levels}")
     for i in range(levels):
-        count = _contiguous(blocks[("decoder.up", i)], f"decoder.up.{i} blocks")
+        count = count_numbered(blocks[("decoder.up", i)], f"decoder.up.{i} blocks")
         if count != num_res_blocks:
             raise CheckpointError(
                 f"decoder level {i} has {count} residual blocks; the encoder has {num_res_blocks}"
@@ -107,7 +98,7 @@ def infer_magvit2_net(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
             raise CheckpointError(
                 f"decoder level {i} {'has' if has_up else 'lacks'} an upsampler; expected one at every level but 0"
             )
-    if adaptive and _contiguous(adaptive, "decoder.adaptive norms") != levels:
+    if adaptive and count_numbered(adaptive, "decoder.adaptive norms") != levels:
         raise CheckpointError(f"the decoder has {len(adaptive)} adaptive norms for {levels} levels")
 
     latent = _shape(state_dict, "encoder.conv_out.weight", "encoder output conv")

@@ -31,6 +31,7 @@ from .containers import describe_layout, is_state_dict
 from .magvit2_layout import load_converted
 from .origins import MASKGIT, conversion_metadata, reported_metric
 from .safe_load import CheckpointError, load_checkpoint
+from .shapes import count_numbered, tensor_shape
 
 CODEBOOK = "quantize.embedding.weight"
 DEFAULT_IMAGE_SIZE = 256
@@ -58,15 +59,7 @@ _MID_KEY = re.compile(r"^(encoder|decoder)\.mid\.(\d+)\.")
 
 
 def _shape(state_dict: Mapping[str, torch.Tensor], key: str, what: str) -> tuple[int, ...]:
-    if key not in state_dict:
-        raise CheckpointError(f"missing tensor {key!r} ({what}); the file does not have the MaskGIT-VQGAN layout")
-    return tuple(state_dict[key].shape)
-
-
-def _count(indices: set[int], what: str) -> int:
-    if indices != set(range(len(indices))):
-        raise CheckpointError(f"{what} are numbered {sorted(indices)}; expected 0..{len(indices) - 1}")
-    return len(indices)
+    return tensor_shape(state_dict, key, what, "the MaskGIT-VQGAN layout")
 
 
 def refuse_other_layouts(state_dict: Mapping[str, Any]) -> None:
@@ -113,10 +106,10 @@ def infer_maskgit_net(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
             blocks.setdefault((m.group(1), int(m.group(2))), set()).add(int(m.group(3)))
         elif m := _MID_KEY.match(key):
             mids[m.group(1)].add(int(m.group(2)))
-    levels = _count({lvl for side, lvl in blocks if side == "encoder.down"}, "encoder levels (encoder.down.*)")
+    levels = count_numbered({lvl for side, lvl in blocks if side == "encoder.down"}, "encoder levels (encoder.down.*)")
     if levels == 0:
         raise CheckpointError("no encoder.down.*.block.* tensors: not the MaskGIT-VQGAN layout")
-    counts = {_count(blocks[("encoder.down", i)], f"encoder.down.{i} blocks") for i in range(levels)}
+    counts = {count_numbered(blocks[("encoder.down", i)], f"encoder.down.{i} blocks") for i in range(levels)}
     if len(counts) != 1:
         raise CheckpointError(f"encoder levels have different numbers of residual blocks {sorted(counts)}")
     num_res_blocks = counts.pop()
@@ -127,14 +120,14 @@ def infer_maskgit_net(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
             raise CheckpointError(f"encoder level {i} has width {width}, not a multiple of hidden_channels {base}")
         widths.append(width)
     for side in ("encoder", "decoder"):
-        mid = _count(mids[side], f"{side}.mid blocks")
+        mid = count_numbered(mids[side], f"{side}.mid blocks")
         if mid != num_res_blocks:
             raise CheckpointError(f"{side} has {mid} mid blocks; expected num_res_blocks = {num_res_blocks}")
-    decoder_levels = _count({lvl for side, lvl in blocks if side == "decoder.up"}, "decoder levels (decoder.up.*)")
+    decoder_levels = count_numbered({lvl for side, lvl in blocks if side == "decoder.up"}, "decoder levels (decoder.up.*)")
     if decoder_levels != levels:
         raise CheckpointError(f"the decoder has {decoder_levels} levels, the encoder {levels}")
     for i in range(levels):
-        count = _count(blocks[("decoder.up", i)], f"decoder.up.{i} blocks")
+        count = count_numbered(blocks[("decoder.up", i)], f"decoder.up.{i} blocks")
         if count != num_res_blocks:
             raise CheckpointError(f"decoder level {i} has {count} residual blocks; the encoder has {num_res_blocks}")
         width = _shape(state_dict, f"decoder.up.{i}.block.{count - 1}.conv2.weight", "decoder width")[0]

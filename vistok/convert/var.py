@@ -31,6 +31,7 @@ from .containers import describe_layout, is_state_dict
 from .magvit2_layout import load_converted
 from .origins import VAR, conversion_metadata
 from .safe_load import CheckpointError, load_checkpoint
+from .shapes import count_numbered, tensor_shape
 
 CODEBOOK = "quantize.embedding.weight"
 USAGE_BUFFER = "quantize.ema_vocab_hit_SV"
@@ -47,15 +48,7 @@ _PHI = re.compile(r"^quantize\.quant_resi\.qresi_ls\.(\d+)\.weight$")
 
 
 def _shape(state_dict: Mapping[str, torch.Tensor], key: str, what: str) -> tuple[int, ...]:
-    if key not in state_dict:
-        raise CheckpointError(f"missing tensor {key!r} ({what}); the file does not have VAR's VQVAE layout")
-    return tuple(state_dict[key].shape)
-
-
-def _numbered(found: set[int], what: str) -> int:
-    if found != set(range(len(found))):
-        raise CheckpointError(f"{what} are numbered {sorted(found)}; expected 0..{len(found) - 1}")
-    return len(found)
+    return tensor_shape(state_dict, key, what, "VAR's VQVAE layout")
 
 
 def refuse_other_layouts(state_dict: Mapping[str, Any]) -> None:
@@ -99,8 +92,8 @@ def infer_var_config(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     for key in state_dict:
         if m := _INDEXED.match(key):
             numbered.setdefault((m.group(1), int(m.group(2)), m.group(3)), set()).add(int(m.group(4)))
-    levels = _numbered({lvl for side, lvl, _ in numbered if side == "encoder.down"}, "encoder levels (encoder.down.*)")
-    blocks = {_numbered(numbered.get(("encoder.down", i, "block"), set()), f"encoder.down.{i} blocks") for i in range(levels)}
+    levels = count_numbered({lvl for side, lvl, _ in numbered if side == "encoder.down"}, "encoder levels (encoder.down.*)")
+    blocks = {count_numbered(numbered.get(("encoder.down", i, "block"), set()), f"encoder.down.{i} blocks") for i in range(levels)}
     if len(blocks) != 1 or 0 in blocks:
         raise CheckpointError(f"encoder levels have different numbers of residual blocks {sorted(blocks)}")
     num_res_blocks = blocks.pop()
@@ -116,7 +109,7 @@ def infer_var_config(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
             raise CheckpointError(f"{side}.{lvl} has attention; VAR has it only at the deepest level ({levels - 1})")
     if attention and len(numbered[("encoder.down", levels - 1, "attn")]) != num_res_blocks:
         raise CheckpointError("the deepest encoder level must have one attention block after each residual block")
-    decoder_levels = _numbered({lvl for side, lvl, _ in numbered if side == "decoder.up"}, "decoder levels (decoder.up.*)")
+    decoder_levels = count_numbered({lvl for side, lvl, _ in numbered if side == "decoder.up"}, "decoder levels (decoder.up.*)")
     if decoder_levels != levels:
         raise CheckpointError(f"the decoder has {decoder_levels} levels, the encoder {levels}")
     for i in range(levels):
@@ -134,7 +127,7 @@ def infer_var_config(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
             f"quant_conv has shape {quant_conv} and the codebook {codebook}; expected quant_conv (Cvae, {latent}, k, k) "
             "with Cvae the codebook's width"
         )
-    phis = _numbered({int(m.group(1)) for k in state_dict if (m := _PHI.match(k))}, f"φ convs ({PHI_PREFIX}N)")
+    phis = count_numbered({int(m.group(1)) for k in state_dict if (m := _PHI.match(k))}, f"φ convs ({PHI_PREFIX}N)")
     for n in range(phis):
         shape = _shape(state_dict, f"{PHI_PREFIX}{n}.weight", "φ conv")
         if shape != (codebook[1], codebook[1], 3, 3):

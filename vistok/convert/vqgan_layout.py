@@ -13,16 +13,13 @@ from typing import Any
 import torch
 
 from .safe_load import CheckpointError
+from .shapes import tensor_shape
 
 _LEVEL_KEY = re.compile(r"^(encoder|decoder)\.conv_blocks\.(\d+)\.(res|attn)\.(\d+)\.")
 
 
 def _shape(state_dict: Mapping[str, torch.Tensor], key: str, what: str) -> tuple[int, ...]:
-    if key not in state_dict:
-        raise CheckpointError(
-            f"missing tensor {key!r} ({what}); the checkpoint does not have the expected layout"
-        )
-    return tuple(state_dict[key].shape)
+    return tensor_shape(state_dict, key, what, "the expected layout")
 
 
 def _count(state_dict: Mapping[str, torch.Tensor]) -> dict[tuple[str, int, str], int]:

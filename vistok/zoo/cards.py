@@ -24,9 +24,7 @@ def zoo_card_config(name_or_entry: str | ZooEntry) -> VisTokenizerConfig:
     meta["origin"]["release"] = entry.description
     meta["zoo"] = entry.zoo_metadata()
     if entry.reported_metrics:
-        meta["reported_metrics"] = [
-            {**m, "applies_to": f"{entry.origin.name}'s released weights ({entry.name})"} for m in entry.reported_metrics
-        ]
+        meta["reported_metrics"] = entry.reported_metrics_metadata()
     config.metadata = meta
     config.source = f"vistok zoo entry {entry.name}"
     return config

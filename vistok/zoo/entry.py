@@ -108,6 +108,10 @@ class ZooEntry:
             meta["notes"] = list(self.notes)
         return meta
 
+    def reported_metrics_metadata(self) -> list[dict[str, Any]]:
+        """The authors' numbers as ``config.metadata["reported_metrics"]`` records them (with what they apply to)."""
+        return [{**m, "applies_to": f"{self.origin.name}'s released weights ({self.name})"} for m in self.reported_metrics]
+
     def reported(self, metric: str) -> float | None:
         """The authors' reported value of ``metric`` (e.g. ``"rfid"``), if any."""
         for entry in self.reported_metrics:

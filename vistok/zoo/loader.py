@@ -85,9 +85,7 @@ def convert_entry(entry: ZooEntry, fetched: FetchedFiles) -> VisTokenizer:
     meta["zoo"] = {**entry.zoo_metadata(), "commit": fetched.commit, "files": sorted(fetched.files)}
     # The authors' numbers describe their release: not a file of another architecture under the same name.
     if entry.reported_metrics and "reported_metrics" not in meta and not architecture_differences(entry, tok.config):
-        meta["reported_metrics"] = [
-            {**m, "applies_to": f"{entry.origin.name}'s released weights ({entry.name})"} for m in entry.reported_metrics
-        ]
+        meta["reported_metrics"] = entry.reported_metrics_metadata()
     tok.config.metadata = meta
     tok.config.source = f"vistok zoo entry {entry.name} ({entry.repo_id}, {Path(fetched.main).name})"
     return tok
