@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from .safe_load import CheckpointError
-from .shapes import count_numbered, tensor_shape
+from .shapes import check_latent_convs, count_numbered, tensor_shape
 
 UPSTREAM_NORM_GROUPS = 32
 _BLOCK_KEY = re.compile(r"^(encoder\.down|decoder\.up)\.(\d+)\.block\.(\d+)\.")
@@ -101,22 +101,7 @@ def infer_magvit2_net(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     if adaptive and count_numbered(adaptive, "decoder.adaptive norms") != levels:
         raise CheckpointError(f"the decoder has {len(adaptive)} adaptive norms for {levels} levels")
 
-    latent = _shape(state_dict, "encoder.conv_out.weight", "encoder output conv")
-    if latent[1:] != (widths[-1], 1, 1):
-        raise CheckpointError(
-            f"encoder.conv_out has shape {latent}; expected a 1x1 conv from the bottleneck width {widths[-1]}"
-        )
-    decoder_in = _shape(state_dict, "decoder.conv_in.weight", "decoder input conv")
-    if decoder_in[:2] != (widths[-1], latent[0]):
-        raise CheckpointError(
-            f"decoder.conv_in maps {decoder_in[1]} → {decoder_in[0]} channels; expected {latent[0]} latent channels "
-            f"→ the bottleneck width {widths[-1]}"
-        )
-    out_channels = _shape(state_dict, "decoder.conv_out.weight", "decoder output conv")[0]
-    if out_channels != num_channels:
-        raise CheckpointError(
-            f"the decoder outputs {out_channels} channels but the encoder reads {num_channels}"
-        )
+    latent_channels = check_latent_convs(state_dict, widths[-1], num_channels, "the improved-model layout")
     return {
         "num_channels": num_channels,
         "net": {
@@ -124,7 +109,7 @@ def infer_magvit2_net(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
             "base_channels": base,
             "channel_multiplier": [w // base for w in widths],
             "num_res_blocks": num_res_blocks,
-            "latent_channels": latent[0],
+            "latent_channels": latent_channels,
             "norm_groups": UPSTREAM_NORM_GROUPS,
             "adaptive_norm": bool(adaptive),
         },

@@ -31,7 +31,7 @@ from .containers import describe_layout, is_state_dict
 from .magvit2_layout import load_converted
 from .origins import MASKGIT, conversion_metadata, reported_metric
 from .safe_load import CheckpointError, load_checkpoint
-from .shapes import count_numbered, tensor_shape
+from .shapes import check_latent_convs, count_numbered, tensor_shape
 
 CODEBOOK = "quantize.embedding.weight"
 DEFAULT_IMAGE_SIZE = 256
@@ -138,24 +138,11 @@ def infer_maskgit_net(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
             raise CheckpointError(
                 f"decoder level {i} {'has' if has_up else 'lacks'} an upsample_conv; expected one at every level but 0"
             )
-    latent = _shape(state_dict, "encoder.conv_out.weight", "encoder output conv")
-    if latent[1:] != (widths[-1], 1, 1):
-        raise CheckpointError(
-            f"encoder.conv_out has shape {latent}; expected a 1x1 conv from the bottleneck width {widths[-1]}"
-        )
-    decoder_in = _shape(state_dict, "decoder.conv_in.weight", "decoder input conv")
-    if decoder_in[:2] != (widths[-1], latent[0]):
-        raise CheckpointError(
-            f"decoder.conv_in maps {decoder_in[1]} → {decoder_in[0]} channels; expected {latent[0]} latent channels "
-            f"→ the bottleneck width {widths[-1]}"
-        )
-    out_channels = _shape(state_dict, "decoder.conv_out.weight", "decoder output conv")[0]
-    if out_channels != num_channels:
-        raise CheckpointError(f"the decoder outputs {out_channels} channels but the encoder reads {num_channels}")
+    latent_channels = check_latent_convs(state_dict, widths[-1], num_channels, "the MaskGIT-VQGAN layout")
     codebook = _shape(state_dict, CODEBOOK, "codebook")
-    if len(codebook) != 2 or codebook[1] != latent[0]:
+    if len(codebook) != 2 or codebook[1] != latent_channels:
         raise CheckpointError(
-            f"the codebook {CODEBOOK} has shape {codebook}; expected (codebook_size, {latent[0]}): MaskGIT quantizes "
+            f"the codebook {CODEBOOK} has shape {codebook}; expected (codebook_size, {latent_channels}): MaskGIT quantizes "
             "the z_channels latent directly"
         )
     return {
@@ -167,7 +154,7 @@ def infer_maskgit_net(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
             "base_channels": base,
             "channel_multiplier": [w // base for w in widths],
             "num_res_blocks": num_res_blocks,
-            "latent_channels": latent[0],
+            "latent_channels": latent_channels,
             "norm_groups": UPSTREAM_NORM_GROUPS,
             "pixel_range": "unit",
         },

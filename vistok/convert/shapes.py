@@ -22,3 +22,24 @@ def count_numbered(indices: set[int], what: str) -> int:
     if indices != set(range(len(indices))):
         raise CheckpointError(f"{what} are numbered {sorted(indices)}; expected 0..{len(indices) - 1}")
     return len(indices)
+
+
+def check_latent_convs(state_dict: Mapping[str, Any], bottleneck: int, num_channels: int, layout: str) -> int:
+    """Cross-check the 1×1 ``encoder.conv_out``, ``decoder.conv_in`` and ``decoder.conv_out`` of a conv net whose
+    deepest level is ``bottleneck`` channels wide and whose encoder reads ``num_channels``; returns the latent
+    channels. :class:`CheckpointError` saying which conv disagrees."""
+    latent = tensor_shape(state_dict, "encoder.conv_out.weight", "encoder output conv", layout)
+    if latent[1:] != (bottleneck, 1, 1):
+        raise CheckpointError(
+            f"encoder.conv_out has shape {latent}; expected a 1x1 conv from the bottleneck width {bottleneck}"
+        )
+    decoder_in = tensor_shape(state_dict, "decoder.conv_in.weight", "decoder input conv", layout)
+    if decoder_in[:2] != (bottleneck, latent[0]):
+        raise CheckpointError(
+            f"decoder.conv_in maps {decoder_in[1]} → {decoder_in[0]} channels; expected {latent[0]} latent channels "
+            f"→ the bottleneck width {bottleneck}"
+        )
+    out_channels = tensor_shape(state_dict, "decoder.conv_out.weight", "decoder output conv", layout)[0]
+    if out_channels != num_channels:
+        raise CheckpointError(f"the decoder outputs {out_channels} channels but the encoder reads {num_channels}")
+    return latent[0]
