@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from torch import nn
 
+#: Pixel ranges a net can have been trained on: ``"signed"`` [-1, 1] (vistok's contract) or ``"unit"`` [0, 1] (the
+#: net maps its input by (x + 1) / 2 and its output y by 2y - 1, so the tokenizer still takes and returns [-1, 1]).
+PIXEL_RANGES = ("signed", "unit")
+
 
 class NetFamily:
     """A registered encoder/decoder family. Its ``__init__`` keyword arguments are the ``net`` config options.
@@ -45,6 +49,33 @@ class NetFamily:
     @classmethod
     def check_spec(cls, spec: dict) -> None:
         """Raise ``ValueError`` naming the bad option when a normalised spec is invalid."""
+
+    # Checks several families share; each raises ValueError naming the family and the option.
+    @classmethod
+    def check_flags(cls, spec: dict, *names: str) -> None:
+        """Each of ``names`` is ``True`` or ``False``."""
+        for name in names:
+            if not isinstance(spec[name], bool):
+                raise ValueError(f"{cls.registered_name} {name} must be true or false, got {spec[name]!r}")
+
+    @classmethod
+    def check_dropout_and_norm_eps(cls, spec: dict) -> None:
+        """``dropout`` (when the family has it) is a number in [0, 1); ``norm_eps`` (when it has one) is positive."""
+        dropout = spec.get("dropout", 0.0)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"{cls.registered_name} dropout must be a number in [0, 1), got {dropout!r}")
+        eps = spec.get("norm_eps", 1.0)
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+            raise ValueError(f"{cls.registered_name} norm_eps must be a positive number, got {eps!r}")
+
+    @classmethod
+    def check_pixel_range(cls, spec: dict) -> None:
+        """``pixel_range`` is one of :data:`PIXEL_RANGES`."""
+        if spec["pixel_range"] not in PIXEL_RANGES:
+            raise ValueError(
+                f"{cls.registered_name} pixel_range must be one of {', '.join(repr(r) for r in PIXEL_RANGES)} "
+                f"('signed': the network works on [-1, 1] pixels; 'unit': on [0, 1]), got {spec['pixel_range']!r}"
+            )
 
 
 class LevelledNetFamily(NetFamily):

@@ -247,11 +247,8 @@ class Magvit2(LevelledNetFamily):
     @classmethod
     def check_spec(cls, spec: dict) -> None:
         cls.check_levels(spec)
-        for name in ("quant_conv", "adaptive_norm"):
-            if not isinstance(spec[name], bool):
-                raise ValueError(f"magvit2 {name} must be true or false, got {spec[name]!r}")
-        if not spec["norm_eps"] > 0:
-            raise ValueError(f"magvit2 norm_eps must be positive, got {spec['norm_eps']!r}")
+        cls.check_flags(spec, "quant_conv", "adaptive_norm")
+        cls.check_dropout_and_norm_eps(spec)
 
     @property
     def uses_quant_conv(self) -> bool:

@@ -35,8 +35,6 @@ from ..registry import NETS
 from .base import LevelledNetFamily
 from .layers import group_norm
 
-PIXEL_RANGES = ("signed", "unit")
-
 
 def tf_same_padding(size: int, kernel: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
     """TensorFlow's "same" padding (before, after) of one spatial axis: the total makes the output
@@ -226,19 +224,9 @@ class Maskgit(LevelledNetFamily):
     @classmethod
     def check_spec(cls, spec: dict) -> None:
         cls.check_levels(spec)
-        if not isinstance(spec["quant_conv"], bool):
-            raise ValueError(f"maskgit quant_conv must be true or false, got {spec['quant_conv']!r}")
-        if spec["pixel_range"] not in PIXEL_RANGES:
-            raise ValueError(
-                f"maskgit pixel_range must be one of {', '.join(repr(r) for r in PIXEL_RANGES)} ('signed': the "
-                f"network works on [-1, 1] pixels; 'unit': on [0, 1]), got {spec['pixel_range']!r}"
-            )
-        dropout = spec["dropout"]
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"maskgit dropout must be a number in [0, 1), got {dropout!r}")
-        eps = spec["norm_eps"]
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-            raise ValueError(f"maskgit norm_eps must be a positive number, got {eps!r}")
+        cls.check_flags(spec, "quant_conv")
+        cls.check_pixel_range(spec)
+        cls.check_dropout_and_norm_eps(spec)
 
     @property
     def uses_quant_conv(self) -> bool:

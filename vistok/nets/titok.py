@@ -37,7 +37,6 @@ from ..registry import NETS
 from .base import NetFamily, check_positive_ints
 from .magvit2 import depth_to_space
 
-PIXEL_RANGES = ("signed", "unit")
 MLP_RATIO = 4
 
 
@@ -264,13 +263,8 @@ class Titok(NetFamily):
             width, heads = spec[f"{part}_width"], spec[f"{part}_heads"]
             if width % heads:
                 raise ValueError(f"titok {part}_width ({width}) must be divisible by {part}_heads ({heads})")
-        if not isinstance(spec["quant_conv"], bool):
-            raise ValueError(f"titok quant_conv must be true or false, got {spec['quant_conv']!r}")
-        if spec["pixel_range"] not in PIXEL_RANGES:
-            raise ValueError(
-                f"titok pixel_range must be one of {', '.join(repr(r) for r in PIXEL_RANGES)} ('signed': the "
-                f"network works on [-1, 1] pixels; 'unit': on [0, 1]), got {spec['pixel_range']!r}"
-            )
+        cls.check_flags(spec, "quant_conv")
+        cls.check_pixel_range(spec)
 
     @property
     def latent_channels(self) -> int:

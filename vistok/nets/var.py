@@ -203,14 +203,11 @@ class VAR(LevelledNetFamily):
     @classmethod
     def check_spec(cls, spec: dict) -> None:
         cls.check_levels(spec)
-        for name in ("attention", "mid_attention"):
-            if not isinstance(spec[name], bool):
-                raise ValueError(f"var net option {name!r} must be true or false, got {spec[name]!r}")
+        cls.check_flags(spec, "attention", "mid_attention")
         k = spec["quant_conv_kernel_size"]
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0 or k % 2 == 0:
             raise ValueError(f"var net option 'quant_conv_kernel_size' must be a positive odd integer, got {k!r}")
-        if not 0.0 <= spec["dropout"] < 1.0:
-            raise ValueError(f"var dropout must be in [0, 1), got {spec['dropout']}")
+        cls.check_dropout_and_norm_eps(spec)
 
     def build_encoder(self, in_channels: int) -> nn.Module:
         return VAREncoder(in_channels, self)

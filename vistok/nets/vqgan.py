@@ -166,8 +166,7 @@ class VQGAN(LevelledNetFamily):
         levels = spec["attention_levels"]
         if levels is not None and any(not isinstance(lv, int) or not 0 <= lv < len(mult) for lv in levels):
             raise ValueError(f"vqgan attention_levels must be level indices in [0, {len(mult)}), got {levels!r}")
-        if not 0.0 <= spec["dropout"] < 1.0:
-            raise ValueError(f"vqgan dropout must be in [0, 1), got {spec['dropout']}")
+        cls.check_dropout_and_norm_eps(spec)
 
 
     def build_encoder(self, in_channels: int) -> nn.Module:
