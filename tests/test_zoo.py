@@ -68,6 +68,8 @@ def test_non_permissive_licences_are_flagged():
     restrictive = [name for name in zoo_names() if not get_entry(name).license.permissive]
     for name in restrictive:
         assert get_entry(name).license.id == "other"
+    # Janus-Pro's weights are under the DeepSeek Model License (use-based restrictions); the others are MIT/Apache
+    assert restrictive == ["vqgan-janus-pro-1b", "vqgan-janus-pro-7b"]
 
 
 # ---------------------------------------------------------------------------------------- loading: LlamaGen
