@@ -88,3 +88,28 @@ def test_gradients_reach_the_encoder_through_the_quantizer(tok):
     first_encoder_weight = next(p for p in tok.encoder.parameters())
     assert first_encoder_weight.grad is not None and first_encoder_weight.grad.abs().sum() > 0
     assert tok.quant_conv.weight.grad.abs().sum() > 0
+
+
+def test_fast_inference_float32_is_exact_and_bf16_leaves_the_tokenizer_alone(tok):
+    from vistok.inference import fast_inference
+
+    tok.eval()
+    x = images(tok, batch=2)
+    before = {k: v.clone() for k, v in tok.state_dict().items()}
+    with torch.no_grad():
+        indices = tok.encode(x).indices
+        decoded = tok.decode(indices)
+    flatten = tok.token_layout.flatten  # a multi-scale tokenizer's indices are a list, one tensor per scale
+    fp32 = fast_inference(tok, "float32")
+    assert torch.equal(flatten(fp32.encode(x)), flatten(indices)) and torch.equal(fp32.decode(indices), decoded)
+    bf16 = fast_inference(tok, "bf16")
+    bf16_indices = bf16.encode(x)
+    flat = flatten(bf16_indices)
+    assert flat.shape == flatten(indices).shape
+    assert 0 <= int(flat.min()) and int(flat.max()) < tok.codebook_size
+    images_out = bf16.decode(bf16_indices)
+    assert images_out.dtype == torch.float32 and images_out.shape == x.shape and torch.isfinite(images_out).all()
+    # decoding the float32 indices in bf16 stays close to float32 decoding (8-bit mantissa, ~0.4 % per value)
+    assert (bf16.decode(indices) - decoded).abs().max() < 0.1 * decoded.abs().max() + 0.05
+    after = tok.state_dict()
+    assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())

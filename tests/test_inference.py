@@ -1,4 +1,4 @@
-"""vistok.inference.fast_inference: bfloat16 autocast and torch.compile around the encoder / decoder, on CPU."""
+"""vistok.inference.fast_inference: bfloat16 weights and torch.compile around the encoder / decoder, on CPU."""
 
 from __future__ import annotations
 
@@ -30,30 +30,48 @@ def test_float32_eager_is_exactly_the_tokenizer(trained):
 
 def test_bf16_runs_the_convolutions_in_bf16_and_the_search_in_float32(trained):
     tok, x = trained
+    fast = fast_inference(tok, "bf16")
     seen = {}
 
     def record(key, tensor):  # a hook that returns None leaves the module's output alone
         seen.setdefault(key, tensor.dtype)
 
+    encoder, decoder = fast.encoder_stack[0], fast.decoder_stack[1]
     hooks = [
-        tok.encoder.register_forward_hook(lambda m, i, o: record("encoder_out", o)),
+        encoder.register_forward_hook(lambda m, i, o: record("encoder_out", o)),
         tok.quantizer.register_forward_pre_hook(lambda m, i: record("quantizer_in", i[0])),
-        tok.decoder.register_forward_hook(lambda m, i, o: record("decoder_out", o)),
+        decoder.register_forward_hook(lambda m, i, o: record("decoder_out", o)),
+        tok.encoder.register_forward_hook(lambda m, i, o: record("float32_encoder_used", o)),
     ]
     try:
-        fast = fast_inference(tok, "bf16")
         bf16 = fast.encode(x)
         images_out = fast.decode(bf16)
     finally:
         for hook in hooks:
             hook.remove()
     assert seen == {"encoder_out": torch.bfloat16, "quantizer_in": torch.float32, "decoder_out": torch.bfloat16}
+    assert {p.dtype for p in [*encoder.parameters(), *decoder.parameters()]} == {torch.bfloat16}
+    assert {p.dtype for p in tok.parameters()} == {torch.float32}  # the copies are the bf16 ones
     assert images_out.dtype == torch.float32
     with torch.no_grad():
         fp32 = tok.encode(x).indices
     agreement = (bf16 == fp32).float().mean().item()
     # bfloat16 keeps 8 bits of mantissa: indices move only where a latent sits near a boundary between codes
     assert 0.9 <= agreement < 1.0 or torch.equal(bf16, fp32)
+
+
+def test_bf16_copies_share_nothing_with_the_tokenizer_and_follow_no_later_move(trained):
+    tok, x = trained
+    fast = fast_inference(tok, "bf16")
+    ours = {p.data_ptr() for p in tok.parameters()}
+    assert not ours & {p.data_ptr() for p in fast.encoder_stack.parameters()}
+    assert all(not p.requires_grad for p in fast.encoder_stack.parameters())
+    tok.to(torch.float64)  # a later change of the tokenizer is named, not silently mixed with the copies
+    try:
+        with pytest.raises(RuntimeError, match="build it again"):
+            fast.encode(x.double())
+    finally:
+        tok.to(torch.float32)
 
 
 def test_compile_wraps_the_encoder_and_decoder_stacks(monkeypatch):

@@ -94,7 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dtype",
         choices=("float32", "bf16"),
         default="float32",
-        help="bf16: encoder and decoder under bfloat16 autocast, the code search in float32 (a GPU option; "
+        help="bf16: encoder and decoder with bfloat16 weights, the code search in float32 (a GPU option; "
         "see vistok.inference.fast_inference). The results record it",
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile the encoder and decoder")

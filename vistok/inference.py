@@ -1,25 +1,33 @@
-"""Fast inference for a trained tokenizer: bfloat16 autocast and ``torch.compile`` around the encoder and decoder.
+"""Fast inference for a trained tokenizer: bfloat16 weights and ``torch.compile`` for the encoder and decoder.
 
     fast = fast_inference(tok, dtype="bf16", compile=True)        # tok: an eval-mode VisTokenizer on its device
     indices = fast.encode(pixel_values)                            # as tok.encode(pixel_values).indices
     images = fast.decode(indices)                                  # float32 (B, C, H, W), as tok.decode(indices)
 
 Only the convolution / attention stacks (encoder + ``quant_conv``, ``post_quant_conv`` + decoder) run in the
-reduced precision; the latent is cast back to float32 before the quantizer, so the nearest-code search and the
-code lookup are float32 as in ``tok.encode``. bfloat16 therefore changes an index only where the encoder's rounding
-moves a latent across a near-tie between two codes. With ``dtype="float32"`` and ``compile=False`` the result is
-exactly ``tok.encode(x).indices`` / ``tok.decode(indices)``.
+reduced precision, as bfloat16 copies of their weights made once (the tokenizer itself is left as it is); the latent
+is cast back to float32 before the quantizer, so the nearest-code search and the code lookup are float32 as in
+``tok.encode``. bfloat16 therefore changes an index only where the encoder's rounding moves a latent across a
+near-tie between two codes. With ``dtype="float32"`` and ``compile=False`` the result is exactly
+``tok.encode(x).indices`` / ``tok.decode(indices)``.
 
-``compile=True`` wraps those two stacks in ``torch.compile`` (the first batch of each shape compiles; later ones
-reuse it). Both options work on CPU too (CPU autocast supports bfloat16), where they are rarely faster.
+bfloat16 weights rather than autocast: autocast keeps normalisation layers in float32 and casts around each of
+them; on an H200 the LlamaGen VQ-16 architecture ran encode+decode at 292 images/s under autocast and 384 with
+bfloat16 weights (``benchmarks/results/peer_gpu_h200.json``).
+
+``compile=True`` wraps the two stacks in ``torch.compile`` (the first batch of each shape compiles; later ones
+reuse it). Both options work on CPU too, where they are rarely faster: a CPU without native bfloat16 arithmetic
+runs bf16 many times slower than float32 (``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import nn
 
 DTYPES: dict[str, torch.dtype | None] = {"float32": None, "fp32": None, "bf16": torch.bfloat16,
                                           "bfloat16": torch.bfloat16}
@@ -27,8 +35,9 @@ DTYPE_CHOICES = ("float32", "bf16")
 
 
 def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
-    """``"float32"``/``"fp32"``/``None``/``torch.float32`` → ``None`` (no autocast); ``"bf16"``/``"bfloat16"``/
-    ``torch.bfloat16`` → ``torch.bfloat16``. ``ValueError`` naming the choices for anything else."""
+    """``"float32"``/``"fp32"``/``None``/``torch.float32`` → ``None`` (float32 as the tokenizer is);
+    ``"bf16"``/``"bfloat16"``/``torch.bfloat16`` → ``torch.bfloat16``. ``ValueError`` naming the choices for
+    anything else."""
     if dtype is None or dtype == torch.float32:
         return None
     if dtype == torch.bfloat16:
@@ -38,16 +47,36 @@ def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     raise ValueError(f"unknown inference dtype {dtype!r}; choose one of {', '.join(DTYPE_CHOICES)}")
 
 
+def stack_in_dtype(modules: list[nn.Module], dtype: torch.dtype | None) -> nn.Sequential:
+    """``modules`` run one after the other. ``dtype`` ``None``: the modules themselves (shared with the tokenizer);
+    otherwise an eval-mode copy whose floating-point parameters and buffers are ``dtype``, made without a transient
+    float32 copy of the weights."""
+    if dtype is None:
+        return nn.Sequential(*modules)
+    memo: dict[int, Any] = {}
+    for module in modules:
+        for tensor in [*module.parameters(), *module.buffers()]:
+            if id(tensor) in memo or not tensor.is_floating_point():
+                continue
+            cast = tensor.detach().to(dtype)
+            memo[id(tensor)] = nn.Parameter(cast, requires_grad=False) if isinstance(tensor, nn.Parameter) else cast
+    stack = copy.deepcopy(nn.Sequential(*modules), memo)
+    return stack.to(dtype).eval().requires_grad_(False)
+
+
 class FastTokenizer:
-    """``encode`` / ``decode`` of ``tok`` with an optional autocast dtype and ``torch.compile``; see the module
-    docstring. Build it with :func:`fast_inference`. The wrapped tokenizer is used as is (same device, eval mode)."""
+    """``encode`` / ``decode`` of ``tok`` with its encoder and decoder stacks in ``dtype`` and optionally compiled;
+    see the module docstring. Build it with :func:`fast_inference` once ``tok`` is on its device and dtype."""
 
     def __init__(self, tok: Any, dtype: str | torch.dtype | None = "float32", compile: bool = False):
         if tok.training:
             raise ValueError("fast inference needs an eval-mode tokenizer: call tok.eval() first")
         self.tok = tok
-        self.autocast_dtype = parse_dtype(dtype)
+        self.compute_dtype = parse_dtype(dtype)
         self.compiled = bool(compile)
+        self.encoder_stack = stack_in_dtype([tok.encoder, tok.quant_conv], self.compute_dtype)
+        self.decoder_stack = stack_in_dtype([tok.post_quant_conv, tok.decoder], self.compute_dtype)
+        self._placement = (tok.device, tok.dtype)
         self._latent: Callable[[torch.Tensor], torch.Tensor] = self._encode_latent
         self._pixels: Callable[[torch.Tensor], torch.Tensor] = self._decode_codes
         if compile:
@@ -56,33 +85,35 @@ class FastTokenizer:
 
     @property
     def dtype_name(self) -> str:
-        return "bf16" if self.autocast_dtype == torch.bfloat16 else "float32"
-
-    def _autocast(self, device: torch.device):
-        enabled = self.autocast_dtype is not None
-        return torch.autocast(device.type, dtype=self.autocast_dtype or torch.float32, enabled=enabled)
+        return "bf16" if self.compute_dtype == torch.bfloat16 else "float32"
 
     def _encode_latent(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        with self._autocast(pixel_values.device):
-            z = self.tok.quant_conv(self.tok.encoder(pixel_values))
-        return z.float()
+        return self.encoder_stack(pixel_values.to(self.compute_dtype or pixel_values.dtype)).float()
 
     def _decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        with self._autocast(codes.device):
-            images = self.tok.decoder(self.tok.post_quant_conv(codes))
-        return images.float()
+        return self.decoder_stack(codes.to(self.compute_dtype or codes.dtype)).float()
+
+    def _check_device(self) -> None:
+        now = (self.tok.device, self.tok.dtype)
+        if now != self._placement:
+            raise RuntimeError(
+                f"the tokenizer moved from {self._placement[0]} / {self._placement[1]} to {now[0]} / {now[1]} after "
+                "fast_inference() was built; build it again for the tokenizer as it is now"
+            )
 
     @torch.no_grad()
     def encode(self, pixel_values: torch.Tensor):
         """(B, C, H, W) in [−1, 1] → indices in the tokenizer's layout (as ``tok.encode(x).indices``); the inputs
         are checked as ``tok.encode`` checks them."""
         self.tok.check_pixel_values(pixel_values)
+        self._check_device()
         z = self._latent(pixel_values.to(device=self.tok.device, dtype=self.tok.dtype))
         return self.tok.token_layout.to_user(self.tok.quantizer(z).indices)
 
     @torch.no_grad()
     def decode(self, indices) -> torch.Tensor:
         """Indices as :meth:`encode` returns them → float32 images (B, C, H, W), nominally in [−1, 1]."""
+        self._check_device()
         internal = self.tok.token_layout.from_user(indices)
         if isinstance(internal, torch.Tensor):
             internal = internal.to(self.tok.device)
@@ -93,9 +124,9 @@ class FastTokenizer:
 
 def fast_inference(tok: Any, dtype: str | torch.dtype | None = "bf16", compile: bool = False) -> FastTokenizer:
     """``tok`` (eval mode, on its device) wrapped for fast ``encode`` / ``decode``: ``dtype`` ``"bf16"`` runs the
-    encoder and decoder under bfloat16 autocast (the quantizer stays float32), ``compile`` applies
+    encoder and decoder with bfloat16 copies of their weights (the quantizer stays float32), ``compile`` applies
     ``torch.compile`` to them. ``fast_inference(tok, "float32")`` computes exactly what ``tok`` computes."""
     return FastTokenizer(tok, dtype=dtype, compile=compile)
 
 
-__all__ = ["DTYPE_CHOICES", "FastTokenizer", "fast_inference", "parse_dtype"]
+__all__ = ["DTYPE_CHOICES", "FastTokenizer", "fast_inference", "parse_dtype", "stack_in_dtype"]

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"images per shard: the unit of resuming and of work between processes "
                              f"(default: {DEFAULT_SHARD_SIZE})")
     parser.add_argument("--dtype", choices=("float32", "bf16"), default="float32",
-                        help="encoder precision: bf16 autocast (the nearest-code search stays float32)")
+                        help="encoder precision: bf16 weights (a GPU option; the nearest-code search stays float32)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the encoder")
     parser.add_argument("--device", default=None,
                         help="cpu, cuda, cuda:1 … (default: cuda when available; under accelerate: its)")
