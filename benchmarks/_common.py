@@ -121,6 +121,17 @@ def matmul_peak_gflops(device: str, dtype: torch.dtype = torch.float32, size: in
     return best
 
 
+def count_flops(fn: Callable[[], object]) -> int:
+    """Floating-point operations ``fn()`` performs, as torch's FlopCounterMode counts them (matrix products and
+    convolutions: 2 per multiply-add; element-wise ops are not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return counter.get_total_flops()
+
+
 def write_results(name: str, payload: dict) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"

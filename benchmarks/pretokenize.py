@@ -17,8 +17,10 @@ In one process, on the same images (``--dataset``, default the bundled sample ph
 - ``inference``: encode+decode images/s of ``--inference-model`` (default: the model; on a GPU pass
   ``--inference-model vqgan-llamagen-vq16 --inference-size 256`` for the issue's LlamaGen VQ-16 figures) at
   ``--batch-size`` in float32 eager, bf16 eager and — on CUDA, or with ``--compile-on-cpu`` — bf16 +
-  ``torch.compile``; plus the fraction of indices bf16 leaves unchanged on the dataset's images with the
-  (trained) ``--model``.
+  ``torch.compile``, each against the compute bound: the model's FLOPs per image (torch's FLOP counter: convolutions
+  and matrix products) at the matrix-product rate of the mode's dtype measured in the same run (float32 without
+  TF32, which CUDA convolutions use by default, so a float32 GPU run can exceed it); plus the fraction of indices
+  bf16 leaves unchanged on the dataset's images with the (trained) ``--model``.
 
 Each contender runs ``--repeats`` times in turns (a, b, c, a, b, c) and the best run counts, so all see the same
 moments of a shared machine's load. Results: ``benchmarks/results/pretokenize_<device>.json``.
@@ -46,7 +48,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(ROOT)]
-from _common import library_versions, machine, synchronize, write_results  # noqa: E402
+from _common import count_flops, library_versions, machine, matmul_peak_gflops, synchronize, write_results  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -141,6 +143,37 @@ def npy_loop(tok, args, out: Path, batch_size: int) -> dict:
     return {"loop_s": seconds, "images": count, "bytes": size, "files": 2 * count}
 
 
+def bf16_agreement(tok, pixels: torch.Tensor, batch_size: int) -> dict:
+    """How bf16 changes the indices of ``tok`` on ``pixels``: the fraction identical to float32; the bf16 latents'
+    distance from the float32 ones relative to the latents' norm (per token); and, as the control that says whether
+    the changes are near-ties, the fraction identical when each float32 latent is moved instead by a random
+    direction of the same length as its bf16 error (seeded)."""
+    from vistok.inference import fast_inference
+
+    fp32, bf16 = fast_inference(tok, "float32"), fast_inference(tok, "bf16")
+    g = torch.Generator().manual_seed(0)
+    same = noise_same = tokens = 0
+    error_norm = latent_norm = 0.0
+    with torch.no_grad():
+        for i in range(0, len(pixels), batch_size):
+            x = pixels[i : i + batch_size]
+            z, z_bf16 = fp32._latent(x), bf16._latent(x)
+            error = (z_bf16 - z).norm(dim=1, keepdim=True)
+            direction = torch.randn(z.shape, generator=g).to(z.device)
+            noisy = z + direction / direction.norm(dim=1, keepdim=True) * error
+            reference = tok.token_layout.flatten(tok.token_layout.to_user(tok.quantizer(z).indices))
+            for latent, kind in ((z_bf16, "bf16"), (noisy, "noise")):
+                flat = tok.token_layout.flatten(tok.token_layout.to_user(tok.quantizer(latent).indices))
+                count = int((flat == reference).sum())
+                same, noise_same = (same + count, noise_same) if kind == "bf16" else (same, noise_same + count)
+            tokens += reference.numel()
+            error_norm += float(error.sum())
+            latent_norm += float(z.norm(dim=1).sum())
+    return {"fraction_identical": same / tokens, "tokens": tokens,
+            "latent_relative_error": error_norm / latent_norm,
+            "fraction_identical_same_size_random_perturbation": noise_same / tokens}
+
+
 def best(runs: list[dict], key: str) -> dict:
     return min(runs, key=lambda r: r[key])
 
@@ -156,7 +189,15 @@ def inference_speeds(args, model: str, size: int | None) -> dict:
     configs = {"float32": ("float32", False), "bf16": ("bf16", False)}
     if args.device.startswith("cuda") or args.compile_on_cpu:
         configs["bf16_compile"] = ("bf16", True)
-    out = {"model": model, "image_size": size, "batch_size": args.inference_batch_size, "runs": {}}
+    with torch.no_grad():
+        one = x[:1]
+        gflop = (count_flops(lambda: tok.encode(one)) + count_flops(lambda: tok.decode(tok.encode(one).indices))) / 1e9
+    # A CPU without native bfloat16 multiplies 2048² bf16 matrices in seconds each: one 1024² size is enough there.
+    bf16_size = None if args.device.startswith("cuda") else 1024
+    peaks = {"float32": matmul_peak_gflops(args.device, torch.float32),
+             "bf16": matmul_peak_gflops(args.device, torch.bfloat16, size=bf16_size)}  # fmt: skip
+    out = {"model": model, "image_size": size, "batch_size": args.inference_batch_size, "gflop_per_image": gflop,
+           "matmul_peak_gflops": peaks, "runs": {}}
     for name, (dtype, compiled) in configs.items():
         fast = fast_inference(tok, dtype, compile=compiled)
         compile_start = time.perf_counter()
@@ -170,7 +211,10 @@ def inference_speeds(args, model: str, size: int | None) -> dict:
             fast.decode(fast.encode(x))
             synchronize(args.device)
             times.append(time.perf_counter() - start)
-        out["runs"][name] = {"images_per_s": args.inference_batch_size / min(times), "warmup_s": warmup_s}
+        rate = args.inference_batch_size / min(times)
+        out["runs"][name] = {"images_per_s": rate, "warmup_s": warmup_s,
+                             "compute_bound_images_per_s": peaks[dtype] / gflop,
+                             "fraction_of_compute_bound": rate * gflop / peaks[dtype]}
     return out
 
 
@@ -204,10 +248,8 @@ def main(argv=None) -> None:
     encode_rate = results["encode_only"]["images_per_s"]
     overhead = encode_rate / results["vistok_tokenize"]["images_per_s"] - 1
 
-    with torch.no_grad():
-        fp32 = tok.encode(on_device).indices
-        bf16 = fast_inference(tok, "bf16").encode(on_device)
-    agreement = float((fp32 == bf16).float().mean())
+    agreement_report = bf16_agreement(tok, on_device, args.batch_size)
+    agreement = agreement_report["fraction_identical"]
     inference = inference_speeds(args, args.inference_model or args.model, args.inference_size)
     shutil.rmtree(workdir, ignore_errors=True) if args.workdir is None else None
 
@@ -222,7 +264,7 @@ def main(argv=None) -> None:
         "tokenize_overhead_over_encode": overhead,
         "speedup_over_llamagen_style": results["vistok_tokenize"]["images_per_s"]
         / results["llamagen_style"]["images_per_s"],
-        "bf16_index_agreement": {"model": args.model, "images": len(pixels), "fraction_identical": agreement},
+        "bf16_index_agreement": {"model": args.model, "images": len(pixels), **agreement_report},
         "inference": inference,
     }
     path = write_results(args.out or f"pretokenize_{args.device.split(':')[0]}", payload)

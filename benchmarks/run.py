@@ -248,6 +248,12 @@ def render_pretokenize(payload: dict) -> list[str]:
     if agreement:
         lines += ["", f"bf16 vs float32 indices of `{agreement['model']}` on the same {agreement['images']:,} images: "
                   f"{agreement['fraction_identical'] * 100:.2f}% identical."]
+        if "latent_relative_error" in agreement:
+            lines[-1] += (
+                f" bf16 moves each latent by {agreement['latent_relative_error'] * 100:.2f}% of its length on "
+                "average; moving each float32 latent by the same length in a random direction instead leaves "
+                f"{agreement['fraction_identical_same_size_random_perturbation'] * 100:.2f}% identical."
+            )
     inference = payload.get("inference")
     if inference:
         lines += [
@@ -255,11 +261,73 @@ def render_pretokenize(payload: dict) -> list[str]:
             f"Encode + decode of `{inference['model']}` at {inference['image_size']} px, batch "
             f"{inference['batch_size']} (`vistok.inference.fast_inference`):",
             "",
-            "| mode | images/s | first batch (s, compile included) |",
-            "|---|---|---|",
-            *(f"| {name} | {run['images_per_s']:,.1f} | {run['warmup_s']:.1f} |"
+            "| mode | images/s | first batch (s, compile included) | compute bound (images/s) | ÷ compute bound |",
+            "|---|---|---|---|---|",
+            *(f"| {name} | {run['images_per_s']:,.1f} | {run['warmup_s']:.1f} | "
+              + (f"{run['compute_bound_images_per_s']:,.1f} | {run['fraction_of_compute_bound']:.1%} |"
+                 if "compute_bound_images_per_s" in run else "— | — |")
               for name, run in inference["runs"].items()),
         ]
+        if "gflop_per_image" in inference:
+            peaks = inference["matmul_peak_gflops"]
+            lines += ["", f"Compute bound: {inference['gflop_per_image']:,.2f} GFLOP per image (torch's FLOP counter) "
+                      "at the matrix-product rate of the mode's dtype measured in the same run (float32 "
+                      f"{peaks['float32']:,.1f} GFLOP/s, bfloat16 {peaks['bf16']:,.1f} GFLOP/s)."]
+    return lines
+
+
+PEER_ROWS = (  # (key in the measurement, label): rows of the peer's table, in order
+    ("upstream_fp32", "LlamaGen's code, float32"),
+    ("upstream_autocast_bf16", "LlamaGen's code, bf16 autocast"),
+    ("upstream_bf16_weights", "LlamaGen's code, bf16 weights"),
+    ("upstream_bf16_compiled", "LlamaGen's code, bf16 weights + torch.compile"),
+    ("vistok_fp32", "vistok, float32"),
+    ("vistok_autocast_bf16", "vistok, bf16 autocast"),
+    ("vistok_bf16_weights", "vistok, bf16 weights"),
+    ("vistok_bf16_channels_last", "vistok, bf16 weights + channels-last"),
+    ("vistok_bf16_compiled", "vistok, bf16 weights + torch.compile"),
+)
+
+
+def render_fast_inference_peer(payload: dict) -> list[str]:
+    """The peer's H200 table against LlamaGen's own code, with the compute bound: the architecture's FLOPs per image
+    and the bfloat16 matrix-product rate measured by ``throughput.py`` on a GPU of the same compute (H100 / H200)."""
+    m, s = payload["measurement"], payload["settings"]
+    rates = m["img_per_s_batch32"]
+    upstream = rates["upstream_fp32"]
+    upstream_best = max(v for k, v in rates.items() if k.startswith("upstream"))
+    throughput = _load("throughput_cuda") or _load("throughput_cpu")
+    preset = next((p for p in (throughput or {}).get("presets", []) if p["preset"] == s["architecture"]), None)
+    gflop = preset["encode_decode_gflop_per_image"] if preset else None
+    peak = (throughput or {}).get("matmul_peak_gflops", {}).get("bf16") if throughput else None
+    bound = peak / gflop if gflop and peak and "gpu" in throughput["machine"] else None
+    header = "| code and mode | images/s | ÷ LlamaGen float32 | ÷ LlamaGen's fastest |" + (
+        " ÷ bf16 compute bound |" if bound else "")
+    lines = [
+        f"*Measured by a peer on one {payload['machine']['gpu']}, torch {payload['versions']['torch']}; "
+        f"`{s['architecture']}`, batch {s['batch_size']}, {s['image_size']} px, encode + decode, vistok "
+        f"{payload['vistok_commit']} against LlamaGen's own tokenizer code on the same weights "
+        f"(`benchmarks/results/fast_inference_peer_cuda.json`).*",
+        "",
+        header,
+        "|---|---|---|---|" + ("---|" if bound else ""),
+    ]
+    for key, label in PEER_ROWS:
+        if key in rates:
+            lines.append(f"| {label} | {rates[key]:,.1f} | {rates[key] / upstream:.2f}× | "
+                         f"{rates[key] / upstream_best:.2f}× |" + (f" {rates[key] / bound:.0%} |" if bound else ""))
+    lines += ["", "At that commit `fast_inference(tok, \"bf16\")` ran under autocast (the autocast row); the bf16-weights "
+              "rows cast the tokenizer to bfloat16, which is what `fast_inference(tok, \"bf16\", compile=True)` now "
+              "does to the encoder and decoder (the quantizer stays float32). `benchmarks/pretokenize.py --device "
+              "cuda` measures the fast mode itself."]
+    lines += ["", f"Float32 parity on the same weights (TF32 off): {m['parity_fp32_index_mismatch']} index mismatches "
+              f"over {m['parity_fp32_distinct_codes']:,} distinct codes, largest reconstruction difference "
+              f"{m['parity_fp32_recon_max_err']:.1e}; `torch.compile` took {m['compile_s']:.0f} s."]
+    if bound:
+        lines += ["", f"Compute bound: {gflop:,.1f} GFLOP per image (convolutions and matrix products, torch's FLOP "
+                  f"counter) at the {peak / 1e3:,.0f} TFLOP/s bf16 matrix-product rate that `throughput.py` measured "
+                  f"on the {throughput['machine']['gpu']} (the H200 has the same GH100 compute; only its memory is "
+                  f"larger and faster) = {bound:,.0f} images/s."]
     return lines
 
 
@@ -270,6 +338,7 @@ SECTIONS = [
     ("zoo_load", "Zoo loading: first and second load", render_zoo_load),
     ("lfq_entropy_memory", "LFQ entropy loss memory at 2^18 codes", render_lfq_entropy_memory),
     ("pretokenize", "Pre-tokenizing a dataset", render_pretokenize),
+    ("fast_inference_peer", "Fast inference against LlamaGen's own code", render_fast_inference_peer),
 ]
 
 

@@ -25,18 +25,9 @@ from pathlib import Path
 import torch
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
-from _common import best_time, library_versions, machine, matmul_peak_gflops, write_results  # noqa: E402
+from _common import best_time, count_flops, library_versions, machine, matmul_peak_gflops, write_results  # noqa: E402
 
 import vistok  # noqa: E402
-
-
-def count_flops(fn) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with counter:
-        fn()
-    return counter.get_total_flops()
 
 
 def default_batches(image_size: int, device: str, quick: bool) -> list[int]:
