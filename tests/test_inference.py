@@ -63,15 +63,43 @@ def test_bf16_runs_the_convolutions_in_bf16_and_the_search_in_float32(trained):
 def test_bf16_copies_share_nothing_with_the_tokenizer_and_follow_no_later_move(trained):
     tok, x = trained
     fast = fast_inference(tok, "bf16")
-    ours = {p.data_ptr() for p in tok.parameters()}
-    assert not ours & {p.data_ptr() for p in fast.encoder_stack.parameters()}
-    assert all(not p.requires_grad for p in fast.encoder_stack.parameters())
+    ours = {t.data_ptr() for t in [*tok.parameters(), *tok.buffers()]}
+    for stack in (fast.encoder_stack, fast.decoder_stack):
+        tensors = [*stack.parameters(), *stack.buffers()]
+        assert not ours & {t.data_ptr() for t in tensors}
+        assert {t.dtype for t in tensors if t.is_floating_point()} == {torch.bfloat16}
+        assert all(not p.requires_grad for p in stack.parameters())
     tok.to(torch.float64)  # a later change of the tokenizer is named, not silently mixed with the copies
     try:
         with pytest.raises(RuntimeError, match="build it again"):
             fast.encode(x.double())
     finally:
         tok.to(torch.float32)
+    fast32 = fast_inference(tok, "float32")
+    tok.decoder.to(torch.float64)  # only one part moved: named, not a dtype clash deep inside a convolution
+    try:
+        with pytest.raises(RuntimeError, match=r"decoder cpu / torch.float32 → cpu / torch.float64"):
+            fast32.decode(tok.encode(x).indices)
+    finally:
+        tok.decoder.to(torch.float32)
+
+
+def test_a_tensor_outside_parameters_and_buffers_is_refused_by_name():
+    from vistok.inference import stack_in_dtype
+
+    class Scaled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 3, 1)
+            self.scale = torch.ones(3, 1, 1)  # a plain attribute: .to() and the bf16 copy do not convert it
+
+        def forward(self, x):
+            return self.conv(x) * self.scale
+
+    with pytest.raises(TypeError, match="'scale' outside its parameters and buffers"):
+        stack_in_dtype([Scaled()], torch.bfloat16)
+    already = torch.nn.Conv2d(3, 3, 1).to(torch.bfloat16)  # casting to its own dtype still copies
+    assert stack_in_dtype([already], torch.bfloat16)[0].weight.data_ptr() != already.weight.data_ptr()
 
 
 def test_compile_wraps_the_encoder_and_decoder_stacks(monkeypatch):

@@ -13,7 +13,7 @@ near-tie between two codes. With ``dtype="float32"`` and ``compile=False`` the r
 
 bfloat16 weights rather than autocast: autocast keeps normalisation layers in float32 and casts around each of
 them; on an H200 the LlamaGen VQ-16 architecture ran encode+decode at 292 images/s under autocast and 384 with
-bfloat16 weights (``benchmarks/results/peer_gpu_h200.json``).
+bfloat16 weights (``benchmarks/results/fast_inference_peer_cuda.json``).
 
 ``compile=True`` wraps the two stacks in ``torch.compile`` (the first batch of each shape compiles; later ones
 reuse it). Both options work on CPU too, where they are rarely faster: a CPU without native bfloat16 arithmetic
@@ -49,8 +49,9 @@ def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
 
 def stack_in_dtype(modules: list[nn.Module], dtype: torch.dtype | None) -> nn.Sequential:
     """``modules`` run one after the other. ``dtype`` ``None``: the modules themselves (shared with the tokenizer);
-    otherwise an eval-mode copy whose floating-point parameters and buffers are ``dtype``, made without a transient
-    float32 copy of the weights."""
+    otherwise an eval-mode snapshot whose floating-point parameters and buffers are new ``dtype`` tensors (tied
+    weights stay tied), made without a transient float32 copy of the weights. ``TypeError`` when a module keeps a
+    floating-point tensor outside its parameters and buffers, which the copy could not convert."""
     if dtype is None:
         return nn.Sequential(*modules)
     memo: dict[int, Any] = {}
@@ -58,15 +59,24 @@ def stack_in_dtype(modules: list[nn.Module], dtype: torch.dtype | None) -> nn.Se
         for tensor in [*module.parameters(), *module.buffers()]:
             if id(tensor) in memo or not tensor.is_floating_point():
                 continue
-            cast = tensor.detach().to(dtype)
+            cast = tensor.detach().to(dtype, copy=True)
             memo[id(tensor)] = nn.Parameter(cast, requires_grad=False) if isinstance(tensor, nn.Parameter) else cast
     stack = copy.deepcopy(nn.Sequential(*modules), memo)
-    return stack.to(dtype).eval().requires_grad_(False)
+    for name, module in stack.named_modules():
+        for attribute, value in vars(module).items():
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != dtype:
+                raise TypeError(
+                    f"cannot run {type(module).__name__} {name!r} in {dtype}: it keeps the {value.dtype} tensor "
+                    f"{attribute!r} outside its parameters and buffers (register it as a buffer)"
+                )
+    return stack.eval().requires_grad_(False)
 
 
 class FastTokenizer:
     """``encode`` / ``decode`` of ``tok`` with its encoder and decoder stacks in ``dtype`` and optionally compiled;
-    see the module docstring. Build it with :func:`fast_inference` once ``tok`` is on its device and dtype."""
+    see the module docstring. Build it with :func:`fast_inference` once ``tok`` is on its device and dtype, with its
+    final weights: in bf16 the stacks are a snapshot, so weights loaded or trained later are not seen (build it
+    again); moving the tokenizer's encoder, decoder or quantizer afterwards is refused with a message."""
 
     def __init__(self, tok: Any, dtype: str | torch.dtype | None = "float32", compile: bool = False):
         if tok.training:
@@ -76,7 +86,7 @@ class FastTokenizer:
         self.compiled = bool(compile)
         self.encoder_stack = stack_in_dtype([tok.encoder, tok.quant_conv], self.compute_dtype)
         self.decoder_stack = stack_in_dtype([tok.post_quant_conv, tok.decoder], self.compute_dtype)
-        self._placement = (tok.device, tok.dtype)
+        self._placement = self._placement_now()
         self._latent: Callable[[torch.Tensor], torch.Tensor] = self._encode_latent
         self._pixels: Callable[[torch.Tensor], torch.Tensor] = self._decode_codes
         if compile:
@@ -93,12 +103,23 @@ class FastTokenizer:
     def _decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
         return self.decoder_stack(codes.to(self.compute_dtype or codes.dtype)).float()
 
+    def _placement_now(self) -> dict[str, tuple]:
+        """(device, dtype) of each part of the tokenizer the wrapper relies on (its first floating-point tensor)."""
+        placement = {}
+        for name in ("encoder", "quant_conv", "quantizer", "post_quant_conv", "decoder"):
+            module = getattr(self.tok, name)
+            first = next((t for t in [*module.parameters(), *module.buffers()] if t.is_floating_point()), None)
+            placement[name] = (first.device, first.dtype) if first is not None else None
+        return placement
+
     def _check_device(self) -> None:
-        now = (self.tok.device, self.tok.dtype)
-        if now != self._placement:
+        now = self._placement_now()
+        moved = [f"{name} {before[0]} / {before[1]} → {now[name][0]} / {now[name][1]}"
+                 for name, before in self._placement.items() if before is not None and now[name] != before]
+        if moved:
             raise RuntimeError(
-                f"the tokenizer moved from {self._placement[0]} / {self._placement[1]} to {now[0]} / {now[1]} after "
-                "fast_inference() was built; build it again for the tokenizer as it is now"
+                f"the tokenizer changed after fast_inference() was built ({'; '.join(moved)}); build it again for "
+                "the tokenizer as it is now"
             )
 
     @torch.no_grad()
