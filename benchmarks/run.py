@@ -234,6 +234,8 @@ def render_pretokenize(payload: dict) -> list[str]:
         row("encode only (images already in memory)", encode, None),
         *([row("data loading alone (DataLoader, same workers)", r["data_only"]["images_per_s"], None)]
           if "data_only" in r else []),
+        *([row("DataLoader feeding the encoder, nothing written", r["load_and_encode"]["images_per_s"], None)]
+          if "load_and_encode" in r else []),
         row("`vistok tokenize` loop (load, encode, write shards)", tok["images_per_s"], tok),
         row("`vistok tokenize` whole call (+ dataset open, folder checks, merge)", tok["call_images_per_s"], tok),
         row("LlamaGen-style: batch 1, one codes + one label `.npy` per image", r["llamagen_style"]["images_per_s"],
@@ -241,8 +243,11 @@ def render_pretokenize(payload: dict) -> list[str]:
         row(f"the same `.npy` loop at batch {s['batch_size']}", r["npy_batched"]["images_per_s"], r["npy_batched"]),
         "",
         f"Data loading and writing cost {payload['tokenize_overhead_over_encode'] * 100:+.0f}% over encode only "
-        f"(target ≤ 10%); `vistok tokenize` runs at {payload['speedup_over_llamagen_style']:.1f}× the LlamaGen-style "
-        "loop.",
+        "(target ≤ 10%)"
+        + (f", of which writing (what `vistok tokenize` adds to a loader feeding the encoder) "
+           f"{payload['tokenize_overhead_over_load_and_encode'] * 100:+.0f}%"
+           if "tokenize_overhead_over_load_and_encode" in payload else "")
+        + f"; `vistok tokenize` runs at {payload['speedup_over_llamagen_style']:.1f}× the LlamaGen-style loop.",
     ]
     agreement = payload.get("bf16_index_agreement")
     if agreement:
@@ -250,8 +255,9 @@ def render_pretokenize(payload: dict) -> list[str]:
                   f"{agreement['fraction_identical'] * 100:.2f}% identical."]
         if "latent_relative_error" in agreement:
             lines[-1] += (
-                f" bf16 moves each latent by {agreement['latent_relative_error'] * 100:.2f}% of its length on "
-                "average; moving each float32 latent by the same length in a random direction instead leaves "
+                " bf16 moves the latent vectors by "
+                f"{agreement['latent_relative_error'] * 100:.2f}% of their length (sum of errors ÷ sum of lengths); "
+                "moving each float32 latent vector by its own bf16 error's length in a random direction instead leaves "
                 f"{agreement['fraction_identical_same_size_random_perturbation'] * 100:.2f}% identical."
             )
     inference = payload.get("inference")
@@ -284,9 +290,10 @@ PEER_ROWS = (  # (key in the measurement, label): rows of the peer's table, in o
     ("vistok_fp32", "vistok, float32"),
     ("vistok_autocast_bf16", "vistok, bf16 autocast"),
     ("vistok_bf16_weights", "vistok, bf16 weights"),
-    ("vistok_bf16_channels_last", "vistok, bf16 weights + channels-last"),
-    ("vistok_bf16_compiled", "vistok, bf16 weights + torch.compile"),
+    ("vistok_bf16_channels_last", "vistok, bf16 + channels-last"),
+    ("vistok_bf16_compiled", "vistok, bf16 + torch.compile"),
 )
+SAME_COMPUTE = ("H100", "H200")  # one GH100 die: the same tensor-core rate, different memory
 
 
 def render_fast_inference_peer(payload: dict) -> list[str]:
@@ -300,7 +307,9 @@ def render_fast_inference_peer(payload: dict) -> list[str]:
     preset = next((p for p in (throughput or {}).get("presets", []) if p["preset"] == s["architecture"]), None)
     gflop = preset["encode_decode_gflop_per_image"] if preset else None
     peak = (throughput or {}).get("matmul_peak_gflops", {}).get("bf16") if throughput else None
-    bound = peak / gflop if gflop and peak and "gpu" in throughput["machine"] else None
+    rate_gpu = (throughput or {}).get("machine", {}).get("gpu", "")
+    same = [g for g in SAME_COMPUTE if g in rate_gpu] and [g for g in SAME_COMPUTE if g in payload["machine"]["gpu"]]
+    bound = peak / gflop if gflop and peak and same else None
     header = "| code and mode | images/s | ÷ LlamaGen float32 | ÷ LlamaGen's fastest |" + (
         " ÷ bf16 compute bound |" if bound else "")
     lines = [
@@ -316,18 +325,27 @@ def render_fast_inference_peer(payload: dict) -> list[str]:
         if key in rates:
             lines.append(f"| {label} | {rates[key]:,.1f} | {rates[key] / upstream:.2f}× | "
                          f"{rates[key] / upstream_best:.2f}× |" + (f" {rates[key] / bound:.0%} |" if bound else ""))
-    lines += ["", "At that commit `fast_inference(tok, \"bf16\")` ran under autocast (the autocast row); the bf16-weights "
-              "rows cast the tokenizer to bfloat16, which is what `fast_inference(tok, \"bf16\", compile=True)` now "
-              "does to the encoder and decoder (the quantizer stays float32). `benchmarks/pretokenize.py --device "
-              "cuda` measures the fast mode itself."]
+    lines += ["", "At that commit `fast_inference(tok, \"bf16\")` ran under autocast (the autocast row). The "
+              "measurement does not record how the peer set up the bf16-weights and compiled rows (its README calls "
+              "them \"bf16 weights\" and \"bf16 + `torch.compile`\"); "
+              "`fast_inference(tok, \"bf16\", compile=True)` now runs bfloat16 weights under `torch.compile` for the "
+              "encoder and decoder, with the quantizer in float32 outside the compiled graphs. `benchmarks/pretokenize.py "
+              "--device cuda` measures that mode itself. LlamaGen's code gained nothing from `torch.compile` "
+              f"({rates.get('upstream_bf16_compiled', 0):,.1f} vs {rates.get('upstream_bf16_weights', 0):,.1f}), which "
+              "suggests compile did not take effect there."]
+    if "bf16_index_agreement" in m:
+        lines += ["", f"bf16 against float32 in that run: {m['bf16_index_agreement']:.1%} of indices identical, "
+                  f"largest reconstruction difference {m['bf16_vs_fp32_max_err']:.2f}. Which weights is not recorded; "
+                  "a machine without network has only random ones, and random weights put many latents near a tie "
+                  "between codes. The agreement of a trained tokenizer is in the CPU table above."]
     lines += ["", f"Float32 parity on the same weights (TF32 off): {m['parity_fp32_index_mismatch']} index mismatches "
               f"over {m['parity_fp32_distinct_codes']:,} distinct codes, largest reconstruction difference "
               f"{m['parity_fp32_recon_max_err']:.1e}; `torch.compile` took {m['compile_s']:.0f} s."]
     if bound:
         lines += ["", f"Compute bound: {gflop:,.1f} GFLOP per image (convolutions and matrix products, torch's FLOP "
                   f"counter) at the {peak / 1e3:,.0f} TFLOP/s bf16 matrix-product rate that `throughput.py` measured "
-                  f"on the {throughput['machine']['gpu']} (the H200 has the same GH100 compute; only its memory is "
-                  f"larger and faster) = {bound:,.0f} images/s."]
+                  f"on the {rate_gpu} (H100 and H200 share the GH100 die and its tensor-core rate; the H200's memory "
+                  f"is larger and faster; this applies the H100's measured rate to the H200) = {bound:,.0f} images/s."]
     return lines
 
 
