@@ -90,6 +90,7 @@ def test_gradients_reach_the_encoder_through_the_quantizer(tok):
     assert tok.quant_conv.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.filterwarnings("ignore:bf16 inference on a CPU without native bfloat16")
 def test_fast_inference_float32_is_exact_and_bf16_leaves_the_tokenizer_alone(tok):
     from vistok.inference import fast_inference
 

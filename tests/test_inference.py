@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -9,6 +11,9 @@ from tests.helpers import images, tiny_tokenizer
 from vistok import VisTokenizer
 from vistok.data import build_dataset
 from vistok.inference import fast_inference, parse_dtype
+
+# bf16 runs here on purpose (its results, not its speed): the CPU's slowness warning has its own test.
+pytestmark = pytest.mark.filterwarnings("ignore:bf16 inference on a CPU without native bfloat16")
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +139,17 @@ def test_bad_options_are_named():
         fast_inference(tok)
     with pytest.raises(ValueError, match=r"pixel_values must lie in \[-1, 1\]"):
         fast_inference(tok.eval(), "bf16").encode(torch.full((1, 3, 16, 16), 200.0))
+
+
+def test_bf16_on_a_cpu_without_native_bfloat16_warns_once_built(monkeypatch):
+    import vistok.inference as inference
+
+    tok = tiny_tokenizer().eval()
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="without native bfloat16"):
+        fast_inference(tok, "bf16")
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fast_inference(tok, "bf16")
+        fast_inference(tok, "float32")

@@ -400,6 +400,7 @@ def test_manifest_records_layout_dtype_and_preprocessing(tiny_dir, tmp_path):
     assert manifest["tokenizer"]["config"]["quantizer"]["codebook_size"] == 64
 
 
+@pytest.mark.filterwarnings("ignore:bf16 inference on a CPU without native bfloat16")
 def test_bf16_and_compile_options_reach_the_encoder(tiny_dir, tmp_path, monkeypatch):
     from vistok.inference import fast_inference
 

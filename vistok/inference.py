@@ -23,6 +23,7 @@ runs bf16 many times slower than float32 (``docs/benchmarks.md``).
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -72,6 +73,15 @@ def stack_in_dtype(modules: list[nn.Module], dtype: torch.dtype | None) -> nn.Se
     return stack.eval().requires_grad_(False)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX, as oneDNN reports it); ``True`` when torch
+    cannot tell, so that nothing is claimed without evidence."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return True
+
+
 class FastTokenizer:
     """``encode`` / ``decode`` of ``tok`` with its encoder and decoder stacks in ``dtype`` and optionally compiled;
     see the module docstring. Build it with :func:`fast_inference` once ``tok`` is on its device and dtype, with its
@@ -83,6 +93,13 @@ class FastTokenizer:
             raise ValueError("fast inference needs an eval-mode tokenizer: call tok.eval() first")
         self.tok = tok
         self.compute_dtype = parse_dtype(dtype)
+        if self.compute_dtype == torch.bfloat16 and tok.device.type == "cpu" and not cpu_has_native_bf16():
+            warnings.warn(
+                "bf16 inference on a CPU without native bfloat16 arithmetic (no AVX512-BF16 / AMX) runs many times "
+                "slower than float32; use dtype='float32' (--dtype float32) on this machine, bf16 on a GPU",
+                UserWarning,
+                stacklevel=3,
+            )
         self.compiled = bool(compile)
         self.encoder_stack = stack_in_dtype([tok.encoder, tok.quant_conv], self.compute_dtype)
         self.decoder_stack = stack_in_dtype([tok.post_quant_conv, tok.decoder], self.compute_dtype)
@@ -150,4 +167,4 @@ def fast_inference(tok: Any, dtype: str | torch.dtype | None = "bf16", compile: 
     return FastTokenizer(tok, dtype=dtype, compile=compile)
 
 
-__all__ = ["DTYPE_CHOICES", "FastTokenizer", "fast_inference", "parse_dtype", "stack_in_dtype"]
+__all__ = ["DTYPE_CHOICES", "FastTokenizer", "cpu_has_native_bf16", "fast_inference", "parse_dtype", "stack_in_dtype"]
