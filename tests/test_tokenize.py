@@ -358,6 +358,13 @@ def test_push_to_hub_offline_explains_how_to_upload_later(tiny_dir, tmp_path, mo
     with pytest.raises(SystemExit, match=r"unreachable.*complete in .*hf upload me/tokens .* --repo-type dataset"):
         _tokenize(tiny_dir, "samples", out, "--num-samples", "2", "--push-to-hub", "me/tokens")
     assert datasets.load_from_disk(str(out)).num_rows == 2  # the dataset itself is finished
+    # asking again for the finished dataset uploads it (or says why it cannot), never ignores --push-to-hub
+    with pytest.raises(SystemExit, match=r"unreachable.*complete in .*hf upload me/tokens"):
+        _tokenize(tiny_dir, "samples", out, "--num-samples", "2", "--resume", "--push-to-hub", "me/tokens")
+    uploads = []
+    monkeypatch.setattr("vistok.tokenize.api.push_dataset_to_hub", lambda folder, repo: uploads.append((folder, repo)))
+    _tokenize(tiny_dir, "samples", out, "--num-samples", "2", "--resume", "--push-to-hub", "me/tokens")
+    assert uploads == [(out, "me/tokens")]
 
 
 # ------------------------------------------------------------------------------------------------- helpers

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .rows import token_storage_dtype
+from .rows import read_manifest, token_storage_dtype
 from .runner import (
     DEFAULT_SHARD_SIZE,
     TokenizeOptions,
@@ -100,7 +100,8 @@ def tokenize_dataset(
 
     Under ``accelerate launch`` / ``torchrun`` each process tokenizes its shards and the main process merges them.
     Returns, on the main process, the manifest plus ``seconds`` and ``images_per_second`` of this run (``None``
-    on the others). Raises ``ValueError`` / ``OSError`` / :class:`~vistok.tokenize.store.OutputError` for bad input
+    on the others); for an output already complete with the same identity (``resume``), its manifest with
+    ``already_complete`` set, after uploading it when ``push_to_hub`` asks. Raises ``ValueError`` / ``OSError`` / :class:`~vistok.tokenize.store.OutputError` for bad input
     before any image is tokenized.
     """
     from ..evaluate import ProcessContext, _gather_sum_and_max
@@ -150,9 +151,13 @@ def tokenize_dataset(
     rank = processes.accelerator.process_index if processes.accelerator is not None else 0
     world = processes.num_processes
     if action == "done":
-        if processes.is_main:
-            print(f"{store.path} is already complete (same tokenizer and settings); nothing to do.", file=sys.stderr)
-        return None
+        if not processes.is_main:
+            return None
+        print(f"{store.path} is already complete (same tokenizer and settings); nothing to tokenize.", file=sys.stderr)
+        if push_to_hub:
+            push_dataset_to_hub(store.path, push_to_hub)
+        return {**read_manifest(store.path), "already_complete": True, "seconds": 0.0, "images_this_run": 0,
+                "images_per_second": None}
     processes.wait_for_everyone()  # every process has checked the folder before the main one changes it
     if processes.is_main:
         store.prepare(action, {"identity": identity, "tokenizer": tok_record})

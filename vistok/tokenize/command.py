@@ -75,7 +75,10 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"vistok tokenize: {error}") from error
     except (OutputError, DatasetUnavailableError, DatasetNotFoundError, OSError, ValueError) as error:
         raise SystemExit(f"vistok tokenize: {error}") from error
-    if result is not None:
+    if result is not None and result.get("already_complete"):
+        if args.push_to_hub:
+            print(f"Uploaded to https://huggingface.co/datasets/{args.push_to_hub}", file=sys.stderr)
+    elif result is not None:
         counts = result["counts"]
         rate = result["images_per_second"]
         print(
