@@ -323,6 +323,8 @@ def test_existing_outputs_are_never_replaced_silently(tiny_dir, tmp_path):
         ({}, ["--resume", "--overwrite"], "contradict"),
         ({"--image-size": "18"}, [], "not a multiple of the tokenizer's downsample factor 4"),
         ({"--columns": "label"}, [], "'samples' crops have no columns"),
+        ({"--image-column": "img"}, [], "'samples'.*has no columns: image_column='img'"),
+        ({}, ["--streaming"], "'samples'.*cannot be streamed.*drop --streaming"),
         ({"--batch-size": "0"}, [], "--batch-size must be a positive integer"),
         ({"--model": "{preset}"}, [], "is a preset"),
         ({"--model": "./missing-model"}, [], "missing-model"),

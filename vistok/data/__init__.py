@@ -54,7 +54,7 @@ def build_dataset(
     are a function of ``(seed, epoch, index)``; call ``set_epoch`` on the dataset each epoch.
 
     Raises :class:`DatasetUnavailableError` when a Hub dataset cannot be loaded (offline, gated, not cached), with
-    the alternatives spelled out.
+    the alternatives spelled out, and ``ValueError`` for ``samples`` with ``streaming`` or ``image_column``.
     """
     if not isinstance(image_size, int) or image_size <= 0:
         raise ValueError(f"image_size must be a positive int, got {image_size!r}")
@@ -63,6 +63,17 @@ def build_dataset(
     flip = train if hflip is None else bool(hflip)
 
     if name_or_path == "samples":
+        # the bundled photos are crops made in memory: neither option has a meaning there, and neither is ignored
+        if streaming:
+            raise ValueError(
+                "'samples' (crops of the bundled photos, made in memory) cannot be streamed: pass streaming=False "
+                "(training recipes: --data.streaming false; vistok tokenize: drop --streaming)"
+            )
+        if image_column is not None:
+            raise ValueError(
+                f"'samples' (crops of the bundled photos) has no columns: image_column={image_column!r} applies to "
+                "Hub and local datasets only"
+            )
         return SampleCropsDataset(split, image_size, num_samples=num_samples, hflip=flip, seed=seed)
 
     preset = DATASET_PRESETS.get(name_or_path)
