@@ -247,7 +247,7 @@ def test_bad_arguments_are_named():
         build_dataset("samples", "train", image_size=0)
     with pytest.raises(FileNotFoundError, match=r"'\./does/not/exist' does not exist.*`samples`.*`celeba64`.*Hub"):
         build_dataset("./does/not/exist", "train", image_size=32)
-    with pytest.raises(ValueError, match=r"'samples'.*cannot be streamed.*--data.streaming false"):
+    with pytest.raises(ValueError, match=r"'samples'.*cannot be streamed: drop --streaming.*--data.streaming false"):
         build_dataset("samples", "train", image_size=32, streaming=True)
     with pytest.raises(ValueError, match=r"'samples'.*has no columns: image_column='img'"):
         build_dataset("samples", "train", image_size=32, image_column="img")

@@ -66,8 +66,8 @@ def build_dataset(
         # the bundled photos are crops made in memory: neither option has a meaning there, and neither is ignored
         if streaming:
             raise ValueError(
-                "'samples' (crops of the bundled photos, made in memory) cannot be streamed: pass streaming=False "
-                "(training recipes: --data.streaming false; vistok tokenize: drop --streaming)"
+                "'samples' (crops of the bundled photos, made in memory) cannot be streamed: drop --streaming "
+                "(streaming=True in Python; --data.streaming false in a training recipe)"
             )
         if image_column is not None:
             raise ValueError(
