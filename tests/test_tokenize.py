@@ -424,3 +424,132 @@ def test_bf16_and_compile_options_reach_the_encoder(tiny_dir, tmp_path, monkeypa
     x = torch.stack([images[i]["pixel_values"] for i in range(3)])
     expected = fast_inference(tok, "bf16").encode(x).flatten(1)
     assert torch.equal(torch.tensor(datasets.load_from_disk(str(tmp_path / "t"))["indices"]), expected)
+
+
+# ------------------------------------------------------------------------------------- unfinished folders
+def _unfinished_run(tiny_dir, dataset, out, *extra, split="test"):
+    """A run that tokenized every shard and stopped before the merge, as a crash there leaves it."""
+    from vistok.tokenize.store import TokenStore
+
+    def crash(self, *args, **kwargs):
+        raise KeyboardInterrupt  # not an error vistok turns into a message: the process simply stops here
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TokenStore, "finalize", crash)
+        with pytest.raises(KeyboardInterrupt):
+            _tokenize(tiny_dir, dataset, out, *extra, split=split)
+    assert list((out / "shards").glob("shard-*.arrow")) and not (out / "state.json").exists()
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused_and_changes_nothing(tiny_dir, tmp_path):
+    from vistok.tokenize.store import TokenStore
+
+    args = ["--num-samples", "5", "--shard-size", "2"]
+    out = tmp_path / "busy"
+    _unfinished_run(tiny_dir, "samples", out, *args)
+    running = TokenStore(out)
+    running.prepare("resume", {})  # another run holds the folder from here on
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file())
+    for flag in ("--resume", "--overwrite"):
+        with pytest.raises(SystemExit, match=rf"another `vistok tokenize` run \(pid {os.getpid()} on .*\) is writing"):
+            _tokenize(tiny_dir, "samples", out, *args, flag)
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()) == before
+    running.release()  # that run ended (a killed process drops its lock the same way)
+    _tokenize(tiny_dir, "samples", out, *args, "--resume")
+    _tokenize(tiny_dir, "samples", tmp_path / "straight", *args)
+    assert datasets.load_from_disk(str(out)).to_dict() == datasets.load_from_disk(str(tmp_path / "straight")).to_dict()
+
+
+def test_resume_redoes_a_damaged_shard(tiny_dir, tmp_path):
+    args = ["--num-samples", "6", "--shard-size", "2"]
+    out = tmp_path / "damaged"
+    _unfinished_run(tiny_dir, "samples", out, *args)
+    shard = out / "shards" / "shard-000001.arrow"
+    data = bytearray(shard.read_bytes())
+    data[-40] ^= 0xFF  # same size, one byte flipped inside the token values
+    shard.write_bytes(bytes(data))
+    _tokenize(tiny_dir, "samples", out, *args, "--resume")
+    _tokenize(tiny_dir, "samples", tmp_path / "straight", *args)
+    assert shard.read_bytes() == (tmp_path / "straight" / "shards" / shard.name).read_bytes()
+    assert datasets.load_from_disk(str(out)).to_dict() == datasets.load_from_disk(str(tmp_path / "straight")).to_dict()
+
+
+def test_a_split_that_changed_since_the_crash_is_not_resumed_into(tiny_dir, image_folder, tmp_path):
+    import shutil
+
+    folder = tmp_path / "pets"
+    shutil.copytree(image_folder, folder)
+    out = tmp_path / "tokens"
+    _unfinished_run(tiny_dir, folder, out, "--shard-size", "2", split="train")
+    Image.new("RGB", (40, 40), (10, 200, 30)).save(folder / "cat" / "cat9.png")
+    with pytest.raises(SystemExit, match="different tokenizer or different settings.*num_images: 6 there, 7 now"):
+        _tokenize(tiny_dir, folder, out, "--shard-size", "2", "--resume", split="train")
+    with pytest.raises(FileNotFoundError):
+        datasets.load_from_disk(str(out))
+
+
+def test_finalize_refuses_shards_that_do_not_cover_their_positions(tmp_path):
+    import pyarrow as pa
+
+    from vistok.tokenize.source import ShardPlan
+    from vistok.tokenize.store import IncompleteOutputError, TokenStore
+
+    store = TokenStore(tmp_path / "t")
+    store.prepare("start", {"identity": {}})
+    features = datasets.Features({"index": datasets.Value("int64")})
+    store.write_shard(0, pa.table({"index": [0, 1]}), {"positions": [0, 2], "num_images": 2, "num_skipped": 0})
+    store.write_shard(1, pa.table({"index": [2]}), {"positions": [2, 3], "num_images": 1, "num_skipped": 0})
+    with pytest.raises(IncompleteOutputError, match=r"shard 1 holds positions \[2, 3\].*not \[2, 4\)"):
+        store.finalize(ShardPlan(2, 4), features, {}, "", "")
+    assert not (tmp_path / "t" / "state.json").exists()
+    manifest = store.finalize(ShardPlan(2, 3), features, {}, "", "")
+    assert [s["positions"] for s in manifest["shards"]] == [[0, 2], [2, 3]]
+
+
+def test_nothing_readable_is_not_a_finished_dataset(tiny_dir, image_folder, tmp_path):
+    broken = tmp_path / "broken"
+    (broken / "x").mkdir(parents=True)
+    for k in range(3):
+        (broken / "x" / f"b{k}.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    out = tmp_path / "tokens"
+    with pytest.raises(SystemExit, match=r"none of the 3 images .* could be read .* left unfinished"):
+        _tokenize(tiny_dir, broken, out, split="train")
+    with pytest.raises(FileNotFoundError):
+        datasets.load_from_disk(str(out))
+    with pytest.raises(SystemExit, match=r"image_column 'label' .* is a ClassLabel column .*not images"):
+        _tokenize(tiny_dir, image_folder, tmp_path / "labels", "--image-column", "label", split="train")
+
+
+def test_the_split_actually_read_is_recorded(tiny_dir, image_folder, tmp_path):
+    out = tmp_path / "tokens"
+    _tokenize(tiny_dir, image_folder, out, split="validation")  # a plain folder has one split: train
+    dataset = read_manifest(out)["dataset"]
+    assert (dataset["split"], dataset["split_requested"]) == ("train", "validation")
+    card = (out / "README.md").read_text()
+    assert "# Tokens of " in card and "[train]" in card and "asked for `validation`" in card
+
+
+def test_a_main_process_that_stops_stops_every_process(tiny_dir, tmp_path):
+    """The main process refuses the folder (another run holds it): the other process exits too, with the reason,
+    instead of waiting forever at the next barrier."""
+    from vistok.tokenize.store import TokenStore
+
+    args = ["--num-samples", "5", "--shard-size", "2"]
+    out = tmp_path / "busy"
+    _unfinished_run(tiny_dir, "samples", out, *args)
+    running = TokenStore(out)
+    running.prepare("resume", {})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "-m", "vistok.tokenize", "--model", str(tiny_dir), "--dataset", "samples", "--split", "test", *args,
+        "--num-workers", "0", "--no-progress", "--device", "cpu", "--output", str(out), "--resume",
+    ]  # fmt: skip
+    try:
+        completed = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        running.release()
+    assert completed.returncode != 0
+    assert "another `vistok tokenize` run" in completed.stderr
+    assert "the main process stopped: OutputError: another `vistok tokenize` run" in completed.stderr

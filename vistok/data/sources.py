@@ -78,27 +78,33 @@ def check_local_dataset(name_or_path: str) -> None:
 
 
 def _pick_split(splits: dict, split: str, where: str):
+    """(name, data) of ``split``; a dataset with a single split gives that one whatever was asked (with a
+    warning), so a plain image folder (split ``train``) serves every split; ``ValueError`` otherwise."""
     if split in splits:
-        return splits[split]
+        return split, splits[split]
     if len(splits) == 1:
         (only_name, only), = splits.items()
         logger.warning("%s has a single split %r; using it for the requested split %r", where, only_name, split)
-        return only
+        return only_name, only
     raise ValueError(f"split {split!r} not found in {where}; available splits: {sorted(splits)}")
 
 
-def _load_local(path: str, split: str, streaming: bool):
+def load_local_split(path: str, split: str, streaming: bool):
+    """``(data, split_used)`` of a local dataset: the split's 🤗 dataset and the name of the split actually read
+    (another than ``split`` when the dataset has a single one; ``None`` for a ``save_to_disk`` dataset without
+    splits, read whole)."""
     import datasets
 
     check_local_dataset(path)
     path = os.path.expanduser(path)
     local = Path(path)
     if local.is_dir() and (local / "dataset_dict.json").exists():
-        data = _pick_split(dict(datasets.load_from_disk(path)), split, path)
-        return data.to_iterable_dataset() if streaming else data
+        used, data = _pick_split(dict(datasets.load_from_disk(path)), split, path)
+        return (data.to_iterable_dataset() if streaming else data), used
     if local.is_dir() and (local / "state.json").exists():
+        logger.warning("%s is a dataset without splits; reading all of it for the requested split %r", path, split)
         data = datasets.load_from_disk(path)
-        return data.to_iterable_dataset() if streaming else data
+        return (data.to_iterable_dataset() if streaming else data), None
     if local.is_dir():
         builder, kwargs = "imagefolder", {"data_dir": path}
     else:
@@ -110,7 +116,8 @@ def _load_local(path: str, split: str, streaming: bool):
             )
         builder, kwargs = _DATA_FILE_BUILDERS[suffix], {"data_files": path}
     splits = datasets.load_dataset(builder, streaming=streaming, **kwargs)
-    return _pick_split(dict(splits), split, path)
+    used, data = _pick_split(dict(splits), split, path)
+    return data, used
 
 
 def _load_hub(name: str, split: str, streaming: bool, gated: bool, label: str | None):
@@ -129,6 +136,19 @@ def _load_hub(name: str, split: str, streaming: bool, gated: bool, label: str | 
         raise DatasetUnavailableError(unavailable_message(name, split, reason, gated=gated, label=label)) from err
 
 
+def _can_hold_images(feature) -> bool:
+    """Whether a column of this feature can hold images: an ``Image`` feature, encoded bytes, file paths or a
+    ``{"bytes", "path"}`` struct."""
+    from datasets import Image as ImageFeature
+    from datasets import Value
+
+    if isinstance(feature, ImageFeature):
+        return True
+    if isinstance(feature, Value):
+        return feature.dtype in ("string", "large_string", "binary", "large_binary")
+    return isinstance(feature, dict) and bool({"bytes", "path"} & set(feature))
+
+
 def find_image_column(features, column: str | None, where: str) -> str:
     """The image column: ``column`` if given (must exist), else the first ``Image`` feature or a usual name."""
     from datasets import Image as ImageFeature
@@ -137,6 +157,11 @@ def find_image_column(features, column: str | None, where: str) -> str:
     if column is not None:
         if features is not None and column not in names:
             raise ValueError(f"image_column {column!r} not in {where}; columns: {names}")
+        if features is not None and not _can_hold_images(features[column]):
+            raise ValueError(
+                f"image_column {column!r} of {where} is a {type(features[column]).__name__} column "
+                f"({features[column]}), not images (an Image feature, encoded bytes or file paths); columns: {names}"
+            )
         return column
     for name in names:
         if isinstance(features[name], ImageFeature):
@@ -163,7 +188,7 @@ def open_split(
     from datasets import Image as ImageFeature
 
     if _is_local(name_or_path):
-        data = _load_local(name_or_path, split, streaming)
+        data, _ = load_local_split(name_or_path, split, streaming)
     else:
         data = _load_hub(name_or_path, split, streaming, gated, label)
     where = f"{name_or_path!r} (split {split!r})"

@@ -22,8 +22,30 @@ from .runner import (
     tokenizer_record,
 )
 from .source import ShardPlan, open_token_source
-from .store import OutputError, TokenStore
+from .store import IncompleteOutputError, OutputError, TokenStore
 from .variants import source_size
+
+
+def _on_main_then_shared(processes: Any, action: Any) -> Any:
+    """Run ``action()`` on the main process and return its result there (``None`` elsewhere). Every process then
+    learns whether it failed: the main one re-raises its error, the others raise :class:`OutputError` quoting it,
+    so no process waits forever for a main process that stopped."""
+    result, error = None, None
+    if processes.is_main:
+        try:
+            result = action()
+        except Exception as err:  # shared with the other processes, then re-raised unchanged below
+            error = err
+    if processes.num_processes > 1:
+        import torch.distributed as dist
+
+        box = [None if error is None else f"{type(error).__name__}: {error}"]
+        dist.broadcast_object_list(box, src=0)
+        if box[0] is not None and error is None:
+            raise OutputError(f"the main process stopped: {box[0]}")
+    if error is not None:
+        raise error
+    return result
 
 
 def load_tokenizer(name: str, random_init: bool = False):
@@ -140,6 +162,7 @@ def tokenize_dataset(
         "tokenizer_weights_sha256": tok_record["weights_sha256"], "dataset": dataset, "split": split,
         "image_column": source.image_column, "num_samples": num_samples, "image_size": image_size, "flip": flip,
         "ten_crop": ten_crop, "shard_size": shard_size, "columns": source.columns, "dtype": dtype,
+        "num_images": source.num_images,  # a split that grew or shrank since a crash is not resumed into
     }  # fmt: skip
 
     store = TokenStore(output)
@@ -158,38 +181,47 @@ def tokenize_dataset(
             push_dataset_to_hub(store.path, push_to_hub)
         return {**read_manifest(store.path), "already_complete": True, "seconds": 0.0, "images_this_run": 0,
                 "images_per_second": None}
-    processes.wait_for_everyone()  # every process has checked the folder before the main one changes it
-    if processes.is_main:
-        store.prepare(action, {"identity": identity, "tokenizer": tok_record})
-    processes.wait_for_everyone()
+    try:  # whatever happens, this process lets go of the folder (the lock) when it returns
+        processes.wait_for_everyone()  # every process has checked the folder before the main one changes it
+        _on_main_then_shared(processes, lambda: store.prepare(action, {"identity": identity, "tokenizer": tok_record}))
 
-    tok = tok.to(processes.device)
-    fast = fast_inference(tok, dtype=dtype, compile=compile)
-    plan = ShardPlan(shard_size, source.num_images)
-    started = time.perf_counter()
-    counts = tokenize_shards(tok, fast, source, store, plan, options, features, storage_dtype, rank, world,
-                             processes.device)
-    seconds = time.perf_counter() - started
-    images_this_run, seconds = _gather_sum_and_max(counts["num_images"], seconds)  # every process takes part
-    if not processes.is_main:
-        processes.wait_for_everyone()
-        return None
-    num_positions = source.num_images if not source.streaming else counts["stream_length"]
-    if not num_positions:
-        raise ValueError(f"{dataset!r} (split {split!r}) has no images to tokenize")
-    plan = ShardPlan(shard_size, num_positions)
-    finished = store.finished()
-    records = [finished[s] for s in range(plan.num_shards) if s in finished]
-    manifest = make_manifest(tok_record, identity, source, options, layout_spec, layout.describe(latent_hw), tokens,
-                             storage_dtype, records, num_positions)
-    description = "Token ids written by vistok tokenize; see README.md and vistok_tokens.json."
-    manifest = store.finalize(plan.num_shards, features, manifest, card_for(manifest), description)
-    processes.wait_for_everyone()
-    result = {**manifest, "seconds": seconds, "images_this_run": images_this_run,
-              "images_per_second": images_this_run / seconds if seconds > 0 else None}
-    if push_to_hub:
-        push_dataset_to_hub(store.path, push_to_hub)
-    return result
+        tok = tok.to(processes.device)
+        fast = fast_inference(tok, dtype=dtype, compile=compile)
+        plan = ShardPlan(shard_size, source.num_images)
+        started = time.perf_counter()
+        counts = tokenize_shards(tok, fast, source, store, plan, options, features, storage_dtype, rank, world,
+                                 processes.device)
+        seconds = time.perf_counter() - started
+        images_this_run, seconds = _gather_sum_and_max(counts["num_images"], seconds)  # every process takes part
 
+        def finish() -> dict:
+            num_positions = source.num_images if not source.streaming else counts["stream_length"]
+            if not num_positions:
+                raise ValueError(f"{dataset!r} (split {split!r}) has no images to tokenize")
+            plan = ShardPlan(shard_size, num_positions)
+            finished = store.finished()
+            records = [finished[s] for s in range(plan.num_shards) if s in finished]
+            manifest = make_manifest(tok_record, identity, source, options, layout_spec, layout.describe(latent_hw),
+                                     tokens, storage_dtype, records, num_positions)
+            if records and len(records) == plan.num_shards and manifest["counts"]["num_images"] == 0:
+                raise IncompleteOutputError(
+                    f"none of the {num_positions:,} images of {dataset!r} (split {split!r}) could be read (column "
+                    f"{source.image_column!r}): nothing was tokenized, and {store.path} is left unfinished. Check "
+                    "--image-column and the files, then run again with --overwrite"
+                )
+            description = "Token ids written by vistok tokenize; see README.md and vistok_tokens.json."
+            return store.finalize(plan, features, manifest, card_for(manifest), description)
+
+        manifest = _on_main_then_shared(processes, finish)
+        if not processes.is_main:
+            return None
+        result = {**manifest, "seconds": seconds, "images_this_run": images_this_run,
+                  "images_per_second": images_this_run / seconds if seconds > 0 else None}
+        if push_to_hub:
+            push_dataset_to_hub(store.path, push_to_hub)
+        return result
+
+    finally:
+        store.release()
 
 __all__ = ["OutputError", "load_tokenizer", "push_dataset_to_hub", "tokenize_dataset"]

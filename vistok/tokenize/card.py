@@ -14,6 +14,12 @@ def render_dataset_card(manifest: dict[str, Any]) -> str:
     """Markdown with Hub front matter: what was tokenized, by which tokenizer (name, weights sha256, revision,
     config), with which preprocessing, how rows are laid out and how to turn them back into images."""
     tok, data, pre, counts = manifest["tokenizer"], manifest["dataset"], manifest["preprocessing"], manifest["counts"]
+    split = "all (no splits)" if data["split"] is None else data["split"]
+    asked = data.get("split_requested")
+    split_note = f"split `{split}`" + (f" (asked for `{asked}`; the dataset has no such split)" if asked not in (None, data["split"]) else "")
+    asked_samples = data.get("num_samples")
+    samples_note = (f", first {asked_samples:,} images" if asked_samples and asked_samples <= counts["num_positions"]
+                    else f", first {asked_samples:,} images asked (the split has fewer)" if asked_samples else "")
     layout = manifest["token_layout"]
     tags = ["vistok", "image-tokens", f"net-{tok['net']}", f"quantizer-{tok['quantizer']}"]
     source_columns = [c for c in data["columns"] if c != "index"]
@@ -28,7 +34,7 @@ def render_dataset_card(manifest: dict[str, Any]) -> str:
         "  data_files: shards/*.arrow",
         "---",
         "",
-        f"# Tokens of {data['name']} [{data['split']}] by {tok['name']}",
+        f"# Tokens of {data['name']} [{split}] by {tok['name']}",
         "",
         f"{counts['num_rows']:,} rows: {counts['num_images']:,} images × {len(pre['variants'])} variant(s) "
         f"({variants}), each a {manifest['token_layout_description']} of token ids from a "
@@ -81,9 +87,7 @@ def render_dataset_card(manifest: dict[str, Any]) -> str:
         "",
         "## Preprocessing",
         "",
-        f"- dataset `{data['name']}`, split `{data['split']}`"
-        + (f", first {data['num_samples']:,} images" if data.get("num_samples") else "")
-        + f"; {counts['num_positions']:,} images read",
+        f"- dataset `{data['name']}`, {split_note}{samples_note}; {counts['num_positions']:,} images read",
         f"- resolution {pre['image_size']} px; crop: {pre['crop']}",
         f"- flips: {pre['flip']}; ten-crop: {'yes, from ' + str(pre['source_size']) + ' px' if pre['ten_crop'] else 'no'}",
         f"- pixels: {manifest['conventions']['pixels']}",

@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="none, or both: each image and its mirror image, as LlamaGen does (default: none)")
     parser.add_argument("--ten-crop", action="store_true",
                         help="five crops of the image enlarged 1.1x (ten with --flip both), as LlamaGen's ten-crop")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per batch and process (default: 32)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="images per batch and process (default: 32); the encoder gets each image's variants, "
+                             "up to 10× as many with --ten-crop --flip both")
     parser.add_argument("--num-workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="DataLoader worker processes decoding images (a stream uses at most 1)")
     parser.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,

@@ -238,7 +238,8 @@ def make_manifest(tok_record: dict, identity: dict, source: TokenSource, options
         "tokens_per_image": tokens,
         "token_dtype": storage_dtype,
         "dataset": {
-            "name": source.name, "split": source.split, "image_column": source.image_column,
+            "name": source.name, "split": source.split_read, "split_requested": source.split,
+            "image_column": source.image_column,
             "num_samples": identity["num_samples"], "columns": ["index", *source.columns],
         },
         "preprocessing": {

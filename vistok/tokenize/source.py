@@ -21,7 +21,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from ..data import build_dataset, collate_images
 from ..data.datasets import UnreadableImageError, _make_sample
 from ..data.presets import DATASET_PRESETS
-from ..data.sources import _is_local, _load_hub, _load_local
+from ..data.sources import _is_local, _load_hub, load_local_split
 
 LABEL_COLUMNS = ("label", "labels", "class", "class_id", "cls", "fine_label", "coarse_label", "target")
 ID_COLUMNS = ("id", "image_id", "img_id", "file_name", "filename", "key", "__key__", "__url__", "url")
@@ -44,6 +44,13 @@ class TokenSource:
     columns: list[str] = field(default_factory=list)  # stored source columns (FILE_NAME may be derived)
     features: dict[str, Any] = field(default_factory=dict)  # datasets feature of each stored column
     file_name_root: str | None = None  # paths are stored relative to this local dataset folder
+    split_used: str | None = ""  # the split actually read ("" = ``split``; None = a dataset without splits)
+
+    @property
+    def split_read(self) -> str | None:
+        """The split actually read: ``split``, the single split of a dataset that has only one, or ``None`` for a
+        dataset without splits (read whole)."""
+        return self.split if self.split_used == "" else self.split_used
 
     def metadata(self, example_or_rows: dict[str, list], positions: list[int], first: int) -> dict[str, list]:
         """Stored column values of the images at ``positions``, read from a slice starting at ``first``."""
@@ -51,13 +58,14 @@ class TokenSource:
 
 
 def open_full_split(name: str, split: str, streaming: bool):
-    """The split with all its columns, loaded as :func:`vistok.data.open_split` loads it (same cache, same order)."""
+    """``(data, split_used)``: the split with all its columns, loaded as :func:`vistok.data.open_split` loads it
+    (same cache, same order), and the split actually read (see :func:`vistok.data.sources.load_local_split`)."""
     preset = DATASET_PRESETS.get(name)
     if preset is not None:
-        return _load_hub(preset.hub_id, preset.hub_split(split, name), streaming, preset.gated, name)
+        return _load_hub(preset.hub_id, preset.hub_split(split, name), streaming, preset.gated, name), split
     if _is_local(name):
-        return _load_local(name, split, streaming)
-    return _load_hub(name, split, streaming, False, None)
+        return load_local_split(name, split, streaming)
+    return _load_hub(name, split, streaming, False, None), split
 
 
 def _stored_column_features(full, image_column: str, requested: list[str] | None, where: str) -> dict[str, Any]:
@@ -117,7 +125,7 @@ def open_token_source(
         return TokenSource(dataset, split, images, streaming=False, num_images=len(images))
     is_stream = not hasattr(images, "__len__")
     column = images.column if is_stream else images.source.column
-    full = open_full_split(dataset, split, streaming)
+    full, split_used = open_full_split(dataset, split, streaming)
     where = f"{dataset!r} (split {split!r})"
     chosen = _stored_column_features(full, column, columns, where)
     from datasets import Image as ImageFeature
@@ -132,6 +140,7 @@ def open_token_source(
     root = os.path.abspath(os.path.expanduser(dataset)) if _is_local(dataset) and Path(dataset).expanduser().is_dir() else None
     return TokenSource(
         dataset, split, images, streaming=is_stream, num_images=None if is_stream else len(images), full=full,
+        split_used=split_used,
         image_column=column, columns=list(chosen), features=chosen, file_name_root=root,
     )  # fmt: skip
 

@@ -10,8 +10,12 @@ Layout of a finished folder::
 
 While a run is in progress the folder has ``.vistok/job.json`` (the run's identity: what decides the tokens) and
 one ``.vistok/shard-NNNNNN.json`` record per finished shard, written after its Arrow file is in place; a shard
-without a record is redone. ``state.json`` is written last, so a folder that ``load_from_disk`` accepts is always
-complete; the progress folder is removed once it is.
+without a record, or whose file no longer matches its record's sha256, is redone. ``state.json`` is written last,
+so a folder that ``load_from_disk`` accepts is always complete; the progress folder is removed once it is.
+
+The main process of a run holds ``.vistok/lock`` (``fcntl.flock``) from the moment it takes the folder until it
+is complete, so a second run into the same folder is refused instead of mixing its shards with the first's; the
+operating system releases the lock when the process ends, however it ends, so a killed run leaves no stale lock.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import hashlib
 import json
 import os
 import shutil
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +33,20 @@ from .rows import MANIFEST_NAME
 
 PROGRESS = ".vistok"
 SHARDS = "shards"
+LOCK = "lock"
+
+try:  # POSIX; elsewhere runs are not protected against a concurrent run into the same folder
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 
 class OutputError(ValueError):
-    """The output folder cannot be used as asked (exists, holds other tokens, not writable)."""
+    """The output folder cannot be used as asked (exists, holds other tokens, not writable, another run in it)."""
+
+
+class IncompleteOutputError(OutputError):
+    """A run could not finish the folder (shards missing, damaged or cut from a changed split); it stays unfinished."""
 
 
 def shard_name(shard: int) -> str:
@@ -71,6 +87,33 @@ class TokenStore:
         self.path = Path(path).expanduser()
         self.progress = self.path / PROGRESS
         self.shards = self.path / SHARDS
+        self._lock_fd: int | None = None
+
+    # -------------------------------------------------------------------------------------------------- lock
+    def _take_lock(self) -> None:
+        """Hold ``.vistok/lock`` for this process; ``OutputError`` naming the holder when another run has it."""
+        if fcntl is None or self._lock_fd is not None:
+            return
+        self.progress.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.progress / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode(errors="replace").strip() or "unknown process"
+            os.close(fd)
+            raise OutputError(
+                f"another `vistok tokenize` run ({holder}) is writing to {self.path}; wait for it to finish, or stop "
+                "it and run again with --resume"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        """Give up this process's hold on the folder (no-op when it holds none); :meth:`finalize` does it too."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
 
     # ------------------------------------------------------------------------------------------------- state
     def state(self) -> str:
@@ -139,17 +182,26 @@ class TokenStore:
             raise OutputError(f"cannot write to --output {self.path}: {type(err).__name__}: {err}") from err
 
     def prepare(self, action: str, job: dict) -> None:
-        """Main process: clear the folder for ``"overwrite"``, then record the job (fresh / overwritten runs)."""
+        """Main process: take the folder's lock (``OutputError`` when another run holds it), clear the folder for
+        ``"overwrite"``, record the job (fresh / overwritten runs) or, to resume, drop partial files and the records
+        of shards whose files no longer match them (those are redone)."""
         if action == "overwrite":
+            if self.progress.is_dir():
+                self._take_lock()  # an unfinished run may still be writing: never delete under it
             shutil.rmtree(self.path)
-        if action == "resume":  # partial files of shards a killed run was writing
-            for stale in [*self.shards.glob(".*.tmp-*"), *self.progress.glob(".*.tmp-*")]:
-                stale.unlink(missing_ok=True)
+            self.release()
         if action in ("start", "overwrite"):
             self.check_writable()
-            self.progress.mkdir(parents=True, exist_ok=True)
+            self._take_lock()
             self.shards.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.progress / "job.json", job)
+        if action == "resume":
+            self._take_lock()
+            for stale in [*self.shards.glob(".*.tmp-*"), *self.progress.glob(".*.tmp-*")]:
+                stale.unlink(missing_ok=True)
+            for shard, record in self.finished().items():
+                if _file_sha256(self.path / record["file"]) != record["sha256"]:
+                    (self.progress / f"{shard_name(shard)}.json").unlink()
 
     # ------------------------------------------------------------------------------------------------ shards
     def finished(self) -> dict[int, dict]:
@@ -180,19 +232,30 @@ class TokenStore:
         return record
 
     # ---------------------------------------------------------------------------------------------- finalize
-    def finalize(self, num_shards: int, features, manifest: dict, card: str, description: str) -> dict:
-        """Main process, after every process finished: check every shard is there and intact, then write
-        dataset_info.json, the manifest, the card and — last — state.json. Returns the manifest."""
+    def finalize(self, plan, features, manifest: dict, card: str, description: str) -> dict:
+        """Main process, after every process finished: check every shard of ``plan`` (a
+        :class:`~vistok.tokenize.source.ShardPlan`) is there, intact and covers exactly its positions, then write
+        dataset_info.json, the manifest, the card and — last — state.json, and release the lock. Returns the
+        manifest; :class:`IncompleteOutputError` (the folder stays unfinished) otherwise."""
         done = self.finished()
-        missing = [s for s in range(num_shards) if s not in done]
+        missing = [s for s in range(plan.num_shards) if s not in done]
         if missing:
-            raise RuntimeError(
+            raise IncompleteOutputError(
                 f"cannot finish {self.path}: {len(missing)} shard(s) missing ({missing[:5]}); run again with --resume"
             )
-        records = [done[s] for s in range(num_shards)]
+        records = [done[s] for s in range(plan.num_shards)]
         for record in records:
+            expected = plan.positions(record["shard"])
+            if list(record["positions"]) != [expected.start, expected.stop]:
+                raise IncompleteOutputError(
+                    f"cannot finish {self.path}: shard {record['shard']} holds positions {record['positions']} of the "
+                    f"split, not [{expected.start}, {expected.stop}) — the split changed since it was written; run "
+                    "again with --overwrite"
+                )
             if _file_sha256(self.path / record["file"]) != record["sha256"]:
-                raise RuntimeError(f"{self.path / record['file']} does not match its record; run again with --resume")
+                raise IncompleteOutputError(
+                    f"{self.path / record['file']} does not match its record; run again with --resume (it is redone)"
+                )
         fingerprint = hashlib.sha256("".join(r["sha256"] for r in records).encode()).hexdigest()[:16]
         manifest = {**manifest, "shards": [{k: r[k] for k in ("shard", "file", "positions", "num_rows",
                                                               "num_images", "num_skipped", "bytes", "sha256")}
@@ -213,4 +276,5 @@ class TokenStore:
         }
         atomic_write_json(self.path / "state.json", state)
         shutil.rmtree(self.progress, ignore_errors=True)
+        self.release()
         return manifest
