@@ -7,6 +7,8 @@ import os
 import pytest
 import torch
 
+pytest_plugins = ["tests.training_support"]  # the training tests' shared fixtures
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

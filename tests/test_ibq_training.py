@@ -3,7 +3,6 @@ it trains (a couple of steps of a tiny version, with LPIPS, the discriminator an
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -15,37 +14,16 @@ from vistok.convert import convert_ibq
 from vistok.presets import IBQ_CODEBOOK_SIZES, IBQ_QUANTIZER_LOSS
 from vistok.registry import QUANTIZERS, normalize_spec
 
+from .training_support import load_train_script
+
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING = ROOT / "training"
 RECIPE = TRAINING / "configs" / "imagenet256" / "ibqgan.yaml"
 DATA = Path(__file__).parent / "data"
 
 
-def _train_script():
-    sys.path.insert(0, str(TRAINING))
-    spec = importlib.util.spec_from_file_location("vistok_train_script_ibq", TRAINING / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    from accelerate.state import AcceleratorState, GradientState
-
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-
-
-@pytest.fixture(scope="module")
-def vgg_weights(tmp_path_factory):
-    from torchvision.models.vgg import cfgs, make_layers
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("vgg") / "vgg16-397923af.pth"
-    torch.save({f"features.{k}": v for k, v in make_layers(cfgs["D"]).state_dict().items()}, path)
-    return path
 
 
 def test_recipe_presets_and_converter_build_the_same_ibq_quantizer():
@@ -76,7 +54,7 @@ def test_recipe_presets_and_converter_build_the_same_ibq_quantizer():
 
 
 def test_the_recipe_trains_a_tiny_ibq_tokenizer(tmp_path, vgg_weights):
-    result = _train_script().main([
+    result = load_train_script("vistok_train_script_ibq").main([
         "--config", str(RECIPE), "--dataset", "samples", "--data.streaming", "false", "--data.num_workers", "0",
         "--data.num_samples", "8", "--model.image_size", "16",
         "--model.net", "{type: vqgan, base_channels: 8, channel_multiplier: [1, 2], num_res_blocks: 1, "

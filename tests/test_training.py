@@ -3,7 +3,6 @@ crash-safe checkpoints, NaN stop, and two processes keeping identical codebooks.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -18,21 +17,17 @@ from safetensors.torch import load_file
 
 from vistok import VisTokenizer
 
+from .training_support import load_train_script
+
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING = ROOT / "training"
 TINY = TRAINING / "configs" / "tiny.yaml"
 RECIPES = sorted((TRAINING / "configs").rglob("*.yaml"))
 
 
-def _load_train_script():
-    sys.path.insert(0, str(TRAINING))
-    spec = importlib.util.spec_from_file_location("vistok_train_script", TRAINING / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train_script = _load_train_script()
+train_script = load_train_script()
 from trainkit.checkpoints import CheckpointManager, read_state  # noqa: E402
 from trainkit.config import load_recipe  # noqa: E402
 from trainkit.trainer import TrainingDiverged, enable_activation_checkpointing  # noqa: E402
@@ -45,26 +40,6 @@ FAST = [
     "--output.log_every", "1", "--output.image_every", "100", "--output.checkpoint_every", "100",
     "--output.num_images", "2", "--output.tracker", "none", "--output.progress_bar", "false",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    """Each in-process run builds its own Accelerator; accelerate keeps process-wide singletons."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-
-
-@pytest.fixture(scope="module")
-def vgg_weights(tmp_path_factory):
-    from torchvision.models.vgg import cfgs, make_layers
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("vgg") / "vgg16-397923af.pth"
-    torch.save({f"features.{k}": v for k, v in make_layers(cfgs["D"]).state_dict().items()}, path)
-    return path
 
 
 def run(tmp_path: Path, *extra: str, name: str = "run"):

@@ -85,6 +85,14 @@ class LevelledNetFamily(NetFamily):
 
     channel_multiplier: list[int]
     latent_channels_: int
+    # the smallest build of a levelled family (f = 2, 8 latent channels) for the common tests; spread it, never mutate
+    tiny = {
+        "base_channels": 8,
+        "channel_multiplier": [1, 2],
+        "num_res_blocks": 1,
+        "latent_channels": 8,
+        "norm_groups": 4,
+    }
 
     @property
     def latent_channels(self) -> int:

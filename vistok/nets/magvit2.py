@@ -215,14 +215,7 @@ class Magvit2(LevelledNetFamily):
             ``False`` builds SimVQ's decoder, which has none.
     """
 
-    tiny = {
-        "base_channels": 8,
-        "channel_multiplier": [1, 2],
-        "num_res_blocks": 1,
-        "latent_channels": 8,
-        "norm_groups": 4,
-        "quant_conv": True,  # the tiny net must fit every quantizer's codebook_dim
-    }
+    tiny = {**LevelledNetFamily.tiny, "quant_conv": True}  # the tiny net must fit every quantizer's codebook_dim
 
     def __init__(
         self,

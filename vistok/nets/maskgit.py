@@ -190,14 +190,7 @@ class Maskgit(LevelledNetFamily):
             ``(reconstruction + 1) / 2``). The decoder does not clamp (upstream's ``decode`` clamps to [0, 1]).
     """
 
-    tiny = {
-        "base_channels": 8,
-        "channel_multiplier": [1, 2],
-        "num_res_blocks": 1,
-        "latent_channels": 8,
-        "norm_groups": 4,
-        "quant_conv": True,  # the tiny net must fit every quantizer's codebook_dim
-    }
+    tiny = {**LevelledNetFamily.tiny, "quant_conv": True}  # the tiny net must fit every quantizer's codebook_dim
 
     def __init__(
         self,

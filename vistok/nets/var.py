@@ -168,14 +168,6 @@ class VAR(LevelledNetFamily):
         dropout, norm_groups, norm_eps: as upstream (0.0, 32, 1e-6).
     """
 
-    tiny = {
-        "base_channels": 8,
-        "channel_multiplier": [1, 2],
-        "num_res_blocks": 1,
-        "latent_channels": 8,
-        "norm_groups": 4,
-    }
-
     def __init__(
         self,
         base_channels: int = 160,
