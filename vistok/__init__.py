@@ -2,17 +2,17 @@
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
-from . import nets, presets, quantizers  # noqa: F401  (fill the registries)
+from . import nets, quantizers  # noqa: F401  (fill the registries)
 from .configuration import VisTokenizerConfig
 from .factory import create_tokenizer, list_tokenizers
-from .hub import resolve_bundled_names_in
 from .image_processing import VisTokenizerImageProcessor
 from .inference import fast_inference
-from .modeling import PixelRangeWarning, VisTokenizer, install_catalogued_loader
+from .modeling import PixelRangeWarning, VisTokenizer
 from .outputs import EncoderOutput, QuantizerOutput, TokenizerOutput
 from .registry import NETS, PRESETS, QUANTIZERS
+from .resolver import resolve, resolve_names_in
 from .version import __version__
-from .zoo import CatalogueLoader, ZooArchitectureWarning, list_pretrained
+from .zoo import ZooArchitectureWarning, list_pretrained
 
 AutoConfig.register(VisTokenizerConfig.model_type, VisTokenizerConfig, exist_ok=True)
 AutoModel.register(VisTokenizerConfig, VisTokenizer, exist_ok=True)
@@ -24,11 +24,10 @@ AutoImageProcessor.register(
     image_processor_classes={"pil": VisTokenizerImageProcessor, "torchvision": VisTokenizerImageProcessor},
     exist_ok=True,
 )
-# Bundled names (``vistok/default``) load through the transformers auto classes too, not only VisTokenizer.
+# Every vistok name (bundled, zoo, catalogued upstream repo id) means the same through the transformers auto classes
+# as through VisTokenizer.from_pretrained; presets and unknown names are refused at once.
 for _loader in (AutoConfig, AutoModel, AutoImageProcessor):
-    resolve_bundled_names_in(_loader)
-# Zoo names and catalogued upstream repo ids load through VisTokenizer.from_pretrained.
-install_catalogued_loader(CatalogueLoader)
+    resolve_names_in(_loader)
 
 __all__ = [
     "VisTokenizer",
@@ -39,6 +38,7 @@ __all__ = [
     "QuantizerOutput",
     "PixelRangeWarning",
     "create_tokenizer",
+    "resolve",
     "list_tokenizers",
     "list_pretrained",
     "fast_inference",

@@ -8,7 +8,6 @@ from typing import Any
 from transformers import PreTrainedConfig
 
 from . import nets, quantizers  # noqa: F401  (fill the NETS / QUANTIZERS registries)
-from .hub import check_tokenizer_name, resolve_bundled
 from .layouts import layout_for
 from .registry import NETS, QUANTIZERS, normalize_spec
 
@@ -94,12 +93,17 @@ class VisTokenizerConfig(PreTrainedConfig):
 
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs: Any):
-        """transformers' lookup of ``config.json``, after mapping bundled names (``vistok/default``) to their
-        package folder and refusing at once names that cannot be a folder or Hub repo (presets, near misses,
-        missing local paths: see :func:`vistok.hub.check_tokenizer_name`) and ``config.json`` files that are not
-        vistok's (:func:`check_is_vistok_config`)."""
-        check_tokenizer_name(pretrained_model_name_or_path)
-        config_dict, kwargs = super().get_config_dict(resolve_bundled(pretrained_model_name_or_path), **kwargs)
+        """transformers' lookup of ``config.json`` for the name as :func:`vistok.resolver.resolve` reads it
+        (bundled and zoo names included; presets, near misses and missing local paths refused at once), refusing
+        ``config.json`` files that are not vistok's (:func:`check_is_vistok_config`)."""
+        from .resolver import PRESET, ZOO, UnknownNameError, preset_message, resolve
+
+        resolved = resolve(pretrained_model_name_or_path)
+        if resolved.kind == PRESET:
+            raise UnknownNameError(preset_message(resolved.name))
+        if resolved.kind == ZOO:  # the converted entry's config (converted on first use)
+            return resolved.load().config.to_dict(), kwargs
+        config_dict, kwargs = super().get_config_dict(resolved.path, **kwargs)
         check_is_vistok_config(config_dict, str(pretrained_model_name_or_path))
         return config_dict, kwargs
 

@@ -109,44 +109,37 @@ class ModelSpec:
     config: Any
     local_dir: Path | None
     random_model: Any = None  # the randomly initialised preset model (``--random-init``)
+    resolved: Any = None  # the name as vistok.resolver resolved it
 
     def load(self):
-        from .modeling import VisTokenizer
-
         if self.random_model is not None:
             return self.random_model.eval()
-        return VisTokenizer.from_pretrained(self.name).eval()
+        return self.resolved.load()
 
 
 def resolve_model(name: str, random_init: bool = False) -> ModelSpec:
-    """Read a model's config (local folder, Hub repo, bundled name, or — with ``random_init`` — a preset).
+    """Read a model's config before any work is done: any name vistok resolves (a folder, a Hub repo,
+    ``vistok/<name>``, a zoo name or catalogued upstream repo id) or — with ``random_init`` — a preset's or zoo
+    entry's architecture with random weights.
 
     Raises ``OSError`` / ``ValueError`` that say what is missing and how to provide it.
     """
-    from .configuration import VisTokenizerConfig
-    from .factory import list_tokenizers
-    from .hub import load_error_message, resolve_bundled
-    from .registry import PRESETS
+    from .resolver import load_tokenizer, resolve_weights
 
-    list_tokenizers()  # fills the preset registry
-    if name in PRESETS and not Path(name).exists():
-        if not random_init:
-            raise ValueError(
-                f"{name!r} is a preset: an architecture without trained weights. Pass a folder written by "
-                "save_pretrained (e.g. a training run's output) or a Hub repo id; add --random-init to evaluate "
-                "the preset's random initialisation (a smoke test, not a measurement)."
-            )
-        from .factory import create_tokenizer
-
-        model = create_tokenizer(name)
+    if random_init:
+        model = load_tokenizer(name, random_init=True)
         return ModelSpec(name, model.config, None, random_model=model)
-    path = resolve_bundled(name)
+    resolved = resolve_weights(name, random_init_option="--random-init")
     try:
-        config = VisTokenizerConfig.from_pretrained(path)
+        config = resolved.config()
     except OSError as error:
-        raise OSError(load_error_message(path, error)) from error
-    local = Path(path) if Path(path).is_dir() else None
-    return ModelSpec(name, config, local)
+        from .resolver import ZOO, hub_load_message
+
+        if resolved.kind == ZOO:  # the zoo's own errors already say what is missing
+            raise
+        raise OSError(hub_load_message(resolved.path, error)) from error
+    local = Path(resolved.path) if resolved.kind in ("folder", "bundled") else None
+    return ModelSpec(name, config, local, resolved=resolved)
 
 
 def check_compatible(spec: ModelSpec, image_size: int) -> None:

@@ -1,15 +1,12 @@
-"""Building tokenizers from preset names: ``list_tokenizers()`` and ``create_tokenizer(name, **overrides)``."""
+"""Building tokenizers by name: ``list_tokenizers()`` and ``create_tokenizer(name, pretrained=False, **overrides)``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import presets  # noqa: F401  (fills PRESETS)
 from .configuration import VisTokenizerConfig, vistok_fields
 from .modeling import VisTokenizer
-from .registry import PRESETS, did_you_mean
-from .zoo.catalogue import has_entry, zoo_names
-from .zoo.loader import load_pretrained
+from .registry import PRESETS
 
 
 def list_tokenizers() -> dict[str, str]:
@@ -27,17 +24,22 @@ def create_tokenizer(
     local_files_only: bool = False,
     force_download: bool = False,
     **overrides: Any,
-):
-    """Build a tokenizer from a preset name (random weights) or, with ``pretrained=True``, load a zoo entry.
+) -> VisTokenizer:
+    """The architecture ``name`` with random weights or, with ``pretrained=True``, its trained weights (timm's
+    ``create_model``: one name for both).
 
-    ``overrides`` replace top-level config fields; ``quantizer`` / ``net`` overrides are merged into the
-    preset's specs (e.g. ``create_tokenizer("vqvae-celeba64-vq-d4", quantizer={"codebook_size": 1024})``).
-    An unknown preset, field or option raises a ``ValueError`` listing the valid ones.
+    ``name`` is resolved as everywhere in vistok (:func:`vistok.resolver.resolve`): a preset or a zoo name gives its
+    architecture; with ``pretrained=True`` a zoo name (or catalogued upstream repo id) loads the release —
+    downloaded through huggingface_hub with ``revision``, ``cache_dir``, ``token``, ``local_files_only`` and
+    ``force_download``, converted once and cached (see :mod:`vistok.zoo`) — and a folder, ``vistok/<name>`` or
+    vistok Hub repo loads its weights. A preset has no weights: ``pretrained=True`` refuses it.
 
-    ``pretrained=True`` loads the zoo entry ``name`` (``vistok.list_pretrained()``) in eval mode: downloaded through
-    huggingface_hub with ``revision``, ``cache_dir``, ``token``, ``local_files_only`` and ``force_download``,
-    converted once and cached (see :mod:`vistok.zoo`). The weights fix the architecture, so overrides are refused.
+    ``overrides`` replace top-level config fields of a random-weights build; ``quantizer`` / ``net`` overrides are
+    merged into the preset's specs (e.g. ``create_tokenizer("vqvae-celeba64-vq-d4", quantizer={"codebook_size":
+    1024})``). An unknown name, field or option raises an error listing the valid ones.
     """
+    from .resolver import resolve
+
     hub = {
         "revision": revision,
         "cache_dir": cache_dir,
@@ -45,30 +47,26 @@ def create_tokenizer(
         "local_files_only": local_files_only,
         "force_download": force_download,
     }
+    resolved = resolve(name)
     if pretrained:
         if overrides:
             raise ValueError(
                 f"create_tokenizer({name!r}, pretrained=True) takes no architecture overrides (got "
                 f"{sorted(overrides)}): the published weights fix the architecture"
             )
-        if not has_entry(name):
-            raise ValueError(
-                f"create_tokenizer({name!r}, pretrained=True): {name!r} is not a zoo entry"
-                + (
-                    " (it is a preset: an architecture without published weights)"
-                    if name in PRESETS
-                    else did_you_mean(name, zoo_names())
-                )
-                + f". Zoo entries: {', '.join(zoo_names())} (`vistok zoo list`). Load other trained weights with "
-                "VisTokenizer.from_pretrained(<Hub repo or folder>)."
-            )
-        return load_pretrained(name, **hub)
+        if not resolved.has_weights:
+            raise ValueError(f"create_tokenizer({name!r}, pretrained=True): {name!r} is a preset without weights")
+        return resolved.load(**{k: v for k, v in hub.items() if v not in (None, False)})
     given = sorted(k for k, v in hub.items() if v not in (None, False))
     if given:
         raise ValueError(
-            f"create_tokenizer({name!r}): {', '.join(given)} only apply with pretrained=True (downloading a zoo "
-            "entry); a preset is built with random weights"
+            f"create_tokenizer({name!r}): {', '.join(given)} only apply with pretrained=True (downloading weights)"
         )
+    return resolved.build(**overrides)
+
+
+def build_preset(name: str, **overrides: Any) -> VisTokenizer:
+    """The preset ``name`` with random weights and ``overrides`` applied (see :func:`create_tokenizer`)."""
     preset = PRESETS.get(name)
     unknown = sorted(set(overrides) - set(vistok_fields()))
     if unknown:

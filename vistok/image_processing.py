@@ -8,7 +8,6 @@ from PIL import Image
 from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import PILImageResampling
 
-from .hub import check_tokenizer_name, resolve_bundled
 
 
 class VisTokenizerImageProcessor(PilBackend):
@@ -36,10 +35,16 @@ class VisTokenizerImageProcessor(PilBackend):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """transformers' loading, after mapping bundled names (``vistok/default``) to their package folder and
-        refusing at once names that cannot be a folder or Hub repo (:func:`vistok.hub.check_tokenizer_name`)."""
-        check_tokenizer_name(pretrained_model_name_or_path)
-        return super().from_pretrained(resolve_bundled(pretrained_model_name_or_path), *args, **kwargs)
+        """transformers' loading for the name as :func:`vistok.resolver.resolve` reads it: bundled and zoo names
+        load, presets and near misses are refused at once."""
+        from .resolver import PRESET, ZOO, UnknownNameError, preset_message, resolve
+
+        resolved = resolve(pretrained_model_name_or_path)
+        if resolved.kind == PRESET:
+            raise UnknownNameError(preset_message(resolved.name))
+        if resolved.kind == ZOO:
+            return cls(image_size=resolved.config().image_size)
+        return super().from_pretrained(resolved.path, *args, **kwargs)
 
     @staticmethod
     def postprocess(pixel_values: torch.Tensor) -> list[Image.Image]:

@@ -18,10 +18,11 @@ from .architecture import build_modules
 from .cards import render_model_card
 from .configuration import VisTokenizerConfig, vistok_fields
 from .diffusers_interop import diffusers_config_and_weights, to_diffusers
-from .hub import check_tokenizer_name, load_error_message, resolve_bundled, upload_to_hub
+from .hub import upload_to_hub
 from .image_processing import VisTokenizerImageProcessor
 from .outputs import EncoderOutput, TokenizerOutput
 from .quantizers.base import Quantizer
+from .resolver import PRESET, ZOO, Resolved, UnknownNameError, hub_load_message, preset_message, resolve
 
 # Inputs are expected in [-1, 1]; a little slack allows for resampling overshoot, anything beyond is a mistake
 # such as passing 0..255 or 0..1-normalised-by-mean/std images.
@@ -266,35 +267,26 @@ class VisTokenizer(PreTrainedModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
         """Load from a local folder, a Hub repo id (``revision``, ``subfolder``, ``cache_dir``, ``token``,
-        ``local_files_only`` are forwarded) or a bundled name such as ``vistok/default``.
+        ``local_files_only`` are forwarded), a bundled name such as ``vistok/default`` or a zoo name.
 
-        Offline without a cached copy this raises one ``OSError`` naming the repo and how to provide it. A preset
-        name, a near miss of a known name or a local-looking path that does not exist raise ``OSError`` at once,
-        before any network access (see :func:`vistok.hub.check_tokenizer_name`).
+        Zoo names and catalogued upstream repo ids load the zoo entry (downloaded, converted once, cached; only
+        huggingface_hub's download options are taken). Names are resolved by :func:`vistok.resolver.resolve`: a
+        preset name, a near miss of a known name or a local-looking path that does not exist raise ``OSError`` at
+        once, before any network access. Offline without a cached copy this raises one ``OSError`` naming the repo
+        and how to provide it.
         """
-        name = str(pretrained_model_name_or_path)
-        if _catalogued_loader is not None and not Path(name).expanduser().exists():
-            hub_kwargs = dict(kwargs)
-            wants_info = hub_kwargs.pop("output_loading_info", False)
-            if args and _catalogued_loader.is_catalogued(name):
-                raise TypeError(
-                    f"from_pretrained({name!r}) loads a zoo entry and takes its download options as keywords only; "
-                    f"got {len(args)} positional argument(s)"
-                )
-            catalogued = _catalogued_loader.load(name, hub_kwargs)
-            if catalogued is not None:
-                info = {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
-                return (catalogued, info) if wants_info else catalogued
-        try:
-            check_tokenizer_name(pretrained_model_name_or_path)
-        except OSError as err:
-            raise OSError(_with_zoo_hint(name, str(err))) from err
-        path = resolve_bundled(pretrained_model_name_or_path)
+        resolved = resolve(pretrained_model_name_or_path)
         wants_loading_info = kwargs.pop("output_loading_info", False)
+        if resolved.kind == PRESET:
+            raise UnknownNameError(preset_message(resolved.name))
+        if resolved.kind == ZOO:
+            model = _load_zoo_entry(resolved, args, kwargs)
+            info = {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
+            return (model, info) if wants_loading_info else model
         try:
-            model, loading_info = super().from_pretrained(path, *args, output_loading_info=True, **kwargs)
+            model, loading_info = super().from_pretrained(resolved.path, *args, output_loading_info=True, **kwargs)
         except OSError as err:
-            raise OSError(_with_zoo_hint(name, load_error_message(path, err))) from err
+            raise OSError(hub_load_message(resolved.path, err)) from err
         # _adjust_missing_and_unexpected_keys below refuses incomplete weights while transformers loads them (so its
         # load table is not printed); this second check keeps the promise should that private hook ever be renamed.
         _refuse_weights_that_do_not_match(
@@ -335,22 +327,23 @@ class VisTokenizer(PreTrainedModel):
                 module.set_trainable_flags()
 
 
-# The model zoo (vistok.zoo) answers zoo names and catalogued upstream repo ids. It imports this module, so it
-# installs itself here when vistok is imported (vistok/__init__.py) instead of being imported from here.
-_catalogued_loader: Any = None
+def _load_zoo_entry(resolved: Resolved, args: tuple, kwargs: dict[str, Any]) -> VisTokenizer:
+    """A zoo entry for ``from_pretrained``: only huggingface_hub's download options, as keywords (any other option
+    would be silently ignored, so it is refused)."""
+    from .zoo.fetch import HUB_OPTIONS
 
-
-def install_catalogued_loader(loader: Any) -> None:
-    """Let ``loader.load(name, kwargs) -> VisTokenizer | None`` answer names before the vistok-folder loading
-    (``loader.is_catalogued(name)`` says whether it will), and ``loader.explain(name) -> str | None`` add a hint to
-    the message of a name that failed to load."""
-    global _catalogued_loader
-    _catalogued_loader = loader
-
-
-def _with_zoo_hint(name: str, message: str) -> str:
-    hint = _catalogued_loader.explain(name) if _catalogued_loader is not None else None
-    return f"{hint}. {message}" if hint else message
+    if args:
+        raise TypeError(
+            f"from_pretrained({resolved.name!r}) loads the zoo entry {resolved.target!r} and takes its download "
+            f"options as keywords only; got {len(args)} positional argument(s)"
+        )
+    unsupported = sorted(set(kwargs) - set(HUB_OPTIONS))
+    if unsupported:
+        raise TypeError(
+            f"from_pretrained({resolved.name!r}) loads the zoo entry {resolved.target!r}, which takes only the "
+            f"download options {', '.join(HUB_OPTIONS)}; got {', '.join(unsupported)}"
+        )
+    return resolved.load(**kwargs)
 
 
 def _refuse_weights_that_do_not_match(name: str, missing: Any, unexpected: Any, mismatched: Any) -> None:

@@ -23,9 +23,15 @@ def did_you_mean(names: list[str] | tuple[str, ...] | str, valid: list[str] | tu
 class Registry:
     """A mapping from names to classes (or factories) with helpful errors for unknown names."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, loader: Callable[[], None] | None = None):
         self.kind = kind
         self._entries: dict[str, Any] = {}
+        self._loader = loader  # fills the registry on first lookup (imports the modules that register)
+
+    def _load(self) -> None:
+        if self._loader is not None:
+            loader, self._loader = self._loader, None
+            loader()
 
     def register(self, name: str) -> Callable[[Any], Any]:
         def decorator(obj: Any) -> Any:
@@ -39,6 +45,7 @@ class Registry:
         return decorator
 
     def get(self, name: str) -> Any:
+        self._load()
         if name not in self._entries:
             raise ValueError(
                 f"Unknown {self.kind} {name!r}{did_you_mean(name, list(self._entries))}; "
@@ -47,9 +54,11 @@ class Registry:
         return self._entries[name]
 
     def names(self) -> list[str]:
+        self._load()
         return sorted(self._entries)
 
     def __contains__(self, name: str) -> bool:
+        self._load()
         return name in self._entries
 
     def __iter__(self):
@@ -58,7 +67,15 @@ class Registry:
 
 QUANTIZERS = Registry("quantizer")
 NETS = Registry("net")
-PRESETS = Registry("preset")
+def _load_presets() -> None:
+    """vistok's own presets, then every family module's (each registers its architectures)."""
+    from . import presets  # noqa: F401
+    from .families import load_builtin_families
+
+    load_builtin_families()
+
+
+PRESETS = Registry("preset", loader=_load_presets)
 
 
 def normalize_spec(registry: Registry, spec: dict[str, Any]) -> dict[str, Any]:

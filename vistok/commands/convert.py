@@ -1,4 +1,8 @@
-"""Convert an upstream checkpoint (LlamaGen, Taming, IBQ, Open-MAGVIT2, SimVQ, Janus, MaskGIT, TiTok, VAR) into a vistok tokenizer folder with its model card."""
+"""Convert an upstream checkpoint into a vistok tokenizer folder with its model card.
+
+The formats are the registered families (vistok/families/): `vistok convert --help` lists them with what each
+reads and the options only it takes.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,17 @@ import argparse
 import json
 from pathlib import Path
 
-# The converters `vistok convert` offers: the keys of vistok.convert.CONVERTERS (listed here so that `vistok --help`
-# needs no torch import; tests/test_convert.py checks that both agree).
-ORIGINS = ("llamagen", "taming", "janus", "ibq", "open-magvit2", "simvq", "maskgit", "titok", "var")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..families import all_families
+
+    families = all_families()
     parser.add_argument(
-        "origin", choices=ORIGINS, help="which upstream project wrote the file"
+        "origin",
+        choices=[f.name for f in families],
+        metavar="ORIGIN",
+        help="which upstream project wrote the file: "
+        + "; ".join(f"{f.name}: {f.summary}" for f in families),
     )
     parser.add_argument("checkpoint", help="the upstream file (.pt / .ckpt / .pth / .bin / .safetensors, or a sharded index) or a release "
         "folder (Janus, a mixin repo)")
@@ -21,34 +28,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weights",
         default="auto",
-        help="which weights inside the checkpoint: auto (LlamaGen: ema, else model; Taming, MaskGIT, VAR: "
-        "state_dict; IBQ, Open-MAGVIT2, SimVQ: the EMA shadows when the file has them, else raw); LlamaGen / Taming: "
-        "ema, model or state_dict; IBQ / Open-MAGVIT2 / SimVQ: ema or raw",
+        help="which weights inside the checkpoint: " + "; ".join(f"{f.name}: {f.weights_help}" for f in families),
     )
     parser.add_argument(
         "--image-size", type=int, default=None, help="native resolution to record in the config"
     )
-    parser.add_argument(
-        "--patch-nums",
-        metavar="P1,P2,...",
-        default=None,
-        help="var only, required: the scale schedule (the file carries none), e.g. 1,2,3,4,5,6,8,10,13,16 for "
-        "VAR's vae_ch160v4096z32.pth",
-    )
-    parser.add_argument(
-        "--codebook-l2-norm",
-        choices=["true", "false"],
-        default=None,
-        help="llamagen only: whether the codes are l2-normalised (default: the checkpoint's training args, else "
-        "true as in every released LlamaGen VQ model)",
-    )
-    parser.add_argument(
-        "--num-heads",
-        metavar="ENC[,DEC]",
-        default=None,
-        help="titok only: attention heads of the encoder (and decoder) ViT; needed when config.json names a ViT size "
-        "upstream does not define (small / base / large have 8 / 12 / 16)",
-    )
+    seen: dict[str, str] = {}
+    for family in families:
+        for option in family.options:
+            if option.flag in seen:
+                raise ValueError(
+                    f"families {seen[option.flag]!r} and {family.name!r} both declare {option.flag}; rename one"
+                )
+            seen[option.flag] = family.name
+            parser.add_argument(
+                option.flag,
+                dest=_dest(option.flag),
+                default=None,
+                metavar=option.metavar,
+                choices=option.choices,
+                help=f"{family.name} only: {option.help}",
+            )
     parser.add_argument(
         "--trust-checkpoint",
         action="store_true",
@@ -61,37 +61,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
 
 
+def _dest(flag: str) -> str:
+    return "family_option_" + flag.lstrip("-").replace("-", "_")
+
+
+def converter_options(args: argparse.Namespace) -> dict:
+    """The family options given on the command line, parsed; ``SystemExit`` for an option of another family or
+    a value its parser refuses."""
+    from ..families import all_families, get_family
+
+    chosen = get_family(args.origin)
+    options = {}
+    for family in all_families():
+        for option in family.options:
+            text = getattr(args, _dest(option.flag), None)
+            if text is None:
+                continue
+            if family is not chosen:
+                raise SystemExit(
+                    f"vistok convert {args.origin}: {option.flag} applies to {family.name} checkpoints only"
+                )
+            try:
+                options[option.keyword] = option.parse(text)
+            except ValueError as err:
+                raise SystemExit(f"vistok convert {args.origin}: {err}") from err
+    return options
+
+
 def run(args: argparse.Namespace) -> int:
     from ..cards import render_model_card
-    from ..convert import CONVERTERS
+    from ..families import get_family
 
     out = Path(args.output_dir)
     if (out / "config.json").exists() and not args.overwrite:
         raise SystemExit(f"{out} already holds a tokenizer (config.json); pass --overwrite to replace it")
-    options = {}
-    if args.codebook_l2_norm is not None:
-        if args.origin != "llamagen":
-            raise SystemExit(
-                f"vistok convert {args.origin}: --codebook-l2-norm applies to llamagen checkpoints only "
-                "(the other formats' quantizers are fixed by their release: nothing to choose)"
-            )
-        options["codebook_l2_norm"] = args.codebook_l2_norm == "true"
-    if args.num_heads is not None:
-        if args.origin != "titok":
-            raise SystemExit(
-                f"vistok convert {args.origin}: --num-heads applies to titok checkpoints only (the other formats "
-                "have no attention heads to choose)"
-            )
-        options["num_heads"] = _parse_num_heads(args.num_heads)
-    if args.patch_nums is not None:
-        if args.origin != "var":
-            raise SystemExit(
-                f"vistok convert {args.origin}: --patch-nums applies to var checkpoints only (the other formats have "
-                "one token grid, no scale schedule)"
-            )
-        options["patch_nums"] = _parse_patch_nums(args.patch_nums)
+    options = converter_options(args)
     try:
-        tok = CONVERTERS[args.origin](
+        tok = get_family(args.origin).convert(
             args.checkpoint,
             weights=args.weights,
             image_size=args.image_size,
@@ -107,25 +113,6 @@ def run(args: argparse.Namespace) -> int:
     if args.push_to_hub:
         _push(tok, args.push_to_hub, args.private, out)
     return 0
-
-
-def _parse_num_heads(text: str) -> int | tuple[int, int]:
-    """``"12"`` → 12, ``"12,16"`` → (12, 16); ``SystemExit`` naming the expected form otherwise."""
-    parts = text.split(",")
-    if len(parts) not in (1, 2) or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise SystemExit(f"vistok convert titok: --num-heads must be ENC or ENC,DEC (positive integers), got {text!r}")
-    heads = tuple(int(p) for p in parts)
-    return heads[0] if len(heads) == 1 else (heads[0], heads[1])
-
-
-def _parse_patch_nums(text: str) -> list[int]:
-    """``"1,2,3,4"`` → [1, 2, 3, 4]; ``SystemExit`` naming the expected form otherwise."""
-    parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise SystemExit(
-            f"vistok convert var: --patch-nums must be comma-separated positive integers such as 1,2,3,4, got {text!r}"
-        )
-    return [int(p) for p in parts]
 
 
 def _print_summary(tok, out: Path) -> None:

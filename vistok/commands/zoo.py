@@ -10,27 +10,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing = sub.add_parser("list", help="every zoo entry: tokens, codebook, licence, reported rFID, cached?")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info = sub.add_parser("info", help="everything the catalogue knows about one entry")
-    info.add_argument("name", help="a zoo entry name (`vistok zoo list`)")
+    info.add_argument("name", help="a zoo entry name or catalogued upstream repo id (`vistok zoo list`)")
     download = sub.add_parser(
         "download",
         help="fetch an entry's upstream files into the Hugging Face cache and convert them into vistok's cache",
     )
-    download.add_argument("name", help="a zoo entry name (`vistok zoo list`)")
+    download.add_argument("name", help="a zoo entry name or catalogued upstream repo id (`vistok zoo list`)")
     download.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     download.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE)")
     download.add_argument("--token", default=None, help="Hub token (default: the logged-in one)")
     download.add_argument("--force", action="store_true", help="download and convert again")
+    cache = sub.add_parser(
+        "cache", help="the converted cache: list its folders with their sizes, or clear them (--clear)"
+    )
+    cache.add_argument("names", nargs="*", help="only these zoo entries (default: all)")
+    cache.add_argument("--clear", action="store_true", help="delete the listed folders")
+    cache.add_argument(
+        "--stale", action="store_true", help="only folders no current converter would produce (older converter code)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..zoo.catalogue import get_entry
+    from ..resolver import ZOO, UnknownNameError, resolve
 
+    if args.action == "list":
+        return _list(args.json)
+    if args.action == "cache":
+        return _cache(args)
     try:
-        if args.action == "list":
-            return _list(args.json)
-        entry = get_entry(args.name)
-    except KeyError as err:
-        raise SystemExit(f"vistok zoo {args.action}: {err.args[0]}") from err
+        resolved = resolve(args.name)
+    except UnknownNameError as err:
+        raise SystemExit(f"vistok zoo {args.action}: {err}") from err
+    if resolved.kind != ZOO:
+        raise SystemExit(f"vistok zoo {args.action}: {args.name!r} is a {resolved.kind}, not a zoo entry (`vistok zoo list`)")
+    entry = resolved.entry
     if args.action == "info":
         return _info(entry)
     return _download(entry, args)
@@ -111,3 +124,45 @@ def _download(entry, args: argparse.Namespace) -> int:
     print(f"converted → {folder} ({seconds:.1f} s)")
     print("For an offline machine, copy the Hugging Face cache (HF_HUB_CACHE) and vistok's cache (VISTOK_CACHE).")
     return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from ..zoo.cache import cache_root, cached_entries, remove_entries
+    from ..zoo.catalogue import has_entry
+
+    rows = cached_entries()
+    if args.names:
+        rows = [r for r in rows if r["entry"] in args.names]
+    for row in rows:
+        row["stale"] = _is_stale(row, has_entry)
+    if args.stale:
+        rows = [r for r in rows if r["stale"]]
+    for row in rows:
+        state = "damaged: " + row["problem"] if row["problem"] else ("stale" if row["stale"] else "current")
+        print(f"{row['entry']}/{row['key']}  {_size(row['bytes'])}  {state}")
+    total = sum(r["bytes"] for r in rows)
+    print(f"{len(rows)} folder(s), {_size(total)} in {cache_root() / 'converted'}")
+    if args.clear:
+        print(f"cleared {_size(remove_entries(rows))}")
+    return 0
+
+
+def _is_stale(row: dict, has_entry) -> bool:
+    """A folder no current converter would write: its entry is gone or its converter's code has changed."""
+    from ..families import get_family
+
+    identity = row["identity"]
+    if not has_entry(row["entry"]) or "converter" not in identity:
+        return True
+    try:
+        return identity.get("converter_code") != get_family(identity["converter"]).code_hash()
+    except KeyError:
+        return True
+
+
+def _size(count: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count} B"

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import torch
 import torch.distributed as dist
 from einops import rearrange
@@ -16,6 +23,11 @@ from ..entropy import code_perplexity, used_code_counts
 MAX_CODEBOOK_SIZE = 2**62
 
 
+#: The methods every quantizer runs in float32 (see :class:`Quantizer`): each subclass's own definition of one of
+#: these is wrapped by :func:`in_float32` when the class is created.
+FLOAT32_METHODS = ("forward", "indices_to_codes", "progressive_codes")
+
+
 class Quantizer(nn.Module):
     """Base class: maps latents (B, D, h, w) to discrete codes.
 
@@ -23,9 +35,28 @@ class Quantizer(nn.Module):
     ``codebook_size`` and ``codebook_dim``, and put their parameter/buffer initialisation in
     ``init_weights()`` — the tokenizer's ``_init_weights`` calls it, so it survives transformers' ``post_init``
     and rebuilds non-persistent buffers after ``from_pretrained``.
+
+    **Quantizers compute in float32, always** (the base class's rule, so a new quantizer cannot forget it): every
+    subclass's ``forward``, ``indices_to_codes`` and ``progressive_codes`` (:data:`FLOAT32_METHODS`) run with
+    autocast off, half-precision (bfloat16 / float16) tensor arguments raised to float32, and the quantizer's own
+    half-precision parameters and buffers (a bfloat16 model's codebook) raised to float32 for the call
+    (:func:`float32_region`). float32 and float64 are left as they are. So under
+    ``torch.autocast(dtype=torch.bfloat16)`` (mixed-precision training) the search compares the float32 latents
+    with the float32 codebook, and a bfloat16 model searches its bfloat16 codes exactly, in float32 — derived codes
+    (an l2-normalised or projected codebook) included. Outputs are not cast back: ``quantized`` and the losses come
+    out in float32 (``quantized`` is exactly ``indices_to_codes(indices)``; the decoder casts it to its own dtype,
+    as ``decode`` does), the gradient reaches the latents in their own dtype. A float32 quantizer given float32
+    latents outside autocast computes exactly what it computes without the rule.
     """
 
     registered_name: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in FLOAT32_METHODS:
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "_in_float32", False):
+                setattr(cls, name, in_float32(method))
     #: Options of the smallest sensible instance, used by the common tests and examples.
     tiny: dict = {}
 
@@ -109,14 +140,118 @@ class _StraightThrough(torch.autograd.Function):
         return grad.to(ctx.z_dtype), None
 
 
-def scalar_quantization_dtype(z: torch.Tensor) -> torch.dtype:
-    """The dtype FSQ and LFQ quantize in: float32, or float64 for float64 latents.
+def in_float32(method: Callable) -> Callable:
+    """``method`` of a quantizer run inside :func:`float32_region` (what the base class does to every
+    :data:`FLOAT32_METHODS` a subclass defines)."""
 
-    bfloat16 has 8 significant bits: FSQ's bound computed in it rounds its half-width (3.5035 → 3.5 for 8 levels),
-    so half-precision latents landed on other levels than the same numbers in float32, and LFQ's codes
-    (±``codebook_scale``) were rounded. Half-precision latents are therefore upcast first.
-    """
-    return torch.promote_types(z.dtype, torch.float32)
+    @functools.wraps(method)
+    def wrapper(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        with float32_region(self, (args, kwargs)) as (args, kwargs):
+            return method(self, *args, **kwargs)
+
+    wrapper._in_float32 = True
+    return wrapper
+
+
+def _is_half(t: Any) -> bool:
+    """A floating-point tensor narrower than float32 (bfloat16, float16, float8 …)."""
+    return isinstance(t, torch.Tensor) and t.is_floating_point() and torch.finfo(t.dtype).bits < 32
+
+
+def _raise_halves(value: Any) -> Any:
+    """``value`` with every half-precision tensor in it (also inside lists, tuples and dicts) cast to float32
+    (differentiably: the gradient reaches the original in its own dtype)."""
+    if _is_half(value):
+        return value.float()
+    if isinstance(value, (list, tuple)):
+        raised = [_raise_halves(v) for v in value]
+        return type(value)(raised) if type(value) in (list, tuple) else value
+    if isinstance(value, dict):
+        return {k: _raise_halves(v) for k, v in value.items()}
+    return value
+
+
+def _device_types(value: Any, into: set[str]) -> set[str]:
+    if isinstance(value, torch.Tensor):
+        into.add(value.device.type)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _device_types(v, into)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _device_types(v, into)
+    return into
+
+
+# One lock per quantizer, kept outside the module (a lock cannot be deep-copied or pickled). Whoever swaps a
+# quantizer's half-precision parameters for float32 copies holds it for the whole call, and every call looks at the
+# parameters under it: two threads calling the same bfloat16 quantizer take turns instead of one seeing the other
+# restore the originals mid-call. A quantizer without half-precision state holds it only to look.
+_SWAP_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_SWAP_LOCKS_GUARD = threading.Lock()
+
+
+def _swap_lock(module: nn.Module) -> threading.RLock:
+    with _SWAP_LOCKS_GUARD:
+        lock = _SWAP_LOCKS.get(module)
+        if lock is None:
+            lock = _SWAP_LOCKS[module] = threading.RLock()
+        return lock
+
+
+@contextlib.contextmanager
+def _half_state_in_float32(module: nn.Module) -> Iterator[None]:
+    """Inside: each half-precision parameter and buffer of ``module`` (and its children) is a float32 copy, made
+    differentiably so that gradients reach the original. Outside again: the originals are back, and a copy changed
+    in place meanwhile (an EMA codebook update) is written back into its original, rounded to its dtype."""
+    lock = _swap_lock(module)
+    lock.acquire()
+    try:
+        slots = [
+            (store, name, tensor)
+            for owner in module.modules()
+            for store in (owner._parameters, owner._buffers)
+            for name, tensor in store.items()
+            if _is_half(tensor)
+        ]
+    except BaseException:
+        lock.release()
+        raise
+    if not slots:  # nothing to raise (or an enclosing call in this thread already did): the lock is not needed
+        lock.release()
+        yield
+        return
+    copies: dict[int, torch.Tensor] = {}  # by original: tied tensors stay tied
+    try:
+        for store, name, tensor in slots:
+            if id(tensor) not in copies:
+                copies[id(tensor)] = tensor.float()
+            store[name] = copies[id(tensor)]
+        yield
+    finally:
+        for store, name, tensor in reversed(slots):
+            store[name] = tensor
+        with torch.no_grad():
+            for store, name, tensor in slots:
+                copy = copies.pop(id(tensor), None)
+                if copy is not None and not torch.equal(copy, tensor.float()):
+                    tensor.data.copy_(copy.detach())
+        lock.release()
+
+
+@contextlib.contextmanager
+def float32_region(module: nn.Module, arguments: Any) -> Iterator[Any]:
+    """The float32 rule of :class:`Quantizer`, for a call of ``module`` with ``arguments``: autocast off (on every
+    device the arguments and the module live on), half-precision tensors in ``arguments`` and half-precision
+    parameters / buffers of ``module`` raised to float32 for the duration. Yields the raised ``arguments``."""
+    device_types = _device_types(arguments, set())
+    device_types.update(t.device.type for t in [*module.parameters(), *module.buffers()][:1])
+    with contextlib.ExitStack() as stack:
+        for device_type in sorted(device_types or {"cpu"}):
+            if torch.amp.is_autocast_available(device_type):  # not e.g. "meta"
+                stack.enter_context(torch.autocast(device_type, enabled=False))
+        stack.enter_context(_half_state_in_float32(module))
+        yield _raise_halves(arguments)
 
 
 def straight_through(z: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:

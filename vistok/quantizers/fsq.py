@@ -11,7 +11,8 @@ and its reference code in Appendix A.1; vector-quantize-pytorch's ``FSQ``):
   for L ≤ 1/eps = 1000); their bounded values differ by at most about (L − 1)·eps, so only latents that close to
   a cell boundary get another index than under the paper's code.
 - Deviation from both: quantisation runs in float32 (float64 stays float64) outside autocast whatever the latents'
-  dtype, and ``quantized`` is float32, exactly ``indices_to_codes(indices)``.
+  dtype — the rule of every vistok quantizer (``vistok.quantizers.base.Quantizer``) — and ``quantized`` is float32,
+  exactly ``indices_to_codes(indices)``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from transformers import initialization as init
 
 from ..outputs import QuantizerOutput
 from ..registry import QUANTIZERS
-from .base import MAX_CODEBOOK_SIZE, Quantizer, scalar_quantization_dtype, straight_through, usage_stats
+from .base import MAX_CODEBOOK_SIZE, Quantizer, straight_through, usage_stats
 
 #: Largest number of levels per channel: in float32 every one of 2^22 levels is reachable and recovered from its
 #: code (tested); at 2^24 rounding to the float32 grid loses some.
@@ -98,15 +99,15 @@ class FiniteScalarQuantizer(Quantizer):
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """z: (B, D, h, w) with D = len(levels) → codes in [−1, 1] and indices (B, h, w).
 
-        Quantizes in float32 whatever the latents' dtype (float64 stays float64), outside autocast, and returns
-        float32 codes: ``quantized`` equals ``indices_to_codes(indices)`` also for bfloat16 / float16 latents and
-        bfloat16 models (whose decoder casts the codes to its own dtype, as ``decode`` does).
+        Quantizes in float32 whatever the latents' dtype (float64 stays float64), outside autocast (the base
+        class's rule): bfloat16's 8 significant bits would round the bound's half-width (3.5035 → 3.5 for 8 levels)
+        and put latents on other levels. Returns float32 codes: ``quantized`` equals ``indices_to_codes(indices)``
+        also for bfloat16 / float16 latents and bfloat16 models (whose decoder casts the codes to its own dtype, as
+        ``decode`` does).
         """
-        with torch.autocast(z.device.type, enabled=False):
-            z = z.to(scalar_quantization_dtype(z))
-            half_width = self._view(self._levels // 2, z)
-            quantized = round_ste(self.bound(z)) / half_width
-            indices = self.codes_to_indices(quantized)
+        half_width = self._view(self._levels // 2, z)
+        quantized = round_ste(self.bound(z)) / half_width
+        indices = self.codes_to_indices(quantized)
         return QuantizerOutput(
             quantized=quantized, indices=indices, losses={}, stats=usage_stats(indices, self.codebook_size)
         )

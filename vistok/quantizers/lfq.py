@@ -23,7 +23,7 @@ Generation", arXiv 2310.05737; vector-quantize-pytorch's ``LFQ``):
   above, but unlike a per-bit bound it sees a collapse: a batch that uses two codes scores at most
   ``groups · ln 2`` nats, however the two codes' bits are spread.
   Quantisation runs in float32 whatever the latents' dtype, as vector-quantize-pytorch's
-  ``force_quantization_f32`` does.
+  ``force_quantization_f32`` does (the rule of every vistok quantizer, ``vistok.quantizers.base.Quantizer``).
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from .base import (
     Quantizer,
     channels_last_flat,
     check_positive,
-    scalar_quantization_dtype,
     straight_through,
     usage_stats,
 )
@@ -123,13 +122,10 @@ class LookupFreeQuantizer(Quantizer):
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """z: (B, D, h, w) → codes ±codebook_scale (B, D, h, w) and indices (B, h, w).
 
-        Works in float32 whatever the latents' dtype (float64 stays float64), outside autocast, and returns
-        float32 codes, equal to ``indices_to_codes(indices)`` (±``codebook_scale`` rounded once, to float32).
+        Works in float32 whatever the latents' dtype (float64 stays float64), outside autocast (the base class's
+        rule), and returns float32 codes, equal to ``indices_to_codes(indices)`` (±``codebook_scale`` rounded once,
+        to float32).
         """
-        with torch.autocast(z.device.type, enabled=False):
-            return self._quantize(z.to(scalar_quantization_dtype(z)))
-
-    def _quantize(self, z: torch.Tensor) -> QuantizerOutput:
         scale = self.codebook_scale
         codes = torch.where(z > 0, scale, -scale).to(z.dtype)
         indices = ((z > 0).long() * self._bit_values.view(1, -1, 1, 1)).sum(dim=1)

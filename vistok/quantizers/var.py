@@ -26,7 +26,8 @@ Losses, as upstream's training forward (means over elements, averaged over scale
 
 Where vistok deviates: the nearest code is :func:`vistok.quantizers.search.nearest_code` (exact Euclidean argmin,
 memory-bounded) rather than upstream's full ``addmm`` distance matrix; they differ only at rounding-level near-ties.
-The quantizer computes in float32 (float64 for a float64 model) with autocast off, as upstream does. Upstream's
+The quantizer computes in float32 (float64 for a float64 model) with autocast off, as upstream does (the rule of
+every vistok quantizer, ``vistok.quantizers.base.Quantizer``). Upstream's
 ``ema_vocab_hit_SV`` (a training-time usage buffer) is not kept. The codebook starts U(−1/K, 1/K) (upstream's
 ``eini(-1)``).
 """
@@ -170,20 +171,19 @@ class MultiScaleVectorQuantizer(Quantizer):
         dtype, size = self.compute_dtype, tuple(z.shape[2:])
         indices: list[torch.Tensor] = []
         commitment, codebook_term = z.new_zeros((), dtype=dtype), z.new_zeros((), dtype=dtype)
-        with torch.autocast(z.device.type, enabled=False):
-            f = z.to(dtype)
-            residual = f.detach().clone()
-            f_hat = torch.zeros_like(residual)
-            codebook = self.embedding.weight.detach().to(dtype)
-            for k, p in enumerate(self.patch_nums):
-                query = residual if k == len(self.patch_nums) - 1 else F.interpolate(residual, size=(p, p), mode="area")
-                idx = nearest_code(channels_last_flat(query), codebook).view(z.shape[0], p, p)
-                h = self._contribution(k, idx, size)
-                f_hat = f_hat + h
-                residual = residual - h.detach()
-                indices.append(idx)
-                commitment = commitment + F.mse_loss(f_hat.detach(), f)
-                codebook_term = codebook_term + F.mse_loss(f_hat, f.detach())
+        f = z.to(dtype)
+        residual = f.detach().clone()
+        f_hat = torch.zeros_like(residual)
+        codebook = self.embedding.weight.detach().to(dtype)
+        for k, p in enumerate(self.patch_nums):
+            query = residual if k == len(self.patch_nums) - 1 else F.interpolate(residual, size=(p, p), mode="area")
+            idx = nearest_code(channels_last_flat(query), codebook).view(z.shape[0], p, p)
+            h = self._contribution(k, idx, size)
+            f_hat = f_hat + h
+            residual = residual - h.detach()
+            indices.append(idx)
+            commitment = commitment + F.mse_loss(f_hat.detach(), f)
+            codebook_term = codebook_term + F.mse_loss(f_hat, f.detach())
         scales = len(self.patch_nums)
         losses = {
             "commitment_loss": self.commitment_weight * commitment / scales,
@@ -225,13 +225,12 @@ class MultiScaleVectorQuantizer(Quantizer):
         self.check_indices(indices)
         last = self.patch_nums[-1]
         out = []
-        with torch.autocast(indices[0].device.type, enabled=False):
-            f_hat = torch.zeros(
-                indices[0].shape[0], self._codebook_dim, last, last, dtype=self.compute_dtype, device=indices[0].device
-            )
-            for k, idx in enumerate(indices):
-                f_hat = f_hat + self._contribution(k, idx, (last, last))
-                out.append(f_hat)
+        f_hat = torch.zeros(
+            indices[0].shape[0], self._codebook_dim, last, last, dtype=self.compute_dtype, device=indices[0].device
+        )
+        for k, idx in enumerate(indices):
+            f_hat = f_hat + self._contribution(k, idx, (last, last))
+            out.append(f_hat)
         return out
 
     def indices_to_codes(self, indices: list[torch.Tensor]) -> torch.Tensor:

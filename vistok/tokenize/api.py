@@ -26,10 +26,10 @@ from .store import IncompleteOutputError, OutputError, TokenStore
 from .variants import source_size
 
 
-def _on_main_then_shared(processes: Any, action: Any) -> Any:
-    """Run ``action()`` on the main process and return its result there (``None`` elsewhere). Every process then
-    learns whether it failed: the main one re-raises its error, the others raise :class:`OutputError` quoting it,
-    so no process waits forever for a main process that stopped."""
+def _on_main_then_shared(processes: Any, action: Any, share_result: bool = False) -> Any:
+    """Run ``action()`` on the main process and return its result there (elsewhere ``None``, or the main one's
+    result with ``share_result``). Every process then learns whether it failed: the main one re-raises its error,
+    the others raise :class:`OutputError` quoting it, so no process waits forever for a main process that stopped."""
     result, error = None, None
     if processes.is_main:
         try:
@@ -39,33 +39,23 @@ def _on_main_then_shared(processes: Any, action: Any) -> Any:
     if processes.num_processes > 1:
         import torch.distributed as dist
 
-        box = [None if error is None else f"{type(error).__name__}: {error}"]
+        box = [None if error is None else f"{type(error).__name__}: {error}", result if share_result else None]
         dist.broadcast_object_list(box, src=0)
         if box[0] is not None and error is None:
             raise OutputError(f"the main process stopped: {box[0]}")
+        if share_result:
+            result = box[1]
     if error is not None:
         raise error
     return result
 
 
 def load_tokenizer(name: str, random_init: bool = False):
-    """A tokenizer in eval mode from a folder, Hub repo, bundled or zoo name; a preset only with ``random_init``
-    (random weights, seeded 0 so that every process builds the same ones)."""
-    from ..factory import create_tokenizer, list_tokenizers
-    from ..modeling import VisTokenizer
-    from ..registry import PRESETS
+    """A tokenizer in eval mode from any name vistok resolves (:func:`vistok.resolver.load_tokenizer`): the trained
+    weights, or with ``random_init`` the architecture with random weights seeded 0 (every process builds the same)."""
+    from ..resolver import load_tokenizer as resolve_and_load
 
-    list_tokenizers()
-    if name in PRESETS and not Path(name).exists():
-        if not random_init:
-            raise ValueError(
-                f"{name!r} is a preset: an architecture without trained weights, whose tokens mean nothing. Pass a "
-                "trained tokenizer (a save_pretrained folder, a Hub repo id, vistok/default or a zoo name: "
-                "`vistok zoo list`); add --random-init to tokenize with the preset's random weights (speed tests only)"
-            )
-        torch.manual_seed(0)
-        return create_tokenizer(name).eval()
-    return VisTokenizer.from_pretrained(name).eval()
+    return resolve_and_load(name, random_init=random_init)
 
 
 def push_dataset_to_hub(folder: str | os.PathLike, repo_id: str, private: bool | None = None) -> Any:
@@ -158,32 +148,38 @@ def tokenize_dataset(
     storage_dtype = token_storage_dtype(int(tok.codebook_size))
     features = build_features(source, storage_dtype, tokens)
     tok_record = tokenizer_record(tok, name)
+    # What decides the rows, compared by --resume: the tokenizer (weights and config: LFQ bit order, VQ l2_norm,
+    # pixel range… change tokens, not weights), the split and its content, the preprocessing, the sharding.
     identity = {
-        "tokenizer_weights_sha256": tok_record["weights_sha256"], "dataset": dataset, "split": split,
+        "tokenizer_weights_sha256": tok_record["weights_sha256"],
+        "tokenizer_config_sha256": tok_record["config_sha256"], "dataset": dataset, "split": split,
         "image_column": source.image_column, "num_samples": num_samples, "image_size": image_size, "flip": flip,
         "ten_crop": ten_crop, "shard_size": shard_size, "columns": source.columns, "dtype": dtype,
         "num_images": source.num_images,  # a split that grew or shrank since a crash is not resumed into
     }  # fmt: skip
 
     store = TokenStore(output)
-    action = store.check(identity, resume=resume, overwrite=overwrite)
-    if action in ("start", "overwrite") and not store.path.exists():
-        store.check_writable()  # fails before any work when the parent cannot be written
-
     processes = ProcessContext.create(device)
     rank = processes.accelerator.process_index if processes.accelerator is not None else 0
     world = processes.num_processes
-    if action == "done":
-        if not processes.is_main:
-            return None
-        print(f"{store.path} is already complete (same tokenizer and settings); nothing to tokenize.", file=sys.stderr)
-        if push_to_hub:
-            push_dataset_to_hub(store.path, push_to_hub)
-        return {**read_manifest(store.path), "already_complete": True, "seconds": 0.0, "images_this_run": 0,
-                "images_per_second": None}
+
+    def claim() -> str:
+        # the split's content (files, 🤗 fingerprint or Hub revision), on the main process only: listing a large
+        # image folder takes a while. A split whose images were replaced since a crash is not resumed into.
+        identity["split_content"] = source.content(exclude=store.path)
+        return store.claim(identity, resume, overwrite, {"identity": identity, "tokenizer": tok_record})
+
     try:  # whatever happens, this process lets go of the folder (the lock) when it returns
-        processes.wait_for_everyone()  # every process has checked the folder before the main one changes it
-        _on_main_then_shared(processes, lambda: store.prepare(action, {"identity": identity, "tokenizer": tok_record}))
+        action = _on_main_then_shared(processes, claim, share_result=True)  # the folder is checked under its lock
+        if action == "done":
+            if not processes.is_main:
+                return None
+            print(f"{store.path} is already complete (same tokenizer and settings, every shard intact); nothing to "
+                  "tokenize.", file=sys.stderr)  # fmt: skip
+            if push_to_hub:
+                push_dataset_to_hub(store.path, push_to_hub)
+            return {**read_manifest(store.path), "already_complete": True, "seconds": 0.0, "images_this_run": 0,
+                    "images_per_second": None}
 
         tok = tok.to(processes.device)
         fast = fast_inference(tok, dtype=dtype, compile=compile)

@@ -71,6 +71,7 @@ def render_dataset_card(manifest: dict[str, Any]) -> str:
         "## Tokenizer",
         "",
         f"- name: `{tok['name']}`; weights sha256: `{tok['weights_sha256']}`"
+        + (f"; config sha256: `{tok['config_sha256']}`" if tok.get("config_sha256") else "")
         + (f"; Hub revision: `{tok['revision']}`" if tok.get("revision") else ""),
         f"- net `{tok['net']}`, quantizer `{tok['quantizer']}`, preset `{tok.get('preset')}`, downsample factor "
         f"{tok['downsample_factor']}, native image size {tok['native_image_size']}",

@@ -3,7 +3,9 @@ the main process merges the shards into one dataset at the end."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -57,6 +59,25 @@ def weights_sha256(tok: Any) -> str:
     return digest.hexdigest()
 
 
+DESCRIPTIVE_CONFIG_FIELDS = ("preset", "source", "metadata")  # vistok config fields that change no token
+
+
+def config_sha256(tok: Any) -> str:
+    """sha256 of what the tokenizer's config decides beyond its weights: ``model_type`` and every field vistok's
+    config class adds (image size, net and quantizer specs — LFQ bit order, VQ l2_norm, pixel range…), without
+    the descriptive ones (preset and source names, metadata) and transformers' bookkeeping (name_or_path,
+    transformers_version, output flags …)."""
+    from transformers import PreTrainedConfig
+
+    config = tok.config
+    full = config.to_dict()
+    inherited = {f.name for f in dataclasses.fields(PreTrainedConfig)}
+    decisive = {"model_type": full.get("model_type")}
+    decisive.update({f.name: full.get(f.name) for f in dataclasses.fields(config)
+                     if f.name not in inherited and f.name not in DESCRIPTIVE_CONFIG_FIELDS})  # fmt: skip
+    return hashlib.sha256(json.dumps(decisive, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def tokenizer_record(tok: Any, name: str) -> dict[str, Any]:
     config = tok.config
     full = config.to_dict()
@@ -64,6 +85,7 @@ def tokenizer_record(tok: Any, name: str) -> dict[str, Any]:
     return {
         "name": name,
         "weights_sha256": weights_sha256(tok),
+        "config_sha256": config_sha256(tok),
         "revision": getattr(config, "_commit_hash", None),
         "net": config.net.get("type") if isinstance(config.net, dict) else config.net,
         "quantizer": config.quantizer.get("type") if isinstance(config.quantizer, dict) else config.quantizer,
@@ -118,7 +140,12 @@ def build_features(source: TokenSource, storage_dtype: str, tokens: int):
 
 
 class _Wanted:
-    """Shards this process does in a stream: its own, not finished."""
+    """Shards this process does in a stream: its own, not finished.
+
+    Not ``datasets.distributed.split_dataset_by_node``: its ``"examples"`` strategy gives a process single examples
+    in turn and ``"shards"`` whole files of the stream, while a shard here must be the positions
+    ``[s · S, (s + 1) · S)`` of the whole split (what one process writes and a resumed run, with any number of
+    processes, finds finished), so every process reads the stream and decodes only its own shards' images."""
 
     def __init__(self, done: set[int], rank: int, world: int):
         self.done, self.rank, self.world = done, rank, world
@@ -239,7 +266,7 @@ def make_manifest(tok_record: dict, identity: dict, source: TokenSource, options
         "token_dtype": storage_dtype,
         "dataset": {
             "name": source.name, "split": source.split_read, "split_requested": source.split,
-            "image_column": source.image_column,
+            "image_column": source.image_column, "content": identity.get("split_content"),
             "num_samples": identity["num_samples"], "columns": ["index", *source.columns],
         },
         "preprocessing": {

@@ -45,12 +45,23 @@ class TokenSource:
     features: dict[str, Any] = field(default_factory=dict)  # datasets feature of each stored column
     file_name_root: str | None = None  # paths are stored relative to this local dataset folder
     split_used: str | None = ""  # the split actually read ("" = ``split``; None = a dataset without splits)
+    hub_content: str | None = None  # the 🤗 fingerprint or Hub revision of a dataset that is not a local path
 
     @property
     def split_read(self) -> str | None:
         """The split actually read: ``split``, the single split of a dataset that has only one, or ``None`` for a
         dataset without splits (read whole)."""
         return self.split if self.split_used == "" else self.split_used
+
+    def content(self, exclude: str | os.PathLike | None = None) -> str | None:
+        """What the split's images are, beyond its name and length: the files of a local dataset (their names,
+        sizes and modification times; ``exclude``, the output folder, left out), the 🤗 fingerprint of a Hub split
+        (it includes the Hub commit) or the commit a stream reads; ``None`` when a stream names no revision."""
+        if self.name == "samples":
+            return "bundled photographs"
+        if _is_local(self.name):
+            return local_files_digest(self.name, exclude)
+        return self.hub_content
 
     def metadata(self, example_or_rows: dict[str, list], positions: list[int], first: int) -> dict[str, list]:
         """Stored column values of the images at ``positions``, read from a slice starting at ``first``."""
@@ -66,6 +77,48 @@ def open_full_split(name: str, split: str, streaming: bool):
     if _is_local(name):
         return load_local_split(name, split, streaming)
     return _load_hub(name, split, streaming, False, None), split
+
+
+def local_files_digest(path: str | os.PathLike, exclude: str | os.PathLike | None = None) -> str:
+    """``"N files, sha256 …"`` over the sorted relative paths, sizes and modification times of the files under
+    ``path`` (or of the file ``path``), hidden ones (which 🤗 datasets does not read) and ``exclude`` left out."""
+    import hashlib
+
+    root = Path(path).expanduser().resolve()
+    skip = Path(exclude).expanduser().resolve() if exclude is not None else None
+    entries = []
+    if root.is_file():
+        stat = root.stat()
+        entries.append((root.name, stat.st_size, stat.st_mtime_ns))
+    for folder, dirs, files in os.walk(root, followlinks=True) if root.is_dir() else ():
+        here = Path(folder)
+        dirs[:] = [d for d in dirs if not d.startswith(".") and here / d != skip]
+        for name in files:
+            if not name.startswith("."):
+                stat = (here / name).stat()
+                entries.append(((here / name).relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns))
+    digest = hashlib.sha256()
+    for entry in sorted(entries):
+        digest.update(("\0".join(map(str, entry)) + "\n").encode())
+    return f"{len(entries)} files, sha256 {digest.hexdigest()[:16]}"
+
+
+def _hub_content(full) -> str | None:
+    """The 🤗 fingerprint of a map-style split (for a Hub dataset it includes the commit read), or the Hub commits
+    the data files of a stream are read at (``hf://datasets/<repo>@<commit>/…``)."""
+    import re
+
+    fingerprint = getattr(full, "_fingerprint", None)
+    if fingerprint is not None:
+        return f"fingerprint {fingerprint}"
+    files: list[str] = []
+    iterable = getattr(full, "_ex_iterable", None)
+    while iterable is not None:  # a stream's examples iterable, wrapped once per take / cast / select
+        kwargs = getattr(iterable, "kwargs", None) or {}
+        files += [str(f) for value in kwargs.values() if isinstance(value, (list, tuple)) for f in value]
+        iterable = getattr(iterable, "ex_iterable", None)
+    revisions = sorted({m.group(1) for f in files if (m := re.search(r"@([0-9a-f]{40})/", f))})
+    return f"Hub revision {', '.join(revisions)}" if revisions else None
 
 
 def _stored_column_features(full, image_column: str, requested: list[str] | None, where: str) -> dict[str, Any]:
@@ -126,6 +179,7 @@ def open_token_source(
     is_stream = not hasattr(images, "__len__")
     column = images.column if is_stream else images.source.column
     full, split_used = open_full_split(dataset, split, streaming)
+    hub_content = None if _is_local(dataset) else _hub_content(full)
     where = f"{dataset!r} (split {split!r})"
     chosen = _stored_column_features(full, column, columns, where)
     from datasets import Image as ImageFeature
@@ -140,7 +194,7 @@ def open_token_source(
     root = os.path.abspath(os.path.expanduser(dataset)) if _is_local(dataset) and Path(dataset).expanduser().is_dir() else None
     return TokenSource(
         dataset, split, images, streaming=is_stream, num_images=None if is_stream else len(images), full=full,
-        split_used=split_used,
+        split_used=split_used, hub_content=hub_content,
         image_column=column, columns=list(chosen), features=chosen, file_name_root=root,
     )  # fmt: skip
 

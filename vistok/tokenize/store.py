@@ -13,9 +13,11 @@ one ``.vistok/shard-NNNNNN.json`` record per finished shard, written after its A
 without a record, or whose file no longer matches its record's sha256, is redone. ``state.json`` is written last,
 so a folder that ``load_from_disk`` accepts is always complete; the progress folder is removed once it is.
 
-The main process of a run holds ``.vistok/lock`` (``fcntl.flock``) from the moment it takes the folder until it
-is complete, so a second run into the same folder is refused instead of mixing its shards with the first's; the
-operating system releases the lock when the process ends, however it ends, so a killed run leaves no stale lock.
+The main process of a run holds ``.vistok/lock`` (``filelock.FileLock``: ``flock`` on POSIX, ``LockFileEx`` on
+Windows) from before it looks at the folder until it is complete, so a second run into the same folder is refused
+at once instead of mixing its shards with the first's, and every decision (complete, resume, start, refuse) is taken
+on a folder no other run is changing. The operating system releases the lock when the process ends, however it ends,
+so a killed run leaves no stale lock.
 """
 
 from __future__ import annotations
@@ -34,11 +36,7 @@ from .rows import MANIFEST_NAME
 PROGRESS = ".vistok"
 SHARDS = "shards"
 LOCK = "lock"
-
-try:  # POSIX; elsewhere runs are not protected against a concurrent run into the same folder
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+HOLDER = "holder"  # who holds the lock, for the message of a refused run (filelock may truncate the lock file)
 
 
 class OutputError(ValueError):
@@ -75,9 +73,23 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _short(value: Any) -> Any:
+    """A sha256 hex digest cut to 12 characters, anything else unchanged (for messages)."""
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value[:12] + "…"
+    return value
+
+
 def _differences(old: dict, new: dict) -> list[str]:
     keys = sorted(set(old) | set(new))
-    return [f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in keys if old.get(k) != new.get(k)]
+    return [f"{k}: {_short(old.get(k))!r} there, {_short(new.get(k))!r} now" for k in keys if old.get(k) != new.get(k)]
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 class TokenStore:
@@ -87,33 +99,58 @@ class TokenStore:
         self.path = Path(path).expanduser()
         self.progress = self.path / PROGRESS
         self.shards = self.path / SHARDS
-        self._lock_fd: int | None = None
+        self._lock = None  # the held filelock.FileLock
 
     # -------------------------------------------------------------------------------------------------- lock
-    def _take_lock(self) -> None:
-        """Hold ``.vistok/lock`` for this process; ``OutputError`` naming the holder when another run has it."""
-        if fcntl is None or self._lock_fd is not None:
+    def acquire(self) -> None:
+        """Hold ``.vistok/lock`` for this process, without waiting: ``OutputError`` naming the holder when another
+        run has it. Holding it already is a no-op."""
+        from filelock import FileLock, Timeout
+
+        if self._lock is not None:
             return
         self.progress.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.progress / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        lock = FileLock(str(self.progress / LOCK), timeout=0)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 4096).decode(errors="replace").strip() or "unknown process"
-            os.close(fd)
+            lock.acquire()
+        except Timeout:
+            try:
+                holder = (self.progress / HOLDER).read_text().strip()
+            except OSError:
+                holder = ""
             raise OutputError(
-                f"another `vistok tokenize` run ({holder}) is writing to {self.path}; wait for it to finish, or stop "
-                "it and run again with --resume"
+                f"another `vistok tokenize` run ({holder or 'unknown process'}) is writing to {self.path}; wait for "
+                "it to finish, or stop it and run again with --resume"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
-        self._lock_fd = fd
+        self._lock = lock
+        since = time.strftime("%Y-%m-%d %H:%M:%S")
+        atomic_write_bytes(self.progress / HOLDER, f"pid {os.getpid()} on {socket.gethostname()}, since {since}".encode())
 
     def release(self) -> None:
         """Give up this process's hold on the folder (no-op when it holds none); :meth:`finalize` does it too."""
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing the descriptor releases the flock
-            self._lock_fd = None
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            lock.release(force=True)
+
+    def _drop_progress(self) -> None:
+        """Remove ``.vistok`` and release the lock. The lock file goes last and while still held: a run that opened
+        it meanwhile finds it unlinked once it gets it, and retries on a new one (filelock checks), so it never
+        shares the folder with this one."""
+        if self.progress.is_dir():
+            for child in self.progress.iterdir():
+                if child.name != LOCK:
+                    _remove(child)
+            try:
+                (self.progress / LOCK).unlink(missing_ok=True)
+                self.progress.rmdir()
+            except OSError:  # Windows keeps a held file open (filelock deletes it on release); or a new run has it
+                pass
+        self.release()
+        if self.progress.is_dir():
+            try:
+                self.progress.rmdir()  # left by Windows above; never removes a folder a new run has put its lock in
+            except OSError:
+                pass
 
     # ------------------------------------------------------------------------------------------------- state
     def state(self) -> str:
@@ -126,7 +163,8 @@ class TokenStore:
             return "complete"
         if (self.progress / "job.json").is_file():
             return "incomplete"
-        return "empty" if not any(self.path.iterdir()) else "foreign"
+        # a .vistok folder without a job is a lock taken on an empty folder (by this run, or one that stopped)
+        return "foreign" if any(p.name != PROGRESS for p in self.path.iterdir()) else "empty"
 
     def recorded_identity(self) -> dict | None:
         state = self.state()
@@ -159,7 +197,7 @@ class TokenStore:
             changes = "; ".join(_differences(recorded, identity))
             raise OutputError(
                 f"--output {where} already holds {'tokens' if state == 'complete' else 'an unfinished run'} of a "
-                f"different tokenizer or different settings ({changes}). Use a new --output, or --overwrite to "
+                f"different tokenizer, settings or split content ({changes}). Use a new --output, or --overwrite to "
                 "replace it"
             )
         if not resume:
@@ -181,22 +219,66 @@ class TokenStore:
         except OSError as err:
             raise OutputError(f"cannot write to --output {self.path}: {type(err).__name__}: {err}") from err
 
+    def claim(self, identity: dict, resume: bool, overwrite: bool, job: dict) -> str:
+        """Main process: take the folder's lock, then — under it, so that no other run changes the folder meanwhile
+        — decide with :meth:`check` and :meth:`prepare` the folder. Returns ``"done"`` (complete with this
+        identity and every shard intact: nothing to do, the lock is given back), or the action to carry out
+        (``"start"``, ``"resume"``, ``"overwrite"``; a complete folder with a damaged shard is reopened and
+        resumed). ``OutputError`` says why the folder cannot be used."""
+        if not self.progress.is_dir() and self.state() in ("absent", "empty", "foreign"):
+            self.check(identity, resume, overwrite)  # refuse before writing the lock into a folder that is not ours
+        if not self.path.exists():
+            self.check_writable()
+        self.acquire()
+        action = self.check(identity, resume, overwrite)
+        if action == "done":
+            damaged = self.damaged_shards()
+            if not damaged:
+                self._drop_progress()
+                return "done"
+            self._reopen(job, damaged)
+            action = "resume"
+        self.prepare(action, job)
+        return action
+
+    def damaged_shards(self) -> list[int]:
+        """Shards of a complete folder whose file is missing or differs from the manifest's sha256."""
+        shards = json.loads((self.path / MANIFEST_NAME).read_text())["shards"]
+        return [s["shard"] for s in shards
+                if not (self.path / s["file"]).is_file() or _file_sha256(self.path / s["file"]) != s["sha256"]]
+
+    def _reopen(self, job: dict, damaged: list[int]) -> None:
+        """Turn a complete folder with damaged shards back into an unfinished run of ``job`` whose intact shards
+        are finished: records and job first, state.json last, so that a crash leaves it complete or resumable."""
+        for record in json.loads((self.path / MANIFEST_NAME).read_text())["shards"]:
+            if record["shard"] not in damaged:
+                atomic_write_json(self.progress / f"{shard_name(record['shard'])}.json", record)
+        atomic_write_json(self.progress / "job.json", job)
+        (self.path / "state.json").unlink()
+
     def prepare(self, action: str, job: dict) -> None:
-        """Main process: take the folder's lock (``OutputError`` when another run holds it), clear the folder for
-        ``"overwrite"``, record the job (fresh / overwritten runs) or, to resume, drop partial files and the records
-        of shards whose files no longer match them (those are redone)."""
+        """Main process, holding the lock (taken if it is not): for ``"overwrite"`` forget the previous run and
+        remove its files; record the job (fresh / overwritten runs) or, to resume, drop partial files and the
+        records of shards whose files no longer match them (those are redone)."""
+        self.acquire()
         if action == "overwrite":
-            if self.progress.is_dir():
-                self._take_lock()  # an unfinished run may still be writing: never delete under it
-            shutil.rmtree(self.path)
-            self.release()
+            # In this order the folder is always the old run (with fewer finished shards) or the new one, never
+            # something a later run would refuse as foreign.
+            for record in self.progress.glob("shard-*.json"):
+                record.unlink()
+            atomic_write_json(self.progress / "job.json", job)
+            (self.path / "state.json").unlink(missing_ok=True)
+            for child in self.path.iterdir():
+                if child.name != PROGRESS:
+                    _remove(child)
+            for child in self.progress.iterdir():
+                if child.name not in (LOCK, HOLDER, "job.json"):
+                    _remove(child)
         if action in ("start", "overwrite"):
             self.check_writable()
-            self._take_lock()
             self.shards.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.progress / "job.json", job)
         if action == "resume":
-            self._take_lock()
             for stale in [*self.shards.glob(".*.tmp-*"), *self.progress.glob(".*.tmp-*")]:
                 stale.unlink(missing_ok=True)
             for shard, record in self.finished().items():
@@ -265,6 +347,10 @@ class TokenStore:
         atomic_write_json(self.path / "dataset_info.json", info)
         atomic_write_json(self.path / MANIFEST_NAME, manifest)
         atomic_write_bytes(self.path / "README.md", card.encode())
+        # state.json as ``Dataset.save_to_disk`` writes it (load_from_disk reads these keys). datasets has no writer
+        # for it that fits: save_to_disk writes a whole dataset in one call, from one process, and cannot add one
+        # shard at a time atomically, resume, or take shards other processes wrote; building the dataset from the
+        # shards to call it would copy every token once more. Written last, so the folder loads only when complete.
         state = {
             "_data_files": [{"filename": r["file"]} for r in records],
             "_fingerprint": fingerprint,
@@ -275,6 +361,5 @@ class TokenStore:
             "_split": None,
         }
         atomic_write_json(self.path / "state.json", state)
-        shutil.rmtree(self.progress, ignore_errors=True)
-        self.release()
+        self._drop_progress()
         return manifest

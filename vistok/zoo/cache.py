@@ -2,8 +2,10 @@
 
 Layout: ``<root>/converted/<entry name>/<key>/`` holding what ``save_pretrained`` writes (config.json,
 model.safetensors, preprocessor_config.json, README.md) plus ``manifest.json``. The key hashes everything the
-conversion depends on (repo, upstream commit, the files' content ids, converter name and version, options), so a new
-upstream commit or converter version gets a new folder. A folder is written under a temporary name and renamed into
+conversion depends on (repo, upstream commit, the files' content ids, converter name, options and the hash of the
+converter's own code), so a new upstream commit or a converter fix gets a new folder; :func:`cached_entries` and
+:func:`remove_entries` list and clear them (``vistok zoo cache``). While one process converts an entry, the others
+wait on its lock (:func:`entry_lock`) and then read the result. A folder is written under a temporary name and renamed into
 place in one step, with the manifest (sha256 of every file) written last: a crash leaves either nothing or a
 complete entry, and an entry whose files do not match their manifest is treated as damaged and rebuilt.
 """
@@ -15,9 +17,12 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -39,6 +44,54 @@ def cache_key(identity: Mapping[str, Any]) -> str:
 
 def entry_dir(entry_name: str, key: str, root: Path | None = None) -> Path:
     return (root or cache_root()) / "converted" / entry_name / key
+
+
+@contextmanager
+def entry_lock(folder: Path) -> Iterator[None]:
+    """Hold the cross-process lock of the cache entry ``folder`` (a ``filelock`` beside it; released on any exit,
+    the process's death included)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder.parent / f".{folder.name}.lock")):
+        yield
+
+
+def cached_entries(root: Path | None = None) -> list[dict[str, Any]]:
+    """Every converted cache folder: ``entry`` (zoo name), ``key``, ``path``, ``bytes`` (on disk), ``identity``
+    (what its manifest records, ``{}`` when unreadable) and ``problem`` (``None`` when complete), by name and key."""
+    base = (root or cache_root()) / "converted"
+    rows = []
+    for folder in sorted(base.glob("*/*")) if base.is_dir() else []:
+        if not folder.is_dir() or folder.name.startswith("."):
+            continue
+        try:
+            identity = json.loads((folder / MANIFEST).read_text()).get("identity", {})
+        except (OSError, ValueError, AttributeError):
+            identity = {}
+        rows.append(
+            {
+                "entry": folder.parent.name,
+                "key": folder.name,
+                "path": str(folder),
+                "bytes": sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()),
+                "identity": identity if isinstance(identity, dict) else {},
+                "problem": check_entry(folder, verify_hashes=False),
+            }
+        )
+    return rows
+
+
+def remove_entries(rows: list[dict[str, Any]]) -> int:
+    """Delete the cache folders ``rows`` (from :func:`cached_entries`), each under its lock; returns bytes freed."""
+    freed = 0
+    for row in rows:
+        folder = Path(row["path"])
+        with entry_lock(folder):
+            if folder.exists():
+                trash = folder.parent / f".{folder.name}.removed-{uuid.uuid4().hex[:8]}"
+                os.replace(folder, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+                freed += row["bytes"]
+    return freed
 
 
 def sha256_file(path: Path) -> str:

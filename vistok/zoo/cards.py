@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..configuration import VisTokenizerConfig
 from .catalogue import get_entry
-from .entry import ZooEntry
+from ..families import ZooEntry
 from .loader import expected_config
 
 

@@ -1,22 +1,18 @@
-"""Looking entries up: by zoo name, by Hub repo id, and near misses of either."""
+"""Looking entries up: by zoo name, by Hub repo id, and near misses of either. The entries are those of the
+registered families (:mod:`vistok.families`), read at each lookup, so a family registered later is found too."""
 
 from __future__ import annotations
 
-import difflib
-import functools
-
-from .entries import all_entries
-from .entry import ZooEntry
+from ..families import ZooEntry, all_families
 
 
-@functools.cache
+def all_entries() -> list[ZooEntry]:
+    """Every registered family's zoo entries, family by family."""
+    return [entry for family in all_families() for entry in family.entries]
+
+
 def _by_name() -> dict[str, ZooEntry]:
-    entries: dict[str, ZooEntry] = {}
-    for entry in all_entries():
-        if entry.name in entries:
-            raise RuntimeError(f"two zoo entries are named {entry.name!r}")
-        entries[entry.name] = entry
-    return entries
+    return {entry.name: entry for entry in all_entries()}  # register_family refuses a name twice
 
 
 def zoo_names() -> list[str]:
@@ -33,7 +29,9 @@ def get_entry(name: str) -> ZooEntry:
     try:
         return _by_name()[name]
     except KeyError:
-        close = _close_names(name, zoo_names())
+        from ..resolver import suggestions  # the resolver looks entries up here
+
+        close = suggestions(name, among=zoo_names())
         hint = f"Did you mean {' or '.join(map(repr, close))}? " if close else ""
         raise KeyError(f"{name!r} is not a zoo entry. {hint}Zoo entries: {', '.join(zoo_names())}") from None
 
@@ -42,20 +40,3 @@ def entries_for_repo(repo_id: str) -> list[ZooEntry]:
     """The entries whose files live in the Hub repo ``repo_id`` (compared case-insensitively, as the Hub does)."""
     key = repo_id.lower()
     return [e for e in _by_name().values() if e.repo_id is not None and e.repo_id.lower() == key]
-
-
-def close_zoo_names(name: str) -> list[str]:
-    """Zoo names and repo ids that ``name`` is probably a typo of (at most three)."""
-    candidates = [e.name for e in _by_name().values()]
-    candidates += [e.repo_id for e in _by_name().values() if e.repo_id]
-    return difflib.get_close_matches(name, candidates, n=3, cutoff=0.75)
-
-
-def _close_names(name: str, names: list[str]) -> list[str]:
-    """Up to three of ``names`` that ``name`` is a reordering or a typo of: names sharing most of its words first
-    (``taming-vqgan-imagenet-f16-16384`` → ``vqgan-taming-f16-16384``), then close spellings."""
-    words = set(name.lower().replace("_", "-").split("-"))
-    shared = sorted(((len(words & set(other.split("-"))), other) for other in names), key=lambda p: (-p[0], p[1]))
-    close = [other for count, other in shared if count >= max(2, (len(words) + 1) // 2)]
-    close += [c for c in difflib.get_close_matches(name, names, n=3, cutoff=0.6) if c not in close]
-    return close[:3]

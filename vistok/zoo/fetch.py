@@ -24,7 +24,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from .entry import ZooEntry
+from ..families import ZooEntry
 
 HUB_OPTIONS = ("revision", "cache_dir", "token", "local_files_only", "force_download")
 _CONTENT_ID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")  # git sha1 or sha256: the HF cache's blob names

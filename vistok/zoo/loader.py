@@ -21,12 +21,11 @@ import torch
 from ..architecture import build_modules
 from ..cards import vocabulary_size
 from ..configuration import VisTokenizerConfig
-from ..convert import CONVERTER_VERSION, CONVERTERS
 from ..modeling import VisTokenizer
 from ..registry import PRESETS
-from .cache import cache_key, check_entry, entry_dir, write_entry
-from .catalogue import close_zoo_names, entries_for_repo, get_entry, has_entry, zoo_names
-from .entry import ZooEntry
+from .cache import cache_key, check_entry, entry_dir, entry_lock, write_entry
+from .catalogue import get_entry, zoo_names
+from ..families import ZooEntry, get_family
 from .fetch import HUB_OPTIONS, FetchedFiles, fetch_entry
 
 logger = logging.getLogger(__name__)
@@ -64,22 +63,26 @@ def load_pretrained(name: str, *, tqdm_class: Any = None, **hub: Any) -> VisToke
     entry = get_entry(name)
     fetched = fetch_entry(entry, tqdm_class=tqdm_class, **hub)
     folder = converted_folder(entry, fetched)
-    problem = check_entry(folder)
     force = bool(hub.get("force_download"))
-    if problem is None and not force:
-        tok = VisTokenizer.from_pretrained(str(folder))
-    else:
-        if problem not in (None, "missing"):
-            logger.warning("converted cache entry %s is damaged (%s); converting again", folder, problem)
-        tok = convert_entry(entry, fetched)
-        write_entry(folder, _saver(tok), _identity(entry, fetched), replace=force)
+    if force or check_entry(folder) is not None:
+        # One process converts; the others (8 ranks of one launch) wait here and then read its result.
+        with entry_lock(folder):
+            problem = check_entry(folder)
+            if force or problem is not None:
+                if problem not in (None, "missing"):
+                    logger.warning("converted cache entry %s is damaged (%s); converting again", folder, problem)
+                tok = convert_entry(entry, fetched)
+                write_entry(folder, _saver(tok), _identity(entry, fetched), replace=force)
+                warn_if_architecture_differs(entry, tok.config)
+                return tok.eval()
+    tok = VisTokenizer.from_pretrained(str(folder))
     warn_if_architecture_differs(entry, tok.config)
     return tok.eval()
 
 
 def convert_entry(entry: ZooEntry, fetched: FetchedFiles) -> VisTokenizer:
     """Run the entry's converter on the fetched files and record where they came from in ``config.metadata``."""
-    converter = CONVERTERS[entry.converter]
+    converter = get_family(entry.converter).convert
     tok = converter(str(fetched.main), image_size=entry.image_size, **entry.converter_options)
     meta = dict(tok.config.metadata or {})
     meta["zoo"] = {**entry.zoo_metadata(), "commit": fetched.commit, "files": sorted(fetched.files)}
@@ -102,7 +105,7 @@ def _identity(entry: ZooEntry, fetched: FetchedFiles) -> dict[str, Any]:
         "commit": fetched.commit,
         "files": fetched.content_ids(),
         "converter": entry.converter,
-        "converter_version": CONVERTER_VERSION,
+        "converter_code": get_family(entry.converter).code_hash(),
         "converter_options": entry.converter_options,
         "image_size": entry.image_size,
     }
@@ -162,61 +165,7 @@ def warn_if_architecture_differs(entry: ZooEntry, config: VisTokenizerConfig) ->
         )
 
 
-# ----------------------------------------------------------------------------------- names given to from_pretrained
-def is_catalogued(name: str) -> bool:
-    """Whether ``name`` is a zoo name or the repo id of catalogued tokenizers."""
-    return has_entry(name) or ("/" in name and bool(entries_for_repo(name)))
-
-
-def load_catalogued(name: str, kwargs: dict[str, Any]) -> VisTokenizer | None:
-    """What ``VisTokenizer.from_pretrained(name, **kwargs)`` does for zoo names and catalogued repo ids; ``None``
-    for any other name (it then loads as a vistok folder or repo).
-
-    A repo that holds several catalogued tokenizers raises ``OSError`` listing their zoo names; options other
-    than huggingface_hub's download options raise ``TypeError`` (they would otherwise be silently ignored).
-    """
-    if has_entry(name):
-        entry_names = [name]
-    else:
-        entries = entries_for_repo(name) if "/" in name else []
-        if not entries:
-            return None
-        entry_names = [e.name for e in entries]
-        if len(entry_names) > 1:
-            raise OSError(
-                f"the Hub repo {name!r} holds several tokenizers; load one by its zoo name: "
-                + ", ".join(f"vistok.create_tokenizer({n!r}, pretrained=True)" for n in sorted(entry_names))
-            )
-    unsupported = sorted(set(kwargs) - set(HUB_OPTIONS))
-    if unsupported:
-        raise TypeError(
-            f"from_pretrained({name!r}) loads the zoo entry {entry_names[0]!r}, which takes only the download "
-            f"options {', '.join(HUB_OPTIONS)}; got {', '.join(unsupported)}"
-        )
-    return load_pretrained(entry_names[0], **kwargs)
-
-
-def explain_unknown(name: str) -> str | None:
-    """A hint for a name that failed to load: the zoo names or catalogued repo ids it is probably a typo of, or —
-    for a repo in the Hugging Face cache without a config.json — that it is not a vistok repo and what it holds."""
-    close = close_zoo_names(name)
-    if close:
-        return (
-            f"{name!r} is not a zoo entry or a catalogued repo; did you mean {' or '.join(map(repr, close))}? "
-            "(`vistok zoo list` shows the zoo)"
-        )
-    files = cached_repo_files(name)
-    if files and "config.json" not in files:
-        shown = ", ".join(files[:8]) + (", …" if len(files) > 8 else "")
-        return (
-            f"{name!r} is not a vistok repo (it has no config.json; the cached files are {shown}) and the zoo does "
-            "not catalogue it. If it holds an upstream checkpoint, convert the file with `vistok convert ORIGIN "
-            "FILE OUTPUT_FOLDER` (`vistok convert --help` lists the formats); `vistok zoo list` shows the "
-            "catalogued tokenizers"
-        )
-    return None
-
-
+# ----------------------------------------------------------------------------------------------------- cache
 def cached_repo_files(repo_id: str) -> list[str]:
     """The files of ``repo_id``'s ``main`` snapshot in the Hugging Face cache (empty when it is not cached)."""
     if repo_id.count("/") != 1:

@@ -21,10 +21,128 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .containers import describe_layout, select_state_dict, strip_prefix
-from .origins import LLAMAGEN, conversion_metadata
-from .safe_load import CheckpointError, load_checkpoint
-from .vqgan_layout import build_tokenizer, infer_vqgan_config
+from ..convert.containers import describe_layout, select_state_dict, strip_prefix
+from ..convert.origins import Origin, Release, conversion_metadata, reported_metric
+from ..convert.safe_load import CheckpointError, load_checkpoint
+from ..convert.vqgan_layout import build_tokenizer, infer_vqgan_config
+from .base import ConverterOption, register_family
+from .records import MIT, ZooEntry, imagenet_vqgan_preset
+
+LLAMAGEN = Origin(
+    name="LlamaGen",
+    url="https://github.com/FoundationVision/LlamaGen",
+    license="mit",
+    paper_title="Autoregressive Model Beats Diffusion: Llama for Scalable Image Generation",
+    paper_authors="Peize Sun, Yi Jiang, Shoufa Chen, Shilong Zhang, Bingyue Peng, Ping Luo, Zehuan Yuan",
+    paper_venue="arXiv:2406.06525 (2024)",
+    paper_url="https://arxiv.org/abs/2406.06525",
+    citation="""@article{sun2024autoregressive,
+  title={Autoregressive Model Beats Diffusion: Llama for Scalable Image Generation},
+  author={Sun, Peize and Jiang, Yi and Chen, Shoufa and Zhang, Shilong and Peng, Bingyue and Luo, Ping and Yuan, Zehuan},
+  journal={arXiv preprint arXiv:2406.06525},
+  year={2024}
+}""",
+)
+PAPER = "Sun et al., Autoregressive Model Beats Diffusion: Llama for Scalable Image Generation (2024)"
+# LlamaGen's VectorQuantizer: ||z_q − sg(z)||² + commit_loss_beta·||sg(z_q) − z||² with commit_loss_beta = 0.25,
+# plus entropy_loss_ratio (0 in vq_train.py's defaults) times its entropy loss. The presets, their training recipe
+# and the converter's defaults all read them from here.
+LLAMAGEN_QUANTIZER_LOSS = {"commitment_weight": 0.25, "codebook_weight": 1.0, "entropy_weight": 0.0}
+
+PRESETS = tuple(
+    imagenet_vqgan_preset(
+        f"vqgan-llamagen-vq{factor}",
+        f"LlamaGen VQ-{factor}, 256px → {256 // factor}x{256 // factor} tokens, l2-normalised codebook 16384 x 8",
+        mult,
+        {"type": "vq", "codebook_size": 16384, "codebook_dim": 8, "l2_norm": True, **LLAMAGEN_QUANTIZER_LOSS},
+        PAPER,
+        "vqgan-llamagen.yaml",
+    )
+    for factor, mult in ((16, [1, 1, 2, 2, 4]), (8, [1, 2, 2, 4]))
+)
+VQ16 = Release(
+    LLAMAGEN,
+    "VQ-16",
+    ("vq_ds16_c2i.pt", "vq_ds16_t2i.pt"),
+    (1, 1, 2, 2, 4),
+    (16384, 8),
+    (
+        reported_metric("rfid", 2.19, "LlamaGen paper / README", LLAMAGEN.paper_url),
+        reported_metric("psnr", 20.79, "LlamaGen paper / README", LLAMAGEN.paper_url),
+        reported_metric(
+            "ssim", 0.675, "LlamaGen paper / README", LLAMAGEN.paper_url, note="SSIM computed with data_range 2"
+        ),
+    ),
+    metrics_checkpoints=("vq_ds16_c2i.pt",),
+)
+VQ8 = Release(
+    LLAMAGEN,
+    "VQ-8",
+    ("vq_ds8_c2i.pt",),
+    (1, 2, 2, 4),
+    (16384, 8),
+    (reported_metric("rfid", 0.59, "LlamaGen README", LLAMAGEN.url),),
+    metrics_checkpoints=("vq_ds8_c2i.pt",),
+)
+
+# The c2i VQ-16 / VQ-8 files of FoundationVision/LlamaGen, the t2i VQ-16 of peizesun/llamagen_t2i (file names as in
+# LlamaGen's README download links) and the PyTorchModelHubMixin repo FoundationVision/vq-ds16-c2i (VQModelHF:
+# config.json with the ModelArgs + model.safetensors).
+ENTRIES = (
+    ZooEntry(
+        name="vqgan-llamagen-vq16",
+        description="LlamaGen VQ-16 (class-to-image), 256px → 16x16 tokens, codebook 16384 x 8",
+        origin=LLAMAGEN,
+        license=MIT,
+        converter="llamagen",
+        image_size=256,
+        repo_id="FoundationVision/LlamaGen",
+        filenames=("vq_ds16_c2i.pt",),
+        preset="vqgan-llamagen-vq16",
+        reported_metrics=VQ16.reported_metrics,
+    ),
+    ZooEntry(
+        name="vqgan-llamagen-vq8",
+        description="LlamaGen VQ-8 (class-to-image), 256px → 32x32 tokens, codebook 16384 x 8",
+        origin=LLAMAGEN,
+        license=MIT,
+        converter="llamagen",
+        image_size=256,
+        repo_id="FoundationVision/LlamaGen",
+        filenames=("vq_ds8_c2i.pt",),
+        preset="vqgan-llamagen-vq8",
+        reported_metrics=VQ8.reported_metrics,
+    ),
+    ZooEntry(
+        name="vqgan-llamagen-vq16-t2i",
+        description="LlamaGen VQ-16 (text-to-image tokenizer), 256px → 16x16 tokens, codebook 16384 x 8",
+        origin=LLAMAGEN,
+        license=MIT,
+        converter="llamagen",
+        image_size=256,
+        repo_id="peizesun/llamagen_t2i",
+        filenames=("vq_ds16_t2i.pt",),
+        preset="vqgan-llamagen-vq16",
+        notes=("The t2i tokenizer was trained on other data than the c2i one; the c2i numbers do not apply to it.",),
+    ),
+    ZooEntry(
+        name="vqgan-llamagen-vq16-hf",
+        description="LlamaGen VQ-16 c2i as LlamaGen's PyTorchModelHubMixin repo, 256px → 16x16 tokens",
+        origin=LLAMAGEN,
+        license=MIT,
+        converter="llamagen",
+        image_size=256,
+        repo_id="FoundationVision/vq-ds16-c2i",
+        filenames=("model.safetensors",),
+        companion_files=("config.json",),
+        preset="vqgan-llamagen-vq16",
+        reported_metrics=VQ16.reported_metrics,
+        notes=(
+            "Written by LlamaGen's VQModelHF (PyTorchModelHubMixin) from vq_ds16_c2i.pt's weights: config.json "
+            "holds the ModelArgs, model.safetensors the weights.",
+        ),
+    ),
+)
 
 WEIGHT_ENTRIES = ("ema", "model", "state_dict")
 DROPPED_KEYS = ("quantize.codebook_used",)
@@ -155,6 +273,25 @@ def _check_model_name(args: dict[str, Any], inferred: dict[str, Any]) -> list[st
     return []
 
 
+@register_family(
+    "llamagen",
+    origin=LLAMAGEN,
+    summary="LlamaGen VQ-16 / VQ-8: .pt training checkpoint, a bare state dict, or a VQModelHF (mixin) folder",
+    weights_help="auto (= ema, else model, else state_dict), ema, model or state_dict",
+    options=(
+        ConverterOption(
+            "--codebook-l2-norm",
+            "codebook_l2_norm",
+            "whether the codes are l2-normalised (default: the checkpoint's training args, else true as in every "
+            "released LlamaGen VQ model)",
+            choices=("true", "false"),
+            parse=lambda text: text == "true",
+        ),
+    ),
+    presets=PRESETS,
+    releases=(VQ16, VQ8),
+    entries=ENTRIES,
+)
 def convert_llamagen(
     checkpoint: str | os.PathLike,
     *,

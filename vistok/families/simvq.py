@@ -26,10 +26,56 @@ from typing import Any
 
 import yaml
 
-from .lightning_ema import lightning_state_dict, select_lightning_weights
-from .magvit2_layout import infer_magvit2_net, load_converted
-from .origins import IMAGENET_128, SIMVQ, conversion_metadata, reported_metric
-from .safe_load import CheckpointError, load_checkpoint
+from ..convert.lightning_ema import lightning_state_dict, select_lightning_weights
+from ..convert.magvit2_layout import infer_magvit2_net, load_converted
+from ..convert.origins import IMAGENET_128, Origin, conversion_metadata, reported_metric
+from ..convert.safe_load import CheckpointError, load_checkpoint
+from ..registry import Preset
+from .base import register_family
+from .records import MIT, ZooEntry
+
+SIMVQ = Origin(
+    name="SimVQ",
+    url="https://github.com/youngsheen/SimVQ",
+    license="mit",
+    paper_title="Addressing Representation Collapse in Vector Quantized Models with One Linear Layer",
+    paper_authors="Yongxin Zhu, Bocheng Li, Yifei Xin, Linli Xu",
+    paper_venue="arXiv:2411.02038 (2024)",
+    paper_url="https://arxiv.org/abs/2411.02038",
+    citation="""@article{zhu2024addressing,
+  title={Addressing Representation Collapse in Vector Quantized Models with One Linear Layer},
+  author={Zhu, Yongxin and Li, Bocheng and Xin, Yifei and Xu, Linli},
+  journal={arXiv preprint arXiv:2411.02038},
+  year={2024}
+}""",
+)
+# configs/imagenet_simvq_128_B.yaml: the improved conv net without adaptive norms and SimVQ(beta 0.25, legacy False)
+# — the frozen codebook seen through nn.Linear with bias; loss commit_weight 1.0.
+SIMVQ_PAPER = "Zhu et al., Addressing Representation Collapse in Vector Quantized Models with One Linear Layer (2024)"
+SIMVQ_QUANTIZER_OPTIONS = {"commitment_weight": 0.25, "codebook_weight": 1.0, "projection_bias": True}
+SIMVQ_CODEBOOK_SIZES = (1024, 8192, 65536, 262144)
+
+
+def _preset(size: int) -> Preset:
+    return Preset(
+        name=f"simvq-imagenet128-{size}",
+        description=f"SimVQ 128_B (MAGVIT-v2 conv net, no adaptive norm), 128px → 16x16 tokens, codebook {size} x 128",
+        config={
+            "image_size": 128,
+            "net": {
+                "type": "magvit2",
+                "base_channels": 128,
+                "channel_multiplier": [1, 2, 2, 4],
+                "num_res_blocks": 2,
+                "latent_channels": 128,
+                "adaptive_norm": False,
+            },
+            "quantizer": {"type": "simvq", "codebook_size": size, "codebook_dim": 128, **SIMVQ_QUANTIZER_OPTIONS},
+        },
+        source=f"{SIMVQ_PAPER}; SimVQ configs/imagenet_simvq_128_B.yaml (n_e {size})",
+        tags=("imagenet128",),
+    )
+
 
 WHAT = "a SimVQ"
 DEFAULT_IMAGE_SIZE = 128  # every released SimVQ image tokenizer is ImageNet 128x128
@@ -177,6 +223,62 @@ def quantizer_loss_options(beta: float, legacy: bool, commit_weight: float) -> d
     return {"commitment_weight": commit_weight * commitment, "codebook_weight": commit_weight * codebook}
 
 
+# The zoo: the ImageNet 128x128 tokenizers in the Hub repo youngsheen/SimVQ (the README links it as zyx123/SimVQ, the
+# account's earlier name), folders vq_log/simvq_{1k,8k,65k,262k}, each a Lightning .ckpt plus LightningCLI's
+# size128/config.yaml. Only the 262k checkpoint's file name is known (the README's evaluation command); the other
+# three folders' file names could not be confirmed, so their entries say where the files are instead of guessing.
+REPO = "youngsheen/SimVQ"
+NOTES = (
+    "Converted from the EMA weights (model_ema.*), which upstream's evaluation uses; the frozen random codebook "
+    "has no EMA copy and is taken as stored.",
+    "decode(indices) uses the projected codebook E·Wᵀ + b; SimVQ's own get_codebook_entry returns the unprojected "
+    "rows, which the decoder was never trained on.",
+    "The preset's architecture is configs/imagenet_simvq_128_B.yaml (the 1k run); the README changes only the "
+    "codebook size for the others. A file that differs still loads, with a warning.",
+)
+KNOWN_FILES = {"simvq_262k": "epoch=49-step=250250.ckpt"}  # the README's evaluation command
+
+
+def _entry(folder: str) -> ZooEntry:
+    size = REPORTED[folder][0]
+    common = dict(
+        name=f"simvq-imagenet128-{size}",
+        description=f"SimVQ 128_B, 128px → 16x16 tokens, codebook {size} x 128, ImageNet",
+        origin=SIMVQ,
+        license=MIT,
+        converter="simvq",
+        image_size=128,
+        preset=f"simvq-imagenet128-{size}",
+        reported_metrics=reported_metrics(folder),
+    )
+    if folder in KNOWN_FILES:
+        return ZooEntry(
+            **common,
+            repo_id=REPO,
+            filenames=(f"vq_log/{folder}/{KNOWN_FILES[folder]}",),
+            companion_files=(f"vq_log/{folder}/size128/config.yaml",),
+            notes=NOTES,
+        )
+    return ZooEntry(
+        **common,
+        manual_download=(
+            f"The checkpoint's file name in https://huggingface.co/{REPO}/tree/main/vq_log/{folder} could not be "
+            "confirmed, so the zoo does not fetch it. Download that folder's .ckpt and its size128/config.yaml "
+            f"(keeping the layout), then run `vistok convert simvq <file>.ckpt simvq-imagenet128-{size}` and load "
+            f"the folder with VisTokenizer.from_pretrained('simvq-imagenet128-{size}')."
+        ),
+        notes=(*NOTES, "Not fetched automatically: the checkpoint's file name in the Hub folder is unconfirmed."),
+    )
+
+
+@register_family(
+    "simvq",
+    origin=SIMVQ,
+    summary="SimVQ (youngsheen/SimVQ): Lightning .ckpt, with its LightningCLI config.yaml when found beside it",
+    weights_help="auto (= the EMA shadows when the file has them, else raw), ema or raw",
+    presets=tuple(_preset(size) for size in SIMVQ_CODEBOOK_SIZES),
+    entries=tuple(_entry(folder) for folder in REPORTED),
+)
 def convert_simvq(
     checkpoint: str | os.PathLike,
     *,

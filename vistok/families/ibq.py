@@ -6,10 +6,10 @@ The files are Lightning training checkpoints without hyper-parameters (see ``sha
 the EMA weights are the released model and the default here (:mod:`.lightning_ema`).
 
 IBQ's encoder and decoder are Taming's, so the keys are renamed with the Taming converter's map
-(:func:`vistok.convert.taming.convert_state_dict`) into vistok's ``vqgan`` layout and the architecture is read from
+(:func:`vistok.convert.taming_layout.convert_state_dict`) into vistok's ``vqgan`` layout and the architecture is read from
 the shapes (:func:`.vqgan_layout.infer_vqgan_config`; the ImageNet configs have 4 residual blocks and attention at
 resolution 16, the last level). The quantizer is vistok's ``ibq``: the code is the argmax of the dot product with
-the raw codebook (not the nearest code), with IBQ's ImageNet loss options (``vistok.presets.IBQ_QUANTIZER_LOSS``).
+the raw codebook (not the nearest code), with IBQ's ImageNet loss options (:data:`IBQ_QUANTIZER_LOSS`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..presets import IBQ_QUANTIZER_LOSS
-from .lightning_ema import lightning_state_dict, select_lightning_weights
-from .origins import IBQ, conversion_metadata
-from .safe_load import CheckpointError, load_checkpoint
-from .taming import convert_state_dict
-from .vqgan_layout import build_tokenizer, infer_vqgan_config
+from ..convert.lightning_ema import lightning_state_dict, select_lightning_weights
+from ..convert.origins import SEED_VOKEN_URL, Origin, conversion_metadata, reported_metric
+from ..convert.safe_load import CheckpointError, load_checkpoint
+from ..convert.taming_layout import convert_state_dict
+from ..convert.vqgan_layout import build_tokenizer, infer_vqgan_config
+from ..registry import Preset
+from .base import register_family
+from .records import APACHE_2, ZooEntry
 
 WHAT = "an IBQ"
 DEFAULT_IMAGE_SIZE = 256
@@ -71,6 +73,108 @@ def ibq_to_vistok(state_dict: dict[str, Any], weights: str = "auto") -> tuple[di
     return renamed, which, notes
 
 
+IBQ = Origin(
+    name="IBQ",
+    url=SEED_VOKEN_URL,
+    license="apache-2.0",
+    paper_title="Taming Scalable Visual Tokenizer for Autoregressive Image Generation",
+    paper_authors="Fengyuan Shi, Zhuoyan Luo, Yixiao Ge, Yujiu Yang, Ying Shan, Limin Wang",
+    paper_venue="arXiv:2412.02692 (2024)",
+    paper_url="https://arxiv.org/abs/2412.02692",
+    citation="""@article{shi2024taming,
+  title={Taming Scalable Visual Tokenizer for Autoregressive Image Generation},
+  author={Shi, Fengyuan and Luo, Zhuoyan and Ge, Yixiao and Yang, Yujiu and Shan, Ying and Wang, Limin},
+  journal={arXiv preprint arXiv:2412.02692},
+  year={2024}
+}""",
+)
+IBQ_PAPER = "Shi et al., Taming Scalable Visual Tokenizer for Autoregressive Image Generation (IBQ, 2024)"
+
+# SEED-Voken configs/IBQ/gpu/imagenet_ibqgan_*.yaml: IndexPropagationQuantize's quant_loss
+# ||q_ib − z||² + ||sg(q) − z||² + β·||q − sg(z)||² with β = 0.25 (weighed by quant_loss_weight 1.0), plus
+# entropy_loss_weight (0.05) × (H[softmax(⟨z, e⟩/0.01)] per sample − H[batch mean]), both entropy weights 1.0.
+# The presets, their training recipe and the converter all read them from here.
+IBQ_QUANTIZER_LOSS = {
+    "commitment_weight": 1.0,
+    "codebook_weight": 0.25,
+    "index_backprop_weight": 1.0,
+    "entropy_weight": 0.05,
+    "entropy_temperature": 0.01,
+    "sample_entropy_weight": 1.0,
+    "codebook_entropy_weight": 1.0,
+}
+IBQ_CODEBOOK_SIZES = (1024, 8192, 16384, 262144)
+
+
+def _preset(size: int) -> Preset:
+    return Preset(
+        name=f"ibqgan-imagenet256-{size}",
+        description=f"IBQ f16 (Taming-style VQGAN, index backpropagation), 256px → 16x16 tokens, codebook {size} x 256",
+        config={
+            "image_size": 256,
+            "net": {
+                "type": "vqgan",
+                "base_channels": 128,
+                "channel_multiplier": [1, 1, 2, 2, 4],
+                "num_res_blocks": 4,
+                "latent_channels": 256,
+                "attention_levels": [4],  # attn_resolutions [16] at 256 px: the last level
+            },
+            "quantizer": {"type": "ibq", "codebook_size": size, "codebook_dim": 256, **IBQ_QUANTIZER_LOSS},
+        },
+        source=IBQ_PAPER,
+        training="training/configs/imagenet256/ibqgan.yaml",
+        tags=("imagenet256",),
+    )
+
+
+# The ImageNet-256 releases: TencentARC/IBQ-Tokenizer-{size}, one Lightning .ckpt each (the links of SEED-Voken's
+# docs/IBQ.md), converted with the EMA weights (upstream evaluates under ema_scope()). Codebook size → (rFID, LPIPS,
+# codebook utilisation) as docs/IBQ.md's table reports them (ImageNet 256 validation, 16x16 tokens).
+DOCS_URL = "https://github.com/TencentARC/SEED-Voken/blob/main/docs/IBQ.md"
+DOCS = "SEED-Voken docs/IBQ.md"
+REPORTED = {
+    1024: (2.24, 0.2580, 0.99),
+    8192: (1.87, 0.2437, 0.98),
+    16384: (1.37, 0.2235, 0.96),
+    262144: (1.00, 0.2030, 0.84),
+}
+
+
+def _entry(size: int) -> ZooEntry:
+    rfid, lpips, usage = REPORTED[size]
+    return ZooEntry(
+        name=f"ibq-imagenet256-{size}",
+        description=f"IBQ (index backpropagation) ImageNet, 256px → 16x16 tokens, codebook {size} x 256",
+        origin=IBQ,
+        license=APACHE_2,
+        converter="ibq",
+        image_size=256,
+        repo_id=f"TencentARC/IBQ-Tokenizer-{size}",
+        filenames=(f"imagenet256_{size}.ckpt",),
+        converter_options={"weights": "ema"},  # the released model is the EMA one: a file without it is refused
+        preset=f"ibqgan-imagenet256-{size}",
+        reported_metrics=(
+            reported_metric("rfid", rfid, DOCS, DOCS_URL),
+            reported_metric("lpips", lpips, DOCS, DOCS_URL),
+            reported_metric("codebook_usage", usage, DOCS, DOCS_URL),
+        ),
+        notes=(
+            "A Lightning training checkpoint (encoder/decoder, loss networks, optimiser state and LitEma shadows); "
+            "the converter keeps the EMA weights, which upstream's evaluation uses.",
+            "Codes are the argmax of the dot product with the raw codebook (quantizer 'ibq'), not the nearest code.",
+        ),
+    )
+
+
+@register_family(
+    "ibq",
+    origin=IBQ,
+    summary="IBQ (SEED-Voken ibqgan): Lightning .ckpt",
+    weights_help="auto (= the EMA shadows when the file has them, else raw), ema or raw",
+    presets=tuple(_preset(size) for size in IBQ_CODEBOOK_SIZES),
+    entries=tuple(_entry(size) for size in REPORTED),
+)
 def convert_ibq(
     checkpoint: str | os.PathLike,
     *,

@@ -37,12 +37,103 @@ from typing import Any
 
 import torch
 
+from ..convert.magvit2_layout import load_converted
+from ..convert.origins import Origin, conversion_metadata, reported_metric
+from ..convert.safe_load import CheckpointError, load_checkpoint
 from ..nets.titok import upstream_key_to_vistok
-from .magvit2_layout import load_converted
-from .origins import TITOK, conversion_metadata
-from .safe_load import CheckpointError, load_checkpoint
+from ..registry import Preset
+from .base import ConverterOption, register_family
+from .records import APACHE_2, ZooEntry
 
 # Upstream's ViT sizes (modeling/modules/blocks.py): name → (width, depth, heads).
+# TiTok (bytedance/1d-tokenizer): Apache 2.0 (file headers of modeling/titok.py; the Hub repos' mixin model cards say
+# license apache-2.0). The README adds that its models were trained on ImageNet only and are for research purposes.
+TITOK = Origin(
+    name="TiTok",
+    url="https://github.com/bytedance/1d-tokenizer",
+    license="apache-2.0",
+    paper_title="An Image is Worth 32 Tokens for Reconstruction and Generation",
+    paper_authors="Qihang Yu, Mark Weber, Xueqing Deng, Xiaohui Shen, Daniel Cremers, Liang-Chieh Chen",
+    paper_venue="NeurIPS 2024",
+    paper_url="https://arxiv.org/abs/2406.07550",
+    citation="""@inproceedings{yu2024an,
+  title={An Image is Worth 32 Tokens for Reconstruction and Generation},
+  author={Yu, Qihang and Weber, Mark and Deng, Xueqing and Shen, Xiaohui and Cremers, Daniel and Chen, Liang-Chieh},
+  booktitle={Advances in Neural Information Processing Systems (NeurIPS)},
+  year={2024}
+}""",
+)
+TITOK_PAPER = "Yu et al., An Image is Worth 32 Tokens for Reconstruction and Generation (TiTok, NeurIPS 2024)"
+TITOK_VIT_SIZES = {"S": (512, 8, 8), "B": (768, 12, 12), "L": (1024, 24, 16)}
+
+
+def _preset(encoder: str, decoder: str, tokens: int) -> Preset:
+    """configs/infer/TiTok/titok_{bl64,bl128,sl256}_vq8k.yaml: ViT encoder base or small, ViT decoder large, patch
+    16, N latent tokens of 64 channels, a plain Euclidean 8192 x 64 codebook (commitment 0.25), [0, 1] pixels."""
+    enc, dec = TITOK_VIT_SIZES[encoder], TITOK_VIT_SIZES[decoder]
+    variant = f"{encoder.lower()}{decoder.lower()}{tokens}"
+    return Preset(
+        name=f"titok-{variant}-vq8k-imagenet256",
+        description=f"TiTok-{encoder}{decoder}-{tokens} VQ (ViT encoder/decoder), 256px → 1-D sequence of {tokens} "
+        "tokens, codebook 8192 x 64",
+        config={
+            "image_size": 256,
+            "net": {
+                "type": "titok",
+                "image_size": 256,
+                "encoder_patch_size": 16,
+                "decoder_patch_size": 16,
+                "encoder_width": enc[0],
+                "encoder_depth": enc[1],
+                "encoder_heads": enc[2],
+                "decoder_width": dec[0],
+                "decoder_depth": dec[1],
+                "decoder_heads": dec[2],
+                "num_latent_tokens": tokens,
+                "token_size": 64,
+                "pixel_range": "unit",
+            },
+            "quantizer": {"type": "vq", "codebook_size": 8192, "codebook_dim": 64, "commitment_weight": 0.25},
+        },
+        source=f"{TITOK_PAPER}; bytedance/1d-tokenizer configs/infer/TiTok/titok_{variant}_vq8k.yaml",
+        tags=("imagenet256",),
+    )
+
+
+# The zoo, as README_TiTok.md lists it: yucornetto/tokenizer_titok_{bl64,bl128,sl256}_vq8k_imagenet, each a
+# PyTorchModelHubMixin folder (model.safetensors + config.json). The two-stage TiTok-L-32 / B-64 / S-128 and the VAE
+# variants are not converted, so they have no entries.
+README = "https://github.com/bytedance/1d-tokenizer/blob/main/README_TiTok.md"
+NOTES = (
+    "A 1-D tokenizer: indices are (B, N) — a sequence of N latent tokens, not a grid — and it takes 256x256 images "
+    "only (its position embeddings are fixed).",
+    "Upstream works on [0, 1] pixels; the converted tokenizer takes and returns [-1, 1] like every vistok tokenizer "
+    "(net option pixel_range 'unit') and does not clamp its output (upstream's demo clamps to [0, 1]).",
+    "bytedance/1d-tokenizer's README: the models were trained on ImageNet only and are for research purposes.",
+)
+# README_TiTok.md, "Model Zoo": FID (reconstruction) on ImageNet 256x256.
+RELEASES = (("bl64", "B", 64, 2.06), ("bl128", "B", 128, 1.49), ("sl256", "S", 256, 1.03))
+
+
+def _entry(variant: str, encoder: str, tokens: int, rfid: float) -> ZooEntry:
+    return ZooEntry(
+        name=f"titok-{variant}-vq8k-imagenet256",
+        description=f"TiTok-{encoder}L-{tokens} VQ, 256px → 1-D sequence of {tokens} tokens, codebook 8192 x 64",
+        origin=TITOK,
+        license=APACHE_2,
+        converter="titok",
+        image_size=256,
+        repo_id=f"yucornetto/tokenizer_titok_{variant}_vq8k_imagenet",
+        filenames=("model.safetensors",),
+        companion_files=("config.json",),
+        preset=f"titok-{variant}-vq8k-imagenet256",
+        reported_metrics=(
+            reported_metric("rfid", rfid, "TiTok README (README_TiTok.md, Model Zoo)", README),
+        ),
+        notes=NOTES,
+    )
+
+
 VIT_SIZES = {"small": (512, 8, 8), "base": (768, 12, 12), "large": (1024, 24, 16)}
 MIXIN_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 MIXIN_CONFIG = "config.json"
@@ -318,6 +409,33 @@ def _mixin_files(checkpoint: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
     return weight_file, config
 
 
+def _parse_num_heads(text: str) -> int | tuple[int, int]:
+    """``"12"`` → 12, ``"12,16"`` → (12, 16); ``ValueError`` naming the expected form otherwise."""
+    parts = text.split(",")
+    if len(parts) not in (1, 2) or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"--num-heads must be ENC or ENC,DEC (positive integers), got {text!r}")
+    heads = tuple(int(p) for p in parts)
+    return heads[0] if len(heads) == 1 else (heads[0], heads[1])
+
+
+@register_family(
+    "titok",
+    origin=TITOK,
+    summary="TiTok single-stage VQ: a release folder (config.json + model.safetensors) or its weight file",
+    weights_help="auto only (a release holds one set of weights)",
+    options=(
+        ConverterOption(
+            "--num-heads",
+            "num_heads",
+            "attention heads of the encoder (and decoder) ViT; needed when config.json names a ViT size upstream "
+            "does not define (small / base / large have 8 / 12 / 16)",
+            metavar="ENC[,DEC]",
+            parse=_parse_num_heads,
+        ),
+    ),
+    presets=(_preset("B", "L", 64), _preset("B", "L", 128), _preset("S", "L", 256)),
+    entries=tuple(_entry(*release) for release in RELEASES),
+)
 def convert_titok(
     checkpoint: str | os.PathLike,
     *,

@@ -18,12 +18,14 @@ from typing import Any
 
 import torch
 
-from .containers import describe_layout
+from ..convert.containers import describe_layout
 from .llamagen import llamagen_quantizer_options, llamagen_to_vistok
-from .origins import JANUS, conversion_metadata
-from .prefixed_tensors import read_prefixed_tensors, top_level_names
-from .safe_load import CheckpointError
-from .vqgan_layout import build_tokenizer, infer_vqgan_config
+from ..convert.origins import Origin, conversion_metadata
+from ..convert.prefixed_tensors import read_prefixed_tensors, top_level_names
+from ..convert.safe_load import CheckpointError
+from ..convert.vqgan_layout import build_tokenizer, infer_vqgan_config
+from .base import register_family
+from .records import TRANSFORMERS_WEIGHT_FILES, License, ZooEntry
 
 PREFIX = "gen_vision_model."
 DEFAULT_IMAGE_SIZE = 384
@@ -33,6 +35,61 @@ MODEL_LICENSE_URL = "https://github.com/deepseek-ai/Janus/blob/main/LICENSE-MODE
 HF_CONVERTED_PREFIX = "model.vqmodel."
 
 
+# Janus's code is MIT, but the weights are under the DeepSeek Model License (use-based restrictions): not permissive.
+JANUS = Origin(
+    name="Janus-Pro",
+    url="https://github.com/deepseek-ai/Janus",
+    license="other",
+    paper_title="Janus-Pro: Unified Multimodal Understanding and Generation with Data and Model Scaling",
+    paper_authors="Xiaokang Chen, Zhiyu Wu, Xingchao Liu, Zizheng Pan, Wen Liu, Zhenda Xie, Xingkai Yu, Chong Ruan",
+    paper_venue="arXiv:2501.17811 (2025)",
+    paper_url="https://arxiv.org/abs/2501.17811",
+    citation="""@article{chen2025janus,
+  title={Janus-Pro: Unified Multimodal Understanding and Generation with Data and Model Scaling},
+  author={Chen, Xiaokang and Wu, Zhiyu and Liu, Xingchao and Pan, Zizheng and Liu, Wen and Xie, Zhenda and Yu, Xingkai and Ruan, Chong},
+  journal={arXiv preprint arXiv:2501.17811},
+  year={2025}
+}""",
+)
+DEEPSEEK_MODEL_LICENSE = License("other", "DeepSeek Model License", MODEL_LICENSE_URL, permissive=False)
+
+
+def _entry(size: str) -> ZooEntry:
+    # The gen_vision_model.* tensors inside deepseek-ai/Janus-Pro-1B (one pytorch_model.bin) and -7B (an index +
+    # two shards), both bf16. Upstream builds the VQ as LlamaGen's VQ_16() in both sizes, so both entries are the
+    # LlamaGen VQ-16 architecture at Janus's 384 px. The file names are looked for in transformers' order, so the
+    # entry keeps working if a release is re-uploaded as safetensors.
+    return ZooEntry(
+        name=f"vqgan-janus-pro-{size.lower()}",
+        description=(
+            f"Janus-Pro-{size}'s image-generation VQ tokenizer (LlamaGen VQ-16), 384px → 24x24 tokens, "
+            "codebook 16384 x 8"
+        ),
+        origin=JANUS,
+        license=DEEPSEEK_MODEL_LICENSE,
+        converter="janus",
+        image_size=384,
+        repo_id=f"deepseek-ai/Janus-Pro-{size}",
+        filenames=TRANSFORMERS_WEIGHT_FILES,
+        preset="vqgan-llamagen-vq16",
+        tensor_prefix=PREFIX,
+        notes=(
+            f"The tokenizer Janus-Pro-{size} generates images with: its autoregressive model predicts these 576 "
+            "codes, which this decoder turns into a 384x384 image. The download is the whole multimodal release "
+            "(of a sharded one, only the shards holding the tokenizer); only the tokenizer's tensors are read from "
+            "it and the language model is never loaded.",
+        ),
+    )
+
+
+@register_family(
+    "janus",
+    origin=JANUS,
+    summary="Janus / Janus-Pro generation tokenizer: a release folder (or its weight file / index); only "
+    "gen_vision_model.* is read",
+    weights_help="auto only (the release holds one set of weights)",
+    entries=(_entry("1B"), _entry("7B")),
+)
 def convert_janus(
     checkpoint: str | os.PathLike,
     *,

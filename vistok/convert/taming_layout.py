@@ -1,4 +1,5 @@
-"""Taming-Transformers VQGAN checkpoints (Lightning ``.ckpt``: f16-1024, f16-16384, f8, …) → vistok.
+"""The Taming-Transformers VQGAN state-dict layout, shared by every family whose networks are Taming's (Taming's
+own VQGANs, IBQ): renaming its keys into vistok's ``vqgan`` net and refusing the variants vistok cannot express.
 
 Taming's modules map onto vistok's ``vqgan`` layout by renaming: ``encoder.down.{i}.block.{j}`` →
 ``encoder.conv_blocks.{i}.res.{j}`` (``attn`` and ``downsample`` keep their names), ``mid.block_1 / attn_1 /
@@ -6,45 +7,21 @@ block_2`` → ``mid.0 / 1 / 2``, decoder ``up.{i}`` (indexed by resolution level
 order), ``quantize.embedding.weight`` → ``quantizer.codebook``. ``loss.*`` (discriminator, LPIPS) is dropped.
 EMAVQ checkpoints (``quantize.embedding.{weight, cluster_size, embed_avg}``) keep their EMA statistics, see
 :mod:`.taming_ema`.
-
-Taming's quantizer is a plain nearest-neighbour VQ (vistok ``vq`` with ``l2_norm=False``). Its loss puts β on the
-codebook term — ``||sg(z_q) − z||² + β·||z_q − sg(z)||²``, β = 0.25, the "legacy" form diffusers also keeps — so the
-converted quantizer uses ``commitment_weight=1.0, codebook_weight=0.25`` and its loss equals Taming's.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Any
 
-from ..presets import TAMING_QUANTIZER_LOSS
-from .containers import describe_layout, select_state_dict, strip_prefix
-from .origins import TAMING, conversion_metadata
-from .safe_load import CheckpointError, load_checkpoint
+from .containers import describe_layout, strip_prefix
+from .safe_load import CheckpointError
 from .taming_ema import STATISTICS as EMA_STATISTICS
 from .taming_ema import ema_quantizer_to_vistok, is_ema_quantizer
-from .vqgan_layout import build_tokenizer, infer_vqgan_config
 
-WEIGHT_ENTRIES = ("state_dict", "model")
 DROPPED_PREFIXES = ("loss.", "model_ema.")
-DEFAULT_IMAGE_SIZE = 256
 QUANTIZER_PREFIX = "quantize."
 PLAIN_CODEBOOK = "quantize.embedding.weight"
-TAMING_QUANTIZER = {"l2_norm": False, **TAMING_QUANTIZER_LOSS}  # the loss weights are defined once, in presets
-# EMAVQ builds EMAVectorQuantizer(beta=0.25) with the default decay and ε; its loss is β·||sg(z_q) − z||² only (the
-# codebook follows the EMA), which is vistok's EMA vq with commitment_weight β.
-TAMING_EMA_BETA = 0.25
-TAMING_EMA_DECAY = 0.99
-TAMING_EMA_EPSILON = 1e-5
-TAMING_EMA_QUANTIZER = {
-    "l2_norm": False,
-    "commitment_weight": TAMING_EMA_BETA,
-    "ema_decay": TAMING_EMA_DECAY,
-    "ema_epsilon": TAMING_EMA_EPSILON,
-}
-
 _MID = {"block_1": "0", "attn_1": "1", "block_2": "2"}
 _ENCODER_LEVEL = re.compile(r"^encoder\.down\.(\d+)\.(block|attn|downsample)\.(.*)$")
 _DECODER_LEVEL = re.compile(r"^decoder\.up\.(\d+)\.(block|attn|upsample)\.(.*)$")
@@ -148,45 +125,3 @@ def _rename(key: str, num_levels: int) -> str:
     if m := _MID_KEY.match(key):
         return f"{m.group(1)}.mid.{_MID[m.group(2)]}.{m.group(3)}"
     return key  # conv_in / norm_out / conv_out / quant_conv / post_quant_conv keep their names
-
-
-def convert_taming(
-    checkpoint: str | os.PathLike,
-    *,
-    weights: str = "auto",
-    image_size: int | None = None,
-    trust_checkpoint: bool = False,
-):
-    """Convert a Taming VQGAN checkpoint (Lightning ``.ckpt`` or a bare state dict) into a
-    :class:`~vistok.VisTokenizer` (eval mode).
-
-    Args:
-        checkpoint: path to the ``.ckpt`` / ``.pt`` file (or a ``.safetensors`` state dict).
-        weights: ``"auto"`` (``state_dict``) or the name of the entry holding the weights.
-        image_size: native resolution recorded in the config (default 256, Taming's ImageNet models).
-        trust_checkpoint: allow arbitrary unpickling (only for files from a trusted source).
-    """
-    loaded = load_checkpoint(checkpoint, trust_checkpoint=trust_checkpoint)
-    state_dict, which = select_state_dict(loaded, WEIGHT_ENTRIES, weights)
-    state_dict, dropped, notes = convert_state_dict(state_dict)
-    inferred = infer_vqgan_config(state_dict)
-    quantizer = dict(TAMING_QUANTIZER)
-    if "quantizer.ema_cluster_size" in state_dict:
-        quantizer = dict(TAMING_EMA_QUANTIZER)
-        notes.append(
-            f"Taming EMA quantizer (EMAVQ): its EMA statistics were kept, with ema_decay={TAMING_EMA_DECAY} and "
-            f"ema_epsilon={TAMING_EMA_EPSILON} assumed (EMAVectorQuantizer's defaults; the checkpoint does not "
-            "store them); in eval mode it is a plain nearest-code VQ"
-        )
-    extra: dict[str, Any] = (
-        {"dropped_entries": sorted({k.split(".")[0] + ".*" for k in dropped})} if dropped else {}
-    )
-    if isinstance(loaded, dict):
-        for name in ("global_step", "epoch"):
-            if isinstance(loaded.get(name), int):
-                extra[f"training_{name}"] = loaded[name]
-    metadata = conversion_metadata(TAMING, "taming", inferred, checkpoint, which, extra, notes)
-    source = (
-        f"converted from {TAMING.name} {metadata['origin'].get('release', 'VQGAN')} ({Path(checkpoint).name})"
-    )
-    return build_tokenizer(state_dict, quantizer, image_size or DEFAULT_IMAGE_SIZE, metadata, source)

@@ -18,11 +18,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..presets import OPEN_MAGVIT2_LFQ_OPTIONS
-from .lightning_ema import lightning_state_dict, select_lightning_weights
-from .magvit2_layout import infer_magvit2_net, load_converted
-from .origins import IMAGENET_128, OPEN_MAGVIT2, conversion_metadata, reported_metric
-from .safe_load import CheckpointError, load_checkpoint
+from ..convert.lightning_ema import lightning_state_dict, select_lightning_weights
+from ..convert.magvit2_layout import infer_magvit2_net, load_converted
+from ..convert.origins import IMAGENET_128, SEED_VOKEN_URL, Origin, conversion_metadata, reported_metric
+from ..convert.safe_load import CheckpointError, load_checkpoint
+from ..registry import Preset
+from .base import register_family
+from .records import APACHE_2, ZooEntry
 
 WHAT = "an Open-MAGVIT2"
 DEFAULT_IMAGE_SIZE = 256
@@ -93,6 +95,111 @@ def is_tokenizer_key(key: str) -> bool:
     return key.startswith(TOKENIZER_PREFIXES)
 
 
+OPEN_MAGVIT2 = Origin(
+    name="Open-MAGVIT2",
+    url=SEED_VOKEN_URL,
+    license="apache-2.0",
+    paper_title="Open-MAGVIT2: An Open-Source Project Toward Democratizing Auto-regressive Visual Generation",
+    paper_authors="Zhuoyan Luo, Fengyuan Shi, Yixiao Ge, Yujiu Yang, Limin Wang, Ying Shan",
+    paper_venue="arXiv:2409.04410 (2024)",
+    paper_url="https://arxiv.org/abs/2409.04410",
+    citation="""@article{luo2024open,
+  title={Open-MAGVIT2: An Open-Source Project Toward Democratizing Auto-regressive Visual Generation},
+  author={Luo, Zhuoyan and Shi, Fengyuan and Ge, Yixiao and Yang, Yujiu and Wang, Limin and Shan, Ying},
+  journal={arXiv preprint arXiv:2409.04410},
+  year={2024}
+}""",
+)
+OPEN_MAGVIT2_PAPER = "Luo et al., Open-MAGVIT2: An Open-Source Project Toward Democratizing Auto-regressive Visual Generation (2024)"
+# SEED-Voken configs/Open-MAGVIT2/gpu/imagenet_lfqgan_{256,128}_L.yaml: the improved conv net (magvit2) and LFQ 2^18.
+# Its loss adds codebook_weight 0.1 × (sample_minimization_weight 1.0 · H[p(c|z)] − batch_maximization_weight 1.0 ·
+# H[E p(c|z)]) with p(c|z) = softmax(2⟨z, c⟩ / 0.01), and commit_weight 0.25 · ||z − sg(q)||² (codebook_enlarge_ratio
+# 0: no annealing). Its index is Σ_c bit_c · 2^c (channel 0 least significant), which bit_order states. The presets,
+# the training recipe and the converter all read these options from here.
+OPEN_MAGVIT2_LFQ_OPTIONS = {
+    "commitment_weight": 0.25,
+    "entropy_weight": 0.1,
+    "diversity_weight": 1.0,
+    "entropy_temperature": 0.01,
+    "bit_order": "lsb_first",
+}
+
+
+def _preset(resolution: int, mult: list[int]) -> Preset:
+    return Preset(
+        name=f"lfqgan-magvit2-imagenet{resolution}-L",
+        description=f"Open-MAGVIT2 {resolution}_L (MAGVIT-v2 conv net, LFQ 2^18), {resolution}px → 16x16 tokens",
+        config={
+            "image_size": resolution,
+            "net": {
+                "type": "magvit2",
+                "base_channels": 128,
+                "channel_multiplier": mult,
+                "num_res_blocks": 4,
+                "latent_channels": 18,
+            },
+            "quantizer": {"type": "lfq", "codebook_dim": 18, **OPEN_MAGVIT2_LFQ_OPTIONS},
+        },
+        source=f"{OPEN_MAGVIT2_PAPER}; SEED-Voken configs/Open-MAGVIT2/gpu/imagenet_lfqgan_{resolution}_L.yaml",
+        training="training/configs/imagenet256/lfqgan-magvit2.yaml" if resolution == 256 else None,
+        tags=(f"imagenet{resolution}",),
+    )
+
+
+# The zoo: the ImageNet 256 / 128 "L" models and the two pretrained (LAION-COCO, CC12M, … 100M images) text-to-image
+# tokenizers; repo ids and file names are those of the checkpoint links in SEED-Voken's docs/Open-MAGVIT2.md.
+BIT_ORDER_NOTE = (
+    "Token ids are upstream's: index = sum_c bit_c * 2^c over the 18 latent channels (channel 0 is the least "
+    "significant bit; the quantizer says bit_order='lsb_first')."
+)
+EMA_NOTE = "Converted from the EMA weights (model_ema.*), which upstream's evaluation uses."
+
+
+def _imagenet_entry(resolution: int) -> ZooEntry:
+    filename = f"imagenet_{resolution}_L.ckpt"
+    return ZooEntry(
+        name=f"lfqgan-magvit2-imagenet{resolution}-L",
+        description=f"Open-MAGVIT2 {resolution}_L (LFQ 2^18), {resolution}px → 16x16 tokens, ImageNet",
+        origin=OPEN_MAGVIT2,
+        license=APACHE_2,
+        converter="open-magvit2",
+        image_size=resolution,
+        repo_id=f"TencentARC/Open-MAGVIT2-Tokenizer-{resolution}-resolution",
+        filenames=(filename,),
+        preset=f"lfqgan-magvit2-imagenet{resolution}-L",
+        reported_metrics=RELEASE_FILES[filename]["reported_metrics"],
+        notes=(BIT_ORDER_NOTE, EMA_NOTE),
+    )
+
+
+def _pretrain_entry(size: int, bits: int) -> ZooEntry:
+    return ZooEntry(
+        name=f"lfqgan-magvit2-pretrain256-{size}",
+        description=f"Open-MAGVIT2 pretrained text-to-image tokenizer (LFQ 2^{bits}), 256px → 16x16 tokens",
+        origin=OPEN_MAGVIT2,
+        license=APACHE_2,
+        converter="open-magvit2",
+        image_size=256,
+        repo_id=f"TencentARC/Open-MAGVIT2-Tokenizer-{size}-Pretrain",
+        filenames=(f"pretrain256_{size}.ckpt",),
+        notes=(
+            BIT_ORDER_NOTE.replace("18", str(bits)),
+            EMA_NOTE,
+            "Trained on about 100M web images (LAION-COCO, CC12M, CC3M, LAION-HD, LAION-Aesthetic, JourneyDB), "
+            "not ImageNet. No preset: its architecture is read from the file. Its LFQ loss options are those of "
+            "the ImageNet configs (the pretraining config was not checked).",
+        ),
+    )
+
+
+@register_family(
+    "open-magvit2",
+    origin=OPEN_MAGVIT2,
+    summary="Open-MAGVIT2 (SEED-Voken lfqgan): Lightning .ckpt",
+    weights_help="auto (= the EMA shadows when the file has them, else raw), ema or raw",
+    presets=(_preset(256, [1, 1, 2, 2, 4]), _preset(128, [1, 2, 2, 4])),
+    entries=(_imagenet_entry(256), _imagenet_entry(128), _pretrain_entry(16384, 14), _pretrain_entry(262144, 18)),
+)
 def convert_open_magvit2(
     checkpoint: str | os.PathLike,
     *,
@@ -112,7 +219,7 @@ def convert_open_magvit2(
 
     The net is ``magvit2`` with the shapes' architecture, the quantizer ``lfq`` with ``codebook_dim`` = latent
     channels, ``bit_order="lsb_first"`` (upstream's index convention) and Open-MAGVIT2's LFQ loss options
-    (:data:`vistok.presets.OPEN_MAGVIT2_LFQ_OPTIONS`, from ``imagenet_lfqgan_256_L.yaml``).
+    (:data:`OPEN_MAGVIT2_LFQ_OPTIONS`, from ``imagenet_lfqgan_256_L.yaml``).
     Raises :class:`CheckpointError` for files that are not Open-MAGVIT2 Lightning checkpoints (naming what they
     look like) and when EMA weights are asked for but missing.
     """

@@ -1,7 +1,8 @@
-"""One zoo entry: a published upstream tokenizer as data — where its files live, how to convert them, what it is.
+"""The records a family module fills in: a zoo entry (a published upstream tokenizer as data — where its files
+live, how to convert them, what it is) and the licence of its weights.
 
-Entries are plain data; :mod:`vistok.zoo.entries` lists them per family and :mod:`vistok.zoo.catalogue` looks them
-up. Loading (download, conversion, the converted cache) is :mod:`vistok.zoo.loader`'s job.
+Family modules (:mod:`vistok.families`) register their entries; :mod:`vistok.zoo.catalogue` looks them up.
+Loading (download, conversion, the converted cache) is :mod:`vistok.zoo.loader`'s job.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from ..convert.origins import Origin
 from ..convert.prefixed_tensors import WEIGHT_FILES
+from ..registry import Preset
 
 # Weight files of a transformers-style release, in the order they are looked for (the first present one is used;
 # an ``*.index.json`` names the shards, which are fetched too): the order vistok.convert reads a release folder in.
@@ -43,7 +45,7 @@ class ZooEntry:
         description: one line for listings.
         origin: the upstream project (paper, citation, code licence).
         license: the licence of the *weights* (may differ from the code's).
-        converter: key of :data:`vistok.convert.CONVERTERS` that turns the files into a tokenizer.
+        converter: the name of the registered family whose converter turns the files into a tokenizer.
         image_size: native resolution (recorded in the converted config).
         repo_id, filenames: where the files are on the Hub; ``filenames`` are alternatives, the first one present
             in the repo is used (``None`` repo: not on the Hub, see ``manual_download``).
@@ -118,3 +120,28 @@ class ZooEntry:
             if entry["metric"] == metric:
                 return entry["value"]
         return None
+
+
+def imagenet_vqgan_preset(
+    name: str, description: str, mult: list[int], quantizer: dict[str, Any], source: str, recipe: str
+) -> Preset:
+    """A 256-px Taming-style ``vqgan`` preset (base 128, 2 res blocks, z 256) trained by
+    ``training/configs/imagenet256/<recipe>``: the architecture Taming and LlamaGen share."""
+    return Preset(
+        name=name,
+        description=description,
+        config={
+            "image_size": 256,
+            "net": {
+                "type": "vqgan",
+                "base_channels": 128,
+                "channel_multiplier": mult,
+                "num_res_blocks": 2,
+                "latent_channels": 256,
+            },
+            "quantizer": quantizer,
+        },
+        source=source,
+        training=f"training/configs/imagenet256/{recipe}",
+        tags=("imagenet256",),
+    )

@@ -27,11 +27,34 @@ from typing import Any
 
 import torch
 
-from .containers import describe_layout, is_state_dict
-from .magvit2_layout import load_converted
-from .origins import MASKGIT, conversion_metadata, reported_metric
-from .safe_load import CheckpointError, load_checkpoint
-from .shapes import check_latent_convs, count_numbered, tensor_shape
+from ..convert.containers import describe_layout, is_state_dict
+from ..convert.magvit2_layout import load_converted
+from ..convert.origins import Origin, conversion_metadata, reported_metric
+from ..convert.safe_load import CheckpointError, load_checkpoint
+from ..convert.shapes import check_latent_convs, count_numbered, tensor_shape
+from ..registry import Preset
+from .base import register_family
+from .records import APACHE_2, ZooEntry
+
+# MaskGIT's VQGAN (google-research/maskgit, JAX) as the PyTorch port the TiTok authors released in
+# bytedance/1d-tokenizer (modeling/modules/maskgit_vqgan.py, Apache 2.0 file headers) and on the Hub in
+# fun-research/TiTok (model card: license apache-2.0). The 1d-tokenizer README adds that its models were trained on
+# ImageNet only and are for research purposes.
+MASKGIT = Origin(
+    name="MaskGIT-VQGAN",
+    url="https://github.com/bytedance/1d-tokenizer",
+    license="apache-2.0",
+    paper_title="MaskGIT: Masked Generative Image Transformer",
+    paper_authors="Huiwen Chang, Han Zhang, Lu Jiang, Ce Liu, William T. Freeman",
+    paper_venue="CVPR 2022",
+    paper_url="https://arxiv.org/abs/2202.04200",
+    citation="""@inproceedings{chang2022maskgit,
+  title={MaskGIT: Masked Generative Image Transformer},
+  author={Chang, Huiwen and Zhang, Han and Jiang, Lu and Liu, Ce and Freeman, William T.},
+  booktitle={Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year={2022}
+}""",
+)
 
 CODEBOOK = "quantize.embedding.weight"
 DEFAULT_IMAGE_SIZE = 256
@@ -193,6 +216,55 @@ def maskgit_to_vistok(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch
     return {("quantizer.codebook" if key == CODEBOOK else key): value for key, value in state_dict.items()}
 
 
+# hidden 128, channel_mult (1,1,2,2,4), 2 res blocks, z 256 quantized directly by a plain Euclidean 1024 x 256 codebook
+# (commitment 0.25); the network works on [0, 1] pixels (pixel_range "unit").
+PRESET = Preset(
+    name="maskgit-vqgan-imagenet256-f16",
+    description="MaskGIT VQGAN (no attention, TF same padding, avg-pool), 256px → 16x16 tokens, codebook 1024 x 256",
+    config={
+        "image_size": 256,
+        "net": {"type": "maskgit", **RELEASE_NET, "pixel_range": "unit"},
+        "quantizer": {
+            "type": "vq",
+            "codebook_size": RELEASE_CODEBOOK[0],
+            "codebook_dim": RELEASE_CODEBOOK[1],
+            "commitment_weight": COMMITMENT_WEIGHT,
+        },
+    },
+    source="Chang et al., MaskGIT: Masked Generative Image Transformer (CVPR 2022); TiTok's PyTorch port "
+    "(bytedance/1d-tokenizer modeling/modules/maskgit_vqgan.py)",
+    tags=("imagenet256",),
+)
+# The file in fun-research/TiTok (the link and hf_hub_download call of 1d-tokenizer's README_TiTok.md / README_RAR.md).
+ENTRY = ZooEntry(
+    name="maskgit-vqgan-imagenet256-f16",
+    description="MaskGIT VQGAN (TiTok's PyTorch port), 256px → 16x16 tokens, codebook 1024 x 256",
+    origin=MASKGIT,
+    license=APACHE_2,
+    converter="maskgit",
+    image_size=256,
+    repo_id="fun-research/TiTok",
+    filenames=(RELEASE_FILE,),
+    preset="maskgit-vqgan-imagenet256-f16",
+    reported_metrics=RELEASE_REPORTED,
+    notes=(
+        "Upstream works on [0, 1] pixels; the converted tokenizer takes and returns [-1, 1] like every vistok "
+        "tokenizer (net option pixel_range 'unit'), and does not clamp its output (upstream's decode clamps).",
+        "A PyTorch conversion, by the TiTok authors, of MaskGIT's JAX tokenizer; TiTok uses it for its proxy codes "
+        "and as its two-stage pixel decoder. The reported rFID is MaskGIT's, for the JAX original.",
+        "bytedance/1d-tokenizer's README: the models were trained on ImageNet only and are for research purposes.",
+    ),
+)
+
+
+@register_family(
+    "maskgit",
+    origin=MASKGIT,
+    summary="MaskGIT VQGAN in TiTok's PyTorch port: a plain state dict (maskgit-vqgan-imagenet-f16-256.bin)",
+    weights_help="auto (= state_dict) or state_dict",
+    presets=(PRESET,),
+    entries=(ENTRY,),
+)
 def convert_maskgit(
     checkpoint: str | os.PathLike,
     *,

@@ -27,11 +27,91 @@ from typing import Any
 
 import torch
 
-from .containers import describe_layout, is_state_dict
-from .magvit2_layout import load_converted
-from .origins import VAR, conversion_metadata
-from .safe_load import CheckpointError, load_checkpoint
-from .shapes import count_numbered, tensor_shape
+from ..convert.containers import describe_layout, is_state_dict
+from ..convert.magvit2_layout import load_converted
+from ..convert.origins import Origin, conversion_metadata
+from ..convert.safe_load import CheckpointError, load_checkpoint
+from ..convert.shapes import count_numbered, tensor_shape
+from ..registry import Preset
+from .base import ConverterOption, register_family
+from .records import MIT, ZooEntry
+
+HUB_REPO = "FoundationVision/var"
+RELEASE_FILE = "vae_ch160v4096z32.pth"
+
+# VAR (FoundationVision/VAR): MIT (its LICENSE; its README: "This project is licensed under the MIT License").
+VAR = Origin(
+    name="VAR",
+    url="https://github.com/FoundationVision/VAR",
+    license="mit",
+    paper_title="Visual Autoregressive Modeling: Scalable Image Generation via Next-Scale Prediction",
+    paper_authors="Keyu Tian, Yi Jiang, Zehuan Yuan, Bingyue Peng, Liwei Wang",
+    paper_venue="NeurIPS 2024",
+    paper_url="https://arxiv.org/abs/2404.02905",
+    citation="""@inproceedings{tian2024visual,
+  title={Visual Autoregressive Modeling: Scalable Image Generation via Next-Scale Prediction},
+  author={Tian, Keyu and Jiang, Yi and Yuan, Zehuan and Peng, Bingyue and Wang, Liwei},
+  booktitle={Advances in Neural Information Processing Systems (NeurIPS)},
+  year={2024}
+}""",
+)
+VAR_PAPER = "Tian et al., Visual Autoregressive Modeling: Scalable Image Generation via Next-Scale Prediction (NeurIPS 2024)"
+# The scale schedule VAR's models use (the file does not carry it): 680 tokens.
+VAR_PATCH_NUMS = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
+
+# models/vqvae.py VQVAE with the arguments build_vae_var passes for vae_ch160v4096z32.pth: ch 160, the hard-coded
+# ch_mult (1,1,2,2,4) and 2 res blocks, z 32, attention in the deepest level and the middle (one packed qkv conv),
+# 3x3 quant convs; VectorQuantizer2 with a 4096 x 32 codebook, 10 scales 1..16, 4 shared φ convs with quant_resi 0.5,
+# beta 0.25.
+PRESET = Preset(
+    name="var-vqvae-imagenet256-f16",
+    description="VAR multi-scale VQVAE, 256px → 10 token maps 1x1 … 16x16 (680 tokens), codebook 4096 x 32",
+    config={
+        "image_size": 256,
+        "net": {
+            "type": "var",
+            "base_channels": 160,
+            "channel_multiplier": [1, 1, 2, 2, 4],
+            "num_res_blocks": 2,
+            "latent_channels": 32,
+            "attention": True,
+            "mid_attention": True,
+            "quant_conv_kernel_size": 3,
+        },
+        "quantizer": {
+            "type": "multiscale_vq",
+            "codebook_size": 4096,
+            "codebook_dim": 32,
+            "patch_nums": VAR_PATCH_NUMS,
+            "num_phi_convs": 4,
+            "phi_ratio": 0.5,
+            "commitment_weight": 0.25,
+        },
+    },
+    source=f"{VAR_PAPER}; FoundationVision/VAR models/vqvae.py (vae_ch160v4096z32.pth)",
+    tags=("imagenet256",),
+)
+# The zoo: vae_ch160v4096z32.pth in FoundationVision/var (the file VAR's README says to download first). VAR's
+# README reports FIDs of its generators only, no reconstruction numbers for this tokenizer, so the entry has none.
+ENTRY = ZooEntry(
+    name="var-vqvae-imagenet256-f16",
+    description="VAR multi-scale VQVAE, 256px → 10 token maps 1x1 … 16x16 (680 tokens), codebook 4096 x 32",
+    origin=VAR,
+    license=MIT,
+    converter="var",
+    image_size=256,
+    repo_id=HUB_REPO,
+    filenames=(RELEASE_FILE,),
+    converter_options={"patch_nums": list(VAR_PATCH_NUMS)},
+    preset="var-vqvae-imagenet256-f16",
+    notes=(
+        "Indices are a list of 10 token maps, (B, 1, 1) … (B, 16, 16), coarse to fine; the image is decoded from "
+        "all of them together (decode_progressive gives the image after each scale).",
+        "The file carries no config: the scale schedule is VAR's (1, 2, 3, 4, 5, 6, 8, 10, 13, 16).",
+        "Images in [-1, 1] as upstream; upstream clamps decoded images to [-1, 1], vistok does not.",
+    ),
+)
+
 
 CODEBOOK = "quantize.embedding.weight"
 USAGE_BUFFER = "quantize.ema_vocab_hit_SV"
@@ -39,8 +119,6 @@ PHI_PREFIX = "quantize.quant_resi.qresi_ls."
 UPSTREAM_NORM_GROUPS = 32
 UPSTREAM_PHI_RATIO = 0.5  # VQVAE's quant_resi default, which build_vae_var keeps
 UPSTREAM_BETA = 0.25
-HUB_REPO = "FoundationVision/var"
-RELEASE_FILE = "vae_ch160v4096z32.pth"
 PATCH_NUMS_OPTION = "patch_nums (Python) / --patch-nums (vistok convert var), e.g. 1,2,3,4,5,6,8,10,13,16 for VAR's release"
 
 _INDEXED = re.compile(r"^(encoder\.down|decoder\.up)\.(\d+)\.(block|attn)\.(\d+)\.")
@@ -228,6 +306,32 @@ def var_tokenizer_config(
     return config, notes
 
 
+def _parse_patch_nums(text: str) -> list[int]:
+    """``"1,2,3,4"`` → [1, 2, 3, 4]; ``ValueError`` naming the expected form otherwise."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"--patch-nums must be comma-separated positive integers such as 1,2,3,4, got {text!r}")
+    return [int(p) for p in parts]
+
+
+@register_family(
+    "var",
+    origin=VAR,
+    summary="VAR's multi-scale VQVAE: a plain state dict such as vae_ch160v4096z32.pth (needs --patch-nums)",
+    weights_help="auto (= state_dict) or state_dict",
+    options=(
+        ConverterOption(
+            "--patch-nums",
+            "patch_nums",
+            "required: the scale schedule (the file carries none), e.g. 1,2,3,4,5,6,8,10,13,16 for VAR's "
+            "vae_ch160v4096z32.pth",
+            metavar="P1,P2,...",
+            parse=_parse_patch_nums,
+        ),
+    ),
+    presets=(PRESET,),
+    entries=(ENTRY,),
+)
 def convert_var(
     checkpoint: str | os.PathLike,
     *,

@@ -1,0 +1,37 @@
+"""One module per upstream project: its origin, presets, releases, zoo entries and converter, registered by
+decorating the converter with :func:`register_family`. Shared converter machinery (safe loading, containers, shape
+inference, the layouts several families share) lives in :mod:`vistok.convert`; building blocks (nets, quantizers)
+in their own packages. ``docs/zoo.md`` says how to add a family."""
+
+from .base import (
+    FAMILIES,
+    ConverterOption,
+    Family,
+    all_families,
+    code_hash,
+    family_names,
+    get_family,
+    load_builtin_families,
+    register_family,
+    releases_of,
+    unregister_family,
+)
+from .records import APACHE_2, MIT, License, ZooEntry
+
+__all__ = [
+    "APACHE_2",
+    "FAMILIES",
+    "MIT",
+    "ConverterOption",
+    "Family",
+    "License",
+    "ZooEntry",
+    "all_families",
+    "code_hash",
+    "family_names",
+    "get_family",
+    "load_builtin_families",
+    "register_family",
+    "releases_of",
+    "unregister_family",
+]

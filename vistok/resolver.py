@@ -1,0 +1,293 @@
+"""One name, one answer: what every name a user can type means, decided in one place for every entry point.
+
+``VisTokenizer.from_pretrained``, ``create_tokenizer``, the ``Auto*`` loaders, ``vistok tokenize / evaluate /
+reconstruct / zoo``, the Space and training's ``model.pretrained`` all call :func:`resolve`. In order:
+
+1. an existing local path → a folder written by ``save_pretrained``;
+2. ``vistok/<name>`` of a bundled tokenizer → its package folder;
+3. a zoo name, or the Hub repo id of one catalogued upstream release → that zoo entry (its architecture is the
+   entry's preset, as in timm: the same name is the architecture without weights and the release with them);
+4. a preset name → an architecture without trained weights (refused where weights are needed);
+5. ``org/name`` → a vistok-format Hub repo;
+6. anything else → refused at once, with the same suggestions whichever command was used.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import huggingface_hub
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+
+from .families import ZooEntry
+from .hub import BUNDLED_PREFIX, list_bundled, resolve_bundled
+from .registry import PRESETS
+
+if TYPE_CHECKING:
+    from .configuration import VisTokenizerConfig
+    from .modeling import VisTokenizer
+
+FOLDER, BUNDLED, ZOO, HUB, PRESET = "folder", "bundled", "zoo", "hub", "preset"
+
+
+class UnknownNameError(OSError):
+    """A name that is no folder, bundled tokenizer, zoo entry, preset or Hub repo id (the message suggests the
+    closest names), or a name of the wrong kind for what was asked (a preset where weights are needed)."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a name means.
+
+    ``kind`` is one of ``folder``, ``bundled``, ``zoo``, ``hub``, ``preset``; ``target`` is the folder path
+    (folder, bundled), the zoo entry name, the Hub repo id or the preset name; ``preset`` names the architecture's
+    preset when there is one (a preset, or a zoo entry's recorded preset)."""
+
+    name: str
+    kind: str
+    target: str
+    entry: ZooEntry | None = None
+    preset: str | None = None
+
+    @property
+    def has_weights(self) -> bool:
+        return self.kind != PRESET
+
+    @property
+    def path(self) -> str:
+        """What transformers' ``from_pretrained`` is given for a folder, bundled or Hub name."""
+        return self.target
+
+    def load(self, **hub: Any) -> VisTokenizer:
+        """The trained tokenizer (eval mode). ``hub``: huggingface_hub's download options (``revision``,
+        ``cache_dir``, ``token``, ``local_files_only``, ``force_download``) and, for a folder or Hub repo,
+        transformers' ``from_pretrained`` options."""
+        from .modeling import VisTokenizer
+
+        if self.kind == PRESET:
+            raise UnknownNameError(preset_message(self.name))
+        if self.kind == ZOO:
+            from .zoo.loader import load_pretrained
+
+            return load_pretrained(self.target, **hub)
+        return VisTokenizer.from_pretrained(self.target, **hub).eval()
+
+    def build(self, **overrides: Any) -> VisTokenizer:
+        """The architecture with random weights (``create_tokenizer(name)``); ``overrides`` as there."""
+        from .factory import build_preset
+
+        if self.preset is None:
+            raise UnknownNameError(
+                f"{self.name!r} has no architecture vistok can build without its weights"
+                + (" (the zoo entry records no preset: its file decides)" if self.kind == ZOO else "")
+                + f"; load it with {load_call(self.name)}"
+            )
+        return build_preset(self.preset, **overrides)
+
+    def config(self) -> VisTokenizerConfig:
+        """The config, read without loading weights where possible (a zoo entry without a preset is converted)."""
+        from .configuration import VisTokenizerConfig
+
+        if self.kind == PRESET:
+            return VisTokenizerConfig(**PRESETS.get(self.target).config)
+        if self.kind == ZOO:
+            from .zoo.loader import expected_config
+
+            return expected_config(self.entry) if self.entry.preset else self.load().config
+        return VisTokenizerConfig.from_pretrained(self.target)
+
+
+def resolve(name: str | os.PathLike) -> Resolved:
+    """What ``name`` means (see the module docstring); never touches the network.
+
+    Raises :class:`UnknownNameError` (an ``OSError``) for a local-looking path that does not exist, a misspelt
+    bundled name, a repo id that holds several catalogued releases, and any other name that cannot be a Hub repo id.
+    """
+    text = str(name)
+    if Path(text).expanduser().exists():
+        return Resolved(text, FOLDER, text)
+    bundled = resolve_bundled(text)
+    if bundled != text:
+        return Resolved(text, BUNDLED, str(bundled))
+    entry = _zoo_entry(text)
+    if entry is not None:
+        return Resolved(text, ZOO, entry.name, entry=entry, preset=entry.preset)
+    if text in PRESETS:
+        return Resolved(text, PRESET, text, preset=text)
+    if _looks_like_local_path(text):
+        raise UnknownNameError(_missing_folder_message(text))
+    if "/" not in text or (text.startswith(BUNDLED_PREFIX) and suggestions(text)):
+        raise UnknownNameError(unknown_message(text))
+    return Resolved(text, HUB, text)
+
+
+def resolve_weights(name: str | os.PathLike, *, random_init_option: str | None = None) -> Resolved:
+    """:func:`resolve` for a command that needs trained weights: a preset name is refused, saying how to use its
+    random weights (``random_init_option``, e.g. ``"--random-init"``, where the command has one)."""
+    resolved = resolve(name)
+    if resolved.kind == PRESET:
+        raise UnknownNameError(preset_message(resolved.name, random_init_option))
+    return resolved
+
+
+def load_tokenizer(name: str | os.PathLike, *, random_init: bool = False, **hub: Any) -> VisTokenizer:
+    """An eval-mode tokenizer for a command: the trained weights of ``name`` or, with ``random_init``, its
+    architecture with random weights seeded 0 (every process of a run builds the same ones)."""
+    if random_init:
+        import torch
+
+        torch.manual_seed(0)
+        return resolve(name).build().eval()
+    return resolve_weights(name, random_init_option="--random-init").load(**hub)
+
+
+# ----------------------------------------------------------------------------------------------------- messages
+def preset_message(name: str, random_init_option: str | None = None) -> str:
+    remedy = (
+        f"add {random_init_option} to use its random weights"
+        if random_init_option
+        else f"build it with random weights with vistok.create_tokenizer({name!r})"
+    )
+    return f"{name!r} is a preset: an architecture without trained weights; {remedy}"
+
+
+def load_call(name: str) -> str:
+    return f"vistok.VisTokenizer.from_pretrained({name!r})"
+
+
+def suggestions(name: str, among: list[str] | None = None) -> list[str]:
+    """Up to three known names ``name`` is probably a typo or a reordering of (by default among zoo names,
+    catalogued repo ids, bundled names and presets): the names sharing most of its words first, then close
+    spellings."""
+    from .zoo.catalogue import all_entries
+
+    if among is None:
+        entries = all_entries()
+        names = [e.name for e in entries] + [e.repo_id for e in entries if e.repo_id] + list_bundled() + PRESETS.names()
+    else:
+        names = among
+    candidates = list(dict.fromkeys(names))
+    if name.startswith(BUNDLED_PREFIX):
+        candidates = [c for c in candidates if c.startswith(BUNDLED_PREFIX)]
+    words = set(name.lower().replace("_", "-").split("-"))
+    shared = sorted(((len(words & set(c.lower().split("-"))), c) for c in candidates), key=lambda p: (-p[0], p[1]))
+    close = [c for count, c in shared if count >= max(2, (len(words) + 1) // 2)]
+    close += [c for c in difflib.get_close_matches(name, candidates, n=3, cutoff=0.75) if c not in close]
+    return close[:3]
+
+
+def unknown_message(name: str) -> str:
+    close = suggestions(name)
+    hint = f"did you mean {' or '.join(map(repr, close))}?" if close else "`vistok zoo list` and `vistok list` show them"
+    return f"{name!r} is not a folder, bundled tokenizer, zoo entry, preset or Hub repo id 'org/name'; {hint}"
+
+
+def _zoo_entry(name: str) -> ZooEntry | None:
+    from .zoo.catalogue import entries_for_repo, has_entry, get_entry
+
+    if has_entry(name):
+        return get_entry(name)
+    if name.count("/") != 1:
+        return None
+    entries = entries_for_repo(name)
+    if len(entries) > 1:
+        raise UnknownNameError(
+            f"the Hub repo {name!r} holds several tokenizers; name one: "
+            + ", ".join(sorted(e.name for e in entries))
+        )
+    return entries[0] if entries else None
+
+
+def _looks_like_local_path(name: str) -> bool:
+    """``./x``, ``../x``, ``/x``, ``~/x``, ``a/b/c``, ``C:\\x``, ``out/`` …: anything a Hub repo id cannot be."""
+    if name.startswith(("./", "../", "/", "~", ".\\", "..\\")) or "\\" in name or os.sep in name.replace("/", "", 1):
+        return True
+    if "/" not in name:
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return True
+    return False
+
+
+def _missing_folder_message(name: str) -> str:
+    path = Path(name).expanduser().absolute()
+    message = f"no folder {name!r} (looked for {path})"
+    parent = path.parent
+    if parent.is_dir():
+        folders = [p.name for p in parent.iterdir() if (p / "config.json").is_file()]
+        close = difflib.get_close_matches(path.name, folders, n=3, cutoff=0.6)
+        if close:
+            message += f"; did you mean {' or '.join(repr(str(parent / c)) for c in close)}?"
+    else:
+        message += f"; its parent folder {str(parent)!r} does not exist either"
+    return message
+
+
+def hub_load_message(name: str, err: Exception) -> str:
+    """The message for a folder or Hub repo that could not be loaded: what failed and how to provide it."""
+    if Path(name).exists():
+        return f"could not load a vistok tokenizer from the folder {name!r}: {err}"
+    if huggingface_hub.is_offline_mode():
+        cause = "HF_HUB_OFFLINE is set and it is not in the Hugging Face cache"
+    else:
+        cause = "the Hub could not provide it"
+    hint = _not_vistok_hint(name)
+    remedy = hint or f"run `hf download {name}` where there is network and copy the cache (HF_HUB_CACHE) here"
+    return f"could not load the tokenizer {name!r}: {cause}; {remedy} (underlying error: {err})"
+
+
+def _not_vistok_hint(name: str) -> str | None:
+    """For a repo in the Hugging Face cache without a config.json: it is not a vistok repo, and what it holds."""
+    from .zoo.loader import cached_repo_files
+
+    files = cached_repo_files(name)
+    if not files or "config.json" in files:
+        return None
+    shown = ", ".join(files[:8]) + (", …" if len(files) > 8 else "")
+    return (
+        f"it is not a vistok repo (no config.json; cached files: {shown}): convert an upstream file with "
+        "`vistok convert` (`vistok convert --help` lists the formats)"
+    )
+
+
+# ------------------------------------------------------------------------------------------ transformers' Auto*
+def resolve_names_in(loader_class: type) -> None:
+    """Make ``loader_class.from_pretrained`` (``AutoConfig``, ``AutoModel``, ``AutoImageProcessor``) answer every
+    vistok name as :func:`resolve` does: bundled names and zoo names load, presets and unknown names are refused at
+    once (no Hub retries); folders and Hub repo ids reach transformers unchanged.
+
+    transformers offers no hook for name aliases, so the class's ``from_pretrained`` is wrapped. Idempotent.
+    """
+    current = loader_class.from_pretrained
+    if getattr(current, "resolves_vistok_names", False):
+        return
+    original = current.__func__
+
+    @functools.wraps(original)
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        resolved = resolve(pretrained_model_name_or_path)
+        if resolved.kind == PRESET:
+            raise UnknownNameError(preset_message(resolved.name))
+        if resolved.kind != ZOO:
+            return original(cls, resolved.path, *args, **kwargs)
+        if args:
+            raise TypeError(f"from_pretrained({resolved.name!r}) takes its download options as keywords only")
+        tok = resolved.load(**kwargs)
+        if cls.__name__ == "AutoConfig":
+            return tok.config
+        if cls.__name__ == "AutoImageProcessor":
+            from .image_processing import VisTokenizerImageProcessor
+
+            return VisTokenizerImageProcessor(image_size=tok.config.image_size)
+        return tok
+
+    from_pretrained.resolves_vistok_names = True
+    loader_class.from_pretrained = classmethod(from_pretrained)
