@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from copy import deepcopy
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vistok import NETS, QUANTIZERS
-from vistok.quantizers import FiniteScalarQuantizer, LookupFreeQuantizer
-from vistok.quantizers.base import straight_through
+from vistok.outputs import QuantizerOutput
+from vistok.quantizers import FiniteScalarQuantizer, LookupFreeQuantizer, Quantizer
+from vistok.quantizers.base import channels_first_grid, channels_last_flat, straight_through, usage_stats
 
 from .helpers import images, tiny_tokenizer
 
@@ -173,3 +176,153 @@ def test_fsq_quantizes_half_precision_latents_exactly_as_their_float32_values(dt
     out = fsq(z.to(dtype))
     assert torch.equal(out.indices, reference.indices)
     assert torch.equal(out.quantized, reference.quantized)
+
+
+# --------------------------------------------------- float32 search under autocast and in half-precision models
+# The rule is the Quantizer base class's (vistok/quantizers/base.py): whatever the latents' dtype or autocast says,
+# a quantizer searches and computes in float32 with its parameters raised to float32. Before it was the base
+# class's, vq and simvq searched a bfloat16-rounded codebook under autocast (about 1 % of the indices changed).
+# Extra cases beyond the registered defaults: options that compute a derived codebook (l2-normalised codes).
+FLOAT32_CASES = [(name, {}) for name in QUANTIZERS.names()] + [("vq", {"l2_norm": True})]
+FLOAT32_IDS = [name + "".join(f"-{key}" for key in options) for name, options in FLOAT32_CASES]
+
+
+def flat_indices(indices) -> torch.Tensor:
+    """Indices of any layout as one (N,) tensor (a multi-scale quantizer returns one tensor per scale)."""
+    return torch.cat([i.reshape(-1) for i in indices]) if isinstance(indices, (list, tuple)) else indices.reshape(-1)
+
+
+def spread_latents(quantizer, batch: int = 96, seed: int = 0) -> torch.Tensor:
+    """float32 latents (B, D, s, s) that are bfloat16 numbers (autocast hands the quantizer the same values) spread
+    over the codes: scaled like the quantizer's own codes, so that many lie close to a boundary between two codes."""
+    side = getattr(quantizer, "patch_nums", [6])[-1]  # a multi-scale quantizer's latent is its last scale
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(batch, quantizer.codebook_dim, side, side, generator=g)
+    with torch.no_grad():
+        scale = quantizer(z).quantized.float().std().clamp_min(1e-3)
+    return (z * scale).bfloat16().float()
+
+
+def identity_conv(channels: int) -> torch.nn.Conv2d:
+    """A 1×1 conv that returns its input: what autocast makes of an encoder's last layer (exact in bfloat16 for
+    bfloat16 numbers)."""
+    layer = torch.nn.Conv2d(channels, channels, 1, bias=False)
+    torch.nn.init.eye_(layer.weight.view(channels, channels))
+    return layer.requires_grad_(False)
+
+
+def has_float_parameters(quantizer) -> bool:
+    return any(t.is_floating_point() for t in [*quantizer.parameters(), *quantizer.buffers()])
+
+
+def rounded_to_bfloat16(quantizer):
+    """A float32 copy of ``quantizer`` whose floating parameters and buffers are rounded to bfloat16 values."""
+    copy = deepcopy(quantizer)
+    with torch.no_grad():
+        for t in [*copy.parameters(), *copy.buffers()]:
+            if t.is_floating_point():
+                t.copy_(t.bfloat16().float())
+    return copy
+
+
+@pytest.mark.parametrize(("name", "options"), FLOAT32_CASES, ids=FLOAT32_IDS)
+def test_autocast_bfloat16_gives_the_float32_indices(name, options):
+    quantizer = tiny_tokenizer(name, **options).quantizer.eval()
+    z = spread_latents(quantizer)
+    reference = quantizer(z)
+    if has_float_parameters(quantizer):
+        # These latents are ones where bfloat16 rounding of the codebook changes indices.
+        rounded = rounded_to_bfloat16(quantizer)(z)
+        assert not torch.equal(flat_indices(rounded.indices), flat_indices(reference.indices))
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        latent = identity_conv(z.shape[1])(z)
+        assert latent.dtype == torch.bfloat16  # as an encoder's output under autocast
+        out = quantizer(latent)
+    assert torch.equal(flat_indices(out.indices), flat_indices(reference.indices))
+    assert out.quantized.dtype == torch.float32
+    assert torch.equal(out.quantized, reference.quantized)
+    assert torch.equal(quantizer.indices_to_codes(out.indices), out.quantized)
+
+
+@pytest.mark.parametrize(("name", "options"), FLOAT32_CASES, ids=FLOAT32_IDS)
+def test_a_bfloat16_quantizer_searches_its_codes_in_float32(name, options):
+    """A bfloat16 model's quantizer computes from its bfloat16 parameters raised to float32: exactly what the
+    float32 quantizer with the same (bfloat16-valued) parameters computes, derived codebooks included."""
+    reference_quantizer = rounded_to_bfloat16(tiny_tokenizer(name, **options).quantizer.eval())
+    half = deepcopy(reference_quantizer).to(torch.bfloat16)
+    z = spread_latents(reference_quantizer, seed=1)
+    reference = reference_quantizer(z)
+    out = half(z.bfloat16())
+    assert torch.equal(flat_indices(out.indices), flat_indices(reference.indices))
+    assert out.quantized.dtype == torch.float32
+    assert torch.equal(out.quantized, reference.quantized)
+    assert torch.equal(half.indices_to_codes(out.indices), out.quantized)
+    # the parameters stay what they were: bfloat16, unchanged
+    for (key, a), (_, b) in zip(half.state_dict().items(), reference_quantizer.state_dict().items(), strict=True):
+        assert a.dtype == (torch.bfloat16 if b.is_floating_point() else b.dtype), key
+        assert torch.equal(a.to(b.dtype), b), key
+
+
+class NaiveQuantizer(Quantizer):
+    """A quantizer written with no float32 handling at all: the textbook distance matrix in whatever dtype the
+    latents come in (a bfloat16 one under autocast)."""
+
+    tiny = {"codebook_size": 64, "codebook_dim": 4}
+
+    def __init__(self, codebook_size: int = 64, codebook_dim: int = 4):
+        super().__init__()
+        self._codebook_size, self._codebook_dim = codebook_size, codebook_dim
+        self.codebook = torch.nn.Parameter(torch.empty(codebook_size, codebook_dim))
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        torch.nn.init.normal_(self.codebook)
+
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        flat = channels_last_flat(z)
+        codebook = self.codebook.to(flat.dtype)
+        distances = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ codebook.t() + codebook.pow(2).sum(1)
+        indices = distances.argmin(1)
+        codes = codebook[indices]
+        return QuantizerOutput(
+            quantized=channels_first_grid(straight_through(flat, codes), z),
+            indices=indices.view(z.shape[0], z.shape[2], z.shape[3]),
+            losses={"commitment_loss": F.mse_loss(flat, codes.detach())},
+            stats=usage_stats(indices, self.codebook_size),
+        )
+
+    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        self.check_indices(indices)
+        return self.codebook[indices].permute(0, 3, 1, 2).contiguous()
+
+
+@pytest.fixture
+def naive_quantizer_name():
+    """NaiveQuantizer registered for one test only (registered for good it would enrol in the common tests)."""
+    name = "naive_float32_rule_test"
+    QUANTIZERS.register(name)(NaiveQuantizer)
+    yield name
+    QUANTIZERS._entries.pop(name)
+
+
+def test_a_new_quantizer_without_float32_handling_searches_in_float32(naive_quantizer_name):
+    tok = tiny_tokenizer(naive_quantizer_name).eval()
+    quantizer = tok.quantizer
+    assert type(quantizer) is NaiveQuantizer
+    z = spread_latents(quantizer, batch=64)
+    reference = quantizer(z)
+    rounded = rounded_to_bfloat16(quantizer)(z)
+    assert not torch.equal(rounded.indices, reference.indices)  # bfloat16 codes would move some of these
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        out = quantizer(identity_conv(z.shape[1])(z))
+        x = images(tok)
+        encoded = tok.encode(x)
+    assert torch.equal(out.indices, reference.indices)
+    assert out.quantized.dtype == torch.float32 and torch.equal(out.quantized, reference.quantized)
+    # through the tokenizer too: autocast's bfloat16 latent is searched as the float32 numbers it holds
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        latent = tok.quant_conv(tok.encoder(x))
+    assert torch.equal(encoded.indices, quantizer(latent.float()).indices)
+    # and in a bfloat16 model, from its bfloat16 codebook raised to float32
+    half = deepcopy(quantizer).to(torch.bfloat16)
+    assert torch.equal(half(z.bfloat16()).indices, rounded.indices)

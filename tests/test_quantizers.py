@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from copy import deepcopy
 
 import pytest
 import scipy.stats
@@ -72,6 +73,23 @@ def test_ema_updates_the_codebook_in_training_mode_only():
     used = out.indices.unique()
     # Used codes move towards the mean of their assigned latents; unused codes only decay with their counts.
     assert (vq.codebook[used] - before[used]).abs().sum() > 0
+
+
+def test_a_bfloat16_ema_codebook_keeps_its_updates():
+    """A bfloat16 model's quantizer computes on float32 copies of its parameters and buffers (the base class's
+    rule): the EMA update made on them is written back, rounded once to bfloat16, and gradients-free as before."""
+    reference = VectorQuantizer(codebook_size=16, codebook_dim=4, ema_decay=0.9).train()
+    with torch.no_grad():
+        for t in [*reference.parameters(), *reference.buffers()]:
+            t.copy_(t.bfloat16().float())
+    half = deepcopy(reference).to(torch.bfloat16)
+    z = latents().bfloat16()
+    reference(z.float())
+    half(z)
+    assert isinstance(half.codebook, torch.nn.Parameter) and not half.codebook.requires_grad
+    for name, value in half.state_dict().items():
+        assert value.dtype == torch.bfloat16, name
+        assert torch.equal(value, reference.state_dict()[name].bfloat16()), name
 
 
 def test_ema_codebook_converges_to_cluster_means():

@@ -232,7 +232,7 @@ def _half_state_in_float32(module: nn.Module) -> Iterator[None]:
         for store, name, tensor in reversed(slots):
             store[name] = tensor
         with torch.no_grad():
-            for store, name, tensor in slots:
+            for _, _, tensor in slots:
                 copy = copies.pop(id(tensor), None)
                 if copy is not None and not torch.equal(copy, tensor.float()):
                     tensor.data.copy_(copy.detach())
@@ -245,7 +245,9 @@ def float32_region(module: nn.Module, arguments: Any) -> Iterator[Any]:
     device the arguments and the module live on), half-precision tensors in ``arguments`` and half-precision
     parameters / buffers of ``module`` raised to float32 for the duration. Yields the raised ``arguments``."""
     device_types = _device_types(arguments, set())
-    device_types.update(t.device.type for t in [*module.parameters(), *module.buffers()][:1])
+    first = next(iter([*module.parameters(), *module.buffers()]), None)
+    if first is not None:
+        device_types.add(first.device.type)
     with contextlib.ExitStack() as stack:
         for device_type in sorted(device_types or {"cpu"}):
             if torch.amp.is_autocast_available(device_type):  # not e.g. "meta"
