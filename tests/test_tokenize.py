@@ -299,9 +299,9 @@ def test_existing_outputs_are_never_replaced_silently(tiny_dir, tmp_path):
     other = tmp_path / "other"
     torch.manual_seed(1)
     VisTokenizer(VisTokenizer.from_pretrained(tiny_dir).config).save_pretrained(other)
-    with pytest.raises(SystemExit, match="different tokenizer or different settings.*tokenizer_weights_sha256"):
+    with pytest.raises(SystemExit, match="different tokenizer, settings or split content.*tokenizer_weights_sha256"):
         _tokenize(other, "samples", out, "--num-samples", "2", "--resume")
-    with pytest.raises(SystemExit, match="different tokenizer or different settings.*flip"):
+    with pytest.raises(SystemExit, match="different tokenizer, settings or split content.*flip"):
         _tokenize(tiny_dir, "samples", out, "--num-samples", "2", "--flip", "both", "--resume")
     _tokenize(other, "samples", out, "--num-samples", "2", "--overwrite")
     assert read_manifest(out)["tokenizer"]["name"] == str(other)
@@ -482,10 +482,112 @@ def test_a_split_that_changed_since_the_crash_is_not_resumed_into(tiny_dir, imag
     out = tmp_path / "tokens"
     _unfinished_run(tiny_dir, folder, out, "--shard-size", "2", split="train")
     Image.new("RGB", (40, 40), (10, 200, 30)).save(folder / "cat" / "cat9.png")
-    with pytest.raises(SystemExit, match="different tokenizer or different settings.*num_images: 6 there, 7 now"):
+    with pytest.raises(SystemExit, match="different tokenizer, settings or split content.*num_images: 6 there, 7 now"):
         _tokenize(tiny_dir, folder, out, "--shard-size", "2", "--resume", split="train")
     with pytest.raises(FileNotFoundError):
         datasets.load_from_disk(str(out))
+
+
+def test_a_folder_whose_images_were_replaced_is_not_resumed_into(tiny_dir, image_folder, tmp_path):
+    """Same file names, same count, other pictures: the old shards are not kept beside rows of the new images."""
+    import shutil
+
+    folder = tmp_path / "pets"
+    shutil.copytree(image_folder, folder)
+    out = tmp_path / "tokens"
+    _unfinished_run(tiny_dir, folder, out, "--shard-size", "2", split="train")
+    rng = np.random.default_rng(1)
+    for path in sorted(folder.rglob("*.png")):
+        if path.name != "broken.png":
+            with Image.open(path) as image:
+                width, height = image.size
+            Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+    with pytest.raises(SystemExit, match=r"split_content: '6 files, sha256 .*' there, '6 files, sha256 .*' now"):
+        _tokenize(tiny_dir, folder, out, "--shard-size", "2", "--resume", split="train")
+    _tokenize(tiny_dir, folder, out, "--shard-size", "2", "--overwrite", split="train")
+    _tokenize(tiny_dir, folder, tmp_path / "fresh", "--shard-size", "2", split="train")
+    assert datasets.load_from_disk(str(out)).to_dict() == datasets.load_from_disk(str(tmp_path / "fresh")).to_dict()
+
+
+def test_resume_with_the_same_weights_and_another_bit_order_is_refused(tmp_path):
+    """LFQ's bit order changes every token and no weight: the config is part of what the folder's tokens are."""
+    from vistok.tokenize.runner import weights_sha256
+
+    torch.manual_seed(0)
+    msb = tiny_tokenizer("lfq").eval()
+    lsb = tiny_tokenizer("lfq", bit_order="lsb_first").eval()
+    lsb.load_state_dict(msb.state_dict())
+    assert weights_sha256(lsb) == weights_sha256(msb)
+    x = build_dataset("samples", "test", image_size=msb.config.image_size, num_samples=1)[0]["pixel_values"][None]
+    with torch.no_grad():
+        assert not torch.equal(msb.encode(x).indices, lsb.encode(x).indices)
+    msb.save_pretrained(tmp_path / "msb")
+    lsb.save_pretrained(tmp_path / "lsb")
+    out = tmp_path / "tokens"
+    args = ["--num-samples", "4", "--shard-size", "2"]
+    _unfinished_run(tmp_path / "msb", "samples", out, *args)
+    with pytest.raises(SystemExit, match="different tokenizer, settings or split content.*tokenizer_config_sha256"):
+        _tokenize(tmp_path / "lsb", "samples", out, *args, "--resume")
+    _tokenize(tmp_path / "msb", "samples", out, *args, "--resume")  # the same tokenizer finishes it
+    assert read_manifest(out)["tokenizer"]["config"]["quantizer"]["bit_order"] == "msb_first"
+
+
+def test_resume_of_a_complete_folder_checks_its_shards_and_redoes_a_damaged_one(tiny_dir, tmp_path):
+    args = ["--num-samples", "6", "--shard-size", "2"]
+    out = tmp_path / "tokens"
+    _tokenize(tiny_dir, "samples", out, *args)
+    before = sorted((p.relative_to(out), p.stat().st_mtime_ns) for p in out.rglob("*"))
+    with pytest.raises(SystemExit, match="already holds a complete token dataset"):
+        _tokenize(tiny_dir, "samples", out, *args)
+    _tokenize(tiny_dir, "samples", out, *args, "--resume")  # intact: nothing is rewritten, nothing is left behind
+    assert sorted((p.relative_to(out), p.stat().st_mtime_ns) for p in out.rglob("*")) == before
+
+    shard = out / "shards" / "shard-000001.arrow"
+    data = bytearray(shard.read_bytes())
+    data[-40] ^= 0xFF  # same size, one byte flipped inside the token values
+    shard.write_bytes(bytes(data))
+    _tokenize(tiny_dir, "samples", out, *args, "--resume")
+    _tokenize(tiny_dir, "samples", tmp_path / "straight", *args)
+    assert shard.read_bytes() == (tmp_path / "straight" / "shards" / shard.name).read_bytes()
+    assert datasets.load_from_disk(str(out)).to_dict() == datasets.load_from_disk(str(tmp_path / "straight")).to_dict()
+    assert read_manifest(out)["shards"] == read_manifest(tmp_path / "straight")["shards"]
+    assert not (out / ".vistok").exists()
+
+
+_HOLD_THE_FOLDER = (
+    "import sys\n"
+    "from vistok.tokenize.store import TokenStore\n"
+    "store = TokenStore(sys.argv[1])\n"
+    "store.acquire()\n"
+    "print('holding', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+def test_a_run_is_refused_while_another_process_holds_the_folder(tiny_dir, tmp_path):
+    """Whatever the folder holds and whatever is asked, a run never decides about a folder another process holds;
+    the holder's lock goes away with it, however it ends."""
+    out = tmp_path / "tokens"
+    args = ["--num-samples", "2"]
+    _tokenize(tiny_dir, "samples", out, *args)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_THE_FOLDER, str(out)], cwd=REPO_ROOT, env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        before = sorted((p.relative_to(out), p.stat().st_mtime_ns) for p in out.rglob("*")
+                        if p.is_file() and ".vistok" not in p.parts)  # fmt: skip
+        for flags in ([], ["--resume"], ["--overwrite"]):
+            with pytest.raises(SystemExit, match=rf"another `vistok tokenize` run \(pid {holder.pid} on .*\) is writing"):
+                _tokenize(tiny_dir, "samples", out, *args, *flags)
+        after = sorted((p.relative_to(out), p.stat().st_mtime_ns) for p in out.rglob("*")
+                       if p.is_file() and ".vistok" not in p.parts)  # fmt: skip
+        assert after == before
+    finally:
+        holder.kill()  # SIGKILL: the holder cannot clean up; the operating system drops its lock
+        holder.wait(timeout=60)
+    _tokenize(tiny_dir, "samples", out, *args, "--overwrite")
+    assert datasets.load_from_disk(str(out)).num_rows == 2 and not (out / ".vistok").exists()
 
 
 def test_finalize_refuses_shards_that_do_not_cover_their_positions(tmp_path):

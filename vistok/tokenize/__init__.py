@@ -16,9 +16,11 @@ type of the codebook, flattened in the layout's reading order. Load and decode:
     images = tok.decode(indices)                   # exactly tok.decode(tok.encode(x).indices)
 
 The split is cut into shards of --shard-size images; processes take shards in turn and write each atomically, so
---resume after a crash redoes only unfinished shards and any number of processes writes the same dataset. The
-folder's dataset card and vistok_tokens.json record the tokenizer (name, weights sha256, revision, config), the
-preprocessing and the conventions. An existing output is never replaced without --overwrite.
+--resume after a crash redoes only unfinished (or damaged) shards and any number of processes writes the same
+dataset. A run holds the folder (a file lock): a second run into it is refused. --resume continues only a run of the
+same tokenizer (weights and config), settings and split content. The folder's dataset card and vistok_tokens.json
+record the tokenizer (name, weights and config sha256, revision, config), the preprocessing and the conventions. An
+existing output is never replaced without --overwrite.
 """
 
 from __future__ import annotations

@@ -5,10 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
-
-import torch
 
 from .rows import read_manifest, token_storage_dtype
 from .runner import (

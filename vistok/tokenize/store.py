@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -109,11 +110,11 @@ class TokenStore:
 
         if self._lock is not None:
             return
-        self.progress.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.progress / LOCK), timeout=0)
         try:
+            self.progress.mkdir(parents=True, exist_ok=True)
             lock.acquire()
-        except Timeout:
+        except Timeout:  # before OSError: filelock's Timeout is a TimeoutError
             try:
                 holder = (self.progress / HOLDER).read_text().strip()
             except OSError:
@@ -122,6 +123,8 @@ class TokenStore:
                 f"another `vistok tokenize` run ({holder or 'unknown process'}) is writing to {self.path}; wait for "
                 "it to finish, or stop it and run again with --resume"
             ) from None
+        except OSError as err:
+            raise OutputError(f"cannot write to --output {self.path}: {type(err).__name__}: {err}") from err
         self._lock = lock
         since = time.strftime("%Y-%m-%d %H:%M:%S")
         atomic_write_bytes(self.progress / HOLDER, f"pid {os.getpid()} on {socket.gethostname()}, since {since}".encode())
@@ -133,9 +136,8 @@ class TokenStore:
             lock.release(force=True)
 
     def _drop_progress(self) -> None:
-        """Remove ``.vistok`` and release the lock. The lock file goes last and while still held: a run that opened
-        it meanwhile finds it unlinked once it gets it, and retries on a new one (filelock checks), so it never
-        shares the folder with this one."""
+        """Remove ``.vistok`` and release the lock. The lock file goes last, while still held: a run that opened it
+        meanwhile and gets it after the release finds it unlinked and retries on a new file (filelock 4 checks)."""
         if self.progress.is_dir():
             for child in self.progress.iterdir():
                 if child.name != LOCK:
@@ -229,16 +231,24 @@ class TokenStore:
             self.check(identity, resume, overwrite)  # refuse before writing the lock into a folder that is not ours
         if not self.path.exists():
             self.check_writable()
+        created = not self.progress.exists()
         self.acquire()
-        action = self.check(identity, resume, overwrite)
-        if action == "done":
-            damaged = self.damaged_shards()
-            if not damaged:
-                self._drop_progress()
-                return "done"
-            self._reopen(job, damaged)
-            action = "resume"
-        self.prepare(action, job)
+        try:
+            action = self.check(identity, resume, overwrite)
+            if action == "done":
+                damaged = self.damaged_shards()
+                if not damaged:
+                    self._drop_progress()
+                    return "done"
+                self._reopen(job, damaged)
+                action = "resume"
+                print(f"{self.path}: {len(damaged)} shard(s) no longer match the manifest ({shard_name(damaged[0])}"
+                      f"{', …' if len(damaged) > 1 else ''}); redoing them.", file=sys.stderr)  # fmt: skip
+            self.prepare(action, job)
+        except BaseException:
+            if created and not (self.progress / "job.json").exists():
+                self._drop_progress()  # a refused run leaves the folder as it found it
+            raise
         return action
 
     def damaged_shards(self) -> list[int]:
