@@ -38,8 +38,7 @@ COMMANDS: dict[str, Command] = {
     ),
     "convert": Command(
         "vistok.commands.convert",
-        "Convert an upstream checkpoint (LlamaGen, Taming, IBQ, Open-MAGVIT2, SimVQ, Janus, MaskGIT, TiTok, VAR) "
-        "into a vistok tokenizer folder with its model card.",
+        "Convert an upstream checkpoint into a vistok tokenizer folder with its model card.",
     ),
     "zoo": Command(
         "vistok.commands.zoo",

@@ -12,7 +12,7 @@ from huggingface_hub import ModelCard
 from vistok import VisTokenizer, VisTokenizerConfig, list_tokenizers
 from vistok.cards import MEASURED, REPORTED, render_model_card
 from vistok.cli import main as cli
-from vistok.convert import convert_llamagen
+from vistok.families.llamagen import convert_llamagen
 from vistok.preset_cards import preset_card_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +81,8 @@ def test_converted_card_names_origin_licence_paper_converter(tmp_path):
 
 def test_converted_release_card_puts_reported_numbers_in_model_index():
     config = preset_card_config("vqgan-llamagen-vq16")
-    from vistok.convert.origins import LLAMAGEN, conversion_metadata
+    from vistok.convert.origins import conversion_metadata
+    from vistok.families.llamagen import LLAMAGEN
 
     inferred = {"net": config.net, "codebook_size": 16384, "codebook_dim": 8}
     config.metadata = conversion_metadata(LLAMAGEN, "llamagen", inferred)

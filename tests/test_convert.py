@@ -19,16 +19,11 @@ from torch import nn
 import vistok
 from vistok import VisTokenizer, create_tokenizer
 from vistok.cli import main as cli
-from vistok.convert import (
-    CheckpointError,
-    UnsafeCheckpointError,
-    convert_llamagen,
-    convert_taming,
-    infer_vqgan_config,
-    llamagen_to_vistok,
-    load_checkpoint,
-    taming_to_vistok,
-)
+from vistok.convert import CheckpointError, UnsafeCheckpointError, infer_vqgan_config, load_checkpoint
+from vistok.convert.taming_layout import taming_to_vistok
+from vistok.families import get_family
+from vistok.families.llamagen import convert_llamagen, llamagen_to_vistok
+from vistok.families.taming import convert_taming
 
 DATA = Path(__file__).parent / "data"
 LLAMAGEN_TINY = DATA / "llamagen_tiny.pt"
@@ -324,7 +319,7 @@ def test_convert_command_writes_a_loadable_folder_with_card(tmp_path, capsys):
     assert (out_.reconstruction - expected["reconstruction"]).abs().max() < 1e-4
     meta = tok.config.metadata
     assert meta["license"] == "mit" and meta["origin"]["name"] == "LlamaGen"
-    assert meta["converter"]["version"] == vistok.convert.CONVERTER_VERSION
+    assert meta["converter"]["code"] == get_family("llamagen").code_hash()
     assert len(meta["origin"]["checkpoint_sha256"]) == 64
     assert any("l2_norm=True assumed" in note for note in meta["converter"]["notes"])
     card = (out / "README.md").read_text()
@@ -794,7 +789,9 @@ def test_push_to_hub_offline_fails_clearly_after_saving(tmp_path, monkeypatch):
 
 
 def test_cli_offers_exactly_the_registered_converters():
-    from vistok.commands.convert import ORIGINS
-    from vistok.convert import CONVERTERS
+    from vistok.cli import build_command_parser
+    from vistok.families import family_names
 
-    assert sorted(ORIGINS) == sorted(CONVERTERS)
+    parser, _ = build_command_parser("convert")
+    origin = next(action for action in parser._actions if action.dest == "origin")
+    assert sorted(origin.choices) == sorted(family_names())

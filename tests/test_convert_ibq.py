@@ -11,8 +11,10 @@ import torch
 import vistok
 from vistok import create_tokenizer
 from vistok.cli import main as cli
-from vistok.convert import CONVERTERS, CheckpointError, convert_ibq, infer_vqgan_config
-from vistok.convert.ibq import ibq_to_vistok
+from vistok.convert import CheckpointError, infer_vqgan_config
+from vistok.families import get_family
+from vistok.families.ibq import convert_ibq
+from vistok.families.ibq import ibq_to_vistok
 
 DATA = Path(__file__).parent / "data"
 CKPT = DATA / "ibq_tiny.ckpt"
@@ -44,7 +46,7 @@ def test_parity_with_upstream_ema_outputs(converted, expected):
     assert converted.config.quantizer["type"] == "ibq" and not converted.training
     meta = converted.config.metadata
     assert meta["origin"]["weights"] == "ema" and meta["license"] == "apache-2.0"
-    assert meta["converter"]["name"] == "ibq" and CONVERTERS["ibq"] is convert_ibq
+    assert meta["converter"]["name"] == "ibq" and get_family("ibq").convert is convert_ibq
 
 
 def test_nearest_code_and_raw_weights_do_not_reproduce_upstream(converted, expected):

@@ -18,7 +18,9 @@ from safetensors.torch import save_file
 import vistok.convert.prefixed_tensors as prefixed_tensors
 from vistok import VisTokenizer
 from vistok.cli import main as cli
-from vistok.convert import CONVERTERS, CheckpointError, UnsafeCheckpointError, convert_janus
+from vistok.convert import CheckpointError, UnsafeCheckpointError
+from vistok.families import get_family
+from vistok.families.janus import convert_janus
 
 DATA = Path(__file__).parent / "data"
 JANUS_TINY = DATA / "janus_tiny"
@@ -101,7 +103,7 @@ def test_metadata_names_origin_and_the_non_permissive_licence():
 
 
 def test_registered_and_offered_by_the_cli(tmp_path, expected):
-    assert CONVERTERS["janus"] is convert_janus
+    assert get_family("janus").convert is convert_janus
     out = tmp_path / "janus-gen"
     assert cli(["convert", "janus", str(JANUS_TINY), str(out), "--image-size", "32"]) == 0
     tok = VisTokenizer.from_pretrained(out)
@@ -213,7 +215,7 @@ def test_only_gen_vision_model_tensors_are_read_from_safetensors(monkeypatch):
 MEMORY_PROBE = textwrap.dedent(
     """
     import sys
-    from vistok.convert import convert_janus
+    from vistok.families.janus import convert_janus
 
     def peak_mib():
         # VmHWM: this process's peak resident memory since exec (ru_maxrss would carry over pytest's own peak).

@@ -15,7 +15,8 @@ from huggingface_hub import PyTorchModelHubMixin
 from safetensors.torch import save_file
 from torch import nn
 
-from vistok.convert import CheckpointError, convert_llamagen
+from vistok.convert import CheckpointError
+from vistok.families.llamagen import convert_llamagen
 
 DATA = Path(__file__).parent / "data"
 LLAMAGEN_TINY = DATA / "llamagen_tiny.pt"

@@ -13,13 +13,14 @@ import torch
 
 import vistok
 from vistok.cli import main as cli
-from vistok.convert import CONVERTERS, CheckpointError
+from vistok.convert import CheckpointError
+from vistok.families import get_family
 from vistok.convert.lightning_ema import select_lightning_weights
 from vistok.convert.magvit2_layout import infer_magvit2_net
-from vistok.convert.open_magvit2 import convert_open_magvit2, is_tokenizer_key
-from vistok.convert.open_magvit2 import refuse_other_layouts as refuse_non_magvit2
-from vistok.convert.simvq import FROZEN_CODEBOOK, convert_simvq, simvq_to_vistok
-from vistok.convert.simvq import refuse_other_layouts as refuse_non_simvq
+from vistok.families.open_magvit2 import convert_open_magvit2, is_tokenizer_key
+from vistok.families.open_magvit2 import refuse_other_layouts as refuse_non_magvit2
+from vistok.families.simvq import FROZEN_CODEBOOK, convert_simvq, simvq_to_vistok
+from vistok.families.simvq import refuse_other_layouts as refuse_non_simvq
 from vistok.quantizers.lfq import LookupFreeQuantizer
 from vistok.quantizers.simvq import SimVQQuantizer
 
@@ -72,7 +73,7 @@ def test_lfq_bit_order_names_the_same_codes_with_reversed_bits():
 def test_open_magvit2_lfq_options_give_upstreams_training_loss():
     """imagenet_lfqgan_256_L.yaml: codebook_weight 0.1 × (H[p(c|z)] − H[E p(c|z)]) + commit_weight 0.25 ·
     ||z − sg(q)||², p(c|z) = softmax(2⟨z, c⟩ / 0.01) over all 2^D sign codes — here by brute force at D = 6."""
-    from vistok.presets import OPEN_MAGVIT2_LFQ_OPTIONS
+    from vistok.families.open_magvit2 import OPEN_MAGVIT2_LFQ_OPTIONS
 
     d = 6
     lfq = LookupFreeQuantizer(codebook_dim=d, **OPEN_MAGVIT2_LFQ_OPTIONS).train()
@@ -132,7 +133,7 @@ def test_open_magvit2_cli_writes_a_loadable_folder(tmp_path, magvit2_expected):
     with torch.no_grad():
         assert torch.equal(loaded.encode(magvit2_expected["input"]).indices, magvit2_expected["indices"])
     assert (out / "README.md").exists()
-    assert CONVERTERS["open-magvit2"] is convert_open_magvit2 and CONVERTERS["simvq"] is convert_simvq
+    assert get_family("open-magvit2").convert is convert_open_magvit2 and get_family("simvq").convert is convert_simvq
 
 
 def test_open_magvit2_full_size_layout_is_inferred():

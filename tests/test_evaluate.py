@@ -313,14 +313,14 @@ def test_bf16_evaluation_runs_the_fast_path_and_records_it(single_process_run, a
 def test_sequence_and_multiscale_tokenizers_evaluate(tmp_path, family):
     """`vistok evaluate` on a 1-D (TiTok) and a multi-scale (VAR) tokenizer: codebook usage counts every token of
     every scale, and the report describes the layout instead of a grid."""
-    from vistok.convert import CONVERTERS
+    from vistok.families import get_family
 
     data = Path(__file__).parent / "data"
     if family == "titok":
-        tok = CONVERTERS["titok"](str(data / "titok_tiny"), num_heads=2)
+        tok = get_family("titok").convert(str(data / "titok_tiny"), num_heads=2)
         layout, tokens = {"layout": "sequence", "length": 16}, 16
     else:
-        tok = CONVERTERS["var"](str(data / "var_tiny.pth"), patch_nums=[1, 2, 3, 4])
+        tok = get_family("var").convert(str(data / "var_tiny.pth"), patch_nums=[1, 2, 3, 4])
         layout, tokens = {"layout": "multiscale", "scales": [[1, 1], [2, 2], [3, 3], [4, 4]]}, 30
     tok.save_pretrained(tmp_path / family)
     report_path = tmp_path / "report.json"

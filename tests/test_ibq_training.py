@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from vistok import PRESETS, VisTokenizer
-from vistok.convert import convert_ibq
-from vistok.presets import IBQ_CODEBOOK_SIZES, IBQ_QUANTIZER_LOSS
+from vistok.families.ibq import IBQ_CODEBOOK_SIZES, IBQ_QUANTIZER_LOSS, convert_ibq
 from vistok.registry import QUANTIZERS, normalize_spec
 
 from .training_support import load_train_script

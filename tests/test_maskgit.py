@@ -15,8 +15,10 @@ import torch.nn.functional as F
 import vistok
 from vistok import VisTokenizer, VisTokenizerConfig
 from vistok.cli import main as cli
-from vistok.convert import CONVERTERS, CheckpointError, convert_maskgit
-from vistok.convert.maskgit import (
+from vistok.convert import CheckpointError
+from vistok.families import get_family
+from vistok.families.maskgit import convert_maskgit
+from vistok.families.maskgit import (
     check_output_shortcuts,
     infer_maskgit_net,
     is_release,
@@ -222,7 +224,7 @@ def test_metadata_names_origin_licence_paper_and_conventions(converted):
     assert meta["origin"]["name"] == "MaskGIT-VQGAN" and meta["origin"]["url"] == "https://github.com/bytedance/1d-tokenizer"
     assert meta["origin"]["checkpoint_file"] == "maskgit_tiny.bin" and meta["origin"]["weights"] == "state_dict"
     assert meta["license"] == "apache-2.0" and meta["paper"]["url"] == "https://arxiv.org/abs/2202.04200"
-    assert meta["converter"]["name"] == "maskgit" and CONVERTERS["maskgit"] is convert_maskgit
+    assert meta["converter"]["name"] == "maskgit" and get_family("maskgit").convert is convert_maskgit
     notes = " ".join(meta["converter"]["notes"])
     assert "pixel_range='unit'" in notes and "unclamped" in notes and "row-major" in notes
     assert "reported_metrics" not in meta  # the tiny file is not the release

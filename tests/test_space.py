@@ -580,13 +580,13 @@ def test_measure_allocates_nothing_codebook_sized_for_a_huge_codebook():
 def test_sequence_and_multiscale_tokenizers_run_in_the_space(tmp_path, family):
     """A 1-D (TiTok) and a multi-scale (VAR) tokenizer: the image is prepared at the one size they accept, whatever
     resolution is chosen, and the token picture and metrics follow their layout."""
-    from vistok.convert import CONVERTERS
+    from vistok.families import get_family
 
     data = ROOT / "tests" / "data"
     if family == "titok":
-        tok = CONVERTERS["titok"](str(data / "titok_tiny"), num_heads=2)
+        tok = get_family("titok").convert(str(data / "titok_tiny"), num_heads=2)
     else:
-        tok = CONVERTERS["var"](str(data / "var_tiny.pth"), patch_nums=[1, 2, 3, 4])
+        tok = get_family("var").convert(str(data / "var_tiny.pth"), patch_nums=[1, 2, 3, 4])
     tok.save_pretrained(tmp_path / family)
     result = run_request(str(EXAMPLES / "coffee.jpg"), str(tmp_path / family), "256", TokenizerCache())
     assert result.ok, result.status

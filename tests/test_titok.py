@@ -19,8 +19,10 @@ from safetensors.torch import load_file
 
 import vistok
 from vistok.cli import main as cli
-from vistok.convert import CONVERTERS, CheckpointError, convert_titok
-from vistok.convert.titok import titok_config_kwargs
+from vistok.convert import CheckpointError
+from vistok.families import get_family
+from vistok.families.titok import convert_titok
+from vistok.families.titok import titok_config_kwargs
 from vistok.nets.titok import upstream_key_to_vistok
 from vistok.registry import PRESETS
 from vistok.zoo import ZooArchitectureWarning, get_entry
@@ -258,7 +260,7 @@ def test_cli_converts_with_num_heads_and_refuses_without(tmp_path, expected, cap
         cli(["convert", "titok", str(TINY), str(tmp_path / "other"), "--num-heads", "2,x"])
     with pytest.raises(SystemExit, match="--num-heads applies to titok checkpoints only"):
         cli(["convert", "llamagen", str(DATA / "llamagen_tiny.pt"), str(tmp_path / "other"), "--num-heads", "2"])
-    assert CONVERTERS["titok"] is convert_titok
+    assert get_family("titok").convert is convert_titok
 
 
 # -------------------------------------------------------------------------------------------------- zoo

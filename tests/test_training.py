@@ -370,7 +370,7 @@ def test_taming_quantizer_weights_agree_between_preset_recipe_and_converter_and_
     from safetensors.torch import save_file
 
     from vistok import VisTokenizerConfig
-    from vistok.convert import convert_taming
+    from vistok.families.taming import convert_taming
 
     sources = _recipe_and_preset_quantizers("vqgan-taming.yaml", ("vqgan-taming-f16-1024", "vqgan-taming-f16-16384"))
 
@@ -389,7 +389,7 @@ def test_taming_quantizer_weights_agree_between_preset_recipe_and_converter_and_
 
 
 def test_llamagen_quantizer_weights_agree_between_preset_recipe_and_converter_and_match_llamagen():
-    from vistok.convert import convert_llamagen
+    from vistok.families.llamagen import convert_llamagen
 
     sources = _recipe_and_preset_quantizers("vqgan-llamagen.yaml", ("vqgan-llamagen-vq16", "vqgan-llamagen-vq8"))
     # tests/data/llamagen_tiny.pt stores no commit_loss_beta / entropy_loss_ratio: LlamaGen's defaults apply.

@@ -234,7 +234,7 @@ def test_quant_convs_are_3x3_for_var_and_1x1_elsewhere():
 
 # ---------------------------------------------------------------------------------------------- converter
 def convert_tiny(**options) -> VisTokenizer:
-    from vistok.convert import convert_var
+    from vistok.families.var import convert_var
 
     return convert_var(VAR_TINY, patch_nums=[1, 2, 3, 4], **options)
 
@@ -288,7 +288,7 @@ def test_converted_tokenizer_saves_and_reloads_bit_identically(tmp_path, expecte
 
 
 def test_the_schedule_is_required_and_must_fit_the_file(expected):
-    from vistok.convert import convert_var
+    from vistok.families.var import convert_var
 
     with pytest.raises(ValueError, match=r"give it with patch_nums .*--patch-nums.*\(4 scales, as the file's "
                                          r"quantize.ema_vocab_hit_SV has 4 rows\)"):
@@ -306,7 +306,7 @@ def test_the_schedule_is_required_and_must_fit_the_file(expected):
 
 
 def test_without_the_usage_buffer_any_schedule_ending_in_the_latent_size_converts(tmp_path):
-    from vistok.convert import convert_var
+    from vistok.families.var import convert_var
 
     state = torch.load(VAR_TINY, weights_only=True)
     state.pop("quantize.ema_vocab_hit_SV")
@@ -324,7 +324,8 @@ def _save(tmp_path: Path, state_dict: dict, name: str = "file.pth") -> Path:
 
 
 def test_other_files_are_refused_naming_what_they_are(tmp_path):
-    from vistok.convert import CheckpointError, convert_var
+    from vistok.convert import CheckpointError
+    from vistok.families.var import convert_var
 
     upstream = torch.load(VAR_TINY, weights_only=True)
     with pytest.raises(CheckpointError, match="VAR's transformer"):
@@ -355,7 +356,7 @@ def meta_state_dict(spec_file: str) -> dict[str, torch.Tensor]:
 
 
 def test_full_size_release_layout_on_meta():
-    from vistok.convert.var import var_to_vistok, var_tokenizer_config
+    from vistok.families.var import var_to_vistok, var_tokenizer_config
 
     state_dict = meta_state_dict("var_vae_ch160v4096z32_state_dict_spec.json")
     assert len(state_dict) == 324
@@ -408,7 +409,7 @@ def test_zoo_entry_names_the_published_file_schedule_and_licence():
     with torch.device("meta"):
         preset = vistok.create_tokenizer(entry.preset)
     # The preset is the release's architecture: the full-size layout's shapes (tested above) give the same config.
-    from vistok.convert.var import var_tokenizer_config
+    from vistok.families.var import var_tokenizer_config
 
     release, _ = var_tokenizer_config(meta_state_dict("var_vae_ch160v4096z32_state_dict_spec.json"), REAL_PATCH_NUMS, 256)
     assert preset.config.net == VisTokenizerConfig(**release).net

@@ -4,6 +4,8 @@ give upstream's indices and reconstruction."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pickle
 import warnings
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 import torch
 
 import vistok
-from vistok import convert as convert_module
+from vistok.families import FAMILIES
 from vistok.zoo import ZooArchitectureWarning, get_entry
 
 from .hub_cache import add_to_hub_cache
@@ -64,6 +66,6 @@ def test_both_entry_points_load_with_parity_and_the_second_load_converts_nothing
         warnings.simplefilter("ignore", ZooArchitectureWarning)
         patch.setattr(torch, "load", refuse)
         patch.setattr(pickle, "Unpickler", refuse)
-        patch.setitem(convert_module.CONVERTERS, "maskgit", refuse)
+        patch.setitem(FAMILIES, "maskgit", dataclasses.replace(FAMILIES["maskgit"], convert=refuse))
         second = vistok.VisTokenizer.from_pretrained(NAME)
     _check_parity(second)

@@ -100,7 +100,7 @@ class VisTokenizerConfig(PreTrainedConfig):
 
         resolved = resolve(pretrained_model_name_or_path)
         if resolved.kind == PRESET:
-            raise UnknownNameError(preset_message(resolved.name))
+            raise UnknownNameError(preset_message(resolved.target))
         if resolved.kind == ZOO:  # the converted entry's config (converted on first use)
             return resolved.load().config.to_dict(), kwargs
         config_dict, kwargs = super().get_config_dict(resolved.path, **kwargs)

@@ -55,7 +55,11 @@ def create_tokenizer(
                 f"{sorted(overrides)}): the published weights fix the architecture"
             )
         if not resolved.has_weights:
-            raise ValueError(f"create_tokenizer({name!r}, pretrained=True): {name!r} is a preset without weights")
+            raise ValueError(
+                f"create_tokenizer({name!r}, pretrained=True): {name!r} is a preset, an architecture without "
+                "published weights; drop pretrained=True to build it with random weights (`vistok zoo list` shows "
+                "the releases)"
+            )
         return resolved.load(**{k: v for k, v in hub.items() if v not in (None, False)})
     given = sorted(k for k, v in hub.items() if v not in (None, False))
     if given:

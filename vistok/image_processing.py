@@ -41,7 +41,7 @@ class VisTokenizerImageProcessor(PilBackend):
 
         resolved = resolve(pretrained_model_name_or_path)
         if resolved.kind == PRESET:
-            raise UnknownNameError(preset_message(resolved.name))
+            raise UnknownNameError(preset_message(resolved.target))
         if resolved.kind == ZOO:
             return cls(image_size=resolved.config().image_size)
         return super().from_pretrained(resolved.path, *args, **kwargs)

@@ -278,7 +278,7 @@ class VisTokenizer(PreTrainedModel):
         resolved = resolve(pretrained_model_name_or_path)
         wants_loading_info = kwargs.pop("output_loading_info", False)
         if resolved.kind == PRESET:
-            raise UnknownNameError(preset_message(resolved.name))
+            raise UnknownNameError(preset_message(resolved.target))
         if resolved.kind == ZOO:
             model = _load_zoo_entry(resolved, args, kwargs)
             info = {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 FOLDER, BUNDLED, ZOO, HUB, PRESET = "folder", "bundled", "zoo", "hub", "preset"
 
 
-class UnknownNameError(OSError):
+class UnknownNameError(OSError, ValueError):
     """A name that is no folder, bundled tokenizer, zoo entry, preset or Hub repo id (the message suggests the
     closest names), or a name of the wrong kind for what was asked (a preset where weights are needed)."""
 
@@ -71,7 +71,7 @@ class Resolved:
         from .modeling import VisTokenizer
 
         if self.kind == PRESET:
-            raise UnknownNameError(preset_message(self.name))
+            raise UnknownNameError(preset_message(self.target))
         if self.kind == ZOO:
             from .zoo.loader import load_pretrained
 
@@ -118,8 +118,9 @@ def resolve(name: str | os.PathLike) -> Resolved:
     entry = _zoo_entry(text)
     if entry is not None:
         return Resolved(text, ZOO, entry.name, entry=entry, preset=entry.preset)
-    if text in PRESETS:
-        return Resolved(text, PRESET, text, preset=text)
+    bare = text[len(BUNDLED_PREFIX) :] if text.startswith(BUNDLED_PREFIX) else text
+    if bare in PRESETS:
+        return Resolved(text, PRESET, bare, preset=bare)
     if _looks_like_local_path(text):
         raise UnknownNameError(_missing_folder_message(text))
     if "/" not in text or (text.startswith(BUNDLED_PREFIX) and suggestions(text)):
@@ -132,7 +133,7 @@ def resolve_weights(name: str | os.PathLike, *, random_init_option: str | None =
     random weights (``random_init_option``, e.g. ``"--random-init"``, where the command has one)."""
     resolved = resolve(name)
     if resolved.kind == PRESET:
-        raise UnknownNameError(preset_message(resolved.name, random_init_option))
+        raise UnknownNameError(preset_message(resolved.target, random_init_option))
     return resolved
 
 
@@ -154,7 +155,7 @@ def preset_message(name: str, random_init_option: str | None = None) -> str:
         if random_init_option
         else f"build it with random weights with vistok.create_tokenizer({name!r})"
     )
-    return f"{name!r} is a preset: an architecture without trained weights; {remedy}"
+    return f"{name!r} is a vistok preset: an architecture without trained weights; {remedy}"
 
 
 def load_call(name: str) -> str:
@@ -175,11 +176,21 @@ def suggestions(name: str, among: list[str] | None = None) -> list[str]:
     candidates = list(dict.fromkeys(names))
     if name.startswith(BUNDLED_PREFIX):
         candidates = [c for c in candidates if c.startswith(BUNDLED_PREFIX)]
-    words = set(name.lower().replace("_", "-").split("-"))
-    shared = sorted(((len(words & set(c.lower().split("-"))), c) for c in candidates), key=lambda p: (-p[0], p[1]))
-    close = [c for count, c in shared if count >= max(2, (len(words) + 1) // 2)]
-    close += [c for c in difflib.get_close_matches(name, candidates, n=3, cutoff=0.75) if c not in close]
-    return close[:3]
+    # a bundled name is compared without its prefix: 'defualt' is a typo of 'vistok/default'
+    bare = {c: c[len(BUNDLED_PREFIX) :] if c.startswith(BUNDLED_PREFIX) else c for c in candidates}
+    typed = name[len(BUNDLED_PREFIX) :] if name.startswith(BUNDLED_PREFIX) else name
+    words = set(typed.lower().replace("_", "-").split("-"))
+
+    def similarity(candidate: str) -> float:
+        return difflib.SequenceMatcher(None, typed.lower(), bare[candidate].lower()).ratio()
+
+    def shared(candidate: str) -> int:
+        return len(words & set(bare[candidate].lower().split("-")))
+
+    reordered = [c for c in candidates if shared(c) >= max(2, (len(words) + 1) // 2)]
+    reordered.sort(key=lambda c: (-shared(c), -similarity(c), c))
+    spelled = sorted((c for c in candidates if similarity(c) >= 0.75 and c not in reordered), key=lambda c: -similarity(c))
+    return (sorted(reordered[:3], key=lambda c: -similarity(c)) + spelled)[:3]
 
 
 def unknown_message(name: str) -> str:
@@ -219,7 +230,7 @@ def _looks_like_local_path(name: str) -> bool:
 
 def _missing_folder_message(name: str) -> str:
     path = Path(name).expanduser().absolute()
-    message = f"no folder {name!r} (looked for {path})"
+    message = f"No folder {name!r} (looked for {path})"
     parent = path.parent
     if parent.is_dir():
         folders = [p.name for p in parent.iterdir() if (p / "config.json").is_file()]
@@ -234,14 +245,18 @@ def _missing_folder_message(name: str) -> str:
 def hub_load_message(name: str, err: Exception) -> str:
     """The message for a folder or Hub repo that could not be loaded: what failed and how to provide it."""
     if Path(name).exists():
-        return f"could not load a vistok tokenizer from the folder {name!r}: {err}"
+        return f"Could not load a vistok tokenizer from the folder {name!r}: {err}"
     if huggingface_hub.is_offline_mode():
         cause = "HF_HUB_OFFLINE is set and it is not in the Hugging Face cache"
     else:
         cause = "the Hub could not provide it"
-    hint = _not_vistok_hint(name)
-    remedy = hint or f"run `hf download {name}` where there is network and copy the cache (HF_HUB_CACHE) here"
-    return f"could not load the tokenizer {name!r}: {cause}; {remedy} (underlying error: {err})"
+    close = suggestions(name)
+    remedy = (
+        _not_vistok_hint(name)
+        or (f"did you mean {' or '.join(map(repr, close))}?" if close else None)
+        or f"run `hf download {name}` where there is network and copy the cache (HF_HUB_CACHE) here"
+    )
+    return f"Could not load the tokenizer {name!r}: {cause}; {remedy} (underlying error: {err})"
 
 
 def _not_vistok_hint(name: str) -> str | None:
@@ -253,7 +268,7 @@ def _not_vistok_hint(name: str) -> str | None:
         return None
     shown = ", ".join(files[:8]) + (", …" if len(files) > 8 else "")
     return (
-        f"it is not a vistok repo (no config.json; cached files: {shown}): convert an upstream file with "
+        f"it is not a vistok repo (it has no config.json; cached files: {shown}): convert an upstream file with "
         "`vistok convert` (`vistok convert --help` lists the formats)"
     )
 
@@ -275,7 +290,7 @@ def resolve_names_in(loader_class: type) -> None:
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         resolved = resolve(pretrained_model_name_or_path)
         if resolved.kind == PRESET:
-            raise UnknownNameError(preset_message(resolved.name))
+            raise UnknownNameError(preset_message(resolved.target))
         if resolved.kind != ZOO:
             return original(cls, resolved.path, *args, **kwargs)
         if args:

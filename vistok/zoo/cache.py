@@ -48,10 +48,11 @@ def entry_dir(entry_name: str, key: str, root: Path | None = None) -> Path:
 
 @contextmanager
 def entry_lock(folder: Path) -> Iterator[None]:
-    """Hold the cross-process lock of the cache entry ``folder`` (a ``filelock`` beside it; released on any exit,
-    the process's death included)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder.parent / f".{folder.name}.lock")):
+    """Hold the cross-process lock of the cache entry ``folder`` (a ``filelock`` in ``<root>/locks/``, released on
+    any exit, the process's death included)."""
+    locks = folder.parent.parent.parent / "locks" / folder.parent.name
+    locks.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(locks / f"{folder.name}.lock")):
         yield
 
 

@@ -32,8 +32,8 @@ def get_entry(name: str) -> ZooEntry:
         from ..resolver import suggestions  # the resolver looks entries up here
 
         close = suggestions(name, among=zoo_names())
-        hint = f"Did you mean {' or '.join(map(repr, close))}? " if close else ""
-        raise KeyError(f"{name!r} is not a zoo entry. {hint}Zoo entries: {', '.join(zoo_names())}") from None
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        raise KeyError(f"{name!r} is not a zoo entry; {hint}Zoo entries: {', '.join(zoo_names())}") from None
 
 
 def entries_for_repo(repo_id: str) -> list[ZooEntry]:
