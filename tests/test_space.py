@@ -34,7 +34,7 @@ from vistok_space import pipeline  # noqa: E402
 from vistok_space.analysis import Reconstruction, measure, reconstruct  # noqa: E402
 from vistok_space.inputs import MAX_ORIGINAL_SIDE, open_upload  # noqa: E402
 from vistok_space.pipeline import run_request  # noqa: E402
-from vistok_space.tokenizers import TokenizerCache, default_tokenizer_name  # noqa: E402
+from vistok_space.tokenizers import TokenizerCache, TokenizerPolicy, default_tokenizer_name  # noqa: E402
 from vistok_space.visuals import (  # noqa: E402
     ERROR_COLORMAP,
     TOKEN_COLORMAP,
@@ -54,9 +54,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def any_tokenizer() -> TokenizerPolicy:
+    """What a local run with --allow-any-tokenizer serves: any name, folder or Hub repo id typed in (the default
+    policy, the bundled tokenizers and the owner's list only, is tested in test_space_policy.py)."""
+    return TokenizerPolicy.from_environment(allow_any=True)
+
+
 @pytest.fixture(scope="module")
 def cache() -> TokenizerCache:
-    return TokenizerCache()
+    return TokenizerCache(policy=any_tokenizer())
 
 
 @pytest.fixture(scope="module")
@@ -305,7 +311,7 @@ def test_unloadable_tokenizer_is_reported_and_the_default_keeps_working(cache, d
 def test_zoo_tokenizers_are_offered_after_the_bundled_default():
     from vistok_space.tokenizers import tokenizer_choices
 
-    choices = tokenizer_choices()
+    choices = tokenizer_choices(any_tokenizer())  # every zoo entry; a Space offers the ones its owner lists
     assert choices[0] == (default_tokenizer_name(), default_tokenizer_name())
     labels = dict((value, label) for label, value in choices)
     for row in vistok.list_pretrained():
@@ -324,7 +330,7 @@ def test_zoo_tokenizers_are_offered_after_the_bundled_default():
 def test_a_zoo_tokenizer_loads_on_first_use_and_offline_says_how_to_prefetch(hub):
     from tests.hub_cache import add_to_hub_cache
 
-    cache = TokenizerCache()
+    cache = TokenizerCache(policy=TokenizerPolicy.from_environment(tokenizers="vqgan-llamagen-vq16,vqgan-llamagen-vq8"))
     add_to_hub_cache(
         hub, "FoundationVision/LlamaGen", {"vq_ds16_c2i.pt": ROOT / "tests" / "data" / "llamagen_tiny.pt"}
     )
@@ -565,6 +571,17 @@ def test_eight_concurrent_clients_all_get_their_answers(space_url):
         assert Image.open(answer[1]).size == (int(resolution),) * 2
 
 
+def test_client_cannot_load_an_unlisted_name_or_a_server_path(space_url):
+    """The running Space (no --allow-any-tokenizer) refuses, over its API too, what its menu does not offer."""
+    from gradio_client import Client, handle_file
+
+    client = Client(space_url, verbose=False)
+    for name in ("/etc", str(ROOT / "vistok" / "pretrained" / "default"), "vqgan-llamagen-vq8"):
+        with pytest.raises(Exception, match="not in the list of choices") as err:
+            client.predict(handle_file(str(EXAMPLES / "coffee.jpg")), name, "256", api_name="/reconstruct")
+        assert "Traceback" not in str(err.value)
+
+
 def test_measure_allocates_nothing_codebook_sized_for_a_huge_codebook():
     """A 2^40-code tokenizer's image: counting its codes must not build a 2^40-entry histogram (8.8 TB)."""
     indices = torch.tensor([[3, 2**40 - 1], [3, 7]])
@@ -588,7 +605,7 @@ def test_sequence_and_multiscale_tokenizers_run_in_the_space(tmp_path, family):
     else:
         tok = get_family("var").convert(str(data / "var_tiny.pth"), patch_nums=[1, 2, 3, 4])
     tok.save_pretrained(tmp_path / family)
-    result = run_request(str(EXAMPLES / "coffee.jpg"), str(tmp_path / family), "256", TokenizerCache())
+    result = run_request(str(EXAMPLES / "coffee.jpg"), str(tmp_path / family), "256", TokenizerCache(policy=any_tokenizer()))
     assert result.ok, result.status
     assert "works at 32×32 px only" in result.status
     assert result.original.size == (32, 32) and result.metrics["token_grid"] is None

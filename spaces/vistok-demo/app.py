@@ -3,12 +3,18 @@
 Run locally with ``python spaces/vistok-demo/app.py`` (http://127.0.0.1:7860; GRADIO_SERVER_PORT / GRADIO_SERVER_NAME
 are honoured). The default tokenizer is the one bundled with vistok (``vistok/default``); set VISTOK_SPACE_TOKENIZER
 to serve another name, Hub repo id or folder as the default.
+
+The Space serves only the bundled tokenizers and the names its owner lists (VISTOK_SPACE_TOKENIZERS, comma-separated,
+or ``--tokenizers``); any other name is refused. ``--allow-any-tokenizer`` (or VISTOK_SPACE_ALLOW_ANY=1) lets a local
+run load any Hub repo id or folder typed in.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +26,12 @@ sys.path.insert(0, str(HERE))  # the Space's own helpers (vistok_space/) next to
 from vistok_space.inputs import ORIGINAL, RESOLUTIONS  # noqa: E402
 from vistok_space.pipeline import run_request  # noqa: E402
 from vistok_space.tokenizers import (  # noqa: E402
+    ALLOW_ANY_ENV,
+    ALLOW_ANY_FLAG,
+    SERVED_TOKENIZERS_ENV,
     TokenizerCache,
     TokenizerLoadError,
-    default_tokenizer_name,
-    tokenizer_choices,
+    TokenizerPolicy,
 )
 from vistok_space.visuals import ERROR_MAP_MAX  # noqa: E402
 
@@ -47,9 +55,31 @@ INTRO = """\
 Upload a photo (or pick an example), choose a tokenizer and a resolution. The image is encoded into a grid of
 integer tokens and decoded back. You get the reconstruction, the token-id map, where the errors are, and the
 numbers: PSNR / SSIM on the saved 8-bit images, tokens and bits per image, compression against raw 24-bit RGB,
-and how much of the codebook this one image uses. Type any Hub repo id or local folder of a vistok tokenizer into
-the tokenizer box to try your own.
+and how much of the codebook this one image uses.
 """
+# The intro's last sentence, by what the tokenizer box accepts.
+INTRO_ANY_TOKENIZER = (
+    "Type any Hub repo id or local folder of a vistok tokenizer into the tokenizer box to try your own."
+)
+INTRO_SERVED_TOKENIZERS = (
+    "This Space serves the tokenizers in the menu. To try your own (any Hub repo id or local folder of a vistok "
+    f"tokenizer), run the demo on your machine with `python app.py {ALLOW_ANY_FLAG}`."
+)
+
+
+def intro(policy: TokenizerPolicy) -> str:
+    """The page's introduction, saying truly what the tokenizer box accepts under ``policy``."""
+    return INTRO + "\n" + (INTRO_ANY_TOKENIZER if policy.allow_any else INTRO_SERVED_TOKENIZERS) + "\n"
+
+
+def tokenizer_info(policy: TokenizerPolicy) -> str:
+    """The tokenizer box's help line under ``policy``."""
+    if policy.allow_any:
+        return (
+            "The bundled default, a zoo tokenizer (downloaded and converted on first use), or type a Hub repo id "
+            "(org/name) or a local save_pretrained folder."
+        )
+    return "The tokenizers this Space serves (a zoo tokenizer is downloaded and converted on first use)."
 
 
 def image_upload(**kwargs: Any) -> gr.Image:
@@ -93,25 +123,38 @@ def make_handler(cache: TokenizerCache):
     return reconstruct
 
 
-def build_demo(cache: TokenizerCache | None = None) -> gr.Blocks:
-    """The Space's page; ``cache`` holds the loaded tokenizers (a fresh one by default)."""
-    cache = cache or TokenizerCache()
-    default = default_tokenizer_name()
+def build_demo(
+    cache: TokenizerCache | None = None,
+    tokenizers: str | Iterable[str] | None = None,
+    allow_any_tokenizer: bool | None = None,
+) -> gr.Blocks:
+    """The Space's page. ``cache`` holds the loaded tokenizers and decides which names are served (its policy); by
+    default a fresh one serving the bundled tokenizers plus ``tokenizers`` (names, or one comma-separated string;
+    VISTOK_SPACE_TOKENIZERS when ``None``), or any name with ``allow_any_tokenizer`` (VISTOK_SPACE_ALLOW_ANY when
+    ``None``). Pass either ``cache`` or the two options."""
+    if cache is not None and (tokenizers is not None or allow_any_tokenizer is not None):
+        raise ValueError("pass either a TokenizerCache (its policy decides the names) or tokenizers/allow_any_tokenizer")
+    cache = cache or TokenizerCache(
+        policy=TokenizerPolicy.from_environment(tokenizers=tokenizers, allow_any=allow_any_tokenizer)
+    )
+    policy = cache.policy
+    default = policy.names[0]
     resolutions = [(f"{n} × {n}", str(n)) for n in RESOLUTIONS] + [("Original aspect (≤ 512 px)", ORIGINAL)]
     with gr.Blocks(title="vistok: visual tokenizer reconstruction") as demo:
-        gr.Markdown(INTRO)
+        gr.Markdown(intro(policy))
         with gr.Row():
             with gr.Column(scale=1, min_width=PANEL_MIN_WIDTH):
                 upload = image_upload(
                     label="Image", sources=["upload", "clipboard"], height=320, elem_id="upload"
                 )
+                # Only the served names can be picked, unless any name is allowed; the cache refuses the others
+                # whichever way they arrive (the /reconstruct API included).
                 tokenizer = gr.Dropdown(
-                    choices=tokenizer_choices(),
+                    choices=policy.choices(),
                     value=default,
-                    allow_custom_value=True,
+                    allow_custom_value=policy.allow_any,
                     label="Tokenizer",
-                    info="The bundled default, a zoo tokenizer (downloaded and converted on first use), or type a "
-                    "Hub repo id (org/name) or a local save_pretrained folder.",
+                    info=tokenizer_info(policy),
                 )
                 resolution = gr.Radio(resolutions, value="256", label="Resolution")
                 button = gr.Button(
@@ -190,12 +233,35 @@ def build_demo(cache: TokenizerCache | None = None) -> gr.Blocks:
     return demo
 
 
-def main() -> None:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="The vistok reconstruction demo (Gradio).")
+    parser.add_argument(
+        ALLOW_ANY_FLAG,
+        dest="allow_any_tokenizer",
+        action="store_true",
+        default=None,
+        help="serve any tokenizer name typed in (Hub repo ids, zoo names, folders on this machine): for local use, "
+        f"never on a public Space (also {ALLOW_ANY_ENV}=1)",
+    )
+    parser.add_argument(
+        "--tokenizers",
+        default=None,
+        metavar="NAMES",
+        help="comma-separated tokenizer names to serve besides the bundled ones (zoo names, Hub repo ids, folders); "
+        f"default: {SERVED_TOKENIZERS_ENV}",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    cache = TokenizerCache()
+    cache = TokenizerCache(
+        policy=TokenizerPolicy.from_environment(tokenizers=args.tokenizers, allow_any=args.allow_any_tokenizer)
+    )
     try:
         # Load before the first visitor; if it fails, each request reports why.
-        cache.get(default_tokenizer_name())
+        cache.get(cache.policy.names[0])
     except TokenizerLoadError as err:
         logging.getLogger("vistok_space").error("%s", err)
     build_demo(cache).launch()
