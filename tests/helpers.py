@@ -29,3 +29,19 @@ def images(tok: vistok.VisTokenizer, batch: int = 2, seed: int = 0) -> torch.Ten
     low = torch.rand(batch, tok.config.num_channels, 4, 4, generator=g)
     x = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
     return (x * 2 - 1).clamp(-1, 1)
+
+
+def replace_zoo_entry(monkeypatch, name: str, **changes):
+    """Swap the zoo entry ``name`` for a copy with ``changes`` (e.g. a tiny stand-in's resolution) in its family's
+    record, for this test only; returns the new entry."""
+    import dataclasses
+
+    from vistok.families import FAMILIES
+    from vistok.zoo.catalogue import get_entry
+
+    entry = get_entry(name)
+    family = FAMILIES[entry.converter]
+    new = dataclasses.replace(entry, **changes)
+    entries = tuple(new if e.name == name else e for e in family.entries)
+    monkeypatch.setitem(FAMILIES, family.name, dataclasses.replace(family, entries=entries))
+    return new

@@ -13,8 +13,7 @@ from vistok import create_tokenizer
 from vistok.cli import main as cli
 from vistok.convert import CheckpointError, infer_vqgan_config
 from vistok.families import get_family
-from vistok.families.ibq import convert_ibq
-from vistok.families.ibq import ibq_to_vistok
+from vistok.families.ibq import convert_ibq, ibq_to_vistok
 
 DATA = Path(__file__).parent / "data"
 CKPT = DATA / "ibq_tiny.ckpt"

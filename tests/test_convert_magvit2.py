@@ -14,9 +14,9 @@ import torch
 import vistok
 from vistok.cli import main as cli
 from vistok.convert import CheckpointError
-from vistok.families import get_family
 from vistok.convert.lightning_ema import select_lightning_weights
 from vistok.convert.magvit2_layout import infer_magvit2_net
+from vistok.families import get_family
 from vistok.families.open_magvit2 import convert_open_magvit2, is_tokenizer_key
 from vistok.families.open_magvit2 import refuse_other_layouts as refuse_non_magvit2
 from vistok.families.simvq import FROZEN_CODEBOOK, convert_simvq, simvq_to_vistok

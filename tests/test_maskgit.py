@@ -17,9 +17,9 @@ from vistok import VisTokenizer, VisTokenizerConfig
 from vistok.cli import main as cli
 from vistok.convert import CheckpointError
 from vistok.families import get_family
-from vistok.families.maskgit import convert_maskgit
 from vistok.families.maskgit import (
     check_output_shortcuts,
+    convert_maskgit,
     infer_maskgit_net,
     is_release,
     maskgit_to_vistok,

@@ -7,7 +7,6 @@ VQ's state dict as upstream builds it (titok_bl64_vq8k_state_dict_spec.json)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import shutil
@@ -21,12 +20,12 @@ import vistok
 from vistok.cli import main as cli
 from vistok.convert import CheckpointError
 from vistok.families import get_family
-from vistok.families.titok import convert_titok
-from vistok.families.titok import titok_config_kwargs
+from vistok.families.titok import convert_titok, titok_config_kwargs
 from vistok.nets.titok import upstream_key_to_vistok
 from vistok.registry import PRESETS
 from vistok.zoo import ZooArchitectureWarning, get_entry
 
+from .helpers import replace_zoo_entry
 from .hub_cache import add_folder_to_hub_cache
 
 DATA = Path(__file__).parent / "data"
@@ -283,12 +282,8 @@ def test_zoo_entries_point_at_the_readme_repos():
 def test_zoo_loads_the_tiny_folder_under_the_real_repo_id(hub, monkeypatch, expected):
     add_folder_to_hub_cache(hub, BL64_REPO, TINY)
     # The tiny file names the size "tiny" (heads not in the weights) and is 32 px: give the entry what it needs.
-    from vistok.zoo import catalogue
-
-    entries = dict(catalogue._by_name())
     name = "titok-bl64-vq8k-imagenet256"
-    entries[name] = dataclasses.replace(entries[name], image_size=32, converter_options={"num_heads": 2})
-    monkeypatch.setattr(catalogue, "_by_name", lambda: entries)
+    replace_zoo_entry(monkeypatch, name, image_size=32, converter_options={"num_heads": 2})
     with pytest.warns(ZooArchitectureWarning, match="net.encoder_width: catalogue 768, file 64"):
         tok = vistok.create_tokenizer(name, pretrained=True)
     _check_parity(tok, expected)

@@ -417,17 +417,15 @@ def test_zoo_entry_names_the_published_file_schedule_and_licence():
 
 
 def test_zoo_loads_the_file_from_the_hub_cache_with_parity(hub, monkeypatch, expected):
-    import dataclasses
+    from vistok.families.var import VAR_PATCH_NUMS
+    from vistok.zoo import ZooArchitectureWarning, get_entry
 
-    from vistok.zoo import ZooArchitectureWarning, catalogue, get_entry
-
+    from .helpers import replace_zoo_entry
     from .hub_cache import add_to_hub_cache
 
     add_to_hub_cache(hub, "FoundationVision/var", {"vae_ch160v4096z32.pth": VAR_TINY})
     # The tiny stand-in has 4 scales at 32 px: the entry's schedule is swapped for the file's, nothing else.
-    entry = get_entry(ZOO_NAME)
-    tiny = dataclasses.replace(entry, converter_options={"patch_nums": [1, 2, 3, 4]}, image_size=32)
-    monkeypatch.setitem(catalogue._by_name(), ZOO_NAME, tiny)
+    replace_zoo_entry(monkeypatch, ZOO_NAME, converter_options={"patch_nums": [1, 2, 3, 4]}, image_size=32)
     with pytest.warns(ZooArchitectureWarning, match="net.base_channels: catalogue 160, file 32"):
         tok = vistok.create_tokenizer(ZOO_NAME, pretrained=True)
     check_parity(tok, expected)
@@ -435,6 +433,7 @@ def test_zoo_loads_the_file_from_the_hub_cache_with_parity(hub, monkeypatch, exp
     with pytest.warns(ZooArchitectureWarning):
         check_parity(VisTokenizer.from_pretrained("FoundationVision/var"), expected)
     # With the real schedule the 4-scale stand-in is refused, naming the option and the file's scale count.
-    monkeypatch.setitem(catalogue._by_name(), ZOO_NAME, dataclasses.replace(entry, image_size=32))
+    replace_zoo_entry(monkeypatch, ZOO_NAME, converter_options=get_entry(ZOO_NAME).converter_options | {
+        "patch_nums": list(VAR_PATCH_NUMS)}, image_size=32)
     with pytest.raises(ValueError, match="patch_nums has 10 scales but this file was trained with 4"):
         vistok.create_tokenizer(ZOO_NAME, pretrained=True)

@@ -4,7 +4,6 @@ and file names (offline), through both entry points, with parity on upstream's E
 from __future__ import annotations
 
 import dataclasses
-
 import pickle
 import warnings
 from pathlib import Path

@@ -5,7 +5,6 @@ give upstream's indices and reconstruction."""
 from __future__ import annotations
 
 import dataclasses
-
 import pickle
 import warnings
 from pathlib import Path

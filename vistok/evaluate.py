@@ -37,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         action="append",
         required=True,
-        metavar="PATH_OR_REPO",
-        help="local save_pretrained folder, Hub repo id or bundled vistok/<name>; repeat for a side-by-side table",
+        metavar="NAME",
+        help="any tokenizer name: a folder, vistok/<name>, a zoo name or upstream repo id (its published weights), a "
+        "vistok Hub repo; repeat for a side-by-side table",
     )
     parser.add_argument(
         "--dataset", default="samples", help="celeba64, imagenet256, samples, a Hub id or a folder"

@@ -9,7 +9,6 @@ from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import PILImageResampling
 
 
-
 class VisTokenizerImageProcessor(PilBackend):
     """Resize the shorter side to ``image_size`` (bicubic), centre-crop to ``image_size`` × ``image_size``,
     convert to RGB and scale to [−1, 1] (``x / 127.5 − 1``). ``postprocess`` maps model outputs back to PIL."""
@@ -42,8 +41,8 @@ class VisTokenizerImageProcessor(PilBackend):
         resolved = resolve(pretrained_model_name_or_path)
         if resolved.kind == PRESET:
             raise UnknownNameError(preset_message(resolved.target))
-        if resolved.kind == ZOO:
-            return cls(image_size=resolved.config().image_size)
+        if resolved.kind == ZOO:  # the entry's native resolution: no download needed
+            return cls(image_size=resolved.entry.image_size)
         return super().from_pretrained(resolved.path, *args, **kwargs)
 
     @staticmethod

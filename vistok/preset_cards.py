@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .configuration import VisTokenizerConfig
-from .convert.origins import LLAMAGEN, TAMING, find_release
+from .families import all_families
 from .registry import PRESETS
 
 
@@ -24,22 +24,19 @@ def preset_card_config(name: str):
             "tags": list(preset.tags),
         }
     }
-    if config.net["type"] == "vqgan" and config.quantizer["type"] == "vq":
-        for origin_name in ("llamagen", "taming"):
-            if origin_name in name:
-                release = _release_for(origin_name, config)
-                if release is not None:
-                    upstream, extra = _release_metadata(release, origin_name)
-                    meta["preset"]["upstream"] = upstream
-                    meta.update(extra)
+    for family in all_families():  # the family that registered the preset, and its release of that architecture
+        if any(p.name == name for p in family.presets):
+            q = config.quantizer
+            release = next(
+                (r for r in family.releases if r.matches(config.net, q.get("codebook_size"), q.get("codebook_dim"))),
+                None,
+            )
+            if release is not None:
+                upstream, extra = _release_metadata(release, family.name)
+                meta["preset"]["upstream"] = upstream
+                meta.update(extra)
     config.metadata = meta
     return config
-
-
-def _release_for(origin_name: str, config):
-    origin = {"llamagen": LLAMAGEN, "taming": TAMING}[origin_name]
-    q = config.quantizer
-    return find_release(origin, config.net, q["codebook_size"], q["codebook_dim"])
 
 
 def _release_metadata(release, origin_name: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -91,15 +91,14 @@ class Resolved:
         return build_preset(self.preset, **overrides)
 
     def config(self) -> VisTokenizerConfig:
-        """The config, read without loading weights where possible (a zoo entry without a preset is converted)."""
+        """The config: a folder's or repo's config.json, a preset's, or a zoo entry's as converted (converted on first
+        use: the file, not the catalogue, decides the architecture)."""
         from .configuration import VisTokenizerConfig
 
         if self.kind == PRESET:
             return VisTokenizerConfig(**PRESETS.get(self.target).config)
         if self.kind == ZOO:
-            from .zoo.loader import expected_config
-
-            return expected_config(self.entry) if self.entry.preset else self.load().config
+            return self.load().config
         return VisTokenizerConfig.from_pretrained(self.target)
 
 
@@ -200,7 +199,7 @@ def unknown_message(name: str) -> str:
 
 
 def _zoo_entry(name: str) -> ZooEntry | None:
-    from .zoo.catalogue import entries_for_repo, has_entry, get_entry
+    from .zoo.catalogue import entries_for_repo, get_entry, has_entry
 
     if has_entry(name):
         return get_entry(name)

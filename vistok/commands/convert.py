@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 option.flag,
                 dest=_dest(option.flag),
                 default=None,
-                metavar=option.metavar,
+                metavar=option.metavar or (None if option.choices else option.keyword.upper()),
                 choices=option.choices,
                 help=f"{family.name} only: {option.help}",
             )

@@ -23,7 +23,7 @@ from typing import Any
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, …)")
-    parser.add_argument("--model", default="vistok/default", help="local folder, Hub repo id or bundled name")
+    parser.add_argument("--model", default="vistok/default", help="any tokenizer name: a folder, vistok/<name>, a zoo name or upstream repo id, a vistok Hub repo")
     parser.add_argument("--output-dir", default="reconstructions", help="where the reconstructions are written")
     parser.add_argument(
         "--image-size",

@@ -63,9 +63,9 @@ class Release:
 
     def matches(self, net: dict[str, Any], codebook_size: int, codebook_dim: int) -> bool:
         return (
-            tuple(net["channel_multiplier"]) == self.channel_multiplier
-            and net["base_channels"] == 128
-            and net["latent_channels"] == 256
+            tuple(net.get("channel_multiplier", ())) == self.channel_multiplier
+            and net.get("base_channels") == 128
+            and net.get("latent_channels") == 256
             and (codebook_size, codebook_dim) == self.codebook
         )
 

@@ -204,7 +204,7 @@ def _conversion_modules(module: str) -> set[str]:
     return seen
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _module_file(name: str) -> Path | None:
     spec = importlib.util.find_spec(name)
     return Path(spec.origin) if spec is not None and spec.origin and spec.origin.endswith(".py") else None

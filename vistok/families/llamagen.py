@@ -315,7 +315,7 @@ def convert_llamagen(
             and the override is noted in the metadata.
 
     The architecture is inferred from the tensor shapes and cross-checked (a mixin ``config.json`` whose
-    ``ModelArgs`` contradict the tensors is refused); origin, licence, paper, converter version and the
+    ``ModelArgs`` contradict the tensors is refused); origin, licence, paper, converter code hash and the
     release's reported numbers go into ``config.metadata``.
     """
     weight_file, model_args = _mixin_files(checkpoint)

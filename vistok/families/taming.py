@@ -82,7 +82,7 @@ RELEASES = tuple(
     Release(
         TAMING,
         f"VQGAN ImageNet f16-{size}",
-        ("vqgan_imagenet_f16_{size} last.ckpt".format(size=size),),
+        (f"vqgan_imagenet_f16_{size} last.ckpt",),
         (1, 1, 2, 2, 4),
         (size, 256),
         (reported_metric("rfid", rfid, source, url),),

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from ..configuration import VisTokenizerConfig
-from .catalogue import get_entry
 from ..families import ZooEntry
+from .catalogue import get_entry
 from .loader import expected_config
 
 

@@ -21,12 +21,12 @@ import torch
 from ..architecture import build_modules
 from ..cards import vocabulary_size
 from ..configuration import VisTokenizerConfig
+from ..families import ZooEntry, get_family
 from ..modeling import VisTokenizer
 from ..registry import PRESETS
 from .cache import cache_key, check_entry, entry_dir, entry_lock, write_entry
 from .catalogue import get_entry, zoo_names
-from ..families import ZooEntry, get_family
-from .fetch import HUB_OPTIONS, FetchedFiles, fetch_entry
+from .fetch import FetchedFiles, fetch_entry
 
 logger = logging.getLogger(__name__)
 
