@@ -115,9 +115,33 @@ def _render_all_presets(out_dir: Path, options: dict) -> int:
         *zoo_rows,
         "",
     ]
+    index += _family_rows()
     (out_dir / INDEX_NAME).write_text("\n".join(index), encoding="utf-8")
     print(f"wrote {len(rows)} preset cards, {len(zoo_rows)} zoo cards and {out_dir / INDEX_NAME}")
     return 0
+
+
+def _family_rows() -> list[str]:
+    """The "Upstream projects" section: one row per registered family (vistok/families/)."""
+    from ..families import all_families
+
+    rows = [
+        "## Upstream projects (`vistok/families/`, one module each; `vistok convert NAME`)",
+        "",
+        "| Converter | Project | Paper | Presets | Zoo entries |",
+        "|---|---|---|---|---|",
+    ]
+    for family in sorted(all_families(), key=lambda f: f.name):
+        origin = family.origin
+        presets = ", ".join(f"[{p.name}]({p.name}.md)" for p in family.presets) or "—"
+        entries = ", ".join(
+            f"[{e.name}](zoo/{e.name}.md)" if e.preset else e.name for e in family.entries
+        ) or "—"
+        rows.append(
+            f"| `{family.name}` | [{origin.name}]({origin.url}) | [{origin.paper_venue}]({origin.paper_url}) "
+            f"| {presets} | {entries} |"
+        )
+    return [*rows, ""]
 
 
 def _render_zoo_cards(out_dir: Path, options: dict) -> list[str]:
