@@ -45,3 +45,23 @@ def hub(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("VISTOK_CACHE", str(tmp_path / "vistok"))
     return cache
+
+
+@pytest.fixture
+def hub_reachable_but_watched(monkeypatch):
+    """Offline mode off (as for a user), and every name lookup recorded and refused: a name that reaches the
+    network shows up in the returned list (and would go through huggingface_hub's retries)."""
+    import socket
+
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    lookups = []
+
+    def refuse(host, *args, **kwargs):
+        lookups.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "no network in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    return lookups

@@ -37,7 +37,7 @@ def replace_zoo_entry(monkeypatch, name: str, **changes):
     import dataclasses
 
     from vistok.families import FAMILIES
-    from vistok.zoo.catalogue import get_entry
+    from vistok.families.catalogue import get_entry
 
     entry = get_entry(name)
     family = FAMILIES[entry.converter]

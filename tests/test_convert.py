@@ -19,8 +19,9 @@ from torch import nn
 import vistok
 from vistok import VisTokenizer, create_tokenizer
 from vistok.cli import main as cli
-from vistok.convert import CheckpointError, UnsafeCheckpointError, infer_vqgan_config, load_checkpoint
+from vistok.convert import CheckpointError, UnsafeCheckpointError, load_checkpoint
 from vistok.convert.taming_layout import taming_to_vistok
+from vistok.convert.vqgan_layout import infer_vqgan_config
 from vistok.families import get_family
 from vistok.families.llamagen import convert_llamagen, llamagen_to_vistok
 from vistok.families.taming import convert_taming

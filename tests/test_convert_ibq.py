@@ -11,7 +11,8 @@ import torch
 import vistok
 from vistok import create_tokenizer
 from vistok.cli import main as cli
-from vistok.convert import CheckpointError, infer_vqgan_config
+from vistok.convert import CheckpointError
+from vistok.convert.vqgan_layout import infer_vqgan_config
 from vistok.families import get_family
 from vistok.families.ibq import convert_ibq, ibq_to_vistok
 

@@ -354,7 +354,7 @@ def full_size_config(tmp_path_factory):
 
 
 def test_full_size_release_is_vq16_at_384px_and_catalogued(full_size_config):
-    from vistok.zoo.catalogue import entries_for_repo, get_entry
+    from vistok.families.catalogue import entries_for_repo, get_entry
 
     config = full_size_config
     assert config.latent_size == 24  # 384 px → 24x24 = 576 tokens, as Janus-Pro generates
@@ -372,7 +372,7 @@ def test_full_size_release_is_vq16_at_384px_and_catalogued(full_size_config):
 
 
 def test_full_size_release_matches_the_catalogued_architecture(full_size_config):
-    from vistok.zoo.catalogue import get_entry
+    from vistok.families.catalogue import get_entry
     from vistok.zoo.loader import architecture_differences
 
     for name in ("vqgan-janus-pro-1b", "vqgan-janus-pro-7b"):

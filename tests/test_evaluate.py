@@ -234,7 +234,7 @@ def test_models_that_cannot_be_evaluated_are_rejected_up_front(assets, tmp_path)
     base = ["evaluate", "--dataset", "samples", "--output", str(tmp_path / "r.json")]
     with pytest.raises(SystemExit, match="1-channel"):
         vistok_main([*base, "--model", str(assets / "tiny"), "--model", str(grey)])
-    with pytest.raises(SystemExit, match="is a preset"):
+    with pytest.raises(SystemExit, match="is a vistok preset"):
         vistok_main([*base, "--model", "vqvae-celeba64-vq-d4"])
     with pytest.raises(SystemExit, match="HF_HUB_OFFLINE"):
         vistok_main([*base, "--model", "some-org/not-cached"])

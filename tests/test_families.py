@@ -20,8 +20,9 @@ import vistok
 from tests.hub_cache import add_to_hub_cache
 from vistok.cli import main
 from vistok.convert import load_checkpoint
-from vistok.convert.origins import Origin, Release, conversion_metadata, reported_metric
+from vistok.convert.origins import Origin, Release, reported_metric
 from vistok.families import ConverterOption, ZooEntry, get_family, register_family, unregister_family
+from vistok.families.base import conversion_metadata
 from vistok.registry import Preset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

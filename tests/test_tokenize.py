@@ -352,6 +352,17 @@ def test_column_and_image_size_errors_name_the_choices(tiny_dir, image_folder, t
         _tokenize(tmp_path / "titok", "samples", tmp_path / "b", "--image-size", "32")
 
 
+def test_push_to_hub_without_network_keeps_the_dataset_and_says_how_to_upload(tiny_dir, tmp_path,
+                                                                             hub_reachable_but_watched):
+    """Name resolution fails as without network (the real client and transport): one message, dataset kept."""
+    out = tmp_path / "tokens"
+    with pytest.raises(SystemExit, match=r"Hub is unreachable \(.*no network in this test.*complete in .*"
+                       r"`hf upload me/tokens .*tokens --repo-type dataset`"):
+        _tokenize(tiny_dir, "samples", out, "--num-samples", "2", "--push-to-hub", "me/tokens")
+    assert datasets.load_from_disk(str(out)).num_rows == 2
+    assert hub_reachable_but_watched  # the upload was really attempted
+
+
 def test_push_to_hub_offline_explains_how_to_upload_later(tiny_dir, tmp_path, monkeypatch):
     import huggingface_hub
 

@@ -19,8 +19,8 @@ from huggingface_hub.errors import GatedRepoError
 
 import vistok
 from vistok.families import FAMILIES
+from vistok.families.catalogue import zoo_names
 from vistok.zoo import ZooArchitectureWarning, ZooDownloadError, get_entry
-from vistok.zoo.catalogue import zoo_names
 
 from .hub_cache import add_folder_to_hub_cache, add_to_hub_cache
 
@@ -329,5 +329,5 @@ def test_a_sharded_release_fetches_only_the_shards_holding_the_tokenizer(hub, tm
 
 
 def test_reordered_zoo_names_are_recognised():
-    with pytest.raises(KeyError, match=r"Did you mean 'vqgan-taming-f16-16384'"):
+    with pytest.raises(KeyError, match=r"did you mean 'vqgan-taming-f16-16384'"):
         get_entry("taming-vqgan-imagenet-f16-16384")

@@ -2,7 +2,8 @@
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
-from . import nets, quantizers  # noqa: F401  (fill the registries)
+from . import families, nets, presets, quantizers  # noqa: F401  (fill the registries)
+from .auto import resolve_names_in
 from .configuration import VisTokenizerConfig
 from .factory import create_tokenizer, list_tokenizers
 from .image_processing import VisTokenizerImageProcessor
@@ -10,7 +11,7 @@ from .inference import fast_inference
 from .modeling import PixelRangeWarning, VisTokenizer
 from .outputs import EncoderOutput, QuantizerOutput, TokenizerOutput
 from .registry import NETS, PRESETS, QUANTIZERS
-from .resolver import resolve, resolve_names_in
+from .resolver import resolve
 from .version import __version__
 from .zoo import ZooArchitectureWarning, list_pretrained
 

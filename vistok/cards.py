@@ -378,8 +378,9 @@ def _origin(meta: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(
             (
                 "Converter",
-                f"`vistok convert {converter.get('name')}` version {converter.get('version')} "
-                f"(vistok {converter.get('vistok_version')})",
+                f"`vistok convert {converter.get('name')}` "
+                + (f"code {converter['code']}" if converter.get("code") else f"version {converter.get('version')}")
+                + f" (vistok {converter.get('vistok_version')})",
             )
         )
         rows += [("Conversion note", note) for note in converter.get("notes", [])]

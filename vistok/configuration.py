@@ -96,13 +96,13 @@ class VisTokenizerConfig(PreTrainedConfig):
         """transformers' lookup of ``config.json`` for the name as :func:`vistok.resolver.resolve` reads it
         (bundled and zoo names included; presets, near misses and missing local paths refused at once), refusing
         ``config.json`` files that are not vistok's (:func:`check_is_vistok_config`)."""
-        from .resolver import PRESET, ZOO, UnknownNameError, preset_message, resolve
+        from .resolver import PRESET, ZOO, UnknownNameError, load_zoo_entry, preset_message, resolve
 
         resolved = resolve(pretrained_model_name_or_path)
         if resolved.kind == PRESET:
             raise UnknownNameError(preset_message(resolved.target))
         if resolved.kind == ZOO:  # the converted entry's config (converted on first use)
-            return resolved.load().config.to_dict(), kwargs
+            return load_zoo_entry(resolved).config.to_dict(), kwargs
         config_dict, kwargs = super().get_config_dict(resolved.path, **kwargs)
         check_is_vistok_config(config_dict, str(pretrained_model_name_or_path))
         return config_dict, kwargs

@@ -115,7 +115,9 @@ class ModelSpec:
     def load(self):
         if self.random_model is not None:
             return self.random_model.eval()
-        return self.resolved.load()
+        from .factory import load_resolved
+
+        return load_resolved(self.resolved)
 
 
 def resolve_model(name: str, random_init: bool = False) -> ModelSpec:
@@ -125,14 +127,15 @@ def resolve_model(name: str, random_init: bool = False) -> ModelSpec:
 
     Raises ``OSError`` / ``ValueError`` that say what is missing and how to provide it.
     """
-    from .resolver import load_tokenizer, resolve_weights
+    from .factory import load_tokenizer, read_config
+    from .resolver import resolve_weights
 
     if random_init:
         model = load_tokenizer(name, random_init=True)
         return ModelSpec(name, model.config, None, random_model=model)
     resolved = resolve_weights(name, random_init_option="--random-init")
     try:
-        config = resolved.config()
+        config = read_config(resolved)
     except OSError as error:
         from .resolver import ZOO, hub_load_message
 

@@ -1,12 +1,24 @@
-"""Building tokenizers by name: ``list_tokenizers()`` and ``create_tokenizer(name, pretrained=False, **overrides)``."""
+"""Tokenizers by name: ``list_tokenizers()``, ``create_tokenizer(name, pretrained=False, **overrides)`` and what the
+commands call, ``load_tokenizer(name, random_init=False)`` — every name as :func:`vistok.resolver.resolve` reads it."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .configuration import VisTokenizerConfig, vistok_fields
 from .modeling import VisTokenizer
 from .registry import PRESETS
+from .resolver import (
+    PRESET,
+    ZOO,
+    Resolved,
+    UnknownNameError,
+    load_call,
+    load_zoo_entry,
+    preset_message,
+    resolve,
+)
 
 
 def list_tokenizers() -> dict[str, str]:
@@ -38,8 +50,6 @@ def create_tokenizer(
     merged into the preset's specs (e.g. ``create_tokenizer("vqvae-celeba64-vq-d4", quantizer={"codebook_size":
     1024})``). An unknown name, field or option raises an error listing the valid ones.
     """
-    from .resolver import resolve
-
     hub = {
         "revision": revision,
         "cache_dir": cache_dir,
@@ -60,13 +70,60 @@ def create_tokenizer(
                 "published weights; drop pretrained=True to build it with random weights (`vistok zoo list` shows "
                 "the releases)"
             )
-        return resolved.load(**{k: v for k, v in hub.items() if v not in (None, False)})
+        return load_resolved(resolved, **{k: v for k, v in hub.items() if v not in (None, False)})
     given = sorted(k for k, v in hub.items() if v not in (None, False))
     if given:
         raise ValueError(
             f"create_tokenizer({name!r}): {', '.join(given)} only apply with pretrained=True (downloading weights)"
         )
-    return resolved.build(**overrides)
+    return build_resolved(resolved, **overrides)
+
+
+def load_tokenizer(name: str | os.PathLike, *, random_init: bool = False, **hub: Any) -> VisTokenizer:
+    """An eval-mode tokenizer for a command: the trained weights of ``name`` or, with ``random_init``, its
+    architecture with random weights seeded 0 (every process of a run builds the same ones). A preset without
+    ``random_init`` is refused, naming ``--random-init``."""
+    if random_init:
+        import torch
+
+        torch.manual_seed(0)
+        return build_resolved(resolve(name)).eval()
+    resolved = resolve(name)
+    if resolved.kind == PRESET:
+        raise UnknownNameError(preset_message(resolved.target, "--random-init"))
+    return load_resolved(resolved, **hub)
+
+
+def load_resolved(resolved: Resolved, **hub: Any) -> VisTokenizer:
+    """The trained tokenizer a resolved name points at, in eval mode. ``hub``: huggingface_hub's download options
+    (``revision``, ``cache_dir``, ``token``, ``local_files_only``, ``force_download``) and, for a folder or Hub repo,
+    transformers' ``from_pretrained`` options."""
+    if resolved.kind == PRESET:
+        raise UnknownNameError(preset_message(resolved.target))
+    if resolved.kind == ZOO:
+        return load_zoo_entry(resolved, **hub)
+    return VisTokenizer.from_pretrained(resolved.path, **hub).eval()
+
+
+def build_resolved(resolved: Resolved, **overrides: Any) -> VisTokenizer:
+    """The architecture of a resolved name with random weights: its preset (a zoo name's is the entry's)."""
+    if resolved.preset is None:
+        raise UnknownNameError(
+            f"{resolved.name!r} has no architecture vistok can build without its weights"
+            + (" (the zoo entry records no preset: its file decides)" if resolved.kind == ZOO else "")
+            + f"; load it with {load_call(resolved.name)}"
+        )
+    return build_preset(resolved.preset, **overrides)
+
+
+def read_config(resolved: Resolved) -> VisTokenizerConfig:
+    """The config of a resolved name: a folder's or repo's config.json, a preset's, or a zoo entry's as converted
+    (converted on first use: the file, not the catalogue, decides the architecture)."""
+    if resolved.kind == PRESET:
+        return VisTokenizerConfig(**PRESETS.get(resolved.target).config)
+    if resolved.kind == ZOO:
+        return load_zoo_entry(resolved).config
+    return VisTokenizerConfig.from_pretrained(resolved.path)
 
 
 def build_preset(name: str, **overrides: Any) -> VisTokenizer:

@@ -5,13 +5,15 @@ name means is :mod:`vistok.resolver`'s job. Offline mode is huggingface_hub's ow
 from __future__ import annotations
 
 import os
+import socket
 from importlib import resources
 from pathlib import Path
 
-import httpx
 import huggingface_hub
 
 BUNDLED_PREFIX = "vistok/"
+# huggingface_hub's download options that a zoo load forwards (every other option would be silently ignored)
+HUB_OPTIONS = ("revision", "cache_dir", "token", "local_files_only", "force_download")
 
 
 def bundled_dir() -> Path:
@@ -36,6 +38,48 @@ def resolve_bundled(name_or_path: str | os.PathLike) -> str | os.PathLike:
     return name_or_path
 
 
+# What an unreachable Hub raises, by class name: huggingface_hub's HTTP stack has changed transports (requests, httpx,
+# httpx2), each with its own exception classes, so matching on one module's classes misses the others.
+_TRANSPORT_ERROR_NAMES = {"TransportError", "NetworkError", "ConnectError", "ConnectTimeout", "TimeoutException",
+                          "ConnectionError", "ProxyError", "NameResolutionError"}
+
+
+def hub_unreachable(error: BaseException) -> bool:
+    """Whether ``error`` (or an exception it was raised from) says the Hub could not be reached: offline mode, a
+    failed name lookup, a refused or timed-out connection, whatever HTTP library raised it."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (ConnectionError, socket.gaierror, socket.timeout)):
+            return True
+        if any(cls.__name__ in _TRANSPORT_ERROR_NAMES for cls in type(error).__mro__):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost exception ``error`` was raised from (the one that names the real failure)."""
+    seen = set()
+    while (error.__cause__ or error.__context__) is not None and id(error) not in seen:
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return error
+
+
+def cached_repo_files(repo_id: str) -> list[str]:
+    """The files of ``repo_id``'s ``main`` snapshot in the Hugging Face cache (empty when it is not cached)."""
+    if repo_id.count("/") != 1:
+        return []
+    repo = Path(huggingface_hub.constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+    try:
+        commit = (repo / "refs" / "main").read_text().strip()
+    except OSError:
+        return []
+    snapshot = repo / "snapshots" / commit
+    return sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("*") if p.is_file())
+
+
 class HubUnreachableError(ConnectionError):
     """The Hugging Face Hub could not be reached; the message says what failed and how to upload later."""
 
@@ -49,29 +93,37 @@ def upload_to_hub(
     commit_message: str = "Upload vistok tokenizer",
     revision: str | None = None,
     create_pr: bool = False,
+    repo_type: str = "model",
+    later: str | None = None,
+    upload_from: str = "<folder>",
 ):
     """Create ``repo_id`` if needed and upload ``folder`` to it; returns huggingface_hub's commit info.
 
-    Raises :class:`HubUnreachableError` when the Hub cannot be reached (no network, ``HF_HUB_OFFLINE`` set),
-    saying what failed and how to upload later; the Hub's own errors (authentication, permissions) pass through.
+    Raises :class:`HubUnreachableError` when the Hub cannot be reached (no network, ``HF_HUB_OFFLINE`` set, whatever
+    HTTP library huggingface_hub uses), saying what failed and how to upload later (``later``: what to do first,
+    e.g. save the tokenizer; ``upload_from``: the folder to name in the ``hf upload`` command); the Hub's own errors
+    (authentication, permissions) pass through.
     """
     api = huggingface_hub.HfApi(token=token)
     try:
-        api.create_repo(repo_id, private=private, exist_ok=True)
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type=repo_type)
         return api.upload_folder(
             repo_id=repo_id,
+            repo_type=repo_type,
             folder_path=str(folder),
             commit_message=commit_message,
             revision=revision,
             create_pr=create_pr,
         )
-    except (httpx.TransportError, ConnectionError) as err:  # OfflineModeIsEnabled is a ConnectionError
+    except Exception as err:
+        if not hub_unreachable(err):  # authentication, permissions, …: the Hub's own message says it
+            raise
         offline = huggingface_hub.is_offline_mode()
+        why = "HF_HUB_OFFLINE is set" if offline else str(root_cause(err))
+        kind = "" if repo_type == "model" else f" --repo-type {repo_type}"
         raise HubUnreachableError(
-            f"Could not upload to the Hub repo {repo_id!r}: "
-            + ("HF_HUB_OFFLINE is set, so " if offline else "")
-            + f"the Hugging Face Hub is unreachable ({type(err).__name__}: {err}). Nothing was uploaded. To upload "
-            "later, save the tokenizer now with tok.save_pretrained(<folder>), then on a machine with network run "
-            f"`hf upload {repo_id} <folder>`"
-            + (" (with HF_HUB_OFFLINE unset)." if offline else ".")
+            f"Could not upload to the Hub {repo_type} repo {repo_id!r}: the Hugging Face Hub is unreachable ({why}); "
+            f"nothing was uploaded. {later or 'Save the tokenizer with tok.save_pretrained(<folder>)'}; to upload "
+            f"it, run `hf upload {repo_id} {upload_from}{kind}` on a machine with network"
+            + (" (HF_HUB_OFFLINE unset)." if offline else ".")
         ) from err

@@ -23,15 +23,18 @@ def did_you_mean(names: list[str] | tuple[str, ...] | str, valid: list[str] | tu
 class Registry:
     """A mapping from names to classes (or factories) with helpful errors for unknown names."""
 
-    def __init__(self, kind: str, loader: Callable[[], None] | None = None):
+    def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, Any] = {}
-        self._loader = loader  # fills the registry on first lookup (imports the modules that register)
+        self._loaders: list[Callable[[], None]] = []
+
+    def add_loader(self, loader: Callable[[], None]) -> None:
+        """Run ``loader`` (which imports the modules that register entries) before the next lookup."""
+        self._loaders.append(loader)
 
     def _load(self) -> None:
-        if self._loader is not None:
-            loader, self._loader = self._loader, None
-            loader()
+        while self._loaders:
+            self._loaders.pop(0)()
 
     def register(self, name: str) -> Callable[[Any], Any]:
         def decorator(obj: Any) -> Any:
@@ -67,15 +70,7 @@ class Registry:
 
 QUANTIZERS = Registry("quantizer")
 NETS = Registry("net")
-def _load_presets() -> None:
-    """vistok's own presets, then every family module's (each registers its architectures)."""
-    from . import presets  # noqa: F401
-    from .families import load_builtin_families
-
-    load_builtin_families()
-
-
-PRESETS = Registry("preset", loader=_load_presets)
+PRESETS = Registry("preset")  # vistok.presets and the family modules (vistok.families) register into it
 
 
 def normalize_spec(registry: Registry, spec: dict[str, Any]) -> dict[str, Any]:

@@ -15,23 +15,20 @@ reconstruct / zoo``, the Space and training's ``model.pretrained`` all call :fun
 from __future__ import annotations
 
 import difflib
-import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import huggingface_hub
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
-from .families import ZooEntry
-from .hub import BUNDLED_PREFIX, list_bundled, resolve_bundled
+from .families import ZooEntry, all_entries, entries_for_repo, get_entry, has_entry
+from .hub import BUNDLED_PREFIX, cached_repo_files, hub_unreachable, list_bundled, resolve_bundled, root_cause
 from .registry import PRESETS
-
-if TYPE_CHECKING:
-    from .configuration import VisTokenizerConfig
-    from .modeling import VisTokenizer
+from .suggest import closest_names
 
 FOLDER, BUNDLED, ZOO, HUB, PRESET = "folder", "bundled", "zoo", "hub", "preset"
 
@@ -64,42 +61,23 @@ class Resolved:
         """What transformers' ``from_pretrained`` is given for a folder, bundled or Hub name."""
         return self.target
 
-    def load(self, **hub: Any) -> VisTokenizer:
-        """The trained tokenizer (eval mode). ``hub``: huggingface_hub's download options (``revision``,
-        ``cache_dir``, ``token``, ``local_files_only``, ``force_download``) and, for a folder or Hub repo,
-        transformers' ``from_pretrained`` options."""
-        from .modeling import VisTokenizer
 
-        if self.kind == PRESET:
-            raise UnknownNameError(preset_message(self.target))
-        if self.kind == ZOO:
-            from .zoo.loader import load_pretrained
+# The zoo's loader (download, convert, cache): installed by vistok.zoo, which builds tokenizers and so sits above
+# this module; models, configs and processors reach it through load_zoo_entry.
+_zoo_loader: Callable[..., Any] | None = None
 
-            return load_pretrained(self.target, **hub)
-        return VisTokenizer.from_pretrained(self.target, **hub).eval()
 
-    def build(self, **overrides: Any) -> VisTokenizer:
-        """The architecture with random weights (``create_tokenizer(name)``); ``overrides`` as there."""
-        from .factory import build_preset
+def install_zoo_loader(loader: Callable[..., Any]) -> None:
+    """``loader(entry_name, **hub) -> VisTokenizer`` answers zoo names (vistok.zoo installs it at import)."""
+    global _zoo_loader
+    _zoo_loader = loader
 
-        if self.preset is None:
-            raise UnknownNameError(
-                f"{self.name!r} has no architecture vistok can build without its weights"
-                + (" (the zoo entry records no preset: its file decides)" if self.kind == ZOO else "")
-                + f"; load it with {load_call(self.name)}"
-            )
-        return build_preset(self.preset, **overrides)
 
-    def config(self) -> VisTokenizerConfig:
-        """The config: a folder's or repo's config.json, a preset's, or a zoo entry's as converted (converted on first
-        use: the file, not the catalogue, decides the architecture)."""
-        from .configuration import VisTokenizerConfig
-
-        if self.kind == PRESET:
-            return VisTokenizerConfig(**PRESETS.get(self.target).config)
-        if self.kind == ZOO:
-            return self.load().config
-        return VisTokenizerConfig.from_pretrained(self.target)
+def load_zoo_entry(resolved: Resolved, **hub: Any) -> Any:
+    """The zoo entry ``resolved`` names, as an eval-mode tokenizer (downloaded, converted once, cached)."""
+    if _zoo_loader is None:
+        raise RuntimeError("vistok.zoo is not imported: `import vistok` installs the zoo's loader")
+    return _zoo_loader(resolved.target, **hub)
 
 
 def resolve(name: str | os.PathLike) -> Resolved:
@@ -136,17 +114,6 @@ def resolve_weights(name: str | os.PathLike, *, random_init_option: str | None =
     return resolved
 
 
-def load_tokenizer(name: str | os.PathLike, *, random_init: bool = False, **hub: Any) -> VisTokenizer:
-    """An eval-mode tokenizer for a command: the trained weights of ``name`` or, with ``random_init``, its
-    architecture with random weights seeded 0 (every process of a run builds the same ones)."""
-    if random_init:
-        import torch
-
-        torch.manual_seed(0)
-        return resolve(name).build().eval()
-    return resolve_weights(name, random_init_option="--random-init").load(**hub)
-
-
 # ----------------------------------------------------------------------------------------------------- messages
 def preset_message(name: str, random_init_option: str | None = None) -> str:
     remedy = (
@@ -161,35 +128,15 @@ def load_call(name: str) -> str:
     return f"vistok.VisTokenizer.from_pretrained({name!r})"
 
 
-def suggestions(name: str, among: list[str] | None = None) -> list[str]:
-    """Up to three known names ``name`` is probably a typo or a reordering of (by default among zoo names,
-    catalogued repo ids, bundled names and presets): the names sharing most of its words first, then close
-    spellings."""
-    from .zoo.catalogue import all_entries
-
-    if among is None:
-        entries = all_entries()
-        names = [e.name for e in entries] + [e.repo_id for e in entries if e.repo_id] + list_bundled() + PRESETS.names()
-    else:
-        names = among
-    candidates = list(dict.fromkeys(names))
+def suggestions(name: str) -> list[str]:
+    """Up to three known names ``name`` is probably a typo or a reordering of, among zoo names, catalogued repo ids,
+    bundled names and presets (a ``vistok/…`` name among bundled names only)."""
+    entries = all_entries()
+    candidates = [e.name for e in entries] + [e.repo_id for e in entries if e.repo_id] + list_bundled()
+    candidates += PRESETS.names()
     if name.startswith(BUNDLED_PREFIX):
         candidates = [c for c in candidates if c.startswith(BUNDLED_PREFIX)]
-    # a bundled name is compared without its prefix: 'defualt' is a typo of 'vistok/default'
-    bare = {c: c[len(BUNDLED_PREFIX) :] if c.startswith(BUNDLED_PREFIX) else c for c in candidates}
-    typed = name[len(BUNDLED_PREFIX) :] if name.startswith(BUNDLED_PREFIX) else name
-    words = set(typed.lower().replace("_", "-").split("-"))
-
-    def similarity(candidate: str) -> float:
-        return difflib.SequenceMatcher(None, typed.lower(), bare[candidate].lower()).ratio()
-
-    def shared(candidate: str) -> int:
-        return len(words & set(bare[candidate].lower().split("-")))
-
-    reordered = [c for c in candidates if shared(c) >= max(2, (len(words) + 1) // 2)]
-    reordered.sort(key=lambda c: (-shared(c), -similarity(c), c))
-    spelled = sorted((c for c in candidates if similarity(c) >= 0.75 and c not in reordered), key=lambda c: -similarity(c))
-    return (sorted(reordered[:3], key=lambda c: -similarity(c)) + spelled)[:3]
+    return closest_names(name, candidates, prefix=BUNDLED_PREFIX)
 
 
 def unknown_message(name: str) -> str:
@@ -199,8 +146,6 @@ def unknown_message(name: str) -> str:
 
 
 def _zoo_entry(name: str) -> ZooEntry | None:
-    from .zoo.catalogue import entries_for_repo, get_entry, has_entry
-
     if has_entry(name):
         return get_entry(name)
     if name.count("/") != 1:
@@ -247,6 +192,8 @@ def hub_load_message(name: str, err: Exception) -> str:
         return f"Could not load a vistok tokenizer from the folder {name!r}: {err}"
     if huggingface_hub.is_offline_mode():
         cause = "HF_HUB_OFFLINE is set and it is not in the Hugging Face cache"
+    elif hub_unreachable(err):
+        cause = f"the Hub is unreachable ({root_cause(err)}) and it is not in the Hugging Face cache (set HF_HUB_OFFLINE=1 to skip the retries)"
     else:
         cause = "the Hub could not provide it"
     close = suggestions(name)
@@ -260,8 +207,6 @@ def hub_load_message(name: str, err: Exception) -> str:
 
 def _not_vistok_hint(name: str) -> str | None:
     """For a repo in the Hugging Face cache without a config.json: it is not a vistok repo, and what it holds."""
-    from .zoo.loader import cached_repo_files
-
     files = cached_repo_files(name)
     if not files or "config.json" in files:
         return None
@@ -270,38 +215,3 @@ def _not_vistok_hint(name: str) -> str | None:
         f"it is not a vistok repo (it has no config.json; cached files: {shown}): convert an upstream file with "
         "`vistok convert` (`vistok convert --help` lists the formats)"
     )
-
-
-# ------------------------------------------------------------------------------------------ transformers' Auto*
-def resolve_names_in(loader_class: type) -> None:
-    """Make ``loader_class.from_pretrained`` (``AutoConfig``, ``AutoModel``, ``AutoImageProcessor``) answer every
-    vistok name as :func:`resolve` does: bundled names and zoo names load, presets and unknown names are refused at
-    once (no Hub retries); folders and Hub repo ids reach transformers unchanged.
-
-    transformers offers no hook for name aliases, so the class's ``from_pretrained`` is wrapped. Idempotent.
-    """
-    current = loader_class.from_pretrained
-    if getattr(current, "resolves_vistok_names", False):
-        return
-    original = current.__func__
-
-    @functools.wraps(original)
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        resolved = resolve(pretrained_model_name_or_path)
-        if resolved.kind == PRESET:
-            raise UnknownNameError(preset_message(resolved.target))
-        if resolved.kind != ZOO:
-            return original(cls, resolved.path, *args, **kwargs)
-        if args:
-            raise TypeError(f"from_pretrained({resolved.name!r}) takes its download options as keywords only")
-        tok = resolved.load(**kwargs)
-        if cls.__name__ == "AutoConfig":
-            return tok.config
-        if cls.__name__ == "AutoImageProcessor":
-            from .image_processing import VisTokenizerImageProcessor
-
-            return VisTokenizerImageProcessor(image_size=tok.config.image_size)
-        return tok
-
-    from_pretrained.resolves_vistok_names = True
-    loader_class.from_pretrained = classmethod(from_pretrained)

@@ -55,7 +55,7 @@ def _read_metrics(path: str | None):
 
 def _load_config(model: str):
     from ..configuration import VisTokenizerConfig
-    from ..hub import load_error_message
+    from ..resolver import hub_load_message
 
     path = Path(model)
     if path.is_file():
@@ -67,7 +67,7 @@ def _load_config(model: str):
     try:
         config = VisTokenizerConfig.from_pretrained(str(path) if path.exists() else model)
     except OSError as err:
-        raise SystemExit(load_error_message(model, err)) from err
+        raise SystemExit(hub_load_message(model, err)) from err
     except ValueError as err:
         raise SystemExit(f"--model {model}: not a vistok tokenizer config ({err})") from err
     return config, path if path.is_dir() else None
@@ -147,8 +147,8 @@ def _family_rows() -> list[str]:
 def _render_zoo_cards(out_dir: Path, options: dict) -> list[str]:
     """Write ``<entry>.md`` for every zoo entry into ``out_dir``; returns the index rows."""
     from ..cards import render_model_card
+    from ..families.catalogue import get_entry, zoo_names
     from ..zoo.cards import zoo_card_config
-    from ..zoo.catalogue import get_entry, zoo_names
 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []

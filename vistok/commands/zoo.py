@@ -127,8 +127,8 @@ def _download(entry, args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
+    from ..families.catalogue import has_entry
     from ..zoo.cache import cache_root, cached_entries, remove_entries
-    from ..zoo.catalogue import has_entry
 
     rows = cached_entries()
     if args.names:

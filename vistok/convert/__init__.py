@@ -5,6 +5,5 @@ in its family module (:mod:`vistok.families`); ``vistok.families.get_family(name
 """
 
 from .safe_load import CheckpointError, UnsafeCheckpointError, load_checkpoint
-from .vqgan_layout import infer_vqgan_config
 
-__all__ = ["CheckpointError", "UnsafeCheckpointError", "infer_vqgan_config", "load_checkpoint"]
+__all__ = ["CheckpointError", "UnsafeCheckpointError", "load_checkpoint"]

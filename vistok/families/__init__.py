@@ -3,6 +3,7 @@ decorating the converter with :func:`register_family`. Shared converter machiner
 inference, the layouts several families share) lives in :mod:`vistok.convert`; building blocks (nets, quantizers)
 in their own packages. ``docs/zoo.md`` says how to add a family."""
 
+from ..registry import PRESETS
 from .base import (
     FAMILIES,
     ConverterOption,
@@ -16,7 +17,11 @@ from .base import (
     releases_of,
     unregister_family,
 )
+from .catalogue import all_entries, entries_for_repo, get_entry, has_entry, zoo_names
 from .records import APACHE_2, MIT, License, ZooEntry
+
+# The family modules register presets too: a preset lookup imports them first.
+PRESETS.add_loader(load_builtin_families)
 
 __all__ = [
     "APACHE_2",
@@ -26,7 +31,12 @@ __all__ = [
     "Family",
     "License",
     "ZooEntry",
+    "all_entries",
     "all_families",
+    "entries_for_repo",
+    "get_entry",
+    "has_entry",
+    "zoo_names",
     "code_hash",
     "family_names",
     "get_family",

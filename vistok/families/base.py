@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..convert.origins import Origin, Release
+from ..convert.origins import Origin, Release, file_sha256
 from ..registry import Preset, register_preset
 from .records import ZooEntry
 
@@ -178,6 +178,49 @@ def get_family(name: str) -> Family:
 def releases_of(origin: Origin) -> list[Release]:
     """The catalogued releases of ``origin``, whichever family registered them."""
     return [r for family in all_families() for r in family.releases if r.origin == origin]
+
+
+def conversion_metadata(
+    origin: Origin,
+    converter: str,
+    inferred: dict[str, Any],
+    checkpoint: str | Path | None = None,
+    weights: str | None = None,
+    extra_origin: dict[str, Any] | None = None,
+    notes: list[str] | None = None,
+) -> dict[str, Any]:
+    """``config.metadata`` for a converted tokenizer: origin (project, release, file, sha256, which weights),
+    licence, paper, citation, converter name and code hash, and — when the architecture is a known release and the
+    file name does not point to a different checkpoint of it — that release's numbers, labelled as reported.
+    ``notes`` (assumptions the converter made) are recorded under ``converter.notes``."""
+    from ..version import __version__
+
+    meta = origin.metadata()
+    meta["origin"].update(extra_origin or {})
+    if weights is not None:
+        meta["origin"]["weights"] = weights
+    if checkpoint is not None:
+        meta["origin"]["checkpoint_file"] = Path(checkpoint).name
+        meta["origin"]["checkpoint_sha256"] = file_sha256(checkpoint)
+    family = get_family(converter)
+    meta["converter"] = {"name": converter, "code": code_hash(family.module), "vistok_version": __version__}
+    if notes:
+        meta["converter"]["notes"] = list(notes)
+    release = next(
+        (r for r in family.releases if r.matches(inferred["net"], inferred["codebook_size"], inferred["codebook_dim"])),
+        None,
+    )
+    if release is not None:
+        meta["origin"]["release"] = release.name
+        meta["origin"]["release_checkpoints"] = list(release.checkpoints)
+        name = Path(checkpoint).name if checkpoint is not None else None
+        applies = not release.metrics_checkpoints or name is None or name in release.metrics_checkpoints
+        if release.reported_metrics and applies:
+            meta["reported_metrics"] = [
+                {**m, "applies_to": f"{origin.name} {release.name} as released by its authors"}
+                for m in release.reported_metrics
+            ]
+    return meta
 
 
 # ------------------------------------------------------------------------------------------------ code identity

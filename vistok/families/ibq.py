@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from ..convert.lightning_ema import lightning_state_dict, select_lightning_weights
-from ..convert.origins import SEED_VOKEN_URL, Origin, conversion_metadata, reported_metric
+from ..convert.origins import SEED_VOKEN_URL, Origin, reported_metric
 from ..convert.safe_load import CheckpointError, load_checkpoint
 from ..convert.taming_layout import convert_state_dict
 from ..convert.vqgan_layout import build_tokenizer, infer_vqgan_config
 from ..registry import Preset
-from .base import register_family
+from .base import conversion_metadata, register_family
 from .records import APACHE_2, ZooEntry
 
 WHAT = "an IBQ"

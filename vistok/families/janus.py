@@ -19,11 +19,11 @@ from typing import Any
 import torch
 
 from ..convert.containers import describe_layout
-from ..convert.origins import Origin, conversion_metadata
+from ..convert.origins import Origin
 from ..convert.prefixed_tensors import read_prefixed_tensors, top_level_names
 from ..convert.safe_load import CheckpointError
 from ..convert.vqgan_layout import build_tokenizer, infer_vqgan_config
-from .base import register_family
+from .base import conversion_metadata, register_family
 from .llamagen import llamagen_quantizer_options, llamagen_to_vistok
 from .records import TRANSFORMERS_WEIGHT_FILES, License, ZooEntry
 

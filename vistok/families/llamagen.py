@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from ..convert.containers import describe_layout, select_state_dict, strip_prefix
-from ..convert.origins import Origin, Release, conversion_metadata, reported_metric
+from ..convert.origins import Origin, Release, reported_metric
 from ..convert.safe_load import CheckpointError, load_checkpoint
 from ..convert.vqgan_layout import build_tokenizer, infer_vqgan_config
-from .base import ConverterOption, register_family
+from .base import ConverterOption, conversion_metadata, register_family
 from .records import MIT, ZooEntry, imagenet_vqgan_preset
 
 LLAMAGEN = Origin(

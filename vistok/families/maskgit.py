@@ -29,11 +29,11 @@ import torch
 
 from ..convert.containers import describe_layout, is_state_dict
 from ..convert.magvit2_layout import load_converted
-from ..convert.origins import Origin, conversion_metadata, reported_metric
+from ..convert.origins import Origin, reported_metric
 from ..convert.safe_load import CheckpointError, load_checkpoint
 from ..convert.shapes import check_latent_convs, count_numbered, tensor_shape
 from ..registry import Preset
-from .base import register_family
+from .base import conversion_metadata, register_family
 from .records import APACHE_2, ZooEntry
 
 # MaskGIT's VQGAN (google-research/maskgit, JAX) as the PyTorch port the TiTok authors released in

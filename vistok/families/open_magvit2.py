@@ -20,10 +20,10 @@ from typing import Any
 
 from ..convert.lightning_ema import lightning_state_dict, select_lightning_weights
 from ..convert.magvit2_layout import infer_magvit2_net, load_converted
-from ..convert.origins import IMAGENET_128, SEED_VOKEN_URL, Origin, conversion_metadata, reported_metric
+from ..convert.origins import IMAGENET_128, SEED_VOKEN_URL, Origin, reported_metric
 from ..convert.safe_load import CheckpointError, load_checkpoint
 from ..registry import Preset
-from .base import register_family
+from .base import conversion_metadata, register_family
 from .records import APACHE_2, ZooEntry
 
 WHAT = "an Open-MAGVIT2"

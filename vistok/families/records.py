@@ -1,7 +1,7 @@
 """The records a family module fills in: a zoo entry (a published upstream tokenizer as data — where its files
 live, how to convert them, what it is) and the licence of its weights.
 
-Family modules (:mod:`vistok.families`) register their entries; :mod:`vistok.zoo.catalogue` looks them up.
+Family modules (:mod:`vistok.families`) register their entries; :mod:`vistok.families.catalogue` looks them up.
 Loading (download, conversion, the converted cache) is :mod:`vistok.zoo.loader`'s job.
 """
 

@@ -28,10 +28,10 @@ import yaml
 
 from ..convert.lightning_ema import lightning_state_dict, select_lightning_weights
 from ..convert.magvit2_layout import infer_magvit2_net, load_converted
-from ..convert.origins import IMAGENET_128, Origin, conversion_metadata, reported_metric
+from ..convert.origins import IMAGENET_128, Origin, reported_metric
 from ..convert.safe_load import CheckpointError, load_checkpoint
 from ..registry import Preset
-from .base import register_family
+from .base import conversion_metadata, register_family
 from .records import MIT, ZooEntry
 
 SIMVQ = Origin(

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from ..convert.containers import select_state_dict
-from ..convert.origins import Origin, Release, conversion_metadata, reported_metric
+from ..convert.origins import Origin, Release, reported_metric
 from ..convert.safe_load import load_checkpoint
 from ..convert.taming_layout import convert_state_dict
 from ..convert.vqgan_layout import build_tokenizer, infer_vqgan_config
-from .base import register_family
+from .base import conversion_metadata, register_family
 from .records import MIT, ZooEntry, imagenet_vqgan_preset
 
 TAMING = Origin(

@@ -38,11 +38,11 @@ from typing import Any
 import torch
 
 from ..convert.magvit2_layout import load_converted
-from ..convert.origins import Origin, conversion_metadata, reported_metric
+from ..convert.origins import Origin, reported_metric
 from ..convert.safe_load import CheckpointError, load_checkpoint
 from ..nets.titok import upstream_key_to_vistok
 from ..registry import Preset
-from .base import ConverterOption, register_family
+from .base import ConverterOption, conversion_metadata, register_family
 from .records import APACHE_2, ZooEntry
 
 # Upstream's ViT sizes (modeling/modules/blocks.py): name → (width, depth, heads).

@@ -29,11 +29,11 @@ import torch
 
 from ..convert.containers import describe_layout, is_state_dict
 from ..convert.magvit2_layout import load_converted
-from ..convert.origins import Origin, conversion_metadata
+from ..convert.origins import Origin
 from ..convert.safe_load import CheckpointError, load_checkpoint
 from ..convert.shapes import count_numbered, tensor_shape
 from ..registry import Preset
-from .base import ConverterOption, register_family
+from .base import ConverterOption, conversion_metadata, register_family
 from .records import MIT, ZooEntry
 
 HUB_REPO = "FoundationVision/var"

@@ -48,9 +48,9 @@ def _on_main_then_shared(processes: Any, action: Any, share_result: bool = False
 
 
 def load_tokenizer(name: str, random_init: bool = False):
-    """A tokenizer in eval mode from any name vistok resolves (:func:`vistok.resolver.load_tokenizer`): the trained
+    """A tokenizer in eval mode from any name vistok resolves (:func:`vistok.factory.load_tokenizer`): the trained
     weights, or with ``random_init`` the architecture with random weights seeded 0 (every process builds the same)."""
-    from ..resolver import load_tokenizer as resolve_and_load
+    from ..factory import load_tokenizer as resolve_and_load
 
     return resolve_and_load(name, random_init=random_init)
 
@@ -58,25 +58,17 @@ def load_tokenizer(name: str, random_init: bool = False):
 def push_dataset_to_hub(folder: str | os.PathLike, repo_id: str, private: bool | None = None) -> Any:
     """Upload a finished token dataset folder to the Hub dataset repo ``repo_id``; offline or unreachable, raise
     :class:`vistok.hub.HubUnreachableError` saying how to upload it later."""
-    import httpx
-    import huggingface_hub
+    from ..hub import upload_to_hub
 
-    from ..hub import HubUnreachableError
-
-    api = huggingface_hub.HfApi()
-    try:
-        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        return api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=str(folder),
-                                 commit_message="Upload token dataset written by vistok tokenize")
-    except (httpx.TransportError, ConnectionError) as err:
-        offline = huggingface_hub.is_offline_mode()
-        raise HubUnreachableError(
-            f"Could not upload to the Hub dataset repo {repo_id!r}: "
-            + ("HF_HUB_OFFLINE is set, so " if offline else "")
-            + f"the Hugging Face Hub is unreachable ({type(err).__name__}: {err}). The token dataset is complete in "
-            f"{folder}; to upload it later, on a machine with network run `hf upload {repo_id} {folder} "
-            "--repo-type dataset`" + (" (with HF_HUB_OFFLINE unset)." if offline else ".")
-        ) from err
+    return upload_to_hub(
+        folder,
+        repo_id,
+        private=private,
+        repo_type="dataset",
+        commit_message="Upload token dataset written by vistok tokenize",
+        later=f"The token dataset is complete in {folder}",
+        upload_from=str(folder),
+    )
 
 
 def tokenize_dataset(

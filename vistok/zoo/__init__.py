@@ -8,9 +8,12 @@ What a name means (a zoo name, a repo id, a folder, …) is decided by :mod:`vis
 """
 
 from ..families import ZooEntry
-from .catalogue import entries_for_repo, get_entry, zoo_names
+from ..families.catalogue import entries_for_repo, get_entry, zoo_names
+from ..resolver import install_zoo_loader
 from .fetch import ZooDownloadError
 from .loader import ZooArchitectureWarning, list_pretrained, load_pretrained
+
+install_zoo_loader(load_pretrained)  # zoo names answer through the resolver in every entry point
 
 __all__ = [
     "ZooArchitectureWarning",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..configuration import VisTokenizerConfig
 from ..families import ZooEntry
-from .catalogue import get_entry
+from ..families.catalogue import get_entry
 from .loader import expected_config
 
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import huggingface_hub
 from huggingface_hub.errors import (
     EntryNotFoundError,
@@ -25,8 +24,8 @@ from huggingface_hub.errors import (
 )
 
 from ..families import ZooEntry
+from ..hub import HUB_OPTIONS, hub_unreachable
 
-HUB_OPTIONS = ("revision", "cache_dir", "token", "local_files_only", "force_download")
 _CONTENT_ID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")  # git sha1 or sha256: the HF cache's blob names
 
 
@@ -149,7 +148,9 @@ def _download(entry: ZooEntry, filename: str, hub: dict[str, Any], tqdm_class: A
             f"zoo entry {entry.name!r}: the repo {entry.repo_id} has no file {filename!r} (revision "
             f"{hub.get('revision') or 'main'})"
         ) from err
-    except (HfHubHTTPError, httpx.HTTPError, OSError) as err:
+    except Exception as err:
+        if not isinstance(err, (HfHubHTTPError, OSError)) and not hub_unreachable(err):
+            raise
         raise ZooDownloadError(
             f"zoo entry {entry.name!r}: downloading {filename} from {entry.repo_id} failed ({type(err).__name__}: "
             f"{err}). Nothing half-downloaded is kept or loaded; run the same call again to retry."
@@ -162,7 +163,7 @@ def _offline_message(entry: ZooEntry, filenames: list[str], hub: dict[str, Any])
         if huggingface_hub.is_offline_mode()
         else "local_files_only=True was given"
         if hub.get("local_files_only")
-        else "the Hugging Face Hub could not be reached"
+        else "the Hugging Face Hub could not be reached (set HF_HUB_OFFLINE=1 to skip the retries)"
     )
     return (
         f"zoo entry {entry.name!r} is not available: {why} and {' / '.join(filenames)} from {entry.repo_id} is not "

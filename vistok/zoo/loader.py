@@ -15,17 +15,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import huggingface_hub
 import torch
 
 from ..architecture import build_modules
 from ..cards import vocabulary_size
 from ..configuration import VisTokenizerConfig
 from ..families import ZooEntry, get_family
+from ..families.catalogue import get_entry, zoo_names
 from ..modeling import VisTokenizer
 from ..registry import PRESETS
 from .cache import cache_key, check_entry, entry_dir, entry_lock, write_entry
-from .catalogue import get_entry, zoo_names
 from .fetch import FetchedFiles, fetch_entry
 
 logger = logging.getLogger(__name__)
@@ -163,20 +162,6 @@ def warn_if_architecture_differs(entry: ZooEntry, config: VisTokenizerConfig) ->
             ),
             stacklevel=3,
         )
-
-
-# ----------------------------------------------------------------------------------------------------- cache
-def cached_repo_files(repo_id: str) -> list[str]:
-    """The files of ``repo_id``'s ``main`` snapshot in the Hugging Face cache (empty when it is not cached)."""
-    if repo_id.count("/") != 1:
-        return []
-    repo = Path(huggingface_hub.constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
-    try:
-        commit = (repo / "refs" / "main").read_text().strip()
-    except OSError:
-        return []
-    snapshot = repo / "snapshots" / commit
-    return sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("*") if p.is_file())
 
 
 # --------------------------------------------------------------------------------------------------- listing

@@ -1,9 +1,11 @@
-"""Looking entries up: by zoo name, by Hub repo id, and near misses of either. The entries are those of the
-registered families (:mod:`vistok.families`), read at each lookup, so a family registered later is found too."""
+"""The zoo catalogue: looking entries up by zoo name and by Hub repo id. The entries are those of the registered
+families, read at each lookup, so a family registered later is found too."""
 
 from __future__ import annotations
 
-from ..families import ZooEntry, all_families
+from ..suggest import closest_names
+from .base import all_families
+from .records import ZooEntry
 
 
 def all_entries() -> list[ZooEntry]:
@@ -29,9 +31,7 @@ def get_entry(name: str) -> ZooEntry:
     try:
         return _by_name()[name]
     except KeyError:
-        from ..resolver import suggestions  # the resolver looks entries up here
-
-        close = suggestions(name, among=zoo_names())
+        close = closest_names(name, zoo_names())
         hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
         raise KeyError(f"{name!r} is not a zoo entry; {hint}Zoo entries: {', '.join(zoo_names())}") from None
 
