@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -14,24 +15,16 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 
+from .aligned_weights import align_safetensors_file
 from .architecture import build_modules
 from .cards import render_model_card
 from .configuration import VisTokenizerConfig, vistok_fields
 from .diffusers_interop import diffusers_config_and_weights, to_diffusers
-from .hub import HUB_OPTIONS, upload_to_hub
+from .hub import upload_to_hub
 from .image_processing import VisTokenizerImageProcessor
 from .outputs import EncoderOutput, TokenizerOutput
 from .quantizers.base import Quantizer
-from .resolver import (
-    PRESET,
-    ZOO,
-    Resolved,
-    UnknownNameError,
-    hub_load_message,
-    load_zoo_entry,
-    preset_message,
-    resolve,
-)
+from .resolver import PRESET, ZOO, Resolved, UnknownNameError, hub_load_message, preset_message, resolve
 
 # Inputs are expected in [-1, 1]; a little slack allows for resampling overshoot, anything beyond is a mistake
 # such as passing 0..255 or 0..1-normalised-by-mean/std images.
@@ -225,8 +218,13 @@ class VisTokenizer(PreTrainedModel):
     # ------------------------------------------------------------------------------------------- saving
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
         """Write config.json + model.safetensors, the matching preprocessor_config.json and, unless the folder
-        already has one, a README.md model card rendered from the config's metadata."""
+        already has one, a README.md model card rendered from the config's metadata.
+
+        The weights file(s) are laid out 64-byte aligned (:func:`~vistok.aligned_weights.align_safetensors_file`),
+        so :meth:`from_pretrained` uses the memory-mapped tensors as they are: a load holds one copy of the weights."""
         super().save_pretrained(save_directory, *args, **kwargs)
+        for weights in _safetensors_files(Path(save_directory)):
+            align_safetensors_file(weights)
         VisTokenizerImageProcessor(image_size=self.config.image_size).save_pretrained(save_directory)
         card_path = Path(save_directory) / "README.md"
         if not card_path.exists():
@@ -322,10 +320,12 @@ class VisTokenizer(PreTrainedModel):
     def _after_load(self) -> None:
         """Undo two side effects of transformers' loading.
 
-        Tensors come back as views into the safetensors buffer at arbitrary byte offsets, and BLAS picks a
-        different (numerically different) kernel for unaligned data: copy such tensors so a reloaded tokenizer
-        computes bit-identical outputs. Loading also turns every parameter trainable; restore the quantizers'
-        frozen parameters (EMA codebooks, SimVQ's basis).
+        Tensors come back as views into the memory-mapped safetensors file at the file's byte offsets, and BLAS
+        picks a different (numerically different) kernel for data that is not 64-byte aligned: copy such tensors so
+        a reloaded tokenizer computes bit-identical outputs. In a folder written by :meth:`save_pretrained` only a
+        few small tensors (sizes not a multiple of 64 bytes) need it; a file written by other code may need all
+        of them copied, which briefly holds two copies of the weights. Loading also turns every parameter
+        trainable; restore the quantizers' frozen parameters (EMA codebooks, SimVQ's basis).
         """
         with torch.no_grad():
             for tensor in (*self.parameters(), *self.buffers()):
@@ -336,9 +336,20 @@ class VisTokenizer(PreTrainedModel):
                 module.set_trainable_flags()
 
 
+def _safetensors_files(folder: Path) -> list[Path]:
+    """The weight files ``save_pretrained`` wrote into ``folder``: model.safetensors or the shards its index names."""
+    names = {"model.safetensors"}
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        names |= set(json.loads(index.read_text()).get("weight_map", {}).values())
+    return [folder / name for name in sorted(names) if (folder / name).is_file()]
+
+
 def _load_zoo_entry(resolved: Resolved, args: tuple, kwargs: dict[str, Any]) -> VisTokenizer:
     """A zoo entry for ``from_pretrained``: only huggingface_hub's download options, as keywords (any other option
     would be silently ignored, so it is refused)."""
+    from .zoo.fetch import HUB_OPTIONS
+
     if args:
         raise TypeError(
             f"from_pretrained({resolved.name!r}) loads the zoo entry {resolved.target!r} and takes its download "
@@ -350,7 +361,7 @@ def _load_zoo_entry(resolved: Resolved, args: tuple, kwargs: dict[str, Any]) -> 
             f"from_pretrained({resolved.name!r}) loads the zoo entry {resolved.target!r}, which takes only the "
             f"download options {', '.join(HUB_OPTIONS)}; got {', '.join(unsupported)}"
         )
-    return load_zoo_entry(resolved, **kwargs)
+    return resolved.load(**kwargs)
 
 
 def _refuse_weights_that_do_not_match(name: str, missing: Any, unexpected: Any, mismatched: Any) -> None:

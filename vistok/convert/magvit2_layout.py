@@ -119,15 +119,10 @@ def infer_magvit2_net(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
 def load_converted(state_dict: Mapping[str, torch.Tensor], config_kwargs: dict[str, Any], what: str):
     """A :class:`~vistok.VisTokenizer` (eval mode) built from ``config_kwargs`` holding exactly ``state_dict``
     (vistok keys). Raises :class:`CheckpointError` when any tensor is missing, unexpected or of another shape:
-    loading only the matching ones would leave weights random or drop some."""
+    loading only the matching ones would leave weights random or drop some. ``state_dict``'s tensors become the
+    weights where they can as they are (see :mod:`vistok.convert.with_weights`): no random model, no second copy."""
     from ..configuration import VisTokenizerConfig
-    from ..modeling import VisTokenizer
-    from .vqgan_layout import check_state_dict_matches
+    from .with_weights import tokenizer_with_weights
 
     config = VisTokenizerConfig(**config_kwargs)
-    with torch.device("meta"):
-        skeleton = VisTokenizer(config)
-    check_state_dict_matches(state_dict, skeleton, what)
-    tokenizer = VisTokenizer(config)
-    tokenizer.load_state_dict(dict(state_dict))  # copies (and casts half-precision weights) into fp32 params
-    return tokenizer.eval()
+    return tokenizer_with_weights(config, state_dict, what)

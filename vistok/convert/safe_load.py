@@ -107,15 +107,18 @@ def allowed_global_names() -> list[str]:
     return sorted(set(names))
 
 
-def load_checkpoint(path: str | os.PathLike, *, trust_checkpoint: bool = False, mmap: bool = False) -> Any:
+def load_checkpoint(path: str | os.PathLike, *, trust_checkpoint: bool = False, mmap: bool | None = None) -> Any:
     """Read a ``torch.save`` file (zip or legacy format) or a ``.safetensors`` file onto the CPU.
 
-    Returns whatever the file holds (usually a dict). ``mmap=True`` memory-maps a zip-format file's tensors (read
-    from disk only when used, so a caller can keep a few tensors of a huge file; the legacy format cannot be
-    mapped and is refused). Raises ``FileNotFoundError`` for a missing path,
-    :class:`CheckpointError` for a file that is not a checkpoint (saying what it looks like instead), and
-    :class:`UnsafeCheckpointError` when the pickle references objects outside the allow-list and
-    ``trust_checkpoint`` is false.
+    Returns whatever the file holds (usually a dict). A zip-format (torch >= 1.6) file's tensors are memory-mapped
+    by default (``mmap=None``): read from disk only when used, copy-on-write, so a converter reads only the tensors
+    it keeps and keeps them without a copy; a legacy-format file cannot be mapped and is read whole.
+    ``mmap=True`` insists on mapping (a legacy file is refused: reading part of it would mean reading all of it),
+    ``mmap=False`` reads the whole file into memory. safetensors files are always memory-mapped.
+
+    Raises ``FileNotFoundError`` for a missing path, :class:`CheckpointError` for a file that is not a checkpoint
+    (saying what it looks like instead), and :class:`UnsafeCheckpointError` when the pickle references objects
+    outside the allow-list and ``trust_checkpoint`` is false.
     """
     path = Path(path)
     if not path.exists():
@@ -132,8 +135,11 @@ def load_checkpoint(path: str | os.PathLike, *, trust_checkpoint: bool = False, 
         return load_file(str(path), device="cpu")
     if head.startswith(_ZIP_MAGIC):
         _check_torch_zip(path)
+        mmap = mmap is not False
     elif not head.startswith(_LEGACY_TORCH_MAGIC):
         raise CheckpointError(f"{str(path)!r} is not a PyTorch checkpoint: {_describe_bytes(head, path)}")
+    elif mmap is None:
+        mmap = False
     elif mmap:
         raise CheckpointError(
             f"{str(path)!r} is in torch's legacy (pre-1.6) format, which cannot be memory-mapped, so reading "

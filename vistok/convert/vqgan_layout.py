@@ -184,10 +184,11 @@ def build_tokenizer(
 
     ``quantizer`` holds the options that shapes cannot tell (e.g. ``l2_norm``, loss weights); type, size and dim
     come from the codebook. ``net_options`` likewise adds ``vqgan`` net options that shapes cannot tell (e.g.
-    ``dropout``). The result is in eval mode.
+    ``dropout``). The result is in eval mode; ``state_dict``'s tensors become its weights where they can as they
+    are (see :mod:`vistok.convert.with_weights`), so no random model is built and no second copy made.
     """
     from ..configuration import VisTokenizerConfig
-    from ..modeling import VisTokenizer
+    from .with_weights import tokenizer_with_weights
 
     inferred = infer_vqgan_config(state_dict)
     factor = 2 ** (len(inferred["net"]["channel_multiplier"]) - 1)
@@ -206,9 +207,4 @@ def build_tokenizer(
         source=source,
         metadata=metadata,
     )
-    with torch.device("meta"):
-        skeleton = VisTokenizer(config)
-    check_state_dict_matches(state_dict, skeleton, metadata.get("origin", {}).get("name", "upstream"))
-    tokenizer = VisTokenizer(config)
-    tokenizer.load_state_dict(dict(state_dict))  # copies (and casts half-precision weights) into fp32 params
-    return tokenizer.eval()
+    return tokenizer_with_weights(config, state_dict, metadata.get("origin", {}).get("name", "upstream"))
