@@ -20,11 +20,20 @@ from .architecture import build_modules
 from .cards import render_model_card
 from .configuration import VisTokenizerConfig, vistok_fields
 from .diffusers_interop import diffusers_config_and_weights, to_diffusers
-from .hub import upload_to_hub
+from .hub import HUB_OPTIONS, upload_to_hub
 from .image_processing import VisTokenizerImageProcessor
 from .outputs import EncoderOutput, TokenizerOutput
 from .quantizers.base import Quantizer
-from .resolver import PRESET, ZOO, Resolved, UnknownNameError, hub_load_message, preset_message, resolve
+from .resolver import (
+    PRESET,
+    ZOO,
+    Resolved,
+    UnknownNameError,
+    hub_load_message,
+    load_zoo_entry,
+    preset_message,
+    resolve,
+)
 
 # Inputs are expected in [-1, 1]; a little slack allows for resampling overshoot, anything beyond is a mistake
 # such as passing 0..255 or 0..1-normalised-by-mean/std images.
@@ -348,8 +357,6 @@ def _safetensors_files(folder: Path) -> list[Path]:
 def _load_zoo_entry(resolved: Resolved, args: tuple, kwargs: dict[str, Any]) -> VisTokenizer:
     """A zoo entry for ``from_pretrained``: only huggingface_hub's download options, as keywords (any other option
     would be silently ignored, so it is refused)."""
-    from .zoo.fetch import HUB_OPTIONS
-
     if args:
         raise TypeError(
             f"from_pretrained({resolved.name!r}) loads the zoo entry {resolved.target!r} and takes its download "
@@ -361,7 +368,7 @@ def _load_zoo_entry(resolved: Resolved, args: tuple, kwargs: dict[str, Any]) -> 
             f"from_pretrained({resolved.name!r}) loads the zoo entry {resolved.target!r}, which takes only the "
             f"download options {', '.join(HUB_OPTIONS)}; got {', '.join(unsupported)}"
         )
-    return resolved.load(**kwargs)
+    return load_zoo_entry(resolved, **kwargs)
 
 
 def _refuse_weights_that_do_not_match(name: str, missing: Any, unexpected: Any, mismatched: Any) -> None:
