@@ -30,8 +30,8 @@ def resolve_names_in(loader_class: type) -> None:
             return original(cls, resolved.path, *args, **kwargs)
         if args:
             raise TypeError(f"from_pretrained({resolved.name!r}) takes its download options as keywords only")
-        if cls.__name__ == "AutoImageProcessor":  # the entry's native resolution: nothing to download
-            return VisTokenizerImageProcessor(image_size=resolved.entry.image_size)
+        if cls.__name__ == "AutoImageProcessor":  # the entry's upstream pipeline: nothing to download
+            return VisTokenizerImageProcessor.for_zoo_entry(resolved.entry)
         tok = load_resolved(resolved, **kwargs)
         return tok.config if cls.__name__ == "AutoConfig" else tok
 

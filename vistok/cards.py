@@ -355,6 +355,10 @@ def _origin(meta: dict[str, Any]) -> list[tuple[str, str]]:
     if zoo.get("manual_download"):
         rows.append(("Original files", zoo["manual_download"]))
     rows += [("Note", note) for note in zoo.get("notes", [])]
+    if meta.get("preprocessing"):
+        from .preprocessing import Preprocessing
+
+        rows.append(("Preprocessing", Preprocessing.from_dict(meta["preprocessing"]).describe()))
     if origin.get("release_checkpoints"):
         rows.append(("Upstream checkpoint files", ", ".join(f"`{c}`" for c in origin["release_checkpoints"])))
     if origin.get("checkpoint_file"):

@@ -1,17 +1,28 @@
 """Image processor: PIL / numpy / tensor images ⇄ ``pixel_values`` in [−1, 1] (registered with
-AutoImageProcessor)."""
+AutoImageProcessor). A zoo entry's processor runs its upstream project's own pipeline (:mod:`vistok.preprocessing`),
+so its tokens are the upstream project's."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 from PIL import Image
 from transformers.image_processing_backends import PilBackend
+from transformers.image_processing_base import BatchFeature
 from transformers.image_utils import PILImageResampling
+
+from .preprocessing import Preprocessing, preprocess
 
 
 class VisTokenizerImageProcessor(PilBackend):
     """Resize the shorter side to ``image_size`` (bicubic), centre-crop to ``image_size`` × ``image_size``,
-    convert to RGB and scale to [−1, 1] (``x / 127.5 − 1``). ``postprocess`` maps model outputs back to PIL."""
+    convert to RGB and scale to [−1, 1] (``x / 127.5 − 1``). ``postprocess`` maps model outputs back to PIL.
+
+    With ``preprocessing`` (a :class:`~vistok.preprocessing.Preprocessing` or its dict, as a zoo entry's processor
+    carries it) the pixels are those of that upstream pipeline instead — resize filter, framing, offsets — mapped
+    into [−1, 1] the same way; ``preprocessing=None`` is vistok's generic pipeline above."""
 
     model_input_names = ["pixel_values"]
     resample = PILImageResampling.BICUBIC
@@ -26,7 +37,14 @@ class VisTokenizerImageProcessor(PilBackend):
     size = {"shortest_edge": 256}
     crop_size = {"height": 256, "width": 256}
 
-    def __init__(self, image_size: int | None = None, **kwargs):
+    def __init__(self, image_size: int | None = None, preprocessing: Preprocessing | dict | None = None, **kwargs):
+        if isinstance(preprocessing, dict):
+            preprocessing = Preprocessing.from_dict(preprocessing)
+        self.preprocessing = preprocessing.to_dict() if preprocessing is not None else None
+        if preprocessing is not None:
+            image_size = image_size or preprocessing.size
+            if image_size != preprocessing.size:
+                raise ValueError(f"image_size {image_size} differs from the preprocessing's size {preprocessing.size}")
         if image_size is not None:
             kwargs.setdefault("size", {"shortest_edge": image_size})
             kwargs.setdefault("crop_size", {"height": image_size, "width": image_size})
@@ -41,9 +59,41 @@ class VisTokenizerImageProcessor(PilBackend):
         resolved = resolve(pretrained_model_name_or_path)
         if resolved.kind == PRESET:
             raise UnknownNameError(preset_message(resolved.target))
-        if resolved.kind == ZOO:  # the entry's native resolution: no download needed
-            return cls(image_size=resolved.entry.image_size)
+        if resolved.kind == ZOO:  # the entry's upstream pipeline: a few hundred bytes of config, no download
+            return cls.for_zoo_entry(resolved.entry)
         return super().from_pretrained(resolved.path, *args, **kwargs)
+
+    @classmethod
+    def for_zoo_entry(cls, entry: Any) -> VisTokenizerImageProcessor:
+        """The processor of a zoo entry: its family's upstream pipeline at the entry's resolution (vistok's generic
+        one when the family states none)."""
+        from .families import entry_preprocessing
+
+        return cls(image_size=entry.image_size, preprocessing=entry_preprocessing(entry))
+
+    @classmethod
+    def for_config(cls, config: Any) -> VisTokenizerImageProcessor:
+        """The processor a tokenizer's folder carries: the upstream pipeline its conversion recorded
+        (``config.metadata["preprocessing"]``), else the generic one at the config's resolution."""
+        recorded = (config.metadata or {}).get("preprocessing")
+        return cls(image_size=config.image_size, preprocessing=recorded)
+
+    def preprocess(self, images: Any, *args: Any, return_tensors: Any = None, **kwargs: Any) -> BatchFeature:
+        """``images`` (a PIL image, an (H, W, 3) uint8 array, or a list of them) → ``pixel_values`` in [−1, 1];
+        transformers' generic pipeline unless this processor carries an upstream one."""
+        if self.preprocessing is None:
+            return super().preprocess(images, *args, return_tensors=return_tensors, **kwargs)
+        given = sorted(k for k, v in kwargs.items() if v is not None)
+        if args or given:
+            raise TypeError(
+                f"this processor runs an upstream pipeline ({Preprocessing.from_dict(self.preprocessing).describe()}); "
+                f"options {given or list(args)} do not apply to it"
+            )
+        pipeline = Preprocessing.from_dict(self.preprocessing)
+        batch = images if isinstance(images, (list, tuple)) else [images]
+        pixels = np.stack([preprocess(_as_pil(image), pipeline) for image in batch])
+        values = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1
+        return BatchFeature({"pixel_values": values}, tensor_type=return_tensors)
 
     @staticmethod
     def postprocess(pixel_values: torch.Tensor) -> list[Image.Image]:
@@ -64,3 +114,15 @@ def to_uint8(pixel_values: torch.Tensor) -> torch.Tensor:
     if pixel_values.ndim != 4:
         raise ValueError(f"expected images of shape (B, C, H, W), got shape {tuple(pixel_values.shape)}")
     return ((pixel_values.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def _as_pil(image: Any) -> Image.Image:
+    """A PIL image, or an (H, W, 3) / (H, W) uint8 array, as a PIL image; ``TypeError`` naming what is accepted."""
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim in (2, 3):
+        return Image.fromarray(image)
+    raise TypeError(
+        "an upstream pipeline takes PIL images or (H, W, 3) uint8 arrays, got "
+        + (f"an array of dtype {image.dtype}, shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__)
+    )

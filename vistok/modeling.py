@@ -234,7 +234,7 @@ class VisTokenizer(PreTrainedModel):
         super().save_pretrained(save_directory, *args, **kwargs)
         for weights in _safetensors_files(Path(save_directory)):
             align_safetensors_file(weights)
-        VisTokenizerImageProcessor(image_size=self.config.image_size).save_pretrained(save_directory)
+        VisTokenizerImageProcessor.for_config(self.config).save_pretrained(save_directory)
         card_path = Path(save_directory) / "README.md"
         if not card_path.exists():
             render_model_card(self).save(card_path)

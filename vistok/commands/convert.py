@@ -106,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
         )
     except (ValueError, FileNotFoundError) as err:  # CheckpointError is a ValueError
         raise SystemExit(f"vistok convert {args.origin}: {err}") from err
+    family = get_family(args.origin)
+    if family.preprocessing is not None:  # the folder's processor runs the upstream pipeline
+        tok.config.metadata = {**(tok.config.metadata or {}),
+                               "preprocessing": family.preprocessing(tok.config.image_size).to_dict()}
     tok.save_pretrained(out)
     card = render_model_card(tok)
     card.save(out / "README.md")

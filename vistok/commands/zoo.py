@@ -99,6 +99,10 @@ def _info(entry) -> int:
         f" (options {entry.converter_options})" if entry.converter_options else ""))
     print(f"  native resolution: {entry.image_size}px" + (f"; expected architecture: preset {entry.preset}"
                                                           if entry.preset else ""))
+    from ..families import entry_preprocessing
+
+    pipeline = entry_preprocessing(entry)
+    print(f"  preprocessing: {pipeline.describe() if pipeline else 'vistok generic (bicubic shorter side, centre crop)'}")
     for metric in entry.reported_metrics:
         note = f", {metric['note']}" if metric.get("note") else ""
         print(f"  reported by origin: {metric['metric']} {metric['value']} on {metric['dataset']} "

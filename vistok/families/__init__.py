@@ -17,7 +17,7 @@ from .base import (
     releases_of,
     unregister_family,
 )
-from .catalogue import all_entries, entries_for_repo, get_entry, has_entry, zoo_names
+from .catalogue import all_entries, entries_for_repo, entry_preprocessing, get_entry, has_entry, zoo_names
 from .records import APACHE_2, MIT, License, ZooEntry
 
 # The family modules register presets too: a preset lookup imports them first.
@@ -34,6 +34,7 @@ __all__ = [
     "all_entries",
     "all_families",
     "entries_for_repo",
+    "entry_preprocessing",
     "get_entry",
     "has_entry",
     "zoo_names",

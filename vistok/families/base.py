@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..convert.origins import Origin, Release, file_sha256
+from ..preprocessing import Preprocessing
 from ..registry import Preset, register_preset
 from .records import ZooEntry
 
@@ -64,6 +65,8 @@ class Family:
         releases: published checkpoint families whose numbers a ``vistok convert`` result carries when its
             architecture matches.
         entries: the zoo entries (published files vistok downloads and converts).
+        preprocessing: ``preprocessing(size)`` is the upstream evaluation pipeline at ``size`` px (how the
+            project turns a photo into its tokenizer's input): the image processor of its entries and conversions.
         module: the module whose code (and whose imports from vistok.convert / vistok.families) decides what a
             conversion computes: the converted cache is keyed on it.
     """
@@ -78,6 +81,7 @@ class Family:
     presets: tuple[Preset, ...] = ()
     releases: tuple[Release, ...] = ()
     entries: tuple[ZooEntry, ...] = field(default_factory=tuple)
+    preprocessing: Callable[[int], Preprocessing] | None = None
 
     def code_hash(self) -> str:
         """sha256 of the converter's source: its module and every module of vistok.convert / vistok.families it
@@ -99,6 +103,7 @@ def register_family(
     presets: Sequence[Preset] = (),
     releases: Sequence[Release] = (),
     entries: Sequence[ZooEntry] = (),
+    preprocessing: Callable[[int], Preprocessing] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator for a family's converter: registers the family, its presets and its zoo entries.
 
@@ -129,6 +134,7 @@ def register_family(
             presets=tuple(presets),
             releases=tuple(releases),
             entries=tuple(entries),
+            preprocessing=preprocessing,
         )
         return convert
 

@@ -3,8 +3,9 @@ families, read at each lookup, so a family registered later is found too."""
 
 from __future__ import annotations
 
+from ..preprocessing import Preprocessing
 from ..suggest import closest_names
-from .base import all_families
+from .base import FAMILIES, all_families
 from .records import ZooEntry
 
 
@@ -34,6 +35,12 @@ def get_entry(name: str) -> ZooEntry:
         close = closest_names(name, zoo_names())
         hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
         raise KeyError(f"{name!r} is not a zoo entry; {hint}Zoo entries: {', '.join(zoo_names())}") from None
+
+
+def entry_preprocessing(entry: ZooEntry) -> Preprocessing | None:
+    """The upstream pipeline of ``entry`` at its native resolution (``None`` when its family states none)."""
+    family = FAMILIES.get(entry.converter)
+    return family.preprocessing(entry.image_size) if family is not None and family.preprocessing else None
 
 
 def entries_for_repo(repo_id: str) -> list[ZooEntry]:

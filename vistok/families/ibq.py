@@ -23,6 +23,7 @@ from ..convert.origins import SEED_VOKEN_URL, Origin, reported_metric
 from ..convert.safe_load import CheckpointError, load_checkpoint
 from ..convert.taming_layout import convert_state_dict
 from ..convert.vqgan_layout import build_tokenizer, infer_vqgan_config
+from ..preprocessing import Preprocessing
 from ..registry import Preset
 from .base import conversion_metadata, register_family
 from .records import APACHE_2, ZooEntry
@@ -167,6 +168,10 @@ def _entry(size: int) -> ZooEntry:
     )
 
 
+def _preprocessing(size: int) -> Preprocessing:
+    return Preprocessing(size, filter="cv2_linear", size_rule="round", crop_offset="floor",
+                         follows="SEED-Voken src/IBQ/data/base.py ImagePaths (albumentations SmallestMaxSize + CenterCrop)")
+
 @register_family(
     "ibq",
     origin=IBQ,
@@ -174,6 +179,7 @@ def _entry(size: int) -> ZooEntry:
     weights_help="auto (= the EMA shadows when the file has them, else raw), ema or raw",
     presets=tuple(_preset(size) for size in IBQ_CODEBOOK_SIZES),
     entries=tuple(_entry(size) for size in REPORTED),
+    preprocessing=_preprocessing,
 )
 def convert_ibq(
     checkpoint: str | os.PathLike,

@@ -23,6 +23,7 @@ from ..convert.origins import Origin
 from ..convert.prefixed_tensors import read_prefixed_tensors, top_level_names
 from ..convert.safe_load import CheckpointError
 from ..convert.vqgan_layout import build_tokenizer, infer_vqgan_config
+from ..preprocessing import Preprocessing
 from .base import conversion_metadata, register_family
 from .llamagen import llamagen_quantizer_options, llamagen_to_vistok
 from .records import TRANSFORMERS_WEIGHT_FILES, License, ZooEntry
@@ -82,6 +83,11 @@ def _entry(size: str) -> ZooEntry:
     )
 
 
+def _preprocessing(size: int) -> Preprocessing:
+    return Preprocessing(size, resize_edge="longest", filter="bicubic", size_rule="ratio_truncate",
+                         framing="pad_square", crop_offset="floor", pad_fill=(127, 127, 127), min_side=14,
+                         follows="Janus VLMImageProcessor (resize the long side + expand2square)")
+
 @register_family(
     "janus",
     origin=JANUS,
@@ -89,6 +95,7 @@ def _entry(size: str) -> ZooEntry:
     "gen_vision_model.* is read",
     weights_help="auto only (the release holds one set of weights)",
     entries=(_entry("1B"), _entry("7B")),
+    preprocessing=_preprocessing,
 )
 def convert_janus(
     checkpoint: str | os.PathLike,

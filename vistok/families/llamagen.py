@@ -25,6 +25,7 @@ from ..convert.containers import describe_layout, select_state_dict, strip_prefi
 from ..convert.origins import Origin, Release, reported_metric
 from ..convert.safe_load import CheckpointError, load_checkpoint
 from ..convert.vqgan_layout import build_tokenizer, infer_vqgan_config
+from ..preprocessing import Preprocessing
 from .base import ConverterOption, conversion_metadata, register_family
 from .records import MIT, ZooEntry, imagenet_vqgan_preset
 
@@ -273,6 +274,10 @@ def _check_model_name(args: dict[str, Any], inferred: dict[str, Any]) -> list[st
     return []
 
 
+def _preprocessing(size: int) -> Preprocessing:
+    return Preprocessing(size, filter="bicubic", size_rule="round", box_prehalve=True, crop_offset="floor",
+                         follows="LlamaGen's center_crop_arr (ADM)")
+
 @register_family(
     "llamagen",
     origin=LLAMAGEN,
@@ -291,6 +296,7 @@ def _check_model_name(args: dict[str, Any], inferred: dict[str, Any]) -> list[st
     presets=PRESETS,
     releases=(VQ16, VQ8),
     entries=ENTRIES,
+    preprocessing=_preprocessing,
 )
 def convert_llamagen(
     checkpoint: str | os.PathLike,

@@ -32,6 +32,7 @@ from ..convert.magvit2_layout import load_converted
 from ..convert.origins import Origin, reported_metric
 from ..convert.safe_load import CheckpointError, load_checkpoint
 from ..convert.shapes import check_latent_convs, count_numbered, tensor_shape
+from ..preprocessing import Preprocessing
 from ..registry import Preset
 from .base import conversion_metadata, register_family
 from .records import APACHE_2, ZooEntry
@@ -257,6 +258,10 @@ ENTRY = ZooEntry(
 )
 
 
+def _preprocessing(size: int) -> Preprocessing:
+    return Preprocessing(size, filter="bicubic", size_rule="truncate", crop_offset="round",
+                         follows="1d-tokenizer's eval transform (torchvision Resize BICUBIC + CenterCrop)")
+
 @register_family(
     "maskgit",
     origin=MASKGIT,
@@ -264,6 +269,7 @@ ENTRY = ZooEntry(
     weights_help="auto (= state_dict) or state_dict",
     presets=(PRESET,),
     entries=(ENTRY,),
+    preprocessing=_preprocessing,
 )
 def convert_maskgit(
     checkpoint: str | os.PathLike,

@@ -22,6 +22,7 @@ from ..convert.lightning_ema import lightning_state_dict, select_lightning_weigh
 from ..convert.magvit2_layout import infer_magvit2_net, load_converted
 from ..convert.origins import IMAGENET_128, SEED_VOKEN_URL, Origin, reported_metric
 from ..convert.safe_load import CheckpointError, load_checkpoint
+from ..preprocessing import Preprocessing
 from ..registry import Preset
 from .base import conversion_metadata, register_family
 from .records import APACHE_2, ZooEntry
@@ -192,6 +193,10 @@ def _pretrain_entry(size: int, bits: int) -> ZooEntry:
     )
 
 
+def _preprocessing(size: int) -> Preprocessing:
+    return Preprocessing(size, filter="bilinear", size_rule="truncate", crop_offset="round",
+                         follows="SEED-Voken ImagePaths (torchvision Resize + CenterCrop)")
+
 @register_family(
     "open-magvit2",
     origin=OPEN_MAGVIT2,
@@ -199,6 +204,7 @@ def _pretrain_entry(size: int, bits: int) -> ZooEntry:
     weights_help="auto (= the EMA shadows when the file has them, else raw), ema or raw",
     presets=(_preset(256, [1, 1, 2, 2, 4]), _preset(128, [1, 2, 2, 4])),
     entries=(_imagenet_entry(256), _imagenet_entry(128), _pretrain_entry(16384, 14), _pretrain_entry(262144, 18)),
+    preprocessing=_preprocessing,
 )
 def convert_open_magvit2(
     checkpoint: str | os.PathLike,

@@ -30,6 +30,7 @@ from ..convert.lightning_ema import lightning_state_dict, select_lightning_weigh
 from ..convert.magvit2_layout import infer_magvit2_net, load_converted
 from ..convert.origins import IMAGENET_128, Origin, reported_metric
 from ..convert.safe_load import CheckpointError, load_checkpoint
+from ..preprocessing import Preprocessing
 from ..registry import Preset
 from .base import conversion_metadata, register_family
 from .records import MIT, ZooEntry
@@ -271,6 +272,10 @@ def _entry(folder: str) -> ZooEntry:
     )
 
 
+def _preprocessing(size: int) -> Preprocessing:
+    return Preprocessing(size, filter="bilinear", size_rule="truncate", crop_offset="round",
+                         follows="SimVQ taming/data/base.py ImagePaths (torchvision Resize + CenterCrop)")
+
 @register_family(
     "simvq",
     origin=SIMVQ,
@@ -278,6 +283,7 @@ def _entry(folder: str) -> ZooEntry:
     weights_help="auto (= the EMA shadows when the file has them, else raw), ema or raw",
     presets=tuple(_preset(size) for size in SIMVQ_CODEBOOK_SIZES),
     entries=tuple(_entry(folder) for folder in REPORTED),
+    preprocessing=_preprocessing,
 )
 def convert_simvq(
     checkpoint: str | os.PathLike,

@@ -41,6 +41,7 @@ from ..convert.magvit2_layout import load_converted
 from ..convert.origins import Origin, reported_metric
 from ..convert.safe_load import CheckpointError, load_checkpoint
 from ..nets.titok import upstream_key_to_vistok
+from ..preprocessing import Preprocessing
 from ..registry import Preset
 from .base import ConverterOption, conversion_metadata, register_family
 from .records import APACHE_2, ZooEntry
@@ -418,6 +419,10 @@ def _parse_num_heads(text: str) -> int | tuple[int, int]:
     return heads[0] if len(heads) == 1 else (heads[0], heads[1])
 
 
+def _preprocessing(size: int) -> Preprocessing:
+    return Preprocessing(size, filter="bicubic", size_rule="truncate", crop_offset="round",
+                         follows="1d-tokenizer's eval transform (torchvision Resize BICUBIC + CenterCrop)")
+
 @register_family(
     "titok",
     origin=TITOK,
@@ -435,6 +440,7 @@ def _parse_num_heads(text: str) -> int | tuple[int, int]:
     ),
     presets=(_preset("B", "L", 64), _preset("B", "L", 128), _preset("S", "L", 256)),
     entries=tuple(_entry(*release) for release in RELEASES),
+    preprocessing=_preprocessing,
 )
 def convert_titok(
     checkpoint: str | os.PathLike,

@@ -32,6 +32,7 @@ from ..convert.magvit2_layout import load_converted
 from ..convert.origins import Origin
 from ..convert.safe_load import CheckpointError, load_checkpoint
 from ..convert.shapes import count_numbered, tensor_shape
+from ..preprocessing import Preprocessing
 from ..registry import Preset
 from .base import ConverterOption, conversion_metadata, register_family
 from .records import MIT, ZooEntry
@@ -314,6 +315,11 @@ def _parse_patch_nums(text: str) -> list[int]:
     return [int(p) for p in parts]
 
 
+def _preprocessing(size: int) -> Preprocessing:
+    # val_aug resizes the shorter side to round(mid_reso * size), mid_reso = 1.125 (288 at 256), then crops
+    return Preprocessing(size, resize_to=round(1.125 * size), filter="lanczos", size_rule="truncate",
+                         crop_offset="round", follows="VAR utils/data.py val_aug (Resize LANCZOS + CenterCrop)")
+
 @register_family(
     "var",
     origin=VAR,
@@ -331,6 +337,7 @@ def _parse_patch_nums(text: str) -> list[int]:
     ),
     presets=(PRESET,),
     entries=(ENTRY,),
+    preprocessing=_preprocessing,
 )
 def convert_var(
     checkpoint: str | os.PathLike,

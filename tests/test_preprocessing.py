@@ -1,0 +1,135 @@
+"""Each zoo entry's image processor builds the pixels of its upstream project's own pipeline (issue 24).
+
+The expected pixels (``upstream_preprocessing_A.pt``) were made by running each project's data code on two full-size
+photos; the single operations are also checked against torchvision, the library most upstream pipelines call."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from PIL import Image
+from transformers import AutoImageProcessor
+
+import vistok
+from tests.hub_cache import add_to_hub_cache
+from vistok.families import all_entries, entry_preprocessing
+from vistok.preprocessing import Preprocessing, preprocess
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "preprocessing" / "upstream_preprocessing_A.pt"
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict:
+    if not REFERENCE.is_file():
+        pytest.fail(f"the reference pixels are missing: {REFERENCE}")
+    return torch.load(REFERENCE, weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[Image.Image]:
+    return [Image.fromarray(skimage.data.astronaut()), Image.fromarray(skimage.data.coffee())]
+
+
+def _as_uint8(pixel_values: torch.Tensor) -> torch.Tensor:
+    return ((pixel_values + 1) * 127.5).round().to(torch.uint8)
+
+
+@pytest.mark.parametrize(
+    "family", ["ibq", "janus", "llamagen", "magvit2", "simvq", "var", "titok_bl64", "maskgit"]
+)
+def test_the_entry_processor_builds_the_upstream_pixels_with_no_weights_in_the_cache(family, reference, photos, hub):
+    """AutoImageProcessor of the zoo name and of the repo id, in an empty offline Hub cache: upstream's pixels."""
+    expected = reference[family]
+    names = [expected["zoo_name"]]
+    if len([e for e in all_entries() if e.repo_id == expected["repo_id"]]) == 1:
+        names.append(expected["repo_id"])
+    for name in names:
+        processor = AutoImageProcessor.from_pretrained(name)
+        got = _as_uint8(processor(photos, return_tensors="pt")["pixel_values"])
+        assert got.shape == expected["pixels_uint8"].shape, name
+        difference = (got.int() - expected["pixels_uint8"].int()).abs()
+        assert difference.max() <= 1 and difference.float().mean() <= 0.01, (name, difference.max(), difference.float().mean())
+    assert not any(hub.iterdir())  # nothing was downloaded (offline, and nothing needed)
+
+
+def _sample_photos() -> list[Image.Image]:
+    from sklearn.datasets import load_sample_images
+
+    images = [Image.fromarray(a) for a in load_sample_images().images]  # 427×640 china, flower
+    images.append(Image.fromarray(skimage.data.chelsea()))  # 451×300: odd margins
+    images.append(Image.fromarray(skimage.data.rocket()))  # 427×640
+    return images
+
+
+@pytest.mark.parametrize(("filter_", "mode"), [("bicubic", "BICUBIC"), ("bilinear", "BILINEAR"), ("lanczos", "LANCZOS")])
+@pytest.mark.parametrize("size", [64, 97, 256])
+def test_torchvision_style_resize_and_crop_equal_torchvision(filter_, mode, size):
+    """``size_rule="truncate"`` + ``crop_offset="round"`` is torchvision's Resize + CenterCrop on PIL images."""
+    from torchvision import transforms as T
+
+    reference = T.Compose([T.Resize(size, interpolation=getattr(T.InterpolationMode, mode)), T.CenterCrop(size)])
+    pipeline = Preprocessing(size, filter=filter_, size_rule="truncate", crop_offset="round")
+    for image in _sample_photos():
+        assert np.array_equal(preprocess(image, pipeline), np.asarray(reference(image.convert("RGB"))))
+
+
+@pytest.mark.parametrize("size", [64, 256])
+def test_opencv_linear_resize_is_opencv(size):
+    """``cv2_linear`` + ``round`` is albumentations' SmallestMaxSize (cv2.INTER_LINEAR, Python rounding) + CenterCrop."""
+    import cv2
+
+    pipeline = Preprocessing(size, filter="cv2_linear", size_rule="round", crop_offset="floor")
+    for image in _sample_photos():
+        array = np.asarray(image.convert("RGB"))
+        h, w = array.shape[:2]
+        scale = size / min(h, w)
+        resized = cv2.resize(array, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR)
+        top, left = (resized.shape[0] - size) // 2, (resized.shape[1] - size) // 2
+        assert np.array_equal(preprocess(image, pipeline), resized[top : top + size, left : left + size])
+
+
+def test_pad_to_square_keeps_the_whole_image_on_a_grey_canvas():
+    image = Image.new("RGB", (300, 100), (10, 200, 30))
+    pipeline = Preprocessing(120, resize_edge="longest", size_rule="ratio_truncate", framing="pad_square")
+    out = preprocess(image, pipeline)
+    assert out.shape == (120, 120, 3)
+    assert (out[:40] == 127).all() and (out[80:] == 127).all()  # 40 rows of fill above and below
+    assert (out[40:80] == (10, 200, 30)).all()
+
+
+def test_a_conversion_records_its_pipeline_and_the_folder_processor_runs_it(hub, photos, reference, tmp_path):
+    """The converted cache folder (and save_pretrained of it) carry the entry's preprocessor_config.json."""
+    add_to_hub_cache(hub, "FoundationVision/LlamaGen", {"vq_ds16_c2i.pt": DATA / "llamagen_tiny.pt"})
+    with pytest.warns(vistok.ZooArchitectureWarning):
+        tok = vistok.create_tokenizer("vqgan-llamagen-vq16", pretrained=True)
+    assert tok.config.metadata["preprocessing"] == entry_preprocessing(vistok.families.get_entry("vqgan-llamagen-vq16")).to_dict()
+    tok.save_pretrained(tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "preprocessor_config.json").read_text())
+    assert saved["preprocessing"]["box_prehalve"] is True
+    processor = AutoImageProcessor.from_pretrained(tmp_path / "saved")
+    got = _as_uint8(processor(photos, return_tensors="pt")["pixel_values"])
+    assert torch.equal(got, reference["llamagen"]["pixels_uint8"])
+
+
+def test_generic_processor_is_unchanged_and_options_of_an_upstream_pipeline_are_refused(photos):
+    generic = vistok.VisTokenizerImageProcessor(image_size=64)
+    assert generic.preprocessing is None
+    assert generic(photos[0], return_tensors="pt")["pixel_values"].shape == (1, 3, 64, 64)
+    upstream = AutoImageProcessor.from_pretrained("var-vqvae-imagenet256-f16")
+    with pytest.raises(TypeError, match="upstream pipeline .*LANCZOS|upstream pipeline .*lanczos"):
+        upstream(photos[0], size={"shortest_edge": 128})
+    with pytest.raises(ValueError, match="filter must be one of"):
+        Preprocessing(64, filter="nearest")
+
+
+def test_every_entry_states_its_preprocessing_in_zoo_info(capsys):
+    from vistok.cli import main
+
+    assert main(["zoo", "info", "vqgan-janus-pro-1b"]) == 0
+    assert "preprocessing: longest side to 384 (bicubic), pad to a 384² square with (127, 127, 127)" in capsys.readouterr().out

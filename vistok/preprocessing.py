@@ -1,0 +1,157 @@
+"""How an upstream project turns a photo into the pixels its tokenizer sees, as data.
+
+Each family states its evaluation pipeline as a :class:`Preprocessing` (resize rule and filter, optional BOX
+pre-halving, crop or pad framing and how offsets round); :func:`preprocess` runs it with the library the upstream
+project used (Pillow, or OpenCV for albumentations' linear resize) and returns uint8 pixels, which the image
+processor maps into vistok's ``[-1, 1]``. Tokens computed on these pixels are the upstream project's tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+PIL_FILTERS = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+}
+FILTERS = (*PIL_FILTERS, "cv2_linear")
+# How the resized image's size is computed from the edge the rule targets (``edge``: that edge's length, ``target``:
+# its new length, ``dim``: each side):
+#   "truncate"       int(target * dim / edge)       torchvision's and transformers' resize of one edge
+#   "round"          round(dim * (target / edge))   ADM's center_crop_arr, albumentations' SmallestMaxSize
+#   "ratio_truncate" int(dim / edge * target)       Janus' VLMImageProcessor
+SIZE_RULES = ("truncate", "round", "ratio_truncate")
+FRAMINGS = ("center_crop", "pad_square")
+# Crop offsets: "floor" (margin // 2: transformers, ADM, albumentations) or "round" (int(round(margin / 2)):
+# torchvision's CenterCrop).
+OFFSETS = ("floor", "round")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """One upstream pipeline.
+
+    Attributes:
+        size: the side of the square output, in pixels.
+        resize_edge: which edge is resized to ``resize_to``: ``"shortest"`` or ``"longest"``.
+        resize_to: that edge's new length (default ``size``; VAR resizes to 288 then crops 256).
+        filter: ``bicubic`` / ``bilinear`` / ``lanczos`` / ``box`` (Pillow, antialiased) or ``cv2_linear``
+            (OpenCV ``INTER_LINEAR``, no antialias).
+        size_rule: how the other side's length is computed (see ``SIZE_RULES``).
+        box_prehalve: first halve the image with Pillow's BOX filter while its shortest side is at least twice
+            ``size`` (ADM's ``center_crop_arr``).
+        framing: ``center_crop`` to ``size`` or ``pad_square`` (paste centred on a ``pad_fill`` square).
+        crop_offset: how a crop or pad offset rounds (see ``OFFSETS``).
+        pad_fill: the RGB fill of ``pad_square``.
+        min_side: the smallest length a resized side may get (Janus: 14).
+        follows: the upstream file and function this reproduces (shown in cards and ``vistok zoo info``).
+    """
+
+    size: int
+    resize_edge: str = "shortest"
+    resize_to: int | None = None
+    filter: str = "bicubic"
+    size_rule: str = "truncate"
+    box_prehalve: bool = False
+    framing: str = "center_crop"
+    crop_offset: str = "floor"
+    pad_fill: tuple[int, int, int] = (127, 127, 127)
+    min_side: int = 1
+    follows: str = ""
+
+    def __post_init__(self) -> None:
+        checks = {
+            "resize_edge": (self.resize_edge, ("shortest", "longest")),
+            "filter": (self.filter, FILTERS),
+            "size_rule": (self.size_rule, SIZE_RULES),
+            "framing": (self.framing, FRAMINGS),
+            "crop_offset": (self.crop_offset, OFFSETS),
+        }
+        for name, (value, valid) in checks.items():
+            if value not in valid:
+                raise ValueError(f"preprocessing {name} must be one of {', '.join(valid)}, got {value!r}")
+        if not isinstance(self.size, int) or self.size <= 0:
+            raise ValueError(f"preprocessing size must be a positive integer, got {self.size!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "pad_fill": list(self.pad_fill)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
+        """From :meth:`to_dict`'s output (a processor config); unknown keys raise ``ValueError`` naming the valid ones."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise ValueError(f"unknown preprocessing option(s) {unknown}; valid: {', '.join(sorted(fields))}")
+        values = dict(data)
+        if "pad_fill" in values:
+            values["pad_fill"] = tuple(values["pad_fill"])
+        return cls(**values)
+
+    def describe(self) -> str:
+        """One line: what the pipeline does, and the upstream code it follows."""
+        edge = self.resize_to or self.size
+        steps = []
+        if self.box_prehalve:
+            steps.append("BOX halvings while ≥ 2× the size")
+        steps.append(f"{self.resize_edge} side to {edge} ({self.filter.replace('_', ' ')})")
+        if self.framing == "center_crop":
+            steps.append(f"centre crop {self.size} (offset {self.crop_offset})")
+        else:
+            steps.append(f"pad to a {self.size}² square with {tuple(self.pad_fill)}")
+        return ", ".join(steps) + (f" — as {self.follows}" if self.follows else "")
+
+
+def preprocess(image: Image.Image, pipeline: Preprocessing) -> np.ndarray:
+    """``image`` (any PIL mode; converted to RGB) through ``pipeline``: uint8 (size, size, 3)."""
+    image = image.convert("RGB")
+    if pipeline.box_prehalve:
+        while min(image.size) >= 2 * pipeline.size:
+            image = image.resize(tuple(x // 2 for x in image.size), resample=Image.Resampling.BOX)
+    width, height = image.size
+    edge = min(width, height) if pipeline.resize_edge == "shortest" else max(width, height)
+    target = pipeline.resize_to or pipeline.size
+    new_width, new_height = (max(_side(dim, edge, target, pipeline.size_rule), pipeline.min_side) for dim in (width, height))
+    if pipeline.filter == "cv2_linear":
+        import cv2
+
+        pixels = cv2.resize(np.asarray(image), (new_width, new_height), interpolation=cv2.INTER_LINEAR)
+    else:
+        pixels = np.asarray(image.resize((new_width, new_height), resample=PIL_FILTERS[pipeline.filter]))
+    if pipeline.framing == "center_crop":
+        top = _offset(new_height - pipeline.size, pipeline.crop_offset)
+        left = _offset(new_width - pipeline.size, pipeline.crop_offset)
+        if top < 0 or left < 0:
+            raise ValueError(
+                f"the image resizes to {new_width}×{new_height}, smaller than the {pipeline.size}² crop"
+            )
+        return np.ascontiguousarray(pixels[top : top + pipeline.size, left : left + pipeline.size])
+    side = max(new_width, new_height)
+    canvas = np.empty((side, side, 3), dtype=np.uint8)
+    canvas[:] = np.asarray(pipeline.pad_fill, dtype=np.uint8)
+    top, left = _offset(side - new_height, pipeline.crop_offset), _offset(side - new_width, pipeline.crop_offset)
+    canvas[top : top + new_height, left : left + new_width] = pixels
+    if side != pipeline.size:
+        canvas = np.asarray(Image.fromarray(canvas).resize((pipeline.size, pipeline.size), PIL_FILTERS[pipeline.filter]))
+    return canvas
+
+
+def _side(dim: int, edge: int, target: int, rule: str) -> int:
+    if dim == edge:
+        return target
+    if rule == "truncate":
+        return int(target * dim / edge)
+    if rule == "round":
+        return round(dim * (target / edge))
+    return int(dim / edge * target)
+
+
+def _offset(margin: int, rule: str) -> int:
+    return margin // 2 if rule == "floor" else int(round(margin / 2.0))
