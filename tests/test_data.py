@@ -264,3 +264,18 @@ def test_offline_hub_dataset_names_the_dataset_and_the_alternatives(monkeypatch)
     assert "--dataset samples" in message and "local image folder" in message
     with pytest.raises(DatasetUnavailableError, match="gated"):
         build_dataset("imagenet256", "validation", image_size=256, streaming=True)
+
+
+def test_a_mistyped_dataset_name_gets_a_suggestion(monkeypatch):
+    """`sampels` is no Hub dataset this machine can load and no vistok name: the message names the close one."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    with pytest.raises(DatasetUnavailableError, match=r"'sampels'.*did you mean 'samples'\?") as info:
+        build_dataset("sampels", "test", image_size=32)
+    assert len(str(info.value).splitlines()) == 1  # one cause, one remedy: not the offline how-to
+    with pytest.raises(DatasetUnavailableError, match=r"did you mean 'celeba64'\?"):
+        build_dataset("celeba46", "test", image_size=64)
+    with pytest.raises(DatasetUnavailableError) as info:  # nothing close: the usual explanation, no guess
+        build_dataset("someone/faces", "test", image_size=64)
+    assert "did you mean" not in str(info.value)

@@ -318,6 +318,7 @@ def test_existing_outputs_are_never_replaced_silently(tiny_dir, tmp_path):
     ("options", "flags", "message"),
     [
         ({"--dataset": "./no/such/folder"}, [], "does not exist. Accepted datasets"),
+        ({"--dataset": "sampels"}, [], "not one of vistok's dataset names.*did you mean 'samples'\\?"),
         ({"--output": "{file}/sub"}, [], "cannot write to --output"),
         ({}, ["--resume"], "holds no run to resume"),
         ({}, ["--resume", "--overwrite"], "contradict"),

@@ -84,7 +84,10 @@ def build_dataset(
         )
         crop = preset.train_crop if train else preset.eval_crop
     else:
-        opened = open_split(name_or_path, split, streaming=streaming, image_column=image_column)
+        try:
+            opened = open_split(name_or_path, split, streaming=streaming, image_column=image_column)
+        except DatasetUnavailableError as err:
+            raise _typo_or(err, name_or_path, split) from err
         crop = adm_random_crop if train else adm_center_crop
 
     import datasets
@@ -101,6 +104,20 @@ def build_dataset(
     if num_samples is not None:
         data = data.select(range(min(num_samples, len(data))))
     return ImageDataset(HFColumn(data, opened.image_column), transform, seed=seed, name=name)
+
+
+def _typo_or(error: DatasetUnavailableError, name: str, split: str) -> DatasetUnavailableError:
+    """``error``, or — when ``name`` is close to one of vistok's dataset names (``sampels``) — a one-line message
+    naming it instead of the how-to for an unreachable Hub dataset."""
+    from ..suggest import closest_names
+
+    close = closest_names(name, list_datasets())
+    if not close:
+        return error
+    return DatasetUnavailableError(
+        f"Could not load the dataset {name!r} (split {split!r}): it is not one of vistok's dataset names and could "
+        f"not be loaded from the 🤗 Hub; did you mean {' or '.join(map(repr, close))}?"
+    )
 
 
 __all__ = [
