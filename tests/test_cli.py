@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -205,3 +206,15 @@ def test_reconstruct_reports_an_output_it_cannot_write_as_such(tmp_path, capsys)
     assert "not a readable image" not in captured.err
     assert (out_dir / "good_reconstruction.png").is_file()
     assert not [p.name for p in out_dir.iterdir() if p.name.endswith(".tmp")]  # no temporary file left behind
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600)])
+def test_reconstructions_get_the_users_umask(tmp_path, umask, mode):
+    """A reconstruction is written like any file the user creates (0666 less the umask), not 0600."""
+    photo = _write_photo(tmp_path / "photo.png", 40, 40)
+    previous = os.umask(umask)
+    try:
+        assert main(["reconstruct", str(photo), "--output-dir", str(tmp_path / "out")]) == 0
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "out" / "photo_reconstruction.png").stat().st_mode & 0o777 == mode

@@ -149,11 +149,18 @@ def run(args: argparse.Namespace) -> int:
 
 def _save_atomically(image: Any, target: Path) -> None:
     """Write ``image`` (PIL) as PNG to ``target`` through a temporary file in the same folder: a crash or a full
-    disk leaves either the previous file or the new one, never a truncated picture."""
+    disk leaves either the previous file or the new one, never a truncated picture. The file gets the permissions
+    of any file the user creates (0666 less the umask; ``tempfile.mkstemp`` would make it 0600)."""
     import os
-    import tempfile
+    import secrets
 
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    while True:
+        temporary = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(handle, "wb") as stream:
             image.save(stream, format="PNG")
