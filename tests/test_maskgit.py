@@ -148,6 +148,7 @@ def test_latent_width_must_equal_the_code_width_without_quant_conv():
         ({"norm_eps": 0}, r"maskgit norm_eps must be a positive number"),
         ({"channel_multiplier": []}, r"maskgit channel_multiplier must be a non-empty list"),
         ({"base_channels": 6}, r"maskgit: every level width .* divisible by norm_groups \(4\)"),
+        ({"downsample": "stride"}, r"maskgit downsample must be one of 'avg_pool', 'conv'"),
     ],
 )
 def test_bad_options_are_named(options, message):
@@ -194,7 +195,7 @@ def test_converter_reproduces_upstream(converted, expected):
     assert net == {
         "type": "maskgit", "base_channels": 32, "channel_multiplier": [1, 1, 2], "num_res_blocks": 1,
         "latent_channels": 16, "dropout": 0.0, "norm_groups": 32, "norm_eps": 1e-6, "quant_conv": False,
-        "pixel_range": "unit",
+        "pixel_range": "unit", "downsample": "avg_pool",
     }
     assert (quantizer["type"], quantizer["codebook_size"], quantizer["codebook_dim"]) == ("vq", 128, 16)
     assert quantizer["l2_norm"] is False and quantizer["commitment_weight"] == 0.25

@@ -21,7 +21,13 @@ What differs from the Taming / LlamaGen ``vqgan`` net (each checked against the 
 
 Module names are upstream's (``down[i].block[j]``, ``mid[j]``, ``up[i].block[j]``, ``up[i].upsample_conv``), so the
 file's ``encoder.*`` / ``decoder.*`` keys are vistok's unchanged; only the codebook is renamed
-(``quantize.embedding.weight`` → ``quantizer.codebook``, see :mod:`vistok.convert.maskgit`).
+(``quantize.embedding.weight`` → ``quantizer.codebook``, see :mod:`vistok.families.maskgit`).
+
+MaskBit's VQGAN+ (markweberdev/maskbit ``modeling/modules/autoencoder.py``, ``sample_with_conv: true``) is this net
+with one change, the option ``downsample="conv"``: between levels the encoder downsamples with a 3×3 stride-2 conv
+(with bias, ``down[i].down_conv``) under TensorFlow "same" padding — (0, 1) on an even size, (1, 1) on an odd one —
+instead of the 2×2 average pool. Everything else (blocks, shortcut on the output, bias-free ``conv_in``, no
+attention, no ``quant_conv``, the decoder) is the same (:mod:`vistok.families.maskbit` maps its key names).
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ from ..registry import NETS
 from .base import LevelledNetFamily
 from .layers import group_norm
 
+#: How the encoder halves the resolution between levels (the ``downsample`` option).
+DOWNSAMPLING = ("avg_pool", "conv")
+
 
 def tf_same_padding(size: int, kernel: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
     """TensorFlow's "same" padding (before, after) of one spatial axis: the total makes the output
@@ -44,17 +53,25 @@ def tf_same_padding(size: int, kernel: int, stride: int = 1, dilation: int = 1) 
 
 
 class SameConv2d(nn.Conv2d):
-    """A stride-1 ``nn.Conv2d`` with TensorFlow "same" padding (:func:`tf_same_padding`). At stride 1 the padding
-    does not depend on the input size, so it is fixed here: symmetric ones go to the conv itself, an uneven one
-    (even kernels) is padded explicitly, the extra pixel after."""
+    """An ``nn.Conv2d`` with TensorFlow "same" padding (:func:`tf_same_padding`): the output is
+    ``ceil(size / stride)`` long and an odd total padding puts the extra pixel after.
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True):
-        before, after = tf_same_padding(1, kernel_size)  # independent of the size at stride 1
-        super().__init__(in_channels, out_channels, kernel_size, padding=before if before == after else 0, bias=bias)
+    At stride 1 the padding does not depend on the input size, so it is fixed here: symmetric ones go to the conv
+    itself, an uneven one (even kernels) is padded explicitly. At a larger stride it depends on the size and is
+    computed per input, per axis: a 3×3 stride-2 conv pads (0, 1) on an even size and (1, 1) on an odd one."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True, stride: int = 1):
+        before, after = tf_same_padding(1, kernel_size) if stride == 1 else (0, 0)  # stride 1: size-independent
+        padding = before if before == after else 0
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
         self.uneven_padding = (before, after, before, after) if before != after else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.uneven_padding is not None:
+        if self.stride != (1, 1):
+            top, bottom = tf_same_padding(x.shape[-2], self.kernel_size[0], self.stride[0])
+            left, right = tf_same_padding(x.shape[-1], self.kernel_size[1], self.stride[1])
+            x = F.pad(x, (left, right, top, bottom))
+        elif self.uneven_padding is not None:
             x = F.pad(x, self.uneven_padding)
         return super().forward(x)
 
@@ -95,7 +112,8 @@ def _blocks(count: int, in_channels: int, out_channels: int, net: Maskgit) -> nn
 
 class MaskgitEncoder(nn.Module):
     """Images (B, C, H, W) → latents (B, latent_channels, H/f, W/f); maps [−1, 1] inputs to [0, 1] first when the
-    net's ``pixel_range`` is ``"unit"``."""
+    net's ``pixel_range`` is ``"unit"``. Between levels: a 2×2 average pool (``downsample="avg_pool"``, MaskGIT) or
+    the level's 3×3 stride-2 ``down_conv`` (``"conv"``, MaskBit's VQGAN+)."""
 
     def __init__(self, in_channels: int, net: Maskgit):
         super().__init__()
@@ -104,10 +122,12 @@ class MaskgitEncoder(nn.Module):
         self.conv_in = SameConv2d(in_channels, ch, 3, bias=False)
         self.down = nn.ModuleList()
         block_in = ch
-        for m in mult:
+        for i, m in enumerate(mult):
             level = nn.Module()
             level.block = _blocks(net.num_res_blocks, block_in, ch * m, net)
             block_in = ch * m
+            if net.downsample == "conv" and i < len(mult) - 1:
+                level.down_conv = SameConv2d(block_in, block_in, 3, stride=2)
             self.down.append(level)
         self.mid = _blocks(net.num_res_blocks, block_in, block_in, net)
         self.norm_out = group_norm(block_in, net.norm_groups, net.norm_eps)
@@ -120,7 +140,9 @@ class MaskgitEncoder(nn.Module):
         for i, level in enumerate(self.down):
             for block in level.block:
                 h = block(h)
-            if i < len(self.down) - 1:
+            if hasattr(level, "down_conv"):
+                h = level.down_conv(h)
+            elif i < len(self.down) - 1:
                 h = F.avg_pool2d(h, kernel_size=2, stride=2)
         for block in self.mid:
             h = block(h)
@@ -174,7 +196,7 @@ class Maskgit(LevelledNetFamily):
 
     Args:
         base_channels: channels of the first level (upstream ``hidden_channels``).
-        channel_multiplier: per-level multipliers (``channel_mult``); ``len − 1`` 2×2 average pools, so
+        channel_multiplier: per-level multipliers (``channel_mult``); ``len − 1`` 2× downsamplings, so
             f = 2^(len − 1).
         num_res_blocks: residual blocks per level, in the encoder and the decoder, and the number of mid blocks.
         latent_channels: encoder output / decoder input channels (``z_channels``).
@@ -188,6 +210,9 @@ class Maskgit(LevelledNetFamily):
             and the decoder maps its output ``y`` by ``2y − 1``, so a converted MaskGIT tokenizer takes and returns
             [−1, 1] like every vistok tokenizer and computes upstream's numbers (upstream's output is
             ``(reconstruction + 1) / 2``). The decoder does not clamp (upstream's ``decode`` clamps to [0, 1]).
+        downsample: how the encoder halves the resolution between levels: ``"avg_pool"`` (default, MaskGIT's 2×2
+            average pool) or ``"conv"`` (MaskBit's VQGAN+, ``sample_with_conv``: a 3×3 stride-2 conv with bias and
+            TensorFlow "same" padding, one per level but the last).
     """
 
     tiny = {**LevelledNetFamily.tiny, "quant_conv": True}  # the tiny net must fit every quantizer's codebook_dim
@@ -203,6 +228,7 @@ class Maskgit(LevelledNetFamily):
         norm_eps: float = 1e-6,
         quant_conv: bool = False,
         pixel_range: str = "signed",
+        downsample: str = "avg_pool",
     ):
         self.base_channels = base_channels
         self.channel_multiplier = list(channel_multiplier)
@@ -213,6 +239,7 @@ class Maskgit(LevelledNetFamily):
         self.norm_eps = norm_eps
         self.quant_conv = quant_conv
         self.pixel_range = pixel_range
+        self.downsample = downsample
 
     @classmethod
     def check_spec(cls, spec: dict) -> None:
@@ -220,6 +247,11 @@ class Maskgit(LevelledNetFamily):
         cls.check_flags(spec, "quant_conv")
         cls.check_pixel_range(spec)
         cls.check_dropout_and_norm_eps(spec)
+        if spec["downsample"] not in DOWNSAMPLING:
+            raise ValueError(
+                f"maskgit downsample must be one of {', '.join(map(repr, DOWNSAMPLING))} ('avg_pool': MaskGIT's 2x2 "
+                f"average pool; 'conv': MaskBit's 3x3 stride-2 conv), got {spec['downsample']!r}"
+            )
 
     @property
     def uses_quant_conv(self) -> bool:
