@@ -66,11 +66,15 @@ def test_every_entry_is_listed_with_tokens_codebook_licence_and_reported_numbers
 
 
 def test_non_permissive_licences_are_flagged():
-    restrictive = [name for name in zoo_names() if not get_entry(name).license.permissive]
-    for name in restrictive:
-        assert get_entry(name).license.id == "other"
-    # Janus-Pro's weights are under the DeepSeek Model License (use-based restrictions); the others are MIT/Apache
-    assert restrictive == ["vqgan-janus-pro-1b", "vqgan-janus-pro-7b"]
+    restrictive = {name: get_entry(name).license.id for name in zoo_names() if not get_entry(name).license.permissive}
+    # Janus-Pro's weights are under the DeepSeek Model License and aMUSEd's under CreativeML Open RAIL++-M (both
+    # with use-based restrictions); the others are MIT/Apache
+    assert restrictive == {
+        "vqgan-amused-256": "openrail++",
+        "vqgan-amused-512": "openrail++",
+        "vqgan-janus-pro-1b": "other",
+        "vqgan-janus-pro-7b": "other",
+    }
 
 
 # ---------------------------------------------------------------------------------------- loading: LlamaGen

@@ -18,6 +18,12 @@ vistok                                            diffusers
 ``quantizer.codebook``                              ``quantize.embedding.weight``
 ================================================  ===============================================================
 
+Without mid-block attention (``mid_block_add_attention=False``, aMUSEd's VQ-GAN) the net has
+``mid_attention=False`` and its mid keeps the two residual blocks (``mid.0`` / ``mid.2``). The mapping itself is
+data, in :mod:`vistok.convert.diffusers_layout`: importing needs no diffusers install when the config and the
+weights are given as data (:func:`vq_model_config_and_weights`, what the aMUSEd converter uses on a
+``config.json`` + ``diffusion_pytorch_model.safetensors`` folder).
+
 diffusers' ``VectorQuantizer`` is a plain nearest-neighbour VQ with a fixed loss (legacy form, β = 0.25:
 ``||sg(z_q) − z||² + 0.25·||z_q − sg(z)||²``). An l2-normalised vistok codebook is exported *normalised*: with
 unit-norm codes, argmin ||z − e||² = argmax cos(z, e), so the indices and the codes — hence the reconstructions —
@@ -28,25 +34,35 @@ over; the diffusers model is for inference and for pipelines.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 import huggingface_hub
 import torch
 
-from .architecture import build_modules
 from .configuration import VisTokenizerConfig
+from .convert.diffusers_layout import (
+    ATTN_DOWN,
+    ATTN_UP,
+    DIFFUSERS_BETA,
+    DIFFUSERS_EPS,
+    DOWN,
+    UP,
+    VQMODEL_DEFAULTS,
+    diffusers_key,
+    vq_model_config_and_weights,
+)
 
-DOWN, ATTN_DOWN = "DownEncoderBlock2D", "AttnDownEncoderBlock2D"
-UP, ATTN_UP = "UpDecoderBlock2D", "AttnUpDecoderBlock2D"
-DIFFUSERS_EPS = 1e-6  # diffusers' Encoder/Decoder hard-code GroupNorm eps 1e-6
-DIFFUSERS_BETA = 0.25  # VQModel builds VectorQuantizer(beta=0.25, legacy=True)
-
-_ATTN = {"norm": "group_norm", "q": "to_q", "k": "to_k", "v": "to_v", "proj_out": "to_out.0"}
-_MID = {"0": "resnets.0", "1": "attentions.0", "2": "resnets.1"}
-_LEVEL = re.compile(r"^(encoder|decoder)\.conv_blocks\.(\d+)\.(res|attn|downsample|upsample)\.(.*)$")
-_MID_KEY = re.compile(r"^(encoder|decoder)\.mid\.([012])\.(.*)$")
+__all__ = [
+    "VQMODEL_DEFAULTS",
+    "check_diffusers_compatible",
+    "decode_indices_with_diffusers",
+    "diffusers_config_and_weights",
+    "diffusers_indices",
+    "diffusers_key",
+    "to_diffusers",
+    "vq_model_config_and_weights",
+]
 
 
 def _import_diffusers():
@@ -57,36 +73,6 @@ def _import_diffusers():
             "diffusers interop needs the `diffusers` package: pip install 'vistok[interop]'"
         ) from err
     return diffusers
-
-
-def _inner(kind_in_block: str, rest: str) -> str:
-    """Map the part after a block (``norm1.weight``, ``q.bias`` …) to diffusers' names."""
-    name, _, param = rest.partition(".")
-    if kind_in_block == "attn":
-        return f"{_ATTN[name]}.{param}"
-    return rest.replace("nin_shortcut.", "conv_shortcut.", 1)
-
-
-def diffusers_key(key: str) -> str:
-    """The diffusers ``VQModel`` state-dict key of a vistok ``vqgan`` + ``vq`` key."""
-    if key == "quantizer.codebook":
-        return "quantize.embedding.weight"
-    if m := _LEVEL.match(key):
-        side, level, kind, rest = m.groups()
-        block = f"{side}.{'down_blocks' if side == 'encoder' else 'up_blocks'}.{level}"
-        if kind == "res":
-            index, _, inner = rest.partition(".")
-            return f"{block}.resnets.{index}.{_inner('res', inner)}"
-        if kind == "attn":
-            index, _, inner = rest.partition(".")
-            return f"{block}.attentions.{index}.{_inner('attn', inner)}"
-        return f"{block}.{'downsamplers' if kind == 'downsample' else 'upsamplers'}.0.{rest}"
-    if m := _MID_KEY.match(key):
-        side, index, rest = m.groups()
-        return f"{side}.mid_block.{_MID[index]}.{_inner('attn' if index == '1' else 'res', rest)}"
-    return key.replace("encoder.norm_out.", "encoder.conv_norm_out.").replace(
-        "decoder.norm_out.", "decoder.conv_norm_out."
-    )
 
 
 # ------------------------------------------------------------------------------------------------ export
@@ -105,6 +91,11 @@ def check_diffusers_compatible(config) -> None:
         )
     elif net["norm_eps"] != DIFFUSERS_EPS:
         problems.append(f"its GroupNorm eps is {net['norm_eps']}; VQModel hard-codes {DIFFUSERS_EPS}")
+    elif not config.net_family().is_mirrored:
+        problems.append(
+            "its decoder does not mirror its encoder (per-level block counts or decoder widths of its own); "
+            "VQModel's decoder is the encoder's mirror with layers_per_block + 1 blocks per level"
+        )
     if q["type"] != "vq":
         problems.append(
             f"its quantizer is {q['type']!r}; only the nearest-neighbour 'vq' quantizer maps onto diffusers' "
@@ -118,7 +109,9 @@ def to_diffusers(tok, *, scaling_factor: float | None = None, lookup_from_codebo
     """A ``diffusers.VQModel`` that computes the same reconstruction as ``tok`` (a ``vqgan`` + ``vq`` tokenizer).
 
     ``vq_model(x).sample`` equals ``tok(x).reconstruction`` and the indices of ``vq_model.quantize`` equal
-    ``tok.encode(x).indices`` (up to float rounding of the two nearest-code searches on exact ties).
+    ``tok.encode(x).indices`` (up to float rounding of the two nearest-code searches on exact ties). For a
+    ``pixel_range="unit"`` net (aMUSEd) the VQModel works on [0, 1] pixels, as the original does:
+    ``vq_model((x + 1) / 2).sample * 2 − 1`` is ``tok(x).reconstruction``.
 
     Args:
         scaling_factor: the VQModel's latent ``scaling_factor`` (used by latent-diffusion pipelines, not by the
@@ -152,7 +145,7 @@ def to_diffusers(tok, *, scaling_factor: float | None = None, lookup_from_codebo
         vq_embed_dim=q["codebook_dim"],
         scaling_factor=scaling_factor if scaling_factor is not None else recorded.get("scaling_factor", 1.0),
         norm_type="group",
-        mid_block_add_attention=True,
+        mid_block_add_attention=net.get("mid_attention", True),
         lookup_from_codebook=(
             lookup_from_codebook
             if lookup_from_codebook is not None
@@ -221,113 +214,38 @@ def _resolve_vq_model(model_or_repo: Any, kwargs: dict[str, Any]):
         ) from err
 
 
-def _check_importable(cfg: Any, quantize: Any) -> list[int]:
-    """Validate a VQModel config for import; returns the attention levels."""
-    problems = []
-    if cfg.act_fn != "silu":
-        problems.append(f"act_fn={cfg.act_fn!r} (vistok's vqgan uses silu)")
-    if cfg.norm_type != "group":
-        problems.append(
-            f"norm_type={cfg.norm_type!r} (MoVQ-style spatial norm; vistok's vqgan uses GroupNorm)"
-        )
-    if not cfg.mid_block_add_attention:
-        problems.append("mid_block_add_attention=False (vistok's vqgan always has mid-block attention)")
-    if cfg.in_channels != cfg.out_channels:
-        problems.append(f"in_channels {cfg.in_channels} != out_channels {cfg.out_channels}")
-    if getattr(quantize, "remap", None) is not None:
-        problems.append("an index-remapping quantizer (remap)")
-    down, up = list(cfg.down_block_types), list(cfg.up_block_types)
-    if any(t not in (DOWN, ATTN_DOWN) for t in down) or any(t not in (UP, ATTN_UP) for t in up):
-        problems.append(f"block types {down} / {up} (supported: {DOWN}, {ATTN_DOWN} / {UP}, {ATTN_UP})")
-    levels = [i for i, t in enumerate(down) if t == ATTN_DOWN]
-    if len(up) != len(down) or sorted(len(up) - 1 - i for i, t in enumerate(up) if t == ATTN_UP) != levels:
-        problems.append(f"decoder attention {up} does not mirror encoder attention {down}")
-    base = cfg.block_out_channels[0]
-    if any(c % base for c in cfg.block_out_channels):
-        problems.append(f"block_out_channels {list(cfg.block_out_channels)} are not multiples of the first")
-    if problems:
-        raise ValueError(
-            "this diffusers VQModel cannot be expressed by vistok's vqgan: " + "; ".join(problems)
-        )
-    return levels
-
-
 def diffusers_config_and_weights(
-    model_or_repo: Any, *, image_size: int | None = None, **from_pretrained_kwargs: Any
+    model_or_repo: Any,
+    *,
+    image_size: int | None = None,
+    pixel_range: str = "signed",
+    **from_pretrained_kwargs: Any,
 ) -> tuple[VisTokenizerConfig, dict[str, torch.Tensor]]:
     """The config and state dict of a :class:`~vistok.VisTokenizer` computing what a diffusers ``VQModel``
     computes (:meth:`vistok.VisTokenizer.from_diffusers` builds the tokenizer from them).
 
     ``model_or_repo``: a ``diffusers.VQModel``, a Hub repo id or a local folder (a pipeline folder with a
-    ``vqvae/`` subfolder is recognised; for Hub pipelines pass ``subfolder="vqvae"``). Extra keyword arguments go
-    to ``VQModel.from_pretrained`` (``revision``, ``subfolder``, ``token``, ``cache_dir``, ``local_files_only``).
-    The quantizer gets diffusers' legacy loss weights (commitment 1.0, codebook 0.25) so losses match too;
-    ``scaling_factor``, ``force_upcast``, ``lookup_from_codebook`` are kept in ``config.metadata["diffusers"]``
-    and restored by :func:`to_diffusers`.
+    ``vqvae/`` subfolder is recognised; for Hub pipelines pass ``subfolder="vqvae"``). ``pixel_range="unit"``
+    for a model trained on [0, 1] pixels (aMUSEd's VQ-GAN: its pipelines never map images to [−1, 1]); the
+    tokenizer still takes and returns [−1, 1]. Extra keyword arguments go to ``VQModel.from_pretrained``
+    (``revision``, ``subfolder``, ``token``, ``cache_dir``, ``local_files_only``). The quantizer gets diffusers'
+    legacy loss weights (commitment 1.0, codebook 0.25) so losses match too; ``scaling_factor``, ``force_upcast``,
+    ``lookup_from_codebook`` are kept in ``config.metadata["diffusers"]`` and restored by :func:`to_diffusers`.
     """
     vq_model, source = _resolve_vq_model(model_or_repo, dict(from_pretrained_kwargs))
-    cfg = vq_model.config
-    attention_levels = _check_importable(cfg, vq_model.quantize)
-    base = cfg.block_out_channels[0]
-    levels = len(cfg.block_out_channels)
-    factor = 2 ** (levels - 1)
-    sample = cfg.sample_size if isinstance(cfg.sample_size, int) else max(cfg.sample_size)
-    size = image_size or (sample if sample % factor == 0 else factor * max(1, round(sample / factor)))
-    beta = getattr(vq_model.quantize, "beta", DIFFUSERS_BETA)
-    legacy = getattr(vq_model.quantize, "legacy", True)
-    metadata = {
-        "diffusers": {
-            "scaling_factor": cfg.scaling_factor,
-            "force_upcast": cfg.force_upcast,
-            "lookup_from_codebook": cfg.lookup_from_codebook,
-            "sample_size": cfg.sample_size,
-        }
-    }
-    if source is not None:
-        metadata["origin"] = {"name": "diffusers VQModel", "repository": source}
-    config = VisTokenizerConfig(
-        image_size=size,
-        num_channels=cfg.in_channels,
-        net={
-            "type": "vqgan",
-            "base_channels": base,
-            "channel_multiplier": [c // base for c in cfg.block_out_channels],
-            "num_res_blocks": cfg.layers_per_block,
-            "latent_channels": cfg.latent_channels,
-            "attention_levels": attention_levels,
-            "norm_groups": cfg.norm_num_groups,
-            "norm_eps": DIFFUSERS_EPS,
-        },
-        quantizer={
-            "type": "vq",
-            "codebook_size": cfg.num_vq_embeddings,
-            "codebook_dim": cfg.vq_embed_dim or cfg.latent_channels,
-            "l2_norm": False,
-            "commitment_weight": 1.0 if legacy else beta,
-            "codebook_weight": beta if legacy else 1.0,
-        },
-        source=f"imported from diffusers VQModel {source}" if source else "imported from a diffusers VQModel",
-        metadata=metadata,
+    if getattr(vq_model.quantize, "remap", None) is not None:
+        raise ValueError(
+            "this diffusers VQModel cannot be expressed by vistok's vqgan: an index-remapping quantizer (remap)"
+        )
+    return vq_model_config_and_weights(
+        dict(vq_model.config),
+        vq_model.state_dict(),
+        image_size=image_size,
+        pixel_range=pixel_range,
+        source=source,
+        beta=getattr(vq_model.quantize, "beta", DIFFUSERS_BETA),
+        legacy=getattr(vq_model.quantize, "legacy", True),
     )
-    theirs = vq_model.state_dict()
-    with torch.device("meta"):
-        ours = build_modules(config)
-    expected = {
-        f"{part}.{key}": tensor
-        for part in ("encoder", "quantizer", "quant_conv", "post_quant_conv", "decoder")
-        for key, tensor in getattr(ours, part).state_dict().items()
-    }
-    converted, used = {}, set()
-    for key, value in expected.items():
-        name = diffusers_key(key)
-        if name not in theirs:
-            raise ValueError(f"the diffusers VQModel has no parameter {name!r} (needed for vistok {key!r})")
-        converted[key] = theirs[name].detach().reshape(value.shape)
-        used.add(name)
-    leftover = sorted(set(theirs) - used)
-    if leftover:
-        raise ValueError(f"diffusers VQModel parameters vistok cannot place: {leftover[:6]}")
-    return config, converted
 
 
 def diffusers_indices(vq_model, pixel_values: torch.Tensor) -> torch.Tensor:
