@@ -87,3 +87,41 @@ def test_an_entry_file_without_ema_weights_is_refused(hub, tmp_path):
         warnings.simplefilter("ignore", ZooArchitectureWarning)
         vistok.create_tokenizer("ibq-imagenet256-1024", pretrained=True)
     assert isinstance(raised.value, convert_module.CheckpointError)
+
+
+# The text-to-image pretrained releases: docs/IBQ.md's checkpoint links and its ImageNet ("In1k") columns.
+PRETRAIN = {16384: (2.06, 22.01, 0.61), 262144: (1.53, 22.69, 0.64)}
+
+
+def test_pretrain_entries_name_the_published_files_and_reported_numbers():
+    for size, numbers in PRETRAIN.items():
+        entry = get_entry(f"ibq-pretrain256-{size}")
+        assert entry.repo_id == f"TencentARC/IBQ-Tokenizer-{size}-Pretrain"
+        assert entry.filenames == (f"IBQ_pretrain_{size}.ckpt",)
+        assert entry.license.id == "apache-2.0" and entry.converter == "ibq" and entry.image_size == 256
+        assert (entry.reported("rfid"), entry.reported("psnr"), entry.reported("ssim")) == numbers
+        assert entry.preset is None  # the pretraining config is unpublished: the architecture comes from the file
+        assert "weights" not in entry.converter_options  # EMA when present (unconfirmed for these files)
+
+
+@pytest.mark.parametrize("size", sorted(PRETRAIN))
+def test_pretrain_entries_load_offline_from_the_real_repo_ids(hub, monkeypatch, size):
+    repo = f"TencentARC/IBQ-Tokenizer-{size}-Pretrain"
+    add_to_hub_cache(hub, repo, {f"IBQ_pretrain_{size}.ckpt": DATA / "ibq_tiny.ckpt"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZooArchitectureWarning)  # no preset: nothing to differ from
+        first = vistok.create_tokenizer(f"ibq-pretrain256-{size}", pretrained=True)
+    _check_parity(first)
+    meta = first.config.metadata
+    assert meta["origin"]["weights"] == "ema" and meta["zoo"]["repo_id"] == repo
+    assert meta["origin"]["checkpoint_file"] == f"IBQ_pretrain_{size}.ckpt"
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the second load unpickled or converted")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "load", refuse)
+        patch.setattr(pickle, "Unpickler", refuse)
+        patch.setitem(FAMILIES, "ibq", dataclasses.replace(FAMILIES["ibq"], convert=refuse))
+        second = vistok.VisTokenizer.from_pretrained(repo)
+    _check_parity(second)

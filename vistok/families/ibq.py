@@ -168,6 +168,46 @@ def _entry(size: int) -> ZooEntry:
     )
 
 
+# The text-to-image pretrained releases (docs/IBQ.md, "Text-conditional Image Generation"): TencentARC/IBQ-Tokenizer-
+# {size}-Pretrain, file IBQ_pretrain_{size}.ckpt (the table's checkpoint links), trained on about 200M images. Codebook
+# size → (rFID, PSNR, SSIM) on ImageNet 256 ("In1k" columns) and on COCO, as that table reports them. The pretraining
+# YAML is not in the repository, so the architecture (and IndexPropagationQuantize's options) are not confirmed: the
+# entries have no preset and are built from the file's shapes, like Open-MAGVIT2's pretrained entries.
+PRETRAIN_REPORTED = {16384: (2.06, 22.01, 0.61), 262144: (1.53, 22.69, 0.64)}
+PRETRAIN_COCO = {16384: (7.67, 21.58, 0.62), 262144: (6.79, 22.28, 0.65)}
+
+
+def _pretrain_entry(size: int) -> ZooEntry:
+    rfid, psnr, ssim = PRETRAIN_REPORTED[size]
+    coco = PRETRAIN_COCO[size]
+    return ZooEntry(
+        name=f"ibq-pretrain256-{size}",
+        description=f"IBQ pretrained text-to-image tokenizer, 256px → 16x16 tokens, codebook {size}",
+        origin=IBQ,
+        license=APACHE_2,
+        converter="ibq",
+        image_size=256,
+        repo_id=f"TencentARC/IBQ-Tokenizer-{size}-Pretrain",
+        filenames=(f"IBQ_pretrain_{size}.ckpt",),
+        reported_metrics=(
+            reported_metric("rfid", rfid, DOCS, DOCS_URL),
+            reported_metric("psnr", psnr, DOCS, DOCS_URL),
+            reported_metric("ssim", ssim, DOCS, DOCS_URL),
+        ),
+        notes=(
+            "Trained on about 200M web images (CapFusion, LAION-COCO, CC12M, CC3M, LAION-HD, LAION-Aesthetic, "
+            "JourneyDB), not ImageNet.",
+            f"docs/IBQ.md also reports on COCO: rFID {coco[0]}, PSNR {coco[1]}, SSIM {coco[2]}.",
+            "No preset: the pretraining config is not published, so the architecture is read from the file "
+            "(SEED-Voken's ibqgan_pretrain.IBQ: Taming encoder/decoder, quant_conv, IndexPropagationQuantize). The "
+            "quantizer's loss options are those of the ImageNet configs (the pretraining config was not checked).",
+            "Codes are the argmax of the dot product with the raw codebook (quantizer 'ibq'), not the nearest code.",
+            "Converted from the EMA weights (model_ema.*) when the file has them (upstream evaluates under "
+            "ema_scope()), else from the raw weights; the converted config records which.",
+        ),
+    )
+
+
 def _preprocessing(size: int) -> Preprocessing:
     return Preprocessing(size, filter="cv2_linear", size_rule="round", crop_offset="floor",
                          follows="SEED-Voken src/IBQ/data/base.py ImagePaths (albumentations SmallestMaxSize + CenterCrop)")
@@ -178,7 +218,7 @@ def _preprocessing(size: int) -> Preprocessing:
     summary="IBQ (SEED-Voken ibqgan): Lightning .ckpt",
     weights_help="auto (= the EMA shadows when the file has them, else raw), ema or raw",
     presets=tuple(_preset(size) for size in IBQ_CODEBOOK_SIZES),
-    entries=tuple(_entry(size) for size in REPORTED),
+    entries=(*(_entry(size) for size in REPORTED), *(_pretrain_entry(size) for size in PRETRAIN_REPORTED)),
     preprocessing=_preprocessing,
 )
 def convert_ibq(
