@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
+import shlex
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -235,6 +239,12 @@ def test_kill_during_checkpoint_then_resume_matches_an_uninterrupted_run(tmp_pat
     for key in expected:
         assert torch.equal(expected[key], actual[key]), key
     assert [step for step, _ in manager.checkpoints()] == [2, 4]
+    # the history is part of the checkpoint: every record, the ones logged before the kill included
+    history = json.loads((interrupted / "training_history.json").read_text())
+    assert [r["step"] for r in history] == [1, 2, 3, 4]
+    for record, straight_record in zip(history, straight.history, strict=True):
+        assert {k: v for k, v in record.items() if k != "steps_per_second"} == \
+            {k: v for k, v in straight_record.items() if k != "steps_per_second"}
 
 
 def test_two_processes_keep_identical_codebooks_and_weights(tmp_path):
@@ -402,15 +412,12 @@ def test_llamagen_quantizer_weights_agree_between_preset_recipe_and_converter_an
 
 
 # ------------------------------------------------------------------------------------------ output folder
-def _previous_run(folder: Path) -> dict[str, bytes]:
-    """What an earlier run leaves behind (a complete checkpoint, an exported model), plus a file of the user's."""
-    checkpoint = folder / "checkpoints" / "checkpoint-00000040"
-    checkpoint.mkdir(parents=True)
-    (checkpoint / "training_state.json").write_text(json.dumps({"step": 40}))
-    (folder / "model.safetensors").write_bytes(b"the 40-step model")
-    (folder / "config.json").write_text("{}")
+def _previous_run(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    """A finished two-step run (checkpoints, images, history, exported model), plus a file of the user's."""
+    folder = run(tmp_path, "--train.max_steps", "2", "--output.image_every", "1", "--output.checkpoint_every", "1",
+                 name="run").output_dir
     (folder / "notes.txt").write_text("kept")
-    return _snapshot(folder)
+    return folder, _snapshot(folder)
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -420,8 +427,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 def test_a_non_empty_output_folder_is_refused_without_resume_or_overwrite(tmp_path):
     from trainkit.output_dir import OutputDirNotEmptyError, check_output_dir
 
-    folder = tmp_path / "run"
-    before = _previous_run(folder)
+    folder, before = _previous_run(tmp_path)
     with pytest.raises(SystemExit) as refused:
         run(tmp_path)
     message = str(refused.value.code)
@@ -438,16 +444,27 @@ def test_a_non_empty_output_folder_is_refused_without_resume_or_overwrite(tmp_pa
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputDirNotEmptyError, match="is a file"):
         check_output_dir(tmp_path / "file", resume=None, overwrite=True)
+    # a run from before .vistok_run.json existed is recognised by its complete checkpoints: it may be resumed only
+    earlier = tmp_path / "earlier" / "checkpoints" / "checkpoint-00000040"
+    earlier.mkdir(parents=True)
+    (earlier / "training_state.json").write_text(json.dumps({"step": 40}))
+    check_output_dir(tmp_path / "earlier", resume="latest", overwrite=False)
+    with pytest.raises(OutputDirNotEmptyError, match=r"\.vistok_run\.json"):
+        check_output_dir(tmp_path / "earlier", resume=None, overwrite=True)
 
 
 def test_overwrite_output_dir_replaces_the_previous_run_and_its_checkpoints(tmp_path):
-    folder = tmp_path / "run"
-    _previous_run(folder)
-    result = run(tmp_path, "--overwrite_output_dir", "--train.max_steps", "1")
+    folder, before = _previous_run(tmp_path)
+    assert {"images/reconstructions-00000002.png", "training_history.json", "model.safetensors"} <= set(before)
+    result = run(tmp_path, "--overwrite_output_dir", "--train.max_steps", "1", "--output.image_every", "1")
     assert result.step == 1
-    assert [step for step, _ in CheckpointManager(folder).checkpoints()] == [1]  # the 40-step one is gone
+    assert [step for step, _ in CheckpointManager(folder).checkpoints()] == [1]  # the 2-step one is gone
+    assert not (folder / "images" / "reconstructions-00000002.png").exists()
     assert (folder / "notes.txt").read_text() == "kept"  # not a run artefact: left alone
     assert VisTokenizer.from_pretrained(folder).config.metadata["training"]["steps"] == 1
+    recorded = json.loads((folder / ".vistok_run.json").read_text())["files"]
+    assert {"checkpoints", "images", "model.safetensors", "config.json", "README.md"} <= set(recorded)
+    assert "notes.txt" not in recorded
 
 
 # --------------------------------------------------------------------------------- command-line mistakes
@@ -553,3 +570,163 @@ def test_open_magvit2_recipe_trains_a_tiny_magvit2_lfq_tokenizer_with_lecam(tmp_
     assert tok.config.net["type"] == "magvit2" and tok.config.quantizer["bit_order"] == "lsb_first"
     with torch.no_grad():
         assert tok(torch.rand(2, 3, 16, 16) * 2 - 1).indices.max() < 2**6
+
+
+# ------------------------------------------------------------------------------------- issues 25 and 26
+HF_CLI = Path(sys.executable).with_name("hf")
+
+
+def test_push_to_hub_without_network_keeps_the_model_and_says_how_to_upload_it_later(tmp_path, hub_reachable_but_watched):
+    with pytest.raises(SystemExit) as stopped:
+        run(tmp_path, "--push_to_hub", "someone/tiny-vq", "--train.max_steps", "1")
+    folder = tmp_path / "run"
+    message = stopped.value.code
+    assert isinstance(message, str) and message.startswith("train.py: ") and "\n" not in message, message
+    assert hub_reachable_but_watched, "the upload never tried the network"
+    assert f"saved in {folder}" in message and "unreachable" in message, message
+    assert VisTokenizer.from_pretrained(folder).config.metadata["training"]["steps"] == 1  # the model is kept
+
+    # The `hf upload` command for later uploads what the push would have: the exported tokenizer, no training state.
+    from huggingface_hub.utils import filter_repo_objects
+
+    command = shlex.split(message.split("run `", 1)[1].split("`", 1)[0])
+    assert command[:4] == ["hf", "upload", "someone/tiny-vq", str(folder)], command
+    excluded = [command[i + 1] for i, arg in enumerate(command) if arg == "--exclude"]
+    files = [str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()]
+    uploaded = set(filter_repo_objects(files, ignore_patterns=excluded))
+    assert {"config.json", "model.safetensors", "README.md"} <= uploaded
+    assert not {f for f in uploaded if f.startswith(("checkpoints/", "images/", "."))}, uploaded
+    assert "training_history.json" not in uploaded and "recipe.yaml" not in uploaded
+    # ... and the `hf` command line accepts it (offline, it stops at the network, not at its options)
+    proc = subprocess.run([str(HF_CLI), *command[1:]], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 1 and "offline" in proc.stderr + proc.stdout, proc.stderr[-2000:]
+
+
+def test_resume_keeps_every_logged_record_in_the_history(tmp_path):
+    constant = ["--train.lr_schedule", "constant", "--train.max_steps"]
+    straight = run(tmp_path, *constant, "4", name="straight")
+    run(tmp_path, *constant, "2", name="resumed")
+    resumed = run(tmp_path, *constant, "4", "--resume", "latest", name="resumed")
+    written = json.loads((resumed.output_dir / "training_history.json").read_text())
+    assert [r["step"] for r in written] == [1, 2, 3, 4] == [r["step"] for r in resumed.history]
+    for expected, actual in zip(straight.history, written, strict=True):
+        expected, actual = dict(expected), dict(actual)
+        expected.pop("steps_per_second"), actual.pop("steps_per_second")
+        assert expected == actual
+
+
+def test_ctrl_c_prints_what_was_kept_and_the_resume_command_and_exits_130(tmp_path):
+    output = tmp_path / "run"
+    command = [sys.executable, str(TRAINING / "train.py"), *FAST, "--output_dir", str(output),
+               "--train.max_steps", "100000", "--output.checkpoint_every", "1"]
+    # its own session, like a terminal's foreground job: Ctrl-C signals the whole process group
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            start_new_session=True)
+    try:
+        first = CheckpointManager(output).path_for(1) / "training_state.json"
+        for _ in range(1200):
+            if first.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert first.exists(), proc.communicate()[1][-3000:]
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-3000:]
+    message = stderr.strip().splitlines()[-1]
+    latest = CheckpointManager(output).latest()
+    assert message.startswith("train.py: interrupted") and str(latest) in message, message
+
+    # the printed command resumes from that checkpoint (here with a nearer end)
+    resume = shlex.split(message.split("continue with: ", 1)[1])
+    assert "--resume" in resume and "--overwrite_output_dir" not in resume
+    step = read_state(latest)["step"]
+    proc = subprocess.run([sys.executable if resume[0] == "python" else resume[0], *resume[1:],
+                           "--train.max_steps", str(step + 1)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"resumed from {latest} at step {step}" in proc.stderr
+    history = json.loads((output / "training_history.json").read_text())
+    assert [r["step"] for r in history] == list(range(1, step + 2))
+
+
+def _home_like_folder(folder: Path) -> dict[str, bytes]:
+    """A folder of someone's own files whose names a training run also uses."""
+    for name in ("images/holiday.png", "logs/app.log", "checkpoints/notes.txt", "README.md", "config.json",
+                 "model.safetensors", "recipe.yaml", ".bashrc", "Documents/thesis.tex"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(f"the user's {name}")
+    return _snapshot(folder)
+
+
+@pytest.mark.parametrize("flag", [["--overwrite_output_dir"], ["--resume", "latest"], []])
+def test_a_folder_vistok_did_not_write_is_never_overwritten(tmp_path, flag):
+    folder = tmp_path / "run"
+    before = _home_like_folder(folder)
+    with pytest.raises(SystemExit) as refused:
+        run(tmp_path, *flag, "--train.max_steps", "1")
+    message = str(refused.value.code)
+    assert str(folder) in message and ".vistok_run.json" in message, message
+    assert "--overwrite_output_dir to replace" not in message
+    assert _snapshot(folder) == before
+
+
+class _Payload:
+    """Unpickling this runs code: it writes ``marker``."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('the payload ran')",)
+
+
+@pytest.mark.parametrize("tamper", ["foreign-checkpoint", "planted-custom-state", "replaced-rng-state"])
+def test_resume_refuses_pickles_vistok_did_not_write_without_running_them(tmp_path, tamper):
+    checkpoint = CheckpointManager(run(tmp_path, "--train.max_steps", "2", name="source").output_dir).latest()
+    marker = tmp_path / "payload-ran"
+    if tamper == "foreign-checkpoint":  # another script's accelerate checkpoint (or a hand-made one)
+        state = read_state(checkpoint)
+        state.pop("format", None)
+        (checkpoint / "training_state.json").write_text(json.dumps(state))
+        torch.save(_Payload(marker), checkpoint / "custom_checkpoint_0.pkl")
+    elif tamper == "planted-custom-state":  # accelerate unpickles custom_checkpoint_*.pkl in full
+        torch.save(_Payload(marker), checkpoint / "custom_checkpoint_0.pkl")
+    else:
+        with open(checkpoint / "random_states_0.pkl", "wb") as handle:
+            pickle.dump(_Payload(marker), handle)
+    with pytest.raises(SystemExit) as refused:
+        run(tmp_path, "--train.max_steps", "3", "--resume", str(checkpoint), name="resumed")
+    assert not marker.exists(), "the checkpoint's payload ran"
+    message = str(refused.value.code)
+    assert message.startswith("train.py: ") and str(checkpoint) in message and "--trust_checkpoint" in message, message
+    assert not (tmp_path / "resumed").exists()  # refused before anything was written
+
+
+def test_trust_checkpoint_resumes_a_checkpoint_of_vistok_before_its_own_format(tmp_path):
+    args = ["--train.lr_schedule", "constant", "--train.ema_decay", "0.9"]
+    straight = run(tmp_path, *args, "--train.max_steps", "4", name="straight")
+    checkpoint = CheckpointManager(run(tmp_path, *args, "--train.max_steps", "2", name="earlier").output_dir).latest()
+    # Earlier vistok kept the progress and the EMA as accelerate custom states (pickles), with no format entry.
+    state = read_state(checkpoint)
+    torch.save(state.pop("progress"), checkpoint / "custom_checkpoint_0.pkl")
+    torch.save(load_file(str(checkpoint / "ema.safetensors")), checkpoint / "custom_checkpoint_1.pkl")
+    for name in ("ema.safetensors", "training_history.json"):
+        (checkpoint / name).unlink()
+    del state["format"], state["ema"]
+    (checkpoint / "training_state.json").write_text(json.dumps(state))
+
+    with pytest.raises(SystemExit, match="--trust_checkpoint"):
+        run(tmp_path, *args, "--train.max_steps", "4", "--resume", str(checkpoint), name="resumed")
+    resumed = run(tmp_path, *args, "--train.max_steps", "4", "--resume", str(checkpoint), "--trust_checkpoint",
+                  name="resumed")
+    assert resumed.step == 4
+    expected, actual = weights(straight.output_dir), weights(resumed.output_dir)
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        assert torch.equal(expected[key], actual[key]), key
+    latest = CheckpointManager(resumed.output_dir).latest()  # its own checkpoints are in vistok's format
+    assert read_state(latest)["format"] and not list(latest.glob("custom_checkpoint_*"))

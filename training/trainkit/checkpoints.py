@@ -4,6 +4,21 @@ A checkpoint is written into ``checkpoints/.tmp-checkpoint-<step>`` and renamed 
 only once every file is on disk (``os.replace`` of a directory is atomic on POSIX). A process killed mid-write
 leaves a ``.tmp-*`` folder that is never mistaken for a checkpoint and is removed on the next start.
 ``COMPLETE_MARKER`` is written last inside the temporary folder as a second guard.
+
+What a checkpoint holds, and how it is read back without running anyone's code:
+
+- accelerate's ``save_state`` files: the models as safetensors, the optimisers (``optimizer*.bin``), the fp16 gradient
+  scaler (``scaler.pt``) and each process's RNG states (``random_states_<rank>.pkl``). These are ``torch.save``
+  pickles; accelerate reads them with ``torch.load(weights_only=True)`` (accelerate 1.x), which refuses anything but
+  tensors and plain data.
+- vistok's own state, never pickled: the weight EMA (``ema.safetensors``), the logged history
+  (``training_history.json``) and the step counters and data position (``training_state.json``, with
+  ``CHECKPOINT_FORMAT``). vistok registers nothing with ``accelerator.register_for_checkpointing``, whose
+  ``custom_checkpoint_<i>.pkl`` files accelerate loads with ``weights_only=False`` (a full unpickle).
+
+:func:`check_checkpoint` refuses, before anything is loaded, a folder that does not carry ``CHECKPOINT_FORMAT``, that
+holds a ``custom_checkpoint_*.pkl``, or whose pickles do not load with ``weights_only=True``, unless the user trusts
+it (``--trust_checkpoint``).
 """
 
 from __future__ import annotations
@@ -18,6 +33,18 @@ from pathlib import Path
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 TMP_PREFIX = ".tmp-"
 COMPLETE_MARKER = "training_state.json"
+# The "format" entry of COMPLETE_MARKER: vistok wrote this checkpoint, with its own state in the files below.
+CHECKPOINT_FORMAT = "vistok-training-checkpoint-2"
+EMA_FILE = "ema.safetensors"
+HISTORY_FILE = "training_history.json"
+# accelerate's register_for_checkpointing files, unpickled in full by accelerator.load_state: vistok writes none.
+CUSTOM_STATE_PATTERN = re.compile(r"^custom_checkpoint_\d+\.pkl$")
+PICKLE_SUFFIXES = (".bin", ".pkl", ".pt", ".pth")
+TRUST_REMEDY = "pass --trust_checkpoint to resume from it if you trust where it came from"
+
+
+class CheckpointError(ValueError):
+    """A ``--resume`` target that cannot be used: not a complete checkpoint, or one vistok did not write."""
 
 
 class CheckpointManager:
@@ -87,7 +114,11 @@ class CheckpointManager:
 
     def prune(self) -> None:
         for _, path in self.checkpoints()[: -self.keep]:
-            shutil.rmtree(path, ignore_errors=True)
+            # out of the checkpoint names first: a deletion cut short leaves a .tmp-* folder, never half a checkpoint
+            doomed = self.root / f"{TMP_PREFIX}{path.name}"
+            shutil.rmtree(doomed, ignore_errors=True)
+            os.replace(path, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
 
 
 def read_state(checkpoint: Path) -> dict:
@@ -103,11 +134,46 @@ def resolve_resume(resume: str | None, manager: CheckpointManager) -> Path | Non
         return manager.latest()
     path = Path(resume)
     if not (path / COMPLETE_MARKER).is_file():
-        raise FileNotFoundError(
+        raise CheckpointError(
             f"--resume {resume}: not a complete checkpoint folder (no {COMPLETE_MARKER}); "
             f"available: {[str(p) for _, p in manager.checkpoints()] or 'none'}"
         )
     return path
+
+
+def check_checkpoint(checkpoint: Path, trust: bool = False) -> dict:
+    """The checkpoint's state (``COMPLETE_MARKER``) once it is safe to load: vistok wrote it (``CHECKPOINT_FORMAT``),
+    it holds no ``custom_checkpoint_*.pkl``, and each of its pickles loads with ``weights_only=True`` (memory-mapped:
+    the tensors are not read). Raises :class:`CheckpointError` otherwise, unless ``trust``. Reads only JSON and
+    runs the weights-only unpickler: nothing in the folder can run code here."""
+    try:
+        state = read_state(checkpoint)
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"--resume {checkpoint}: {COMPLETE_MARKER} is not readable JSON ({err})") from None
+    if trust:
+        return state
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"--resume {checkpoint}: vistok did not write this checkpoint (its {COMPLETE_MARKER} has no "
+            f"{CHECKPOINT_FORMAT!r} format), and loading its pickle files could run code; {TRUST_REMEDY}"
+        )
+    from accelerate.utils import load  # torch.load with accelerate's allow-list (numpy RNG states)
+
+    for entry in sorted(Path(checkpoint).iterdir()):
+        if CUSTOM_STATE_PATTERN.match(entry.name):
+            raise CheckpointError(
+                f"--resume {checkpoint}: vistok never writes {entry.name} (accelerate would unpickle it in full, "
+                f"which can run code); {TRUST_REMEDY}"
+            )
+        if entry.suffix in PICKLE_SUFFIXES and entry.is_file():
+            try:
+                load(entry, map_location="cpu", weights_only=True, mmap=True)
+            except Exception:  # noqa: BLE001 - the unpickler's refusal, or not a torch.save file at all
+                raise CheckpointError(
+                    f"--resume {checkpoint}: {entry.name} holds more than tensors and plain data, so vistok did not "
+                    f"write it and loading it could run code; {TRUST_REMEDY}"
+                ) from None
+    return state
 
 
 def _fsync_tree(root: Path) -> None:

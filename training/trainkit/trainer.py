@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -15,15 +16,25 @@ from typing import Any
 import torch
 
 from vistok.data import DatasetUnavailableError, build_dataset
+from vistok.hub import HubUnreachableError
 from vistok.losses import TokenizerLoss
 
 from .batches import BatchStream
-from .checkpoints import CheckpointManager, resolve_resume
+from .checkpoints import (
+    CHECKPOINT_FORMAT,
+    CUSTOM_STATE_PATTERN,
+    EMA_FILE,
+    HISTORY_FILE,
+    CheckpointError,
+    CheckpointManager,
+    check_checkpoint,
+    resolve_resume,
+)
 from .config import Recipe, dump_recipe
 from .images import reconstruction_grid, save_grid
 from .model import WeightEMA, build_tokenizer, export_tokenizer, training_metadata
 from .optim import WarmupSchedule, build_optimizer
-from .output_dir import check_output_dir, clear_previous_run
+from .output_dir import check_output_dir, clear_previous_run, record_run_files
 
 logger = logging.getLogger("vistok.train")
 
@@ -34,7 +45,7 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class Progress:
-    """Where training is; saved in every checkpoint (accelerate custom state)."""
+    """Where training is; saved in every checkpoint (in its training_state.json)."""
 
     step: int = 0
     epoch: int = 0
@@ -98,7 +109,10 @@ def _frozen_call(module: torch.nn.Module):
 
 
 class Trainer:
-    def __init__(self, recipe: Recipe, resume: str | None = None, overwrite_output_dir: bool = False):
+    def __init__(
+        self, recipe: Recipe, resume: str | None = None, overwrite_output_dir: bool = False,
+        trust_checkpoint: bool = False,
+    ):
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, set_seed
 
@@ -125,6 +139,13 @@ class Trainer:
         # Every process checks before any writes (the barrier below); nothing is written into the output folder
         # until the models and the data are built, so a run that fails to start leaves no folder to refuse next time.
         check_output_dir(self.output_dir, resume, overwrite_output_dir)
+        # The checkpoint to resume from is found and checked (JSON and weights-only unpickling: nothing in it can run
+        # code) before anything is built or written.
+        self.resumed_from = resolve_resume(resume, self.checkpoints)
+        self.trust_checkpoint = trust_checkpoint
+        self.resume_state = check_checkpoint(self.resumed_from, trust_checkpoint) if self.resumed_from else None
+        if self.resumed_from is not None:
+            self._check_resume_state(self.resumed_from, self.resume_state)
         acc.wait_for_everyone()
         if cfg_t.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -171,30 +192,31 @@ class Trainer:
             self.disc, self.opt_d = acc.prepare(disc, opt_d)
         if self.ema is not None:
             self.ema.to(acc.device)
+        # Progress, the EMA and the history are vistok's own checkpoint files (JSON, safetensors), not accelerate
+        # custom states: accelerate unpickles those in full on load (see checkpoints.py).
         self.progress = Progress()
         self.history: list[dict[str, float]] = []
         self.last_terms: dict[str, float] = {}
-        acc.register_for_checkpointing(self.progress)
-        if self.ema is not None:
-            acc.register_for_checkpointing(self.ema)
 
         # ---------------------------------------------------------------------------------- output folder
         if self.is_main:
             if overwrite_output_dir:
                 for path in clear_previous_run(self.output_dir):
                     logger.warning("--overwrite_output_dir: removed %s of the previous run", path)
-            self.output_dir.mkdir(parents=True, exist_ok=True)
+            # what this run writes at the top of its folder, on record before it is written (output_dir.py)
+            record_run_files(self.output_dir, "checkpoints", "images", "logs", "recipe.yaml", HISTORY_FILE,
+                             EXPORT_TMP)
             for stale in self.checkpoints.remove_stale_temporaries():
                 logger.warning("removed an incomplete checkpoint left by an interrupted run: %s", stale)
+            shutil.rmtree(self.output_dir / EXPORT_TMP, ignore_errors=True)
             (self.output_dir / "recipe.yaml").write_text(dump_recipe(recipe))
         acc.wait_for_everyone()
 
         # ----------------------------------------------------------------------------------------- resume
-        self.resumed_from = resolve_resume(resume, self.checkpoints)
         if resume == "latest" and self.resumed_from is None:
             logger.warning("--resume latest: no checkpoint in %s yet, starting from scratch", self.checkpoints.root)
         if self.resumed_from is not None:
-            acc.load_state(str(self.resumed_from))
+            self.load_checkpoint(self.resumed_from, self.resume_state)
             logger.info("resumed from %s at step %d", self.resumed_from, self.progress.step)
 
         # ------------------------------------------------------------------------------------------- data
@@ -321,20 +343,72 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ saving
     def save_checkpoint(self) -> Path:
+        from safetensors.torch import save_model
+
         acc, step = self.accelerator, self.progress.step
         self.progress.epoch, self.progress.batch_in_epoch = self.batches.epoch, self.batches.batch_in_epoch
         metadata = training_metadata(self.recipe, step, self.global_batch_size, self.last_terms)
 
         def fill(folder: Path) -> None:
-            acc.save_state(str(folder))
+            acc.save_state(str(folder))  # models (safetensors), optimisers, scaler, RNG states
             if self.is_main:
+                if self.ema is not None:
+                    save_model(self.ema, str(folder / EMA_FILE))
+                (folder / HISTORY_FILE).write_text(json.dumps(self.history, indent=1))
                 export_tokenizer(self.export_model, folder / "tokenizer", metadata)
 
-        state = {"step": step, "epoch": self.progress.epoch, "batch_in_epoch": self.progress.batch_in_epoch,
-                 "num_processes": acc.num_processes, "recipe": self.recipe.to_dict()}
+        # training_state.json, written last: the completion marker, vistok's format, where training is
+        state = {"format": CHECKPOINT_FORMAT, "step": step, "epoch": self.progress.epoch,
+                 "batch_in_epoch": self.progress.batch_in_epoch, "progress": self.progress.state_dict(),
+                 "ema": self.ema is not None, "num_processes": acc.num_processes, "recipe": self.recipe.to_dict()}
         path = self.checkpoints.write(step, fill, state, self.is_main, acc.wait_for_everyone)
         logger.info("checkpoint written: %s", path)
         return path
+
+    @staticmethod
+    def _legacy_checkpoint(folder: Path, trust: bool) -> bool:
+        return trust and any(CUSTOM_STATE_PATTERN.match(p.name) for p in folder.iterdir())
+
+    def _check_resume_state(self, folder: Path, state: dict) -> None:
+        """What :meth:`load_checkpoint` needs from a checked checkpoint, checked before anything is written."""
+        if self._legacy_checkpoint(folder, self.trust_checkpoint):
+            return
+        if not isinstance(state.get("progress"), dict):
+            raise CheckpointError(
+                f"--resume {folder}: its training_state.json does not say where training stopped (no 'progress' "
+                "entry), so it is not a vistok checkpoint; resume from one that a vistok run wrote"
+            )
+        if self.recipe.train.ema_decay and not (folder / EMA_FILE).is_file():
+            raise CheckpointError(
+                f"--resume {folder}: the checkpoint has no weight EMA ({EMA_FILE}) and this run keeps one "
+                "(train.ema_decay); resume with the recipe that wrote it"
+            )
+
+    def load_checkpoint(self, folder: Path, state: dict) -> None:
+        """Restore what :meth:`save_checkpoint` wrote (``state``: its checked training_state.json). A checkpoint of
+        vistok before its own format (accelerate custom states, only with ``--trust_checkpoint``) is read as then."""
+        from safetensors.torch import load_model
+
+        acc = self.accelerator
+        if self._legacy_checkpoint(folder, self.trust_checkpoint):
+            # Progress, then the EMA, were registered custom states: accelerate unpickles them in full (trusted).
+            objects = [self.progress] + ([self.ema] if self.ema is not None else [])
+            for obj in objects:
+                acc.register_for_checkpointing(obj)
+            try:
+                acc.load_state(str(folder), load_kwargs={"weights_only": False})
+            finally:  # never save them that way again
+                for obj in objects:
+                    acc._custom_objects.remove(obj)
+        else:
+            # accelerate reads its pickles with weights_only=True already; said here so that it stays so
+            acc.load_state(str(folder), load_kwargs={"weights_only": not self.trust_checkpoint})
+            self.progress.load_state_dict(state["progress"])
+            if self.ema is not None:
+                load_model(self.ema, str(folder / EMA_FILE), device=str(acc.device))
+        if (folder / HISTORY_FILE).is_file():
+            self.history[:] = json.loads((folder / HISTORY_FILE).read_text())
+            self.last_terms = self.history[-1] if self.history else {}
 
     def log_images(self, step: int) -> None:
         if not self.is_main or self.preview is None:
@@ -406,28 +480,72 @@ class Trainer:
         acc.wait_for_everyone()
         if self.is_main:
             metadata = training_metadata(self.recipe, self.progress.step, self.global_batch_size, self.last_terms)
-            export_tokenizer(self.export_model, self.output_dir, metadata)
-            (self.output_dir / "training_history.json").write_text(json.dumps(self.history, indent=1))
-            if self.recipe.output.push_to_hub:
+            # exported beside the folder's other files, then moved in: every name is on record before it lands
+            staging = self.output_dir / EXPORT_TMP
+            shutil.rmtree(staging, ignore_errors=True)
+            export_tokenizer(self.export_model, staging, metadata)
+            names = sorted(p.name for p in staging.iterdir())
+            record_run_files(self.output_dir, *names)
+            for name in names:
+                target = self.output_dir / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                os.replace(staging / name, target)
+            staging.rmdir()
+            (self.output_dir / HISTORY_FILE).write_text(json.dumps(self.history, indent=1))
+        failure = None
+        if self.is_main and self.recipe.output.push_to_hub:
+            try:
                 push_to_hub(self.output_dir, self.recipe.output.push_to_hub, self.recipe.output.hub_private)
+            except HubUnreachableError as err:
+                failure = err  # raised once every process is past the barrier
         acc.wait_for_everyone()
+        if failure is not None:
+            raise failure
 
 
-TRAINING_ONLY = ["checkpoints/*", "logs/*", "images/*", "recipe.yaml", "training_history.json"]
+EXPORT_TMP = ".tmp-export"
+# What --push_to_hub leaves out: the training state beside the exported tokenizer (hf upload --exclude patterns).
+TRAINING_ONLY = ["checkpoints/*", "logs/*", "images/*", "recipe.yaml", HISTORY_FILE, ".*"]
 
 
 def push_to_hub(folder: Path, repo_id: str, private: bool) -> None:
-    """Upload the exported tokenizer (config, weights, processor config, model card) — not the checkpoints."""
-    from huggingface_hub import HfApi
+    """Upload the exported tokenizer (config, weights, processor config, model card) — not the checkpoints.
+
+    Raises :class:`vistok.hub.HubUnreachableError` (found by :func:`vistok.hub.hub_unreachable`, as
+    :func:`vistok.hub.upload_to_hub` does) when the Hub cannot be reached, with the ``hf upload`` command that uploads
+    the same files later; the Hub's own errors (authentication, permissions) pass through."""
+    import shlex
+
+    from huggingface_hub import HfApi, is_offline_mode
+
+    from vistok.hub import HubUnreachableError, hub_unreachable, root_cause
 
     api = HfApi()
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    api.upload_folder(repo_id=repo_id, folder_path=str(folder), ignore_patterns=TRAINING_ONLY,
-                      commit_message="Upload vistok tokenizer trained with training/train.py")
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, folder_path=str(folder), ignore_patterns=TRAINING_ONLY,
+                          commit_message="Upload vistok tokenizer trained with training/train.py")
+    except Exception as err:
+        if not hub_unreachable(err):
+            raise
+        why = "HF_HUB_OFFLINE is set" if is_offline_mode() else str(root_cause(err))
+        later = ["hf", "upload", repo_id, str(folder), ".", *(["--private"] if private else [])]
+        for pattern in TRAINING_ONLY:
+            later += ["--exclude", pattern]
+        raise HubUnreachableError(
+            f"the trained tokenizer is saved in {folder}, but the Hugging Face Hub is unreachable ({why}), so nothing "
+            f"was uploaded to {repo_id}; to upload it later, run `{shlex.join(later)}` with network access"
+        ) from err
     logger.info("pushed %s to https://huggingface.co/%s", folder, repo_id)
 
 
-def train(recipe: Recipe, resume: str | None = None, overwrite_output_dir: bool = False) -> TrainResult:
+def train(
+    recipe: Recipe, resume: str | None = None, overwrite_output_dir: bool = False, trust_checkpoint: bool = False
+) -> TrainResult:
     """Train ``recipe`` into ``recipe.output.dir``: a folder that exists and is not empty is refused
-    (:class:`~trainkit.output_dir.OutputDirNotEmptyError`) unless ``resume`` or ``overwrite_output_dir`` is given."""
-    return Trainer(recipe, resume=resume, overwrite_output_dir=overwrite_output_dir).run()
+    (:class:`~trainkit.output_dir.OutputDirNotEmptyError`) unless it is a vistok run's and ``resume`` or
+    ``overwrite_output_dir`` is given; a checkpoint vistok did not write is refused
+    (:class:`~trainkit.checkpoints.CheckpointError`) unless ``trust_checkpoint``."""
+    return Trainer(recipe, resume=resume, overwrite_output_dir=overwrite_output_dir,
+                   trust_checkpoint=trust_checkpoint).run()
