@@ -20,6 +20,7 @@ import vistok_cli
 from vistok import VisTokenizer, VisTokenizerImageProcessor
 from vistok.cli import main
 from vistok.commands.reconstruct import reconstruct_image
+from vistok.data.preparation import prepare_image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,7 +130,9 @@ def test_reconstruct_psnr_is_psnr_of_the_rounded_images(tmp_path, capsys):
 
     np.testing.assert_array_equal(np.asarray(Image.open(out_dir / "photo_reconstruction.png")), reconstruction_u8)
     assert _printed_psnr(printed[0]) == pytest.approx(expected, abs=0.005)
-    result = reconstruct_image(tok, processor, Image.open(photo).convert("RGB"))
+    # the shared preparation (vistok.data.preparation, the Space's) crops this PNG as the image processor does
+    prepared = prepare_image(Image.open(photo).convert("RGB"), 32, tok.downsample_factor)
+    result = reconstruct_image(tok, prepared.image)
     assert result.psnr == pytest.approx(expected, rel=0, abs=1e-5)  # torchmetrics' float32 log(10): ~1e-6 dB
 
 
@@ -218,3 +221,50 @@ def test_reconstructions_get_the_users_umask(tmp_path, umask, mode):
     finally:
         os.umask(previous)
     assert (tmp_path / "out" / "photo_reconstruction.png").stat().st_mode & 0o777 == mode
+
+
+def test_reconstruct_refuses_an_image_smaller_than_one_token_and_says_when_it_upscales(tmp_path, capsys):
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (3, 3), (10, 20, 30)).save(tiny)
+    small = _write_photo(tmp_path / "small.png", 40, 30)
+    out_dir = tmp_path / "out"
+    assert main(["reconstruct", str(tiny), str(small), "--image-size", "128", "--output-dir", str(out_dir)]) == 1
+    captured = capsys.readouterr()
+    assert (f"{tiny}: skipped. The image is 3×3 pixels, smaller than one token of this tokenizer (4×4 pixels); use "
+            "an image at least 4 pixels wide and high.") in captured.err  # fmt: skip
+    assert not (out_dir / "tiny_reconstruction.png").exists()
+    assert "  - Upscaled from 40×30 to 171×128 (shorter side to 128 px) — expect a blurry original." in captured.out
+
+
+_PEAK_MEMORY = """
+import resource, runpy, sys
+sys.argv = ["vistok", *sys.argv[1:]]
+try:
+    runpy.run_module("vistok.cli", run_name="__main__")
+finally:
+    print(f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB", file=sys.stderr)
+"""
+
+
+def test_reconstruct_decodes_a_huge_jpeg_at_a_reduced_scale_without_pil_warnings(tmp_path):
+    """12000×12000 (144 megapixels, above PIL's decompression-bomb warning): decoded at 1/8 scale, so the run peaks
+    far below the 432 MB of the decoded photo alone; a notice instead of PIL's raw DecompressionBombWarning."""
+    big = tmp_path / "big.jpg"
+    Image.linear_gradient("L").resize((12000, 12000)).convert("RGB").save(big, quality=70)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    completed = subprocess.run([sys.executable, "-c", _PEAK_MEMORY, "reconstruct", str(big), "--output-dir",
+                                str(tmp_path / "out")], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                               timeout=300)  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "DecompressionBombWarning" not in completed.stderr and "decompression bomb" not in completed.stderr
+    assert "big.jpg (12000×12000 px)" in completed.stdout
+    assert "  - Large image (144.0 megapixels) downscaled from 12000×12000 to 64×64 (shorter side to 64 px)." in (
+        completed.stdout
+    )
+    small = tmp_path / "small.jpg"
+    Image.linear_gradient("L").resize((640, 640)).convert("RGB").save(small, quality=70)
+    baseline = subprocess.run([sys.executable, "-c", _PEAK_MEMORY, "reconstruct", str(small), "--output-dir",
+                               str(tmp_path / "out")], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+    peak, small_peak = (int(re.search(r"peak (\d+) MiB", run.stderr).group(1)) for run in (completed, baseline))
+    assert peak - small_peak < 150, (peak, small_peak)  # the whole photo decoded would be 412 MiB more

@@ -279,3 +279,30 @@ def test_a_mistyped_dataset_name_gets_a_suggestion(monkeypatch):
     with pytest.raises(DatasetUnavailableError) as info:  # nothing close: the usual explanation, no guess
         build_dataset("someone/faces", "test", image_size=64)
     assert "did you mean" not in str(info.value)
+
+
+def test_skipped_samples_name_their_file_and_reason_across_worker_processes(image_folder):
+    from vistok.data import SkippedSample
+
+    ds = build_dataset(str(image_folder), "train", image_size=32)
+    batches = list(build_dataloader(ds, batch_size=2, num_workers=2))
+    skipped = [s for b in batches for s in b["skipped"]]
+    assert len(skipped) == 1 and isinstance(skipped[0], SkippedSample)
+    assert skipped[0].file.endswith("6_corrupt.jpg") and "cannot identify image file" in skipped[0].reason
+    assert ds[skipped[0].index] == skipped[0]
+
+
+def test_a_very_thin_image_is_refused_from_its_header_before_decoding(tmp_path):
+    """1×250,000 px: refused by its size alone — the pixel data here is cut short, and the thin refusal still comes
+    first, so nothing was decoded (or resized)."""
+    from vistok.data import ImageInputError
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (250_000, 1, 3), dtype=np.uint8)).save(buffer, "PNG")
+    path = tmp_path / "thin.png"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(ImageInputError, match=r"1×250000 pixels, 250,000 times as tall as it is wide.*64:1"):
+        open_image(str(path))
+    assert open_image(Image.new("RGB", (640, 10))).size == (640, 10)  # 64:1 is still taken
+    with pytest.raises(ImageInputError, match="641×10 pixels, 64.1 times as wide as it is tall"):
+        open_image(Image.new("RGB", (641, 10)))

@@ -9,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from vistok import VisTokenizer, VisTokenizerConfig
 from vistok.cli import main as vistok_main
@@ -331,3 +333,39 @@ def test_sequence_and_multiscale_tokenizers_evaluate(tmp_path, family):
     assert model["config"]["token_layout"] == layout and model["config"]["tokens_per_image"] == tokens
     assert model["config"]["tokens"] is None
     assert model["results"]["codebook_tokens"] == 3 * tokens  # every token of the three images was counted
+
+
+def _folder_args(assets: Path, folder: Path, output: Path) -> list[str]:
+    return ["evaluate", "--model", str(assets / "tiny"), "--dataset", str(folder), "--metrics", "psnr,ssim",
+            "--batch-size", "2", "--num-workers", "2", "--output", str(output)]  # fmt: skip
+
+
+def test_a_folder_with_no_readable_image_is_refused_with_a_message(assets, tmp_path):
+    """Three files that are not images (read in DataLoader worker processes): a message naming them, no report."""
+    folder = tmp_path / "broken" / "x"
+    folder.mkdir(parents=True)
+    for k in range(3):
+        (folder / f"b{k}.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    with pytest.raises(SystemExit) as info:
+        vistok_main(_folder_args(assets, tmp_path / "broken", tmp_path / "r.json"))
+    message = str(info.value.code)
+    assert message.startswith("vistok evaluate: none of the 3 images of ") and "could be read" in message
+    assert all(f"b{k}.png" in message for k in range(3)) and "cannot identify image file" in message
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_skipped_files_are_named_with_their_reasons(assets, tmp_path, capsys):
+    folder = tmp_path / "mixed" / "x"
+    folder.mkdir(parents=True)
+    for k in range(3):
+        Image.fromarray(np.random.default_rng(k).integers(0, 256, (40, 36, 3), dtype=np.uint8)).save(folder / f"{k}.png")
+    (folder / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    Image.new("RGB", (1, 250_000), (9, 9, 9)).save(folder / "thin.png")  # 2 KB; 32 × 8,000,000 px once resized
+    assert vistok_main(_folder_args(assets, tmp_path / "mixed", tmp_path / "r.json")) == 0
+    printed = capsys.readouterr().out
+    assert "Skipped 2 of 5 images that could not be used:" in printed
+    assert "\n  x/cut.png: UnidentifiedImageError: cannot identify image file" in printed
+    assert "\n  x/thin.png: The image is 1×250000 pixels, 250,000 times as tall as it is wide" in printed
+    results = json.loads((tmp_path / "r.json").read_text())["models"][0]["results"]
+    assert results["num_images"] == 3 and results["num_skipped"] == 2
+    assert [Path(s["file"]).name for s in results["skipped_images"]] == ["cut.png", "thin.png"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -147,16 +148,34 @@ def test_image_folder_keeps_labels_and_file_names_and_counts_the_corrupt_image(t
     tok = VisTokenizer.from_pretrained(tiny_dir).eval()
     images = build_dataset(str(image_folder), "train", image_size=32)
     samples = [images[i] for i in range(len(images))]
-    kept = [s for s in samples if s is not None]
+    kept = [s for s in samples if isinstance(s, dict)]  # a SkippedSample stands for the corrupt image
     assert ds["index"] == [s["index"] for s in kept]
     expected = []
     for shard_start in range(0, len(samples), 4):
         for start in range(shard_start, min(shard_start + 4, len(samples)), 3):
-            batch = [s["pixel_values"] for s in samples[start : min(start + 3, shard_start + 4)] if s is not None]
+            batch = [s["pixel_values"] for s in samples[start : min(start + 3, shard_start + 4)] if isinstance(s, dict)]
             if batch:  # a batch of only the corrupt image yields no rows
                 with torch.no_grad():
                     expected.append(tok.encode(torch.stack(batch)).indices.flatten(1))
     assert torch.equal(torch.tensor(ds["indices"]), torch.cat(expected))
+
+
+def test_a_very_thin_image_is_skipped_counted_and_named(tiny_dir, image_folder, tmp_path, caplog):
+    """A 1×250,000 PNG of 2 KB would become 32 × 8,000,000 px: skipped from its header, named; the run and a
+    --resume of the folder finish."""
+    import shutil
+
+    folder = tmp_path / "pets"
+    shutil.copytree(image_folder, folder)
+    Image.new("RGB", (1, 250_000), (200, 30, 30)).save(folder / "cat" / "thin.png")
+    out = tmp_path / "tokens"
+    with caplog.at_level("WARNING", logger="vistok.data.datasets"):
+        _tokenize(tiny_dir, folder, out, "--shard-size", "3", split="train")
+    assert re.search(r"skipped \S*cat/thin\.png \(sample \d\): The image is 1×250000 pixels, 250,000 times as tall "
+                     r"as it is wide.*crop it nearer to a square", caplog.text)  # fmt: skip
+    counts = read_manifest(out)["counts"]
+    assert counts["num_skipped"] == 2 and counts["num_images"] == 5  # thin.png and broken.png
+    _tokenize(tiny_dir, folder, out, "--shard-size", "3", "--resume", split="train")  # complete: nothing to redo
 
 
 def test_a_stream_writes_the_same_dataset_as_the_map_style_split(tiny_dir, image_folder, tmp_path):

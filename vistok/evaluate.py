@@ -254,9 +254,11 @@ def evaluate_tokenizer(
     """Reconstruct every image of ``dataset`` with ``tok`` and feed ``metrics``; works under torch.distributed.
 
     Each process takes the items ``rank::world_size``. Returns ``metrics.compute()`` plus ``num_skipped``
-    (unreadable images), ``seconds``, ``images_per_second`` and the ``inference`` mode on the main process,
-    ``None`` on the others. ``dtype="bf16"`` / ``compile=True`` run through
-    :func:`vistok.inference.fast_inference` (float32 and no compile: exactly ``tok(x)``).
+    (images that could not be used), ``skipped_images`` (the first :data:`MAX_LISTED_SKIPS` of them: ``index``,
+    ``file``, ``reason``), ``seconds``, ``images_per_second`` and the ``inference`` mode on the main process,
+    ``None`` on the others. :class:`NoImagesError` (on every process) when no image could be used.
+    ``dtype="bf16"`` / ``compile=True`` run through :func:`vistok.inference.fast_inference` (float32 and no
+    compile: exactly ``tok(x)``).
     """
     from .data import collate_images
     from .inference import fast_inference
@@ -271,14 +273,16 @@ def evaluate_tokenizer(
         out_dir.mkdir(parents=True, exist_ok=True)
     tok = tok.to(device).eval()
     fast = fast_inference(tok, dtype, compile) if (dtype != "float32" or compile) else None
-    num_skipped = 0
+    num_images, num_skipped, skipped = 0, 0, []
     started = time.perf_counter()
     progress = _progress(loader, show_progress)
     for batch in progress:
         num_skipped += int(batch["num_skipped"])
+        skipped += [vars(s) for s in batch.get("skipped", ())][: MAX_LISTED_SKIPS - len(skipped)]
         pixel_values = batch["pixel_values"]
         if pixel_values.numel() == 0:
             continue
+        num_images += len(pixel_values)
         pixel_values = pixel_values.to(device)
         with torch.no_grad():
             if fast is None:
@@ -292,12 +296,15 @@ def evaluate_tokenizer(
         if out_dir is not None:
             _save_pngs(to_uint8(reconstruction).cpu(), batch["index"].tolist(), out_dir)
     seconds = time.perf_counter() - started
+    num_images, num_skipped, skipped, seconds = _gather_counts(num_images, num_skipped, skipped, seconds)
+    if num_images == 0:  # every process knows it: none waits in metrics.sync() for the others
+        raise NoImagesError(num_skipped, skipped)
     metrics.sync()
-    num_skipped, seconds = _gather_sum_and_max(num_skipped, seconds)
     if rank != 0:
         return None
     results = metrics.compute()
     results["num_skipped"] = num_skipped
+    results["skipped_images"] = skipped
     results["seconds"] = seconds
     results["images_per_second"] = results["num_images"] / seconds if seconds > 0 else None
     results["inference"] = {"dtype": dtype, "compile": bool(compile)}
@@ -317,6 +324,72 @@ def _save_pngs(images: torch.Tensor, indices: list[int], out_dir: Path) -> None:
 
     for image, index in zip(images, indices, strict=True):
         Image.fromarray(image.permute(1, 2, 0).numpy()).save(out_dir / f"{index:06d}.png")
+
+
+MAX_LISTED_SKIPS = 1000  # skipped images named in a report; more are counted only
+
+
+class NoImagesError(ValueError):
+    """Not one image of the dataset could be used: ``num_skipped`` were skipped, ``skipped`` lists them."""
+
+    def __init__(self, num_skipped: int, skipped: list[dict[str, Any]]):
+        self.num_skipped, self.skipped = num_skipped, skipped
+        super().__init__(f"none of the {num_skipped} image(s) could be used")
+
+
+def _gather_counts(num_images: int, num_skipped: int, skipped: list, seconds: float) -> tuple[int, int, list, float]:
+    """Totals over every process: images, skips, the skipped images (in position order) and the longest time."""
+    _, world = distributed_world()
+    if world == 1:
+        return num_images, num_skipped, skipped, seconds
+    import torch.distributed as dist
+
+    gathered: list[Any] = [None] * world
+    dist.all_gather_object(gathered, (num_images, num_skipped, skipped, seconds))
+    listed = sorted((s for _, _, part, _ in gathered for s in part), key=lambda s: s["index"])
+    return (sum(g[0] for g in gathered), sum(g[1] for g in gathered), listed[:MAX_LISTED_SKIPS],
+            max(g[3] for g in gathered))  # fmt: skip
+
+
+def _shown_file(file: str | None, index: int, dataset: str) -> str:
+    """A skipped image as the user knows it: its path inside the dataset folder, or its position."""
+    if not file:
+        return f"image {index}"
+    root = Path(dataset).expanduser()
+    if root.is_dir():
+        try:
+            return Path(file).resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return file
+
+
+def no_images_message(error: NoImagesError, dataset: str, split: str) -> str:
+    """One line: none of the images could be used, the first few named with their reasons, and what to do."""
+    if error.num_skipped == 0:
+        return f"{dataset!r} (split {split!r}) has no images: there is nothing to measure; choose another --dataset"
+    named = "; ".join(f"{_shown_file(s['file'], s['index'], dataset)}: {s['reason']}" for s in error.skipped[:3])
+    more = f"; and {error.num_skipped - 3} more" if error.num_skipped > 3 else ""
+    return (
+        f"none of the {error.num_skipped} images of {dataset!r} (split {split!r}) could be read ({named}{more}): "
+        "there is nothing to measure; replace or remove those files, or choose another --dataset"
+    )
+
+
+def skipped_images_note(reports: list[dict[str, Any]], dataset: str, shown: int = 10) -> str:
+    """The images the evaluation could not use, named with their reasons (each once across models)."""
+    for report in reports:  # every model read the same images; the first report with skips names them
+        results = report["results"]
+        if results.get("num_skipped"):
+            total = results["num_images"] + results["num_skipped"]
+            lines = [f"Skipped {results['num_skipped']} of {total} images that could not be used:"]
+            lines += [f"  {_shown_file(s['file'], s['index'], dataset)}: {s['reason']}"
+                      for s in results["skipped_images"][:shown]]  # fmt: skip
+            if results["num_skipped"] > shown:
+                lines.append(f"  … and {results['num_skipped'] - shown} more (the report lists up to "
+                             f"{MAX_LISTED_SKIPS})")  # fmt: skip
+            return "\n".join(lines)
+    return ""
 
 
 def _gather_sum_and_max(count: int, seconds: float) -> tuple[int, float]:
@@ -440,18 +513,21 @@ def run(args: argparse.Namespace) -> int:
                 f"Evaluating {spec.name} on {args.dataset} [{args.split}] at {image_size}px …",
                 file=sys.stderr,
             )
-        results = evaluate_tokenizer(
-            tok,
-            datasets[image_size],
-            metrics,
-            batch_size=args.batch_size,
-            num_workers=args.num_workers,
-            device=processes.device,
-            save_dir=Path(args.save_dir) / slug(spec.name) if args.save_dir else None,
-            show_progress=is_main and sys.stderr.isatty(),
-            dtype=args.dtype,
-            compile=args.compile,
-        )
+        try:
+            results = evaluate_tokenizer(
+                tok,
+                datasets[image_size],
+                metrics,
+                batch_size=args.batch_size,
+                num_workers=args.num_workers,
+                device=processes.device,
+                save_dir=Path(args.save_dir) / slug(spec.name) if args.save_dir else None,
+                show_progress=is_main and sys.stderr.isatty(),
+                dtype=args.dtype,
+                compile=args.compile,
+            )
+        except NoImagesError as error:
+            raise SystemExit(f"vistok evaluate: {no_images_message(error, args.dataset, args.split)}") from None
         if not is_main:
             continue
         context = dataset_context(args.dataset, args.split, image_size)
@@ -497,6 +573,9 @@ def run(args: argparse.Namespace) -> int:
         notes = format_skipped(rows)
         if notes:
             print("\n" + notes)
+        skipped_images = skipped_images_note(reports, args.dataset)
+        if skipped_images:
+            print("\n" + skipped_images)
         print(f"\nReport: {output}", file=sys.stderr)
     processes.wait_for_everyone()
     return 0

@@ -4,12 +4,15 @@
     vistok reconstruct a.png b.jpg --image-size 256 --output-dir recs/
     vistok reconstruct photo.jpg --model runs/celeba-vq/final
 
-Each image is resized (shorter side, bicubic) and centre-cropped to a square of --image-size pixels (default: the
-model's native resolution, its config's image_size), tokenized, decoded and written as
-<output-dir>/<name>_reconstruction.png at that size. PSNR is vistok's metric (vistok.metrics): the crop and its
-reconstruction both rounded to uint8 as saved, on [0, 1]. A file that cannot be read, or whose reconstruction cannot
-be written, is skipped and reported; the exit status is 1 when any file failed. Existing reconstructions are not
-replaced unless --overwrite is given; each is written atomically.
+Each image is prepared as the vistok Space prepares an upload (vistok.data.preparation: the same pixels, notices and
+PSNR): converted to 8-bit RGB (grey, RGBA, 16-bit, CMYK, palette, the first frame of an animation, EXIF rotation),
+resized (shorter side, bicubic; a large JPEG is decoded at a reduced scale) and centre-cropped to a square of
+--image-size pixels (default: the model's native resolution, its config's image_size), tokenized, decoded and
+written as <output-dir>/<name>_reconstruction.png at that size; every change is listed under the file's line. PSNR is
+vistok's metric (vistok.metrics): the crop and its reconstruction both rounded to uint8 as saved, on [0, 1]. A file
+that cannot be read or used (smaller than one token, too thin to resize, too large to decode), or whose
+reconstruction cannot be written, is skipped and reported; the exit status is 1 when any file failed. Existing
+reconstructions are not replaced unless --overwrite is given; each is written atomically.
 """
 
 from __future__ import annotations
@@ -46,15 +49,17 @@ class Reconstruction:
     psnr: float
 
 
-def reconstruct_image(tok: Any, processor: Any, image: Any) -> Reconstruction:
-    """Crop ``image`` (RGB PIL) with ``processor``, run ``tok`` on it and measure PSNR as ``vistok evaluate`` does."""
+def reconstruct_image(tok: Any, image: Any) -> Reconstruction:
+    """Run ``tok`` on ``image`` (an RGB PIL image whose sides are multiples of its downsample factor, as
+    :func:`vistok.data.preparation.prepare_image` makes it) and measure PSNR as ``vistok evaluate`` does."""
     import torch
 
+    from ..data import pil_to_pixel_values
     from ..image_processing import to_uint8
     from ..metrics.psnr import psnr_per_image
 
-    pixels = processor(image, return_tensors="pt")["pixel_values"]
-    with torch.no_grad():
+    pixels = pil_to_pixel_values(image).unsqueeze(0)
+    with torch.inference_mode():
         out = tok(pixels)
     original, reconstruction = to_uint8(pixels), to_uint8(out.reconstruction)
     psnr = float(psnr_per_image(original, reconstruction)[0])
@@ -79,8 +84,8 @@ def valid_image_size(image_size: int, factor: int, model: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from ..data import UnreadableImageError, open_image
-    from ..image_processing import VisTokenizerImageProcessor
+    from ..data import ImageInputError, UnreadableImageError
+    from ..data.preparation import decode_image, open_image_file, prepare_image
     from ..modeling import VisTokenizer
 
     try:
@@ -116,7 +121,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         size, why = valid_image_size(args.image_size, factor, args.model), "--image-size"
     latent_hw = tok.config.latent_hw if layout.kind == "sequence" else (size // factor, size // factor)
-    processor = VisTokenizerImageProcessor(image_size=size)
     print(
         f"Each image is resized (shorter side) and centre-cropped to {size}×{size} px ({why}), giving "
         f"{layout.describe(latent_hw)}; reconstructions are {size}×{size} px."
@@ -125,21 +129,27 @@ def run(args: argparse.Namespace) -> int:
     failed: list[str] = []
     for name, target in zip(args.images, targets, strict=True):
         try:
-            image = open_image(name)
+            decoded = decode_image(open_image_file(name), draft_side=size)
+            prepared = prepare_image(decoded.image, size, factor, original_size=decoded.original_size)
+        except ImageInputError as error:  # an image, but not one to use as it is: the message says what to do
+            print(f"{name}: skipped. {error}", file=sys.stderr)
+            failed.append(name)
+            continue
         except (UnreadableImageError, OSError) as error:
             print(f"{name}: skipped, not a readable image ({error})", file=sys.stderr)
             failed.append(name)
             continue
-        result = reconstruct_image(tok, processor, image)
+        result = reconstruct_image(tok, prepared.image)
         try:
             _save_atomically(Image.fromarray(result.reconstruction.permute(1, 2, 0).numpy()), target)
         except OSError as error:
             print(f"{name}: reconstruction not written to {target} ({error})", file=sys.stderr)
             failed.append(name)
             continue
+        width, height = decoded.original_size
         print(
-            f"{name} ({image.width}×{image.height} px): {result.indices.numel()} tokens, PSNR {result.psnr:.2f} dB "
-            f"→ {target}"
+            f"{name} ({width}×{height} px): {result.indices.numel()} tokens, PSNR {result.psnr:.2f} dB → {target}"
+            + "".join(f"\n  - {notice}" for notice in decoded.notices + prepared.notices)
         )
     if failed:
         print(f"{len(failed)} of {len(targets)} file(s) failed: {', '.join(failed)}", file=sys.stderr)

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 from torch.utils.data import Dataset, IterableDataset
 
-from .datasets import HFColumn, ImageDataset, StreamingImageDataset, build_dataloader, collate_images
-from .images import UnreadableImageError, open_image, pil_to_pixel_values, to_rgb
+from .datasets import (
+    HFColumn,
+    ImageDataset,
+    SkippedSample,
+    StreamingImageDataset,
+    build_dataloader,
+    collate_images,
+)
+from .images import ImageInputError, UnreadableImageError, open_image, pil_to_pixel_values, to_rgb
 from .presets import DATASET_PRESETS, DatasetPreset
 from .samples import SampleCropsDataset
 from .sources import DatasetUnavailableError, accepted_datasets, check_local_dataset, open_split
@@ -43,8 +50,9 @@ def build_dataset(
     seed: int = 0,
 ) -> Dataset | IterableDataset:
     """Build an image dataset whose items are ``{"pixel_values": float32 (3, image_size, image_size) in [-1, 1],
-    "index": int}`` (``index`` = position in the split), or ``None`` for an unreadable image — batch them with
-    :func:`collate_images` / :func:`build_dataloader`, which drop and count those.
+    "index": int}`` (``index`` = position in the split), or a :class:`SkippedSample` (position, file, reason) for an
+    image that cannot be used — batch them with :func:`collate_images` / :func:`build_dataloader`, which drop,
+    count and list those.
 
     ``name_or_path``: ``samples`` (bundled photos), a preset (``celeba64``, ``imagenet256``), any 🤗 Hub dataset
     id (pass ``image_column`` if it is not detected), or a local image folder / ``save_to_disk`` folder / parquet
@@ -126,8 +134,10 @@ __all__ = [
     "DatasetUnavailableError",
     "HFColumn",
     "ImageDataset",
+    "ImageInputError",
     "ImageTransform",
     "SampleCropsDataset",
+    "SkippedSample",
     "StreamingImageDataset",
     "UnreadableImageError",
     "accepted_datasets",

@@ -20,8 +20,33 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
+# vistok resizes an image's shorter side to the resolution it works at: an image much longer than it is wide would
+# grow to gigabytes (a 1×250,000 PNG of 2 KB becomes 64×16,000,000 at 64 px). Beyond this ratio it is refused.
+MAX_ASPECT_RATIO = 64
+
+
 class UnreadableImageError(ValueError):
     """A stored image could not be decoded (truncated, corrupt, unknown format or unsupported value)."""
+
+
+class ImageInputError(UnreadableImageError):
+    """An image vistok will not use as it is (too thin to resize, too large to decode, smaller than one token,
+    damaged); the message says why and what to do instead. Datasets skip and count it like an unreadable one."""
+
+
+def check_aspect_ratio(width: int, height: int) -> None:
+    """``ImageInputError`` when one side of a ``width``×``height`` image is more than :data:`MAX_ASPECT_RATIO`
+    times the other (cheap: call it with the header's size, before decoding)."""
+    short, long = sorted((int(width), int(height)))
+    if long > MAX_ASPECT_RATIO * max(short, 1):
+        ratio = long / max(short, 1)
+        times = f"{ratio:,.0f}" if ratio >= 100 else f"{ratio:.1f}"
+        shape = ("wide", "tall") if width > height else ("tall", "wide")
+        raise ImageInputError(
+            f"The image is {width}×{height} pixels, {times} times as {shape[0]} as it is {shape[1]}: resizing "
+            f"its shorter side would make it enormous, so vistok takes at most {MAX_ASPECT_RATIO}:1; crop it nearer "
+            "to a square."
+        )
 
 
 def _high_bit_depth_to_l(image: Image.Image) -> Image.Image:
@@ -78,7 +103,9 @@ def open_image(value: Any) -> Image.Image:
 
     ``value`` may be a PIL image, a 🤗 ``Image`` feature dict ``{"bytes": ..., "path": ...}``, raw encoded bytes,
     a file path, or a numpy array (H, W[, C]) / (C, H, W). The pixels are fully loaded (truncated files fail here,
-    not later). Raises :class:`UnreadableImageError` for anything that cannot be decoded.
+    not later). Raises :class:`UnreadableImageError` for anything that cannot be decoded, and its subclass
+    :class:`ImageInputError` — from the header, before decoding — for an image too thin to resize
+    (:func:`check_aspect_ratio`).
     """
     try:
         if isinstance(value, Image.Image):
@@ -100,6 +127,7 @@ def open_image(value: Any) -> Image.Image:
             raise UnreadableImageError("image is missing (None)")
         else:
             raise UnreadableImageError(f"cannot decode an image from a value of type {type(value).__name__}")
+        check_aspect_ratio(image.width, image.height)
         image.load()
         return to_rgb(image)
     except UnreadableImageError:

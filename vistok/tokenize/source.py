@@ -19,7 +19,7 @@ from typing import Any
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..data import build_dataset, collate_images
-from ..data.datasets import UnreadableImageError, _make_sample
+from ..data.datasets import UnreadableImageError, _make_sample, image_file
 from ..data.presets import DATASET_PRESETS
 from ..data.sources import _is_local, _load_hub, load_local_split
 
@@ -31,8 +31,9 @@ RESERVED = ("index", "crop", "flip", "indices")
 
 @dataclass
 class TokenSource:
-    """What to tokenize: ``images`` (a dataset of ``{"pixel_values", "index"}`` samples, ``None`` when unreadable),
-    the split with every column (``full``, ``None`` for ``samples``), the columns to store and their features."""
+    """What to tokenize: ``images`` (a dataset of ``{"pixel_values", "index"}`` samples, a ``SkippedSample`` in place
+    of an image it cannot use), the split with every column (``full``, ``None`` for ``samples``), the columns to
+    store and their features."""
 
     name: str
     split: str
@@ -290,7 +291,7 @@ class ShardBatches(IterableDataset):
             for start in range(positions.start, positions.stop, self.batch_size):
                 stop = min(start + self.batch_size, positions.stop)
                 samples = [images[i] for i in range(start, stop)]
-                kept = [s["index"] for s in samples if s is not None]
+                kept = [s["index"] for s in samples if isinstance(s, dict)]  # not the skipped ones
                 columns = metadata.read(start, stop, kept) if metadata is not None else {}
                 yield self._batch(samples, shard, stop == positions.stop, columns)
 
@@ -315,13 +316,13 @@ class ShardBatches(IterableDataset):
                 current, closed = shard, False
             if not self.wanted(shard):
                 continue
+            raw = example[source.image_column]
             try:
-                sample = _make_sample(example[source.image_column], position, images.transform, images.seed, 0)
+                sample = _make_sample(raw, position, images.transform, images.seed, 0)
             except (UnreadableImageError, ValueError) as err:
-                images.skips.record(position, err)
-                sample = None
+                sample = images.skips.record(position, err, image_file(raw))
             samples.append(sample)
-            if sample is not None:
+            if isinstance(sample, dict):
                 for c in source.columns:
                     if c == FILE_NAME and c not in example:
                         record = example[source.image_column]
