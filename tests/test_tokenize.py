@@ -305,6 +305,42 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tiny_dir, tmp_path):
     assert read_manifest(out)["counts"]["num_rows"] == 22
 
 
+def test_ctrl_c_prints_one_line_with_the_resume_command_and_exits_130(tiny_dir, tmp_path):
+    """SIGINT, as Ctrl-C sends it, to `python -m vistok.tokenize` once its first shard is on disk: no traceback, one
+    line naming the shards kept and the exact command that finishes the run, exit status 130; that command does."""
+    import shlex
+    import time
+
+    args = ["--dataset", "samples", "--split", "test", "--num-samples", "200", "--shard-size", "2",
+            "--batch-size", "2"]  # fmt: skip
+    out = tmp_path / "interrupted"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    command = [sys.executable, "-m", "vistok.tokenize", "--model", str(tiny_dir), *args, "--output", str(out),
+               "--num-workers", "0", "--no-progress", "--device", "cpu"]  # fmt: skip
+    child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)  # fmt: skip
+    deadline = time.monotonic() + 240
+    while not (out / ".vistok" / "shard-000000.json").exists() and child.poll() is None:  # shard 0 is finished
+        assert time.monotonic() < deadline, "the first shard never appeared"
+        time.sleep(0.005)
+    child.send_signal(signal.SIGINT)
+    stdout, stderr = child.communicate(timeout=120)
+    assert child.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    interrupted = [line for line in stderr.splitlines() if "interrupted" in line]
+    assert len(interrupted) == 1 and interrupted[0] == stderr.rstrip().splitlines()[-1]
+    kept = len(list((out / "shards").glob("shard-*.arrow")))
+    assert 1 <= kept < 100  # stopped part-way
+    match = re.fullmatch(r"vistok tokenize: interrupted; (\d+) finished shard\(s\) are kept in (.+): finish the run "
+                         r"with `(vistok tokenize .*)`", interrupted[0])  # fmt: skip
+    assert match and int(match.group(1)) >= 1 and match.group(2) == str(out), interrupted[0]
+    words = shlex.split(match.group(3))
+    assert "--resume" in words and words[:2] == ["vistok", "tokenize"]
+    assert vistok_main(words[1:]) == 0  # the command as printed finishes the run
+    _tokenize(tiny_dir, "samples", tmp_path / "straight", *args[2:])
+    assert datasets.load_from_disk(str(out)).to_dict() == datasets.load_from_disk(str(tmp_path / "straight")).to_dict()
+
+
 # ------------------------------------------------------------------------------------------------ bad input
 def test_existing_outputs_are_never_replaced_silently(tiny_dir, tmp_path):
     out = tmp_path / "tokens"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 from .runner import DEFAULT_SHARD_SIZE
@@ -73,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
             progress=sys.stderr.isatty() if args.progress is None else args.progress,
             random_init=args.random_init, push_to_hub=args.push_to_hub,
         )  # fmt: skip
+    except KeyboardInterrupt:  # Ctrl-C: what was kept and how to go on, not a traceback
+        if int(os.environ.get("RANK", "0")) == 0:  # one line for a multi-process run, from its main process
+            print(interrupted_message(args), file=sys.stderr)
+        return 130
     except HubUnreachableError as error:
         raise SystemExit(f"vistok tokenize: {error}") from error
     except (OutputError, DatasetUnavailableError, DatasetNotFoundError, OSError, ValueError) as error:
@@ -95,6 +100,48 @@ def run(args: argparse.Namespace) -> int:
         if args.push_to_hub:
             print(f"Uploaded to https://huggingface.co/datasets/{args.push_to_hub}", file=sys.stderr)
     return 0
+
+
+def command_line(args: argparse.Namespace, **changes: object) -> str:
+    """``vistok tokenize`` with the options of ``args`` that differ from their defaults, ``changes`` applied
+    (``resume=True`` adds ``--resume``; ``overwrite=False`` drops ``--overwrite``), quoted for a POSIX shell."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    values = {**vars(args), **changes}
+    words = ["vistok", "tokenize"]
+    for action in parser._actions:  # every option, in the order --help lists them
+        if not action.option_strings or action.dest not in values:
+            continue
+        value = values[action.dest]
+        if value == action.default:
+            continue
+        if action.nargs == 0:  # a flag: written when it gives the value
+            if value == action.const:
+                words.append(action.option_strings[0])
+        elif value is not None:
+            words += [action.option_strings[0], str(value)]
+    return shlex.join(words)
+
+
+def interrupted_message(args: argparse.Namespace) -> str:
+    """One line after Ctrl-C: the shards kept in ``--output`` and the command that finishes the run."""
+    from .store import TokenStore
+
+    store = TokenStore(args.output)
+    state = store.state()
+    if state == "complete":
+        upload = f"; upload it with `{command_line(args, resume=True, overwrite=False)}`" if args.push_to_hub else ""
+        return f"vistok tokenize: interrupted; {store.path} is complete{upload}"
+    if state == "incomplete":
+        kept = len(store.finished())
+        return (
+            f"vistok tokenize: interrupted; {kept} finished shard(s) are kept in {store.path}: finish the run with "
+            f"`{command_line(args, resume=True, overwrite=False)}`"
+        )
+    return (
+        f"vistok tokenize: interrupted before any shard was written to {store.path}; run "
+        f"`{command_line(args, resume=False)}` again"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
