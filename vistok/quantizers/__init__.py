@@ -1,7 +1,8 @@
 """Registered quantizers. Importing this package registers every quantizer in ``QUANTIZERS``."""
 
-from . import fsq, ibq, lfq, simvq, var, vq  # noqa: F401  (registration side effects)
+from . import bsq, fsq, ibq, lfq, simvq, var, vq  # noqa: F401  (registration side effects)
 from .base import Quantizer
+from .bsq import BinarySphericalQuantizer
 from .fsq import FiniteScalarQuantizer
 from .ibq import IndexBackpropQuantizer
 from .lfq import LookupFreeQuantizer
@@ -9,4 +10,4 @@ from .simvq import SimVQQuantizer
 from .var import MultiScaleVectorQuantizer
 from .vq import VectorQuantizer
 
-__all__ = ["Quantizer", "VectorQuantizer", "FiniteScalarQuantizer", "LookupFreeQuantizer", "SimVQQuantizer", "IndexBackpropQuantizer", "MultiScaleVectorQuantizer"]
+__all__ = ["Quantizer", "BinarySphericalQuantizer", "VectorQuantizer", "FiniteScalarQuantizer", "LookupFreeQuantizer", "SimVQQuantizer", "IndexBackpropQuantizer", "MultiScaleVectorQuantizer"]
