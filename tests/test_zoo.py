@@ -67,11 +67,14 @@ def test_every_entry_is_listed_with_tokens_codebook_licence_and_reported_numbers
 
 def test_non_permissive_licences_are_flagged():
     restrictive = {name: get_entry(name).license.id for name in zoo_names() if not get_entry(name).license.permissive}
-    # Janus-Pro's weights are under the DeepSeek Model License and aMUSEd's under CreativeML Open RAIL++-M (both
-    # with use-based restrictions); the others are MIT/Apache
+    # Janus-Pro's weights are under the DeepSeek Model License, aMUSEd's under CreativeML Open RAIL++-M (both with
+    # use-based restrictions) and Chameleon's under the Chameleon Research License; the others are MIT/Apache
     assert restrictive == {
         "vqgan-amused-256": "openrail++",
         "vqgan-amused-512": "openrail++",
+        "vqgan-chameleon": "other",
+        "vqgan-chameleon-encoder-30b": "other",
+        "vqgan-chameleon-encoder-7b": "other",
         "vqgan-janus-pro-1b": "other",
         "vqgan-janus-pro-7b": "other",
     }

@@ -91,6 +91,8 @@ def check_diffusers_compatible(config) -> None:
         )
     elif net["norm_eps"] != DIFFUSERS_EPS:
         problems.append(f"its GroupNorm eps is {net['norm_eps']}; VQModel hard-codes {DIFFUSERS_EPS}")
+    elif net.get("decoder_unavailable"):
+        problems.append("it is encode-only (its release carries no decoder weights)")
     elif not config.net_family().is_mirrored:
         problems.append(
             "its decoder does not mirror its encoder (per-level block counts or decoder widths of its own); "

@@ -117,6 +117,13 @@ def refuse_unsupported(state_dict: dict[str, Any]) -> None:
         )
 
 
+def rename_key(key: str, num_levels: int) -> str:
+    """One Taming key in vistok's layout (``num_levels``: the decoder's level count, which fixes the decode-order
+    index of ``decoder.up.{i}``); quantizer keys are not handled here. For a part of a state dict (an encoder
+    without its decoder) where :func:`convert_state_dict` does not apply."""
+    return _rename(key, num_levels)
+
+
 def _rename(key: str, num_levels: int) -> str:
     if m := _ENCODER_LEVEL.match(key):
         return f"encoder.conv_blocks.{m.group(1)}.{_level_part(m.group(2), m.group(3))}"

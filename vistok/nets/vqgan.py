@@ -122,6 +122,26 @@ class VQGANDecoder(nn.Module):
         return 2 * y - 1 if self.unit_range else y
 
 
+class DecoderUnavailableError(RuntimeError):
+    """The tokenizer was loaded from a release that carries no decoder weights: it encodes only."""
+
+
+class UnavailableDecoder(nn.Module):
+    """Stands in for a decoder whose weights the release does not carry (no parameters): decoding raises
+    :class:`DecoderUnavailableError` with ``message``, which says where the decoder weights are."""
+
+    def __init__(self, message: str):
+        super().__init__()
+        self.message = message
+
+    @property
+    def last_layer(self) -> nn.Parameter:
+        raise DecoderUnavailableError(self.message)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        raise DecoderUnavailableError(self.message)
+
+
 @NETS.register("vqgan")
 class VQGAN(LevelledNetFamily):
     """Taming / LlamaGen VQGAN.
@@ -149,6 +169,10 @@ class VQGAN(LevelledNetFamily):
         decoder_res_blocks: residual blocks per decoder level (level 0, the full-resolution one, first); ``None`` =
             ``num_res_blocks + 1`` at every level, as Taming. Show-o's MAGVIT-v2 tokenizer sets these three: its
             encoder and decoder have different widths and per-level block counts.
+        decoder_unavailable: ``None`` (default): the net has its decoder. A message: the release carries no decoder
+            weights (transformers' Chameleon checkpoints), so the tokenizer is encode-only: it has no decoder
+            parameters and decoding raises :class:`DecoderUnavailableError` with this message (which should say
+            where the decoder weights are).
     """
 
     def __init__(
@@ -166,6 +190,7 @@ class VQGAN(LevelledNetFamily):
         encoder_res_blocks: tuple[int, ...] | None = None,
         decoder_channel_multiplier: tuple[int, ...] | None = None,
         decoder_res_blocks: tuple[int, ...] | None = None,
+        decoder_unavailable: str | None = None,
     ):
         self.base_channels = base_channels
         self.channel_multiplier = list(channel_multiplier)
@@ -186,6 +211,7 @@ class VQGAN(LevelledNetFamily):
             list(self.channel_multiplier) if decoder_channel_multiplier is None else list(decoder_channel_multiplier)
         )
         self.decoder_res_blocks = [num_res_blocks + 1] * levels if decoder_res_blocks is None else list(decoder_res_blocks)
+        self.decoder_unavailable = decoder_unavailable
 
     @property
     def is_mirrored(self) -> bool:
@@ -220,6 +246,9 @@ class VQGAN(LevelledNetFamily):
                     f"vqgan {name} must be null or a list of {len(mult)} positive ints (one per level, as "
                     f"channel_multiplier), got {value!r}"
                 )
+        message = spec["decoder_unavailable"]
+        if message is not None and (not isinstance(message, str) or not message.strip()):
+            raise ValueError(f"vqgan decoder_unavailable must be null or a message, got {message!r}")
         for m in spec["decoder_channel_multiplier"] or ():
             if (spec["base_channels"] * m) % spec["norm_groups"]:
                 raise ValueError(
@@ -232,4 +261,6 @@ class VQGAN(LevelledNetFamily):
         return VQGANEncoder(in_channels, self)
 
     def build_decoder(self, out_channels: int) -> nn.Module:
+        if self.decoder_unavailable is not None:
+            return UnavailableDecoder(self.decoder_unavailable)
         return VQGANDecoder(out_channels, self)
