@@ -137,41 +137,6 @@ def infer_vqgan_config(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]
     }
 
 
-def check_state_dict_matches(
-    state_dict: Mapping[str, torch.Tensor], model: torch.nn.Module, what: str = "upstream"
-) -> None:
-    """Raise :class:`CheckpointError` unless ``state_dict`` has exactly ``model``'s keys with the same shapes.
-
-    ``what`` names the checkpoint's origin in the message (e.g. ``"Taming Transformers"``)."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong = sorted(
-        k for k in set(expected) & set(state_dict) if tuple(expected[k].shape) != tuple(state_dict[k].shape)
-    )
-    if missing or unexpected or wrong:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected)):
-            if keys:
-                parts.append(f"{len(keys)} {label} ({', '.join(keys[:6])}{', …' if len(keys) > 6 else ''})")
-        if wrong:
-            shown = ", ".join(
-                f"{k}: {tuple(state_dict[k].shape)} vs {tuple(expected[k].shape)}" for k in wrong[:4]
-            )
-            parts.append(f"{len(wrong)} with other shapes ({shown})")
-        raise CheckpointError(
-            f"this {what} checkpoint has tensors that do not fit the {_net_type(model)} architecture inferred from "
-            "its shapes: "
-            + "; ".join(parts)
-            + ". Refused because loading only the matching ones would leave weights random or ignore some"
-        )
-
-
-def _net_type(model: torch.nn.Module) -> str:
-    config = getattr(model, "config", None)
-    return str(config.net["type"]) if config is not None else "vistok"
-
-
 def build_tokenizer(
     state_dict: Mapping[str, torch.Tensor],
     quantizer: dict[str, Any],
