@@ -660,6 +660,44 @@ def test_a_run_is_refused_while_another_process_holds_the_folder(tiny_dir, tmp_p
     assert datasets.load_from_disk(str(out)).num_rows == 2 and not (out / ".vistok").exists()
 
 
+_KILLED_IN_FINALIZE = """
+import os, signal, sys
+import vistok.tokenize.store as store
+real = store.atomic_write_bytes
+def dying(path, data):
+    real(path, data)
+    if path.name == "state.json":  # the folder is complete; the progress files are not removed yet
+        os.kill(os.getpid(), signal.SIGKILL)
+store.atomic_write_bytes = dying
+from vistok.tokenize.command import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _killed_in_finalize(tiny_dir, out, args) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    command = [sys.executable, "-c", _KILLED_IN_FINALIZE, "--model", str(tiny_dir), "--dataset", "samples", "--split",
+               "test", *args, "--output", str(out), "--num-workers", "0", "--no-progress", "--device", "cpu"]  # fmt: skip
+    completed = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == -signal.SIGKILL, completed.stderr[-3000:]
+    assert (out / "state.json").is_file() and (out / ".vistok" / "job.json").is_file()  # as the kill left it
+
+
+@pytest.mark.parametrize("flags", [[], ["--resume"]], ids=["plain-run", "resume"])
+def test_progress_files_left_by_a_kill_in_finalize_are_removed_by_the_next_run(tiny_dir, tmp_path, flags):
+    args = ["--num-samples", "4", "--shard-size", "2"]
+    out = tmp_path / "tokens"
+    _killed_in_finalize(tiny_dir, out, args)
+    assert datasets.load_from_disk(str(out)).num_rows == 4  # complete despite the kill
+    if flags:
+        _tokenize(tiny_dir, "samples", out, *args, *flags)
+    else:
+        with pytest.raises(SystemExit, match="already holds a complete token dataset"):
+            _tokenize(tiny_dir, "samples", out, *args)
+    assert not (out / ".vistok").exists()
+    assert datasets.load_from_disk(str(out)).num_rows == 4
+
+
 def test_finalize_refuses_shards_that_do_not_cover_their_positions(tmp_path):
     import pyarrow as pa
 

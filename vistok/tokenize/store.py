@@ -231,9 +231,10 @@ class TokenStore:
             self.check(identity, resume, overwrite)  # refuse before writing the lock into a folder that is not ours
         if not self.path.exists():
             self.check_writable()
-        created = not self.progress.exists()
         self.acquire()
         try:
+            if self.state() == "complete":
+                self._drop_leftovers()  # a run killed between state.json and the removal of its progress files
             action = self.check(identity, resume, overwrite)
             if action == "done":
                 damaged = self.damaged_shards()
@@ -246,10 +247,17 @@ class TokenStore:
                       f"{', …' if len(damaged) > 1 else ''}); redoing them.", file=sys.stderr)  # fmt: skip
             self.prepare(action, job)
         except BaseException:
-            if created and not (self.progress / "job.json").exists():
-                self._drop_progress()  # a refused run leaves the folder as it found it
+            if not (self.progress / "job.json").exists():
+                self._drop_progress()  # a refused run leaves no progress folder where no run is unfinished
             raise
         return action
+
+    def _drop_leftovers(self) -> None:
+        """Holding the lock of a complete folder: remove what a run left in ``.vistok`` (its job and shard records)
+        when it was stopped after writing state.json; the lock and its holder note stay until :meth:`release`."""
+        for child in self.progress.iterdir():
+            if child.name not in (LOCK, HOLDER):
+                _remove(child)
 
     def damaged_shards(self) -> list[int]:
         """Shards of a complete folder whose file is missing or differs from the manifest's sha256."""
