@@ -349,7 +349,7 @@ def test_a_folder_with_no_readable_image_is_refused_with_a_message(assets, tmp_p
     with pytest.raises(SystemExit) as info:
         vistok_main(_folder_args(assets, tmp_path / "broken", tmp_path / "r.json"))
     message = str(info.value.code)
-    assert message.startswith("vistok evaluate: none of the 3 images of ") and "could be read" in message
+    assert message.startswith("vistok evaluate: none of the 3 images of ") and "could be used" in message
     assert all(f"b{k}.png" in message for k in range(3)) and "cannot identify image file" in message
     assert not (tmp_path / "r.json").exists()
 

@@ -698,6 +698,68 @@ def test_progress_files_left_by_a_kill_in_finalize_are_removed_by_the_next_run(t
     assert datasets.load_from_disk(str(out)).num_rows == 4
 
 
+def test_verify_names_a_damaged_shard_and_the_command_that_redoes_it(tiny_dir, tmp_path, capsys):
+    import shlex
+
+    args = ["--num-samples", "6", "--shard-size", "2", "--flip", "both"]
+    out = tmp_path / "tokens"
+    _tokenize(tiny_dir, "samples", out, *args)
+    capsys.readouterr()
+    assert vistok_main(["tokenize", "--verify", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"{out}: intact — 3 shard(s) match the sha256 recorded in the manifest, and datasets.load_from_disk reads "
+        "its 12 rows."
+    )
+    shard = out / "shards" / "shard-000001.arrow"
+    intact = shard.read_bytes()
+    data = bytearray(intact)
+    data[-40] ^= 0xFF  # same size, one byte flipped inside the token values: loading does not notice
+    shard.write_bytes(bytes(data))
+    assert datasets.load_from_disk(str(out)).num_rows == 12
+    assert vistok_main(["tokenize", "--verify", str(out)]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0] == (f"vistok tokenize --verify: {shard} is damaged: its sha256 differs from the one recorded in "
+                        "vistok_tokens.json")  # fmt: skip
+    command = re.fullmatch(r"vistok tokenize --verify: redo it with `(.*)` \(only damaged shards are tokenized "
+                           r"again\)", lines[1]).group(1)  # fmt: skip
+    assert vistok_main(shlex.split(command)[1:]) == 0  # the printed command repairs the folder
+    assert shard.read_bytes() == intact
+    assert vistok_main(["tokenize", "--verify", str(out)]) == 0
+
+    (out / "shards" / "shard-000002.arrow").unlink()
+    assert vistok_main(["tokenize", "--verify", str(out)]) == 1
+    assert f"{out / 'shards' / 'shard-000002.arrow'} is missing" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="--verify checks the folder it names and takes no --model"):
+        vistok_main(["tokenize", "--verify", str(out), "--model", str(tiny_dir)])
+    with pytest.raises(SystemExit, match="required: --model, --dataset, --output"):
+        vistok_main(["tokenize"])
+
+
+def test_verify_command_for_an_image_folder_continues_its_run(tiny_dir, image_folder, tmp_path, capsys):
+    """The printed command carries what decides the run (columns, image column, split, size…): --resume accepts it."""
+    import shlex
+
+    out = tmp_path / "tokens"
+    _tokenize(tiny_dir, image_folder, out, "--shard-size", "2", "--image-size", "24", split="validation")
+    shard = out / "shards" / "shard-000000.arrow"
+    intact = shard.read_bytes()
+    shard.write_bytes(intact[:-8] + bytes(8))
+    assert vistok_main(["tokenize", "--verify", str(out)]) == 1
+    command = re.search(r"redo it with `(.*)`", capsys.readouterr().err).group(1)
+    assert "--columns label,file_name" in command and "--split validation" in command
+    assert vistok_main(shlex.split(command)[1:]) == 0
+    assert shard.read_bytes() == intact
+
+
+def test_verify_of_an_unfinished_run_says_to_resume_it(tiny_dir, tmp_path):
+    out = tmp_path / "tokens"
+    _unfinished_run(tiny_dir, "samples", out, "--num-samples", "4", "--shard-size", "2")
+    with pytest.raises(SystemExit, match="is an unfinished `vistok tokenize` run.*with --resume"):
+        vistok_main(["tokenize", "--verify", str(out)])
+    with pytest.raises(SystemExit, match="holds no token dataset written by `vistok tokenize`"):
+        vistok_main(["tokenize", "--verify", str(tmp_path)])
+
+
 def test_finalize_refuses_shards_that_do_not_cover_their_positions(tmp_path):
     import pyarrow as pa
 

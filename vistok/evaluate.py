@@ -371,7 +371,7 @@ def no_images_message(error: NoImagesError, dataset: str, split: str) -> str:
     named = "; ".join(f"{_shown_file(s['file'], s['index'], dataset)}: {s['reason']}" for s in error.skipped[:3])
     more = f"; and {error.num_skipped - 3} more" if error.num_skipped > 3 else ""
     return (
-        f"none of the {error.num_skipped} images of {dataset!r} (split {split!r}) could be read ({named}{more}): "
+        f"none of the {error.num_skipped} images of {dataset!r} (split {split!r}) could be used ({named}{more}): "
         "there is nothing to measure; replace or remove those files, or choose another --dataset"
     )
 

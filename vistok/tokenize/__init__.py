@@ -5,6 +5,7 @@
     accelerate launch -m vistok.tokenize --model <zoo entry> --dataset imagenet256 --split train \\
         --output tokens/in256-train --flip both --batch-size 128 --num-workers 8 --dtype bf16 --compile
     torchrun --nproc_per_node 2 -m vistok.tokenize --device cpu ...      # several processes on CPU (gloo)
+    vistok tokenize --verify tokens/samples      # every shard against its recorded sha256, and that it loads
 
 Images get the dataset's evaluation crop at the tokenizer's resolution (or --image-size), as `vistok evaluate`
 prepares them; corrupt images are skipped and counted. Each row holds the source position (`index`), the split's
@@ -20,7 +21,9 @@ The split is cut into shards of --shard-size images; processes take shards in tu
 dataset. A run holds the folder (a file lock): a second run into it is refused. --resume continues only a run of the
 same tokenizer (weights and config), settings and split content. The folder's dataset card and vistok_tokens.json
 record the tokenizer (name, weights and config sha256, revision, config), the preprocessing and the conventions. An
-existing output is never replaced without --overwrite.
+existing output is never replaced without --overwrite. Loading never re-hashes the shards; --verify does, names a
+damaged shard and prints the --resume command that redoes it. Ctrl-C keeps the finished shards and prints that
+command too.
 """
 
 from __future__ import annotations

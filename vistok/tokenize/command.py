@@ -12,12 +12,13 @@ from .variants import FLIP_CHOICES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="NAME_OR_PATH",
+    # --model, --dataset and --output are required unless --verify is given (checked in run)
+    parser.add_argument("--model", metavar="NAME_OR_PATH",
                         help="trained tokenizer: save_pretrained folder, Hub repo id, vistok/default or a zoo name")
-    parser.add_argument("--dataset", required=True,
+    parser.add_argument("--dataset",
                         help="samples, celeba64, imagenet256, a Hub dataset id, an image folder or a saved dataset")
     parser.add_argument("--split", default="train", help="dataset split (default: train)")
-    parser.add_argument("--output", required=True, help="folder to write the token dataset to")
+    parser.add_argument("--output", help="folder to write the token dataset to")
     parser.add_argument("--image-column", default=None, help="image column of a Hub / local dataset")
     parser.add_argument("--columns", default=None,
                         help="comma-separated source columns to store (default: labels, ids and image file names)")
@@ -47,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="upload the finished dataset to this Hub dataset repo")
     parser.add_argument("--random-init", action="store_true",
                         help="allow preset names (random weights; for speed tests only)")
+    parser.add_argument("--verify", metavar="FOLDER", default=None,
+                        help="check a finished token dataset instead of writing one: every shard against the sha256 "
+                             "its manifest records, and that it loads (takes no other option)")
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="show a progress bar with images/s (default: when stderr is a terminal)")
@@ -61,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
     from .api import tokenize_dataset
     from .store import OutputError
 
+    if args.verify is not None:
+        return verify(args)
+    missing = [f"--{name}" for name in ("model", "dataset", "output") if getattr(args, name) is None]
+    if missing:
+        raise SystemExit(f"vistok tokenize: the following arguments are required: {', '.join(missing)} (or --verify "
+                         "FOLDER to check a finished token dataset)")  # fmt: skip
     if args.resume and args.overwrite:
         raise SystemExit("vistok tokenize: --resume and --overwrite contradict each other; choose one")
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns is not None else None
@@ -100,6 +110,30 @@ def run(args: argparse.Namespace) -> int:
         if args.push_to_hub:
             print(f"Uploaded to https://huggingface.co/datasets/{args.push_to_hub}", file=sys.stderr)
     return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    """``--verify FOLDER``: 0 and one line when every shard matches the manifest and the folder loads; 1 and the
+    damaged shards, each named, then what to run about them."""
+    from .verify import verify_token_dataset
+
+    given = [command for command in ("--model", "--dataset", "--output")
+             if getattr(args, command[2:]) is not None]  # fmt: skip
+    if given:
+        raise SystemExit(f"vistok tokenize: --verify checks the folder it names and takes no {', '.join(given)}; "
+                         "drop them")  # fmt: skip
+    try:
+        result = verify_token_dataset(args.verify)
+    except FileNotFoundError as error:
+        raise SystemExit(f"vistok tokenize --verify: {error}") from error
+    if result.ok:
+        print(f"{result.folder}: intact — {result.num_shards} shard(s) match the sha256 recorded in the manifest, and "
+              f"datasets.load_from_disk reads its {result.num_rows:,} rows.")  # fmt: skip
+        return 0
+    for problem in result.problems:
+        print(f"vistok tokenize --verify: {problem}", file=sys.stderr)
+    print(f"vistok tokenize --verify: {result.remedy}", file=sys.stderr)
+    return 1
 
 
 def command_line(args: argparse.Namespace, **changes: object) -> str:
