@@ -13,11 +13,23 @@ interpreter:
   write the converted cache entry;
 - the second one (new process, cache warm): verify the cache entry and read its safetensors.
 
-Each reports wall time, CPU time and peak resident memory (``VmHWM``: the whole process, interpreter and import
-included). The files are deleted after each entry. Results go to ``benchmarks/results/zoo_load_cpu.json``.
+Each reports wall time, CPU time, how many times it converted and unpickled (``torch.load`` calls), and peak
+resident memory (``VmHWM``: the whole process, interpreter and import included) right after ``import vistok``,
+right after the load and after reading every weight once (what a first forward pass pages in). Per entry the row
+records the second load's peak over the import divided by the converted ``model.safetensors`` size (about 2 when a
+load holds two copies of the weights, 1 for one). ``--before REV`` measures an earlier commit on the same stand-in
+files too (before / after).
 
-    python benchmarks/zoo_load.py                     # every entry (a few minutes, ~3 GB of temporary disk)
-    python benchmarks/zoo_load.py --only ibq-imagenet256-16384,vqgan-llamagen-vq16
+Then, for the ``--concurrent`` entries (default ``ibq-imagenet256-16384``), ``--ranks`` processes (default 8, as the
+ranks of one launch) each import vistok and start the first load at the same moment on an empty converted cache,
+then as many start the second load: how many converted, the ``torch.load`` calls, the sum of their peaks and the
+drop of the machine's ``MemAvailable``. The files are deleted after each entry. Results go to
+``benchmarks/results/zoo_load_cpu.json``.
+
+    python benchmarks/zoo_load.py                     # every entry (~15 minutes, ~3 GB of temporary disk)
+    python benchmarks/zoo_load.py --before f473656    # and the commit before the one-copy loading (~35 minutes)
+    python benchmarks/zoo_load.py --only ibq-imagenet256-16384,vqgan-llamagen-vq16 --concurrent ''
+    python benchmarks/zoo_load.py --only none --concurrent maskgit-vqgan-imagenet256-f16 --ranks 4 --merge
     python benchmarks/zoo_load.py --workdir /big/tmp  # where the stand-in files go
     python benchmarks/zoo_load.py --only NAME --merge # measure NAME again, keep the file's other rows
 
@@ -28,6 +40,7 @@ would right after a download. Random values only make the timing meaningful: the
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -513,7 +526,7 @@ def folder_bytes(folder: Path) -> int:
 
 # --------------------------------------------------------------------------------------------- measurement
 CHILD = r"""
-import json, sys, time, warnings
+import json, os, sys, time, warnings
 
 def status_mb(field):
     for line in open("/proc/self/status"):
@@ -529,16 +542,26 @@ out = {
     "import_s": time.perf_counter() - start,
     "import_cpu_s": time.process_time() - cpu,
     "rss_after_import_mb": status_mb("VmRSS"),
+    "peak_after_import_mb": status_mb("VmHWM"),
 }
 name = sys.argv[1]
 if name:
+    import torch
     import vistok.zoo.loader as loader
-    calls = []
-    convert = loader.convert_entry
+    calls, unpickles = [], []
+    convert, torch_load = loader.convert_entry, torch.load
     def counted(*args, **kwargs):
         calls.append(1)
         return convert(*args, **kwargs)
-    loader.convert_entry = counted
+    def counted_load(*args, **kwargs):
+        unpickles.append(1)
+        return torch_load(*args, **kwargs)
+    loader.convert_entry, torch.load = counted, counted_load
+    barrier = os.environ.get("ZOO_LOAD_BARRIER")
+    if barrier:  # concurrent ranks: say ready, then start together
+        open(os.path.join(barrier, f"ready-{os.getpid()}"), "w").close()
+        while not os.path.exists(os.path.join(barrier, "go")):
+            time.sleep(0.01)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         start, cpu = time.perf_counter(), time.process_time()
@@ -546,11 +569,19 @@ if name:
         out["load_s"] = time.perf_counter() - start
         out["load_cpu_s"] = time.process_time() - cpu
     out["converted"] = bool(calls)
+    out["unpickle_calls"] = len(unpickles)
     out["warnings"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
     out["parameters"] = sum(p.numel() for p in tok.parameters())
     out["rss_after_load_mb"] = status_mb("VmRSS")
+    out["peak_rss_mb"] = status_mb("VmHWM")
+    with torch.no_grad():  # what a first forward pass would page in: every weight read once
+        for tensor in (*tok.parameters(), *tok.buffers()):
+            tensor.sum()
+    out["peak_after_reading_weights_mb"] = status_mb("VmHWM")
+    out["rss_anon_mb"], out["rss_file_mb"] = status_mb("RssAnon"), status_mb("RssFile")  # file: shared pages
+else:
+    out["peak_rss_mb"] = status_mb("VmHWM")
 out["vistok_file"] = vistok.__file__ if "vistok" in sys.modules else None
-out["peak_rss_mb"] = status_mb("VmHWM")
 print("RESULT " + json.dumps(out))
 """
 
@@ -559,14 +590,23 @@ def measure(name: str, env: dict[str, str], module: str | None = None) -> dict[s
     """Run :data:`CHILD` in a fresh interpreter (``name`` empty: import only; ``module``: import that module
     instead of vistok); its report plus the process's wall time from launch to exit."""
     start = time.perf_counter()
-    argv = [sys.executable, "-c", CHILD, name] + ([module] if module else [])
-    # cwd = the vistok source on PYTHONPATH: `python -c` puts the cwd first on sys.path.
-    cwd = env["PYTHONPATH"].split(os.pathsep)[0]
-    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-6:]
+    proc = subprocess.run(child_argv(name, module), env=env, cwd=child_cwd(env), capture_output=True, text=True)
+    return child_result(proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - start)
+
+
+def child_argv(name: str, module: str | None = None) -> list[str]:
+    return [sys.executable, "-c", CHILD, name] + ([module] if module else [])
+
+
+def child_cwd(env: dict[str, str]) -> str:
+    # The vistok source on PYTHONPATH: `python -c` puts the cwd first on sys.path.
+    return env["PYTHONPATH"].split(os.pathsep)[0]
+
+
+def child_result(returncode: int, stdout: str, stderr: str, wall: float) -> dict[str, Any]:
+    lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+    if returncode != 0 or not lines:
+        tail = (stderr or stdout).strip().splitlines()[-6:]
         return {"error": "\n".join(tail), "process_wall_s": wall}
     return {**json.loads(lines[-1][len("RESULT ") :]), "process_wall_s": wall}
 
@@ -586,7 +626,75 @@ def child_env(hf_cache: Path, vistok_cache: Path, source: Path) -> dict[str, str
     return env
 
 
-def bench_entry(entry, workdir: Path, source: Path, layout: str | None = None) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A vistok package to measure: ``label`` ("now", "before"), the extracted tree and its commit."""
+
+    label: str
+    path: Path
+    commit: str
+
+
+def fresh(*folders: Path) -> None:
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+
+
+def write_stand_in(entry, workdir: Path, row: dict[str, Any], layout: str | None) -> Path | None:
+    """Write ``entry``'s stand-in into ``workdir/hf`` (an offline HF cache), describing it in ``row``; returns the HF
+    cache, or None (``row["skipped"]`` says why) when there is no stand-in for it."""
+    staging, hf_cache = workdir / "staging", workdir / "hf"
+    fresh(staging, hf_cache)
+    started = time.perf_counter()
+    try:
+        files, what = stand_in_files(entry, staging, layout)
+    except NoStandIn as err:
+        row["skipped"] = str(err)
+        return None
+    row["stand_in"] = what
+    row["files"] = {name: path.stat().st_size for name, path in files.items()}
+    row["file_bytes"] = sum(row["files"].values())
+    add_file_to_hub_cache(hf_cache, entry.repo_id, files)
+    row["stand_in_write_s"] = round(time.perf_counter() - started, 2)
+    return hf_cache
+
+
+def weights_bytes(vistok_cache: Path) -> int:
+    """Size of the converted cache entry's ``model.safetensors`` (the converted weights)."""
+    return sum(p.stat().st_size for p in vistok_cache.rglob("model.safetensors"))
+
+
+def over_import(measured: dict[str, Any], key: str = "peak_rss_mb") -> float | None:
+    """The process's peak ``key`` minus its peak right after ``import vistok`` (MiB)."""
+    if "error" in measured or key not in measured:
+        return None
+    return measured[key] - measured["peak_after_import_mb"]
+
+
+def per_weight(mib: float | None, size: int) -> float | None:
+    return None if mib is None or not size else round(mib * 2**20 / size, 3)
+
+
+def load_twice(entry, hf_cache: Path, vistok_cache: Path, source: Source) -> dict[str, Any]:
+    """First and second load of ``entry`` with ``source``'s vistok on an empty converted cache, and the second
+    load's peak over the import per byte of converted weights (just loaded, and after reading every weight)."""
+    fresh(vistok_cache)
+    env = child_env(hf_cache, vistok_cache, source.path)
+    out: dict[str, Any] = {"vistok_commit": source.commit, "first": measure(entry.name, env)}
+    out["cache_bytes"] = folder_bytes(vistok_cache)
+    out["weights_bytes"] = weights_bytes(vistok_cache)
+    out["second"] = second = measure(entry.name, env)
+    out["second_peak_per_weight_byte"] = per_weight(over_import(second), out["weights_bytes"])
+    out["second_peak_reading_weights_per_weight_byte"] = per_weight(
+        over_import(second, "peak_after_reading_weights_mb"), out["weights_bytes"]
+    )
+    return out
+
+
+def bench_entry(entry, workdir: Path, sources: list[Source], layout: str | None = None) -> dict[str, Any]:
+    """One row: the stand-in, then :func:`load_twice` with each source; the first source's numbers at the top
+    level, the others' under their label."""
     row: dict[str, Any] = {
         "entry": entry.name,
         "converter": entry.converter,
@@ -596,30 +704,127 @@ def bench_entry(entry, workdir: Path, source: Path, layout: str | None = None) -
     }
     if layout:
         row["layout"] = layout
-    staging, hf_cache, vistok_cache = workdir / "staging", workdir / "hf", workdir / "vistok"
-    for folder in (staging, hf_cache, vistok_cache):
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
     try:
-        started = time.perf_counter()
-        try:
-            files, what = stand_in_files(entry, staging, layout)
-        except NoStandIn as err:
-            row["skipped"] = str(err)
+        hf_cache = write_stand_in(entry, workdir, row, layout)
+        if hf_cache is None:
             return row
-        row["stand_in"] = what
-        row["files"] = {name: path.stat().st_size for name, path in files.items()}
-        row["file_bytes"] = sum(row["files"].values())
-        add_file_to_hub_cache(hf_cache, entry.repo_id, files)
-        row["stand_in_write_s"] = round(time.perf_counter() - started, 2)
-        env = child_env(hf_cache, vistok_cache, source)
-        row["first"] = measure(entry.name, env)
-        row["cache_bytes"] = folder_bytes(vistok_cache)
-        row["second"] = measure(entry.name, env)
+        for i, source in enumerate(sources):
+            measured = load_twice(entry, hf_cache, workdir / "vistok", source)
+            if i == 0:
+                row.update(measured)
+            else:
+                row[source.label] = measured
     finally:
-        for folder in (staging, hf_cache, vistok_cache):
-            shutil.rmtree(folder, ignore_errors=True)
+        for folder in ("staging", "hf", "vistok"):
+            shutil.rmtree(workdir / folder, ignore_errors=True)
     return row
+
+
+# ------------------------------------------------------------------------------------------ concurrent ranks
+def mem_available_mb() -> float:
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_ranks(name: str, env: dict[str, str], ranks: int, folder: Path, timeout: float = 900) -> dict[str, Any]:
+    """``ranks`` fresh processes loading ``name`` at the same moment (each imports vistok, then waits at a file
+    barrier). Per rank: :data:`CHILD`'s report; in all: how many converted, torch.load calls, the sum of their
+    peaks (``VmHWM``; file-backed pages shared between processes count in each), and the largest drop of the
+    machine's ``MemAvailable`` while they ran (other jobs move it too)."""
+    fresh(folder)
+    barrier = folder / "barrier"
+    barrier.mkdir()
+    env = {**env, "ZOO_LOAD_BARRIER": str(barrier)}
+    available_before = mem_available_mb()
+    procs, logs = [], []
+    for rank in range(ranks):
+        out, err = (folder / f"rank{rank}.out").open("w"), (folder / f"rank{rank}.err").open("w")
+        logs.append((out, err))
+        procs.append(subprocess.Popen(child_argv(name), env=env, cwd=child_cwd(env), stdout=out, stderr=err))
+    deadline = time.monotonic() + timeout
+    lowest = available_before
+    while len(list(barrier.glob("ready-*"))) < ranks and time.monotonic() < deadline:
+        if all(p.poll() is not None for p in procs):
+            break
+        time.sleep(0.02)
+    lowest = min(lowest, mem_available_mb())
+    (barrier / "go").touch()
+    started = time.perf_counter()
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        lowest = min(lowest, mem_available_mb())
+        time.sleep(0.05)
+    wall = time.perf_counter() - started
+    results = []
+    for rank, (proc, (out, err)) in enumerate(zip(procs, logs, strict=True)):
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        out.close()
+        err.close()
+        text = (folder / f"rank{rank}.out").read_text(), (folder / f"rank{rank}.err").read_text()
+        results.append(child_result(proc.returncode, *text, wall))
+    ok = [r for r in results if "error" not in r]
+    summary: dict[str, Any] = {
+        "ranks": ranks,
+        "errors": len(results) - len(ok),
+        "converted_ranks": sum(bool(r.get("converted")) for r in ok),
+        "unpickle_calls": sum(r.get("unpickle_calls", 0) for r in ok),
+        "total_peak_rss_mb": round(sum(r["peak_rss_mb"] for r in ok), 1),
+        "total_peak_over_import_mb": round(sum(over_import(r) for r in ok), 1),
+        "total_peak_reading_weights_mb": round(sum(r["peak_after_reading_weights_mb"] for r in ok), 1),
+        "slowest_load_s": round(max((r["load_s"] for r in ok), default=float("nan")), 2),
+        "group_wall_s": round(wall, 2),
+        "mem_available_drop_mb": round(available_before - lowest, 1),
+        "per_rank": results,
+    }
+    return summary
+
+
+def bench_concurrent(entry, workdir: Path, sources: list[Source], ranks: int) -> dict[str, Any]:
+    """The first load of ``entry`` by ``ranks`` processes started together on an empty converted cache (one should
+    convert while the others wait on the entry's lock, then read its result), then the second load by as many
+    processes, with each source."""
+    row: dict[str, Any] = {
+        "entry": entry.name,
+        "ranks": ranks,
+        "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+    try:
+        hf_cache = write_stand_in(entry, workdir, row, None)
+        if hf_cache is None:
+            return row
+        for source in sources:
+            vistok_cache = workdir / "vistok"
+            fresh(vistok_cache)
+            env = child_env(hf_cache, vistok_cache, source.path)
+            measured: dict[str, Any] = {"vistok_commit": source.commit}
+            measured["first"] = run_ranks(entry.name, env, ranks, workdir / "ranks")
+            measured["weights_bytes"] = weights_bytes(vistok_cache)
+            measured["second"] = run_ranks(entry.name, env, ranks, workdir / "ranks")
+            row[source.label] = measured
+    finally:
+        for folder in ("staging", "hf", "vistok", "ranks"):
+            shutil.rmtree(workdir / folder, ignore_errors=True)
+    return row
+
+
+def print_concurrent(row: dict[str, Any]) -> None:
+    if "skipped" in row:
+        print(f"{row['entry']} x{row['ranks']}: skipped ({row['skipped']})", flush=True)
+        return
+    for label, measured in row.items():
+        if not isinstance(measured, dict) or "first" not in measured:
+            continue
+        parts = [
+            f"{key}: {m['converted_ranks']} converted, {m['unpickle_calls']} torch.load, errors {m['errors']}, "
+            f"sum of peaks {m['total_peak_rss_mb']:,.0f} MB ({m['total_peak_over_import_mb']:,.0f} over import)"
+            for key in ("first", "second")
+            for m in [measured[key]]
+        ]
+        print(f"{row['entry']} x{row['ranks']} [{label}]: " + "; ".join(parts), flush=True)
 
 
 def print_row(row: dict[str, Any]) -> None:
@@ -634,18 +839,22 @@ def print_row(row: dict[str, Any]) -> None:
             if "error" in m
             else f"{key} {m['load_s']:.1f} s / {m['peak_rss_mb']:.0f} MB"
         )
+    ratios = [f"second peak over import / weights {row.get('second_peak_per_weight_byte')}"]
+    for label, measured in row.items():
+        if isinstance(measured, dict) and "second_peak_per_weight_byte" in measured:
+            ratios.append(f"{label} {measured['second_peak_per_weight_byte']}")
     print(
         f"{row['entry']}: file {row['file_bytes'] / 1e6:.0f} MB, cache {row.get('cache_bytes', 0) / 1e6:.0f} MB; "
-        + "; ".join(parts),
+        + "; ".join(parts + ratios),
         flush=True,
     )
 
 
-def committed_source(folder: Path) -> tuple[Path, str]:
-    """The committed ``vistok/`` package (``git archive HEAD``) extracted into ``folder``, and the commit: the
+def committed_source(folder: Path, rev: str = "HEAD") -> tuple[Path, str]:
+    """The committed ``vistok/`` package at ``rev`` (``git archive``) extracted into ``folder``, and the commit: the
     measurements never see half-made edits in the working tree."""
     commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.strip()
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -668,15 +877,19 @@ def merge_into_previous(payload: dict[str, Any], previous: dict[str, Any]) -> No
         "machine": previous.get("machine"),
         "entries": sorted({row["entry"] for row in kept}),
     }
-    for key in ("import_baseline", "import_breakdown"):
-        payload.setdefault(key, previous.get(key))
+    for key in ("import_baseline", "import_breakdown", "concurrent", "before_commit"):
+        if payload.get(key) is None and previous.get(key) is not None:
+            payload[key] = previous[key]
+
+
+DEFAULT_CONCURRENT = "ibq-imagenet256-16384"
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", default="", help="comma-separated zoo names (default: every entry)")
+    parser.add_argument("--only", default="", help="comma-separated zoo names (default: every entry; 'none': no row)")
     parser.add_argument(
         "--workdir", default=None, help="folder for the stand-in files (default: a temp folder)"
     )
@@ -686,22 +899,37 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--merge", action="store_true", help="keep the results file's rows of the entries not measured now"
     )
+    parser.add_argument("--commit", default="HEAD", help="the vistok commit to measure (default HEAD)")
+    parser.add_argument(
+        "--before", default=None, help="also measure this earlier commit on the same stand-ins (before / after)"
+    )
+    parser.add_argument(
+        "--concurrent",
+        default=DEFAULT_CONCURRENT,
+        help=f"comma-separated zoo names whose first load is also run by --ranks processes at once (default "
+        f"{DEFAULT_CONCURRENT}; '' for none)",
+    )
+    parser.add_argument("--ranks", type=int, default=8, help="processes of the concurrent load (default 8)")
     args = parser.parse_args(argv)
 
     env_root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="vistok-zoo-load-"))
     env_root.mkdir(parents=True, exist_ok=True)
-    source, commit = committed_source(env_root / "source")
+    source, commit = committed_source(env_root / "source", args.commit)
+    sources = [Source("now", source, commit)]
+    if args.before:
+        before, before_commit = committed_source(env_root / "source-before", args.before)
+        sources.append(Source("before", before, before_commit))
     sys.path.insert(0, str(source))
     sys.path.insert(1, str(ROOT / "benchmarks"))
     from _common import library_versions, machine
 
     import vistok
-    from vistok.convert import CONVERTERS
-    from vistok.zoo.catalogue import get_entry, zoo_names
+    from vistok.families import family_names, get_entry, zoo_names
 
     check_magvit2_generator()
     check_titok_generator()
-    names = [n for n in args.only.split(",") if n] or zoo_names()
+    names = [n for n in args.only.split(",") if n and n != "none"] or ([] if args.only == "none" else zoo_names())
+    concurrent = [n for n in args.concurrent.split(",") if n]
     started = time.perf_counter()
     info = machine("cpu")
     info["load_average_1min_at_start"] = info.pop("load_average_1min", None)
@@ -715,14 +943,18 @@ def main(argv=None) -> None:
         "fresh process, on full-size stand-in files with random weights of the real shapes",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": info,
-        "versions": library_versions("huggingface_hub", "safetensors"),
-        "converters": sorted(CONVERTERS),
-        "memory": "peak_rss_mb = VmHWM of the measuring process (interpreter, import vistok and the load). Not "
-        "ru_maxrss: Linux carries the parent's peak into it across fork + exec",
+        "versions": library_versions("huggingface_hub", "safetensors", "transformers"),
+        "converters": family_names(),
+        "memory": "peak_rss_mb = VmHWM of the measuring process (interpreter, import vistok and the load) right after "
+        "the load; peak_after_reading_weights_mb after reading every weight once (as a first forward pass would); "
+        "peak_after_import_mb right after import vistok. *_per_weight_byte = (peak - peak_after_import) / the "
+        "converted model.safetensors size. Not ru_maxrss: Linux carries the parent's peak into it across fork + exec",
         "page_cache": "stand-in files are written just before the first load, so they are read from the page cache "
         "(as right after a download)",
     }
     payload["vistok_commit"] = commit
+    if args.before:
+        payload["before_commit"] = sources[1].commit
     try:
         empty = child_env(env_root / "hf-empty", env_root / "vistok-empty", source)
         baseline = [measure("", empty) for _ in range(BASELINE_REPEATS)]
@@ -744,11 +976,11 @@ def main(argv=None) -> None:
                     "converter": entry.converter,
                     "skipped": "not on the Hub (manual download)",
                 }
-            elif entry.converter not in CONVERTERS:
+            elif entry.converter not in family_names():
                 row = {
                     "entry": name,
                     "converter": entry.converter,
-                    "skipped": f"converter {entry.converter!r} is not registered in vistok.convert.CONVERTERS",
+                    "skipped": f"converter {entry.converter!r} is not a registered family (vistok.families)",
                 }
             elif entry.converter == "janus":
                 layouts = janus_layouts(entry)
@@ -759,17 +991,23 @@ def main(argv=None) -> None:
                         "skipped": f"no stand-in writer for the Janus files {list(entry.filenames)}",
                     }
                 for layout in layouts:
-                    rows.append(bench_entry(entry, env_root / "run", source, layout))
+                    rows.append(bench_entry(entry, env_root / "run", sources, layout))
                     print_row(rows[-1])
                 if layouts:
                     continue
             else:
-                row = bench_entry(entry, env_root / "run", source)
+                row = bench_entry(entry, env_root / "run", sources)
             rows.append(row)
             print_row(row)
         for row in rows:
             row["vistok_commit"] = commit
         payload["entries"] = rows
+        if concurrent:
+            payload["concurrent"] = []
+            for name in concurrent:
+                row = bench_concurrent(get_entry(name), env_root / "run", sources, args.ranks)
+                payload["concurrent"].append(row)
+                print_concurrent(row)
     finally:
         if not args.workdir:
             shutil.rmtree(env_root, ignore_errors=True)
@@ -823,10 +1061,18 @@ def render_zoo_load(payload: dict[str, Any]) -> list[str]:
             + ".",
             "",
         ]
+    before_commit = payload.get("before_commit")
+    if before_commit:
+        lines += [
+            f"Each entry is measured with the vistok commit {payload.get('vistok_commit', '?')[:7]} and, on the same "
+            f"stand-in files, with the earlier commit {before_commit[:7]}: cells reading *a → b* give that commit's "
+            "number, then this one's.",
+            "",
+        ]
     lines += [
         "| entry | stand-in file | first load | first peak RSS | second load | second peak RSS | converted cache "
-        "| second load converted? | warnings |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| second peak over import ÷ weights (loaded / every weight read) | second load converted? | warnings |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     skipped = []
     for row in payload["entries"]:
@@ -834,14 +1080,19 @@ def render_zoo_load(payload: dict[str, Any]) -> list[str]:
             skipped.append(f"{row['entry']} ({row['skipped']})")
             continue
         first, second = row["first"], row["second"]
+        earlier = row.get("before") or {}
         name = row["entry"] + (f" (`{row['layout']}`)" if "layout" in row else "")
-        peaks = [f"{r['peak_rss_mb']:,.0f} MiB" if "peak_rss_mb" in r else "—" for r in (first, second)]
+        peaks = [
+            _then_now((earlier.get(key) or {}).get("peak_rss_mb"), row[key].get("peak_rss_mb"), "{:,.0f} MiB")
+            for key in ("first", "second")
+        ]
+        ratio = _then_now(_ratio_pair(earlier), _ratio_pair(row), "{}")
         converted = "—" if "error" in second else ("yes" if second["converted"] else "no")
         warned = sorted({w.split(":", 1)[0] for r in (first, second) for w in r.get("warnings", [])})
         lines.append(
             f"| {name} | {row['file_bytes'] / 2**20:,.0f} MiB | {_load_cell(first)} | {peaks[0]} "
-            f"| {_load_cell(second)} | {peaks[1]} | {row.get('cache_bytes', 0) / 2**20:,.0f} MiB | {converted} "
-            f"| {', '.join(warned) or '—'} |"
+            f"| {_load_cell(second)} | {peaks[1]} | {row.get('cache_bytes', 0) / 2**20:,.0f} MiB | {ratio} "
+            f"| {converted} | {', '.join(warned) or '—'} |"
         )
     merged = payload.get("merged_from")
     if merged and merged.get("entries"):
@@ -860,6 +1111,52 @@ def render_zoo_load(payload: dict[str, Any]) -> list[str]:
         ]
     if skipped:
         lines += ["", "Not measured: " + "; ".join(skipped) + "."]
+    lines += _render_concurrent(payload)
+    return lines
+
+
+def _then_now(before: Any, now: Any, fmt: str) -> str:
+    """``now`` formatted, preceded by ``before`` (*a → b*) when there is one; "—" for a missing value."""
+    shown = fmt.format(now) if now is not None else "—"
+    return f"{fmt.format(before)} → {shown}" if before is not None else shown
+
+
+def _ratio_pair(measured: dict[str, Any]) -> str | None:
+    loaded = measured.get("second_peak_per_weight_byte")
+    read = measured.get("second_peak_reading_weights_per_weight_byte")
+    return None if loaded is None else f"{loaded:.2f} / {read:.2f}"
+
+
+def _render_concurrent(payload: dict[str, Any]) -> list[str]:
+    rows = [row for row in payload.get("concurrent") or [] if "skipped" not in row]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "First load by several processes at once (as the ranks of one launch): they start together on an empty "
+        "converted cache, each after its own `import vistok`; then as many second loads, together. Peak RSS summed "
+        "over the processes (`VmHWM`; pages of the same file mapped by several processes count in each), the same "
+        "minus each process's peak after its import, and the largest drop of the machine's `MemAvailable` while they "
+        "ran (imports included; other jobs move it).",
+        "",
+        "| entry | vistok | load | processes | converted | torch.load calls | sum of peak RSS | sum over import "
+        "| after reading every weight | MemAvailable drop | slowest load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        for label in ("before", "now"):
+            measured = row.get(label)
+            if not measured:
+                continue
+            for key in ("first", "second"):
+                m = measured[key]
+                errors = f" ({m['errors']} failed)" if m["errors"] else ""
+                lines.append(
+                    f"| {row['entry']} | {measured['vistok_commit'][:7]} | {key} | {m['ranks']}{errors} "
+                    f"| {m['converted_ranks']} | {m['unpickle_calls']} | {m['total_peak_rss_mb']:,.0f} MiB "
+                    f"| {m['total_peak_over_import_mb']:,.0f} MiB | {m['total_peak_reading_weights_mb']:,.0f} MiB "
+                    f"| {m['mem_available_drop_mb']:,.0f} MiB | {m['slowest_load_s']:.1f} s |"
+                )
     return lines
 
 
