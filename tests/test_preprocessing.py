@@ -133,3 +133,33 @@ def test_every_entry_states_its_preprocessing_in_zoo_info(capsys):
 
     assert main(["zoo", "info", "vqgan-janus-pro-1b"]) == 0
     assert "preprocessing: longest side to 384 (bicubic), pad to a 384² square with (127, 127, 127)" in capsys.readouterr().out
+
+
+def test_vistok_tokenize_frames_the_photos_as_the_upstream_project_does(hub, reference, tmp_path, monkeypatch):
+    """`vistok tokenize --model <zoo entry>` on a folder of the reference photos encodes exactly upstream's pixels
+    (the images the encoder receives are recorded); --preprocessing generic records that it used the dataset's crop."""
+    from vistok.cli import main
+    from vistok.inference import FastTokenizer
+
+    add_to_hub_cache(hub, "FoundationVision/LlamaGen", {"vq_ds16_c2i.pt": DATA / "llamagen_tiny.pt"})
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(skimage.data.astronaut()).save(folder / "a_astronaut.png")
+    Image.fromarray(skimage.data.coffee()).save(folder / "b_coffee.png")
+    encoded = []
+    original = FastTokenizer.encode
+    monkeypatch.setattr(FastTokenizer, "encode", lambda self, x: encoded.append(x.clone()) or original(self, x))
+    out = tmp_path / "tokens"
+    with pytest.warns(vistok.ZooArchitectureWarning):
+        assert main(["tokenize", "--model", "vqgan-llamagen-vq16", "--dataset", str(folder), "--split", "train",
+                     "--output", str(out), "--num-workers", "0", "--no-progress"]) == 0
+    assert torch.equal(_as_uint8(torch.cat(encoded)), reference["llamagen"]["pixels_uint8"])
+    manifest = json.loads((out / "vistok_tokens.json").read_text())
+    assert manifest["identity"]["preprocessing"]["box_prehalve"] is True
+    assert manifest["preprocessing"]["crop"].startswith("upstream: BOX halvings")
+
+    generic = tmp_path / "generic"
+    with pytest.warns(vistok.ZooArchitectureWarning):
+        assert main(["tokenize", "--model", "vqgan-llamagen-vq16", "--dataset", str(folder), "--split", "train",
+                     "--output", str(generic), "--num-workers", "0", "--no-progress", "--preprocessing", "generic"]) == 0
+    assert json.loads((generic / "vistok_tokens.json").read_text())["identity"]["preprocessing"] == "generic"

@@ -95,6 +95,13 @@ class Preprocessing:
             values["pad_fill"] = tuple(values["pad_fill"])
         return cls(**values)
 
+    def at(self, size: int) -> Preprocessing:
+        """The same pipeline for a ``size``-px output (a resize target other than ``size`` scales with it)."""
+        if size == self.size:
+            return self
+        resize_to = None if self.resize_to is None else round(self.resize_to * size / self.size)
+        return dataclasses.replace(self, size=size, resize_to=resize_to)
+
     def describe(self) -> str:
         """One line: what the pipeline does, and the upstream code it follows."""
         edge = self.resize_to or self.size

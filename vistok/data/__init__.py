@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch.utils.data import Dataset, IterableDataset
 
 from .datasets import (
@@ -23,6 +25,7 @@ from .samples import SampleCropsDataset
 from .sources import DatasetUnavailableError, accepted_datasets, check_local_dataset, open_split
 from .transforms import (
     ImageTransform,
+    UpstreamCrop,
     adm_center_crop,
     adm_random_crop,
     celeba_seed_crop,
@@ -48,6 +51,7 @@ def build_dataset(
     num_samples: int | None = None,
     hflip: bool | None = None,
     seed: int = 0,
+    preprocessing: Any = None,
 ) -> Dataset | IterableDataset:
     """Build an image dataset whose items are ``{"pixel_values": float32 (3, image_size, image_size) in [-1, 1],
     "index": int}`` (``index`` = position in the split), or a :class:`SkippedSample` (position, file, reason) for an
@@ -59,7 +63,9 @@ def build_dataset(
     file. ``train`` selects the training crop (random for ImageNet and generic data) and turns on horizontal flips
     unless ``hflip`` says otherwise. ``streaming`` returns an IterableDataset (shuffled with a buffer when
     training). ``num_samples`` keeps the first N samples (for ``samples``: how many crops). Random augmentations
-    are a function of ``(seed, epoch, index)``; call ``set_epoch`` on the dataset each epoch.
+    are a function of ``(seed, epoch, index)``; call ``set_epoch`` on the dataset each epoch. ``preprocessing``
+    (a :class:`vistok.preprocessing.Preprocessing`, evaluation only) replaces the dataset's evaluation crop with an
+    upstream project's pipeline; ``samples`` refuses it (its crops are made in memory from the bundled photos).
 
     Raises :class:`DatasetUnavailableError` when a Hub dataset cannot be loaded (offline, gated, not cached), with
     the alternatives spelled out, and ``ValueError`` for ``samples`` with ``streaming`` or ``image_column``.
@@ -70,7 +76,14 @@ def build_dataset(
         raise ValueError(f"num_samples must be positive or None, got {num_samples}")
     flip = train if hflip is None else bool(hflip)
 
+    if preprocessing is not None and train:
+        raise ValueError("preprocessing replaces the evaluation crop; training crops are the dataset's own")
     if name_or_path == "samples":
+        if preprocessing is not None:
+            raise ValueError(
+                "'samples' are crops made in memory from the bundled photos: an upstream pipeline cannot frame them; "
+                "use a folder of photos, or the generic preprocessing"
+            )
         # the bundled photos are crops made in memory: neither option has a meaning there, and neither is ignored
         if streaming:
             raise ValueError(
@@ -100,6 +113,8 @@ def build_dataset(
 
     import datasets
 
+    if preprocessing is not None:
+        crop = UpstreamCrop(preprocessing)
     transform = ImageTransform(crop=crop, size=image_size, hflip=flip)
     name = f"{name_or_path}[{split}]"
     data = opened.dataset

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -95,6 +96,19 @@ class ImageTransform:
         if self.hflip and rng.random() < 0.5:
             out = hflip(out)
         return out
+
+
+@dataclass(frozen=True)
+class UpstreamCrop:
+    """A crop callable (as :class:`ImageTransform` takes) that runs an upstream project's pipeline
+    (:class:`vistok.preprocessing.Preprocessing`) at the requested size."""
+
+    pipeline: Any
+
+    def __call__(self, image: Image.Image, size: int, rng: np.random.Generator) -> Image.Image:
+        from ..preprocessing import preprocess
+
+        return Image.fromarray(preprocess(image, self.pipeline.at(size)))
 
 
 def celeba_crop(image: Image.Image, size: int, rng: np.random.Generator) -> Image.Image:

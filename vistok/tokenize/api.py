@@ -71,6 +71,24 @@ def push_dataset_to_hub(folder: str | os.PathLike, repo_id: str, private: bool |
     )
 
 
+def upstream_pipeline(tok: Any, preprocessing: str, dataset: str) -> Any:
+    """The upstream :class:`~vistok.preprocessing.Preprocessing` to frame images with, or ``None`` for the
+    dataset's own evaluation crop: ``"upstream"`` takes the one the tokenizer records (none: generic), ``"generic"``
+    never. The bundled ``samples`` are crops made in memory: they stay generic, with a notice."""
+    from ..preprocessing import Preprocessing
+
+    if preprocessing not in ("upstream", "generic"):
+        raise ValueError(f"--preprocessing must be 'upstream' or 'generic', got {preprocessing!r}")
+    recorded = (tok.config.metadata or {}).get("preprocessing")
+    if preprocessing == "generic" or recorded is None:
+        return None
+    if dataset == "samples":
+        print("note: 'samples' are crops made in memory, so the tokenizer's upstream preprocessing does not apply to "
+              "them; they are tokenized as they are", file=sys.stderr)  # fmt: skip
+        return None
+    return Preprocessing.from_dict(recorded)
+
+
 def tokenize_dataset(
     model: Any,
     dataset: str,
@@ -95,9 +113,15 @@ def tokenize_dataset(
     progress: bool = False,
     random_init: bool = False,
     push_to_hub: str | None = None,
+    preprocessing: str = "upstream",
 ) -> dict[str, Any] | None:
     """Tokenize ``split`` of ``dataset`` with ``model`` (a :class:`~vistok.VisTokenizer` or a name
     :func:`load_tokenizer` accepts) into the 🤗 dataset folder ``output``; see ``vistok tokenize --help``.
+
+    ``preprocessing="upstream"`` (default) frames each image as the tokenizer's upstream project does when the
+    tokenizer records that pipeline (a zoo entry, a conversion), so the rows are the upstream project's tokens;
+    ``"generic"`` uses the dataset's evaluation crop (identical pixels for every tokenizer). The manifest records
+    which ran.
 
     Under ``accelerate launch`` / ``torchrun`` each process tokenizes its shards and the main process merges them.
     Returns, on the main process, the manifest plus ``seconds`` and ``images_per_second`` of this run (``None``
@@ -128,8 +152,10 @@ def tokenize_dataset(
     from .variants import variants_for
 
     variants_for(flip, ten_crop)  # validates --flip
+    pipeline = upstream_pipeline(tok, preprocessing, dataset)
     source = open_token_source(dataset, split, source_size(image_size, ten_crop), streaming=streaming,
-                               image_column=image_column, num_samples=num_samples, columns=columns)
+                               image_column=image_column, num_samples=num_samples, columns=columns,
+                               preprocessing=pipeline)
     if source.num_images == 0:
         raise ValueError(f"{dataset!r} (split {split!r}) has no images to tokenize")
     layout = tok.token_layout
@@ -145,6 +171,7 @@ def tokenize_dataset(
         "image_column": source.image_column, "num_samples": num_samples, "image_size": image_size, "flip": flip,
         "ten_crop": ten_crop, "shard_size": shard_size, "columns": source.columns, "dtype": dtype,
         "num_images": source.num_images,  # a split that grew or shrank since a crash is not resumed into
+        "preprocessing": pipeline.at(source_size(image_size, ten_crop)).to_dict() if pipeline else "generic",
     }  # fmt: skip
 
     store = TokenStore(output)

@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--streaming", action="store_true", help="stream the dataset instead of downloading it")
     parser.add_argument("--flip", choices=FLIP_CHOICES, default="none",
                         help="none, or both: each image and its mirror image, as LlamaGen does (default: none)")
+    parser.add_argument("--preprocessing", choices=("upstream", "generic"), default="upstream",
+                        help="upstream (default): frame each image as the tokenizer's upstream project does, when it "
+                        "records that pipeline (zoo entries, conversions); generic: the dataset's evaluation crop, "
+                        "the same pixels for every tokenizer")
     parser.add_argument("--ten-crop", action="store_true",
                         help="five crops of the image enlarged 1.1x (ten with --flip both), as LlamaGen's ten-crop")
     parser.add_argument("--batch-size", type=int, default=32,
@@ -82,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             image_column=args.image_column, columns=columns, dtype=args.dtype, compile=args.compile,
             resume=args.resume, overwrite=args.overwrite, device=args.device,
             progress=sys.stderr.isatty() if args.progress is None else args.progress,
-            random_init=args.random_init, push_to_hub=args.push_to_hub,
+            random_init=args.random_init, push_to_hub=args.push_to_hub, preprocessing=args.preprocessing,
         )  # fmt: skip
     except KeyboardInterrupt:  # Ctrl-C: what was kept and how to go on, not a traceback
         if int(os.environ.get("RANK", "0")) == 0:  # one line for a multi-process run, from its main process

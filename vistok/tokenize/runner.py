@@ -116,6 +116,16 @@ def latent_hw_at(tok: Any, image_size: int) -> tuple[int, int]:
     return hw
 
 
+def _framing(identity: dict, dataset: str) -> str:
+    """How the images were framed: the upstream pipeline the identity records, else the dataset's crop."""
+    recorded = identity.get("preprocessing")
+    if isinstance(recorded, dict):
+        from ..preprocessing import Preprocessing
+
+        return "upstream: " + Preprocessing.from_dict(recorded).describe()
+    return crop_description(dataset)
+
+
 def crop_description(dataset: str) -> str:
     from ..data import DATASET_PRESETS
 
@@ -270,7 +280,7 @@ def make_manifest(tok_record: dict, identity: dict, source: TokenSource, options
             "num_samples": identity["num_samples"], "columns": ["index", *source.columns],
         },
         "preprocessing": {
-            "image_size": options.image_size, "crop": crop_description(source.name), "flip": options.flip,
+            "image_size": options.image_size, "crop": _framing(identity, source.name), "flip": options.flip,
             "ten_crop": options.ten_crop, "source_size": source_size(options.image_size, options.ten_crop),
             "variants": [{"crop": v.crop, "flip": v.flip} for v in variants],
         },

@@ -165,13 +165,15 @@ def open_token_source(
     image_column: str | None = None,
     num_samples: int | None = None,
     columns: list[str] | None = None,
+    preprocessing: Any = None,
 ) -> TokenSource:
     """Open ``dataset``'s ``split`` at ``image_size`` (the dataset's evaluation crop) with the columns to store:
     ``columns`` (validated) or, by default, its labels, ids and image file names. Raises the loaders' errors
-    (``FileNotFoundError``, :class:`~vistok.data.DatasetUnavailableError`, ``ValueError``) for bad input."""
+    (``FileNotFoundError``, :class:`~vistok.data.DatasetUnavailableError`, ``ValueError``) for bad input.
+    ``preprocessing`` (an upstream :class:`~vistok.preprocessing.Preprocessing`) replaces the evaluation crop."""
     images = build_dataset(
         dataset, split, image_size=image_size, train=False, streaming=streaming, image_column=image_column,
-        num_samples=num_samples, hflip=False,
+        num_samples=num_samples, hflip=False, preprocessing=preprocessing,
     )  # fmt: skip
     if dataset == "samples":
         if columns:
