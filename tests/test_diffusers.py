@@ -135,9 +135,13 @@ def test_inexpressible_tokenizers_get_clear_errors():
         VisTokenizer(VisTokenizerConfig.from_dict(fsq)).to_diffusers()
     with pytest.raises(ValueError, match="its net is 'simple_cnn'"):
         create_tokenizer("vqvae-celeba64-vq-d4").to_diffusers()
+    # a spatial-norm (MoVQ) VQModel imports as the movq net (tests/test_kandinsky.py), unless its codes are not as
+    # wide as the latent its spatial norms are built for
     spatial = VQModel(block_out_channels=(32,), norm_type="spatial", latent_channels=4, num_vq_embeddings=16)
-    with pytest.raises(ValueError, match="norm_type='spatial'"):
-        VisTokenizer.from_diffusers(spatial)
+    assert VisTokenizer.from_diffusers(spatial).config.net["type"] == "movq"
+    wide = VQModel(block_out_channels=(32,), norm_type="spatial", latent_channels=4, vq_embed_dim=8, num_vq_embeddings=16)
+    with pytest.raises(ValueError, match="norm_type='spatial' with vq_embed_dim 8 != latent_channels 4"):
+        VisTokenizer.from_diffusers(wide)
     with pytest.raises(TypeError, match="diffusers.VQModel"):
         VisTokenizer.from_diffusers(nn.Linear(2, 2))
 

@@ -37,6 +37,9 @@ def build_modules(config: VisTokenizerConfig) -> TokenizerModules:
     family = config.net_family()
     qspec = dict(config.quantizer)
     quantizer = QUANTIZERS.get(qspec.pop("type"))(**qspec)
+    if hasattr(family, "bind_codebook_dim"):
+        # a net that holds its own quant convs (MoVQ: its decoder is conditioned on the codes themselves)
+        family.bind_codebook_dim(quantizer.codebook_dim)
     if family.uses_quant_conv:
         k = getattr(family, "quant_conv_kernel_size", 1)  # 1×1 unless the family says otherwise (VAR's are 3×3)
         quant_conv = nn.Conv2d(family.latent_channels, quantizer.codebook_dim, k, padding=k // 2)

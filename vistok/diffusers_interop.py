@@ -47,6 +47,7 @@ from .convert.diffusers_layout import (
     DIFFUSERS_BETA,
     DIFFUSERS_EPS,
     DOWN,
+    SPATIAL_NORM_GROUPS,
     UP,
     VQMODEL_DEFAULTS,
     diffusers_key,
@@ -81,9 +82,16 @@ def check_diffusers_compatible(config) -> None:
     ``VQModel``."""
     net, q = config.net, config.quantizer
     problems = []
-    if net["type"] != "vqgan":
+    if net["type"] not in ("vqgan", "movq"):
         problems.append(
-            f"its net is {net['type']!r}; only the 'vqgan' net (Taming / LlamaGen architecture) maps"
+            f"its net is {net['type']!r}; only the 'vqgan' net (Taming / LlamaGen architecture) and 'movq' map"
+        )
+    elif net["type"] == "movq" and (
+        net["spatial_norm_groups"] != SPATIAL_NORM_GROUPS or net["latent_channels"] != q.get("codebook_dim")
+    ):
+        problems.append(
+            f"diffusers' spatial norm needs {SPATIAL_NORM_GROUPS} groups and codes as wide as the latent (this movq: "
+            f"{net['spatial_norm_groups']} groups, latent {net['latent_channels']}, codes {q.get('codebook_dim')})"
         )
     elif net["channel_multiplier"][0] != 1:
         problems.append(
@@ -93,7 +101,7 @@ def check_diffusers_compatible(config) -> None:
         problems.append(f"its GroupNorm eps is {net['norm_eps']}; VQModel hard-codes {DIFFUSERS_EPS}")
     elif net.get("decoder_unavailable"):
         problems.append("it is encode-only (its release carries no decoder weights)")
-    elif not config.net_family().is_mirrored:
+    elif net["type"] == "vqgan" and not config.net_family().is_mirrored:
         problems.append(
             "its decoder does not mirror its encoder (per-level block counts or decoder widths of its own); "
             "VQModel's decoder is the encoder's mirror with layers_per_block + 1 blocks per level"
@@ -113,7 +121,8 @@ def to_diffusers(tok, *, scaling_factor: float | None = None, lookup_from_codebo
     ``vq_model(x).sample`` equals ``tok(x).reconstruction`` and the indices of ``vq_model.quantize`` equal
     ``tok.encode(x).indices`` (up to float rounding of the two nearest-code searches on exact ties). For a
     ``pixel_range="unit"`` net (aMUSEd) the VQModel works on [0, 1] pixels, as the original does:
-    ``vq_model((x + 1) / 2).sample * 2 − 1`` is ``tok(x).reconstruction``.
+    ``vq_model((x + 1) / 2).sample * 2 − 1`` is ``tok(x).reconstruction``. A ``movq`` tokenizer (Kandinsky) gives a
+    ``norm_type="spatial"`` VQModel.
 
     Args:
         scaling_factor: the VQModel's latent ``scaling_factor`` (used by latent-diffusion pipelines, not by the
@@ -130,6 +139,7 @@ def to_diffusers(tok, *, scaling_factor: float | None = None, lookup_from_codebo
     net, q = config.net, config.quantizer
     recorded = (config.metadata or {}).get("diffusers", {})
     levels = len(net["channel_multiplier"])
+    spatial = net["type"] == "movq"
     attention = set(tok.config.net_family().attention_levels)
     widths = [net["base_channels"] * m for m in net["channel_multiplier"]]
     model = diffusers.VQModel(
@@ -146,7 +156,7 @@ def to_diffusers(tok, *, scaling_factor: float | None = None, lookup_from_codebo
         norm_num_groups=net["norm_groups"],
         vq_embed_dim=q["codebook_dim"],
         scaling_factor=scaling_factor if scaling_factor is not None else recorded.get("scaling_factor", 1.0),
-        norm_type="group",
+        norm_type="spatial" if spatial else "group",
         mid_block_add_attention=net.get("mid_attention", True),
         lookup_from_codebook=(
             lookup_from_codebook
@@ -160,7 +170,7 @@ def to_diffusers(tok, *, scaling_factor: float | None = None, lookup_from_codebo
     for key, value in tok.state_dict().items():
         if key == "quantizer.codebook":
             value = tok.quantizer.effective_codebook()
-        name = diffusers_key(key)
+        name = diffusers_key(key, spatial)
         if name not in target:
             raise ValueError(
                 f"internal key mapping error: vistok {key!r} → {name!r} is not a VQModel parameter"

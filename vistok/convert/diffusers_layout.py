@@ -4,21 +4,36 @@ a vistok config. Pure data: no diffusers install needed (:mod:`vistok.diffusers_
 
 The key mapping is tabulated in :mod:`vistok.diffusers_interop`'s docstring. A VQModel without mid-block
 attention (``mid_block_add_attention=False``, aMUSEd) maps to ``mid_attention=False``: vistok's mid keeps its two
-residual blocks as ``mid.0`` / ``mid.2``.
+residual blocks as ``mid.0`` / ``mid.2``. A ``norm_type="spatial"`` VQModel (MoVQ, Kandinsky) maps to the ``movq``
+net: its ``quant_conv`` / ``post_quant_conv`` are the net's ``encoder.quant_conv`` / ``decoder.post_quant_conv`` and
+its decoder attentions' ``spatial_norm`` is vistok's ``attn.{j}.norm``.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
+
+from .safe_load import CheckpointError
 
 DOWN, ATTN_DOWN = "DownEncoderBlock2D", "AttnDownEncoderBlock2D"
 UP, ATTN_UP = "UpDecoderBlock2D", "AttnUpDecoderBlock2D"
 DIFFUSERS_EPS = 1e-6  # diffusers' Encoder/Decoder hard-code GroupNorm eps 1e-6
 DIFFUSERS_BETA = 0.25  # VQModel builds VectorQuantizer(beta=0.25, legacy=True)
+CONFIG_FILE = "config.json"
+# diffusers' weight names, in the order a folder is searched (an fp16 variant is upcast exactly to float32).
+WEIGHT_FILES = (
+    "diffusion_pytorch_model.safetensors",
+    "diffusion_pytorch_model.fp16.safetensors",
+    "diffusion_pytorch_model.bin",
+)
+SPATIAL_NORM_GROUPS = 32  # diffusers' SpatialNorm hard-codes GroupNorm(32, eps 1e-6) whatever norm_num_groups says
 
 # ``VQModel.__init__``'s defaults (diffusers 0.42.1): a saved config.json lacking a key means this value.
 VQMODEL_DEFAULTS: dict[str, Any] = {
@@ -57,8 +72,17 @@ def _inner(kind_in_block: str, rest: str) -> str:
     return rest.replace("nin_shortcut.", "conv_shortcut.", 1)
 
 
-def diffusers_key(key: str) -> str:
-    """The diffusers ``VQModel`` state-dict key of a vistok ``vqgan`` + ``vq`` key."""
+def diffusers_key(key: str, spatial: bool = False) -> str:
+    """The diffusers ``VQModel`` state-dict key of a vistok ``vqgan`` + ``vq`` key; ``spatial``: of a ``movq`` net
+    (``norm_type="spatial"``), whose quant convs sit inside its encoder / decoder and whose decoder attention norms
+    are diffusers' ``spatial_norm``."""
+    if spatial:
+        if key.startswith(("encoder.quant_conv.", "decoder.post_quant_conv.")):
+            return key.split(".", 1)[1]
+        name = diffusers_key(key)
+        if name.startswith("decoder.") and ".attentions." in name:
+            name = name.replace(".group_norm.", ".spatial_norm.", 1)
+        return name
     if key == "quantizer.codebook":
         return "quantize.embedding.weight"
     if m := _LEVEL.match(key):
@@ -85,9 +109,12 @@ def _check_importable(cfg: Mapping[str, Any]) -> list[int]:
     problems = []
     if cfg["act_fn"] != "silu":
         problems.append(f"act_fn={cfg['act_fn']!r} (vistok's vqgan uses silu)")
-    if cfg["norm_type"] != "group":
+    if cfg["norm_type"] not in ("group", "spatial"):
+        problems.append(f"norm_type={cfg['norm_type']!r} (vistok maps 'group' to its vqgan net, 'spatial' to movq)")
+    if cfg["norm_type"] == "spatial" and cfg["vq_embed_dim"] not in (None, cfg["latent_channels"]):
         problems.append(
-            f"norm_type={cfg['norm_type']!r} (MoVQ-style spatial norm; vistok's vqgan uses GroupNorm)"
+            f"norm_type='spatial' with vq_embed_dim {cfg['vq_embed_dim']} != latent_channels {cfg['latent_channels']} "
+            "(diffusers' spatial norms are built for latent_channels but fed the codes: such a model cannot decode)"
         )
     if cfg["in_channels"] != cfg["out_channels"]:
         problems.append(f"in_channels {cfg['in_channels']} != out_channels {cfg['out_channels']}")
@@ -159,7 +186,13 @@ def vq_model_config_and_weights(
     }
     if not cfg["mid_block_add_attention"]:
         net["mid_attention"] = False
-    if pixel_range != "signed":
+    spatial = cfg["norm_type"] == "spatial"
+    if spatial:  # MoVQ (Kandinsky): the decoder's norms are conditioned on the codes
+        net["type"] = "movq"
+        net["spatial_norm_groups"] = SPATIAL_NORM_GROUPS
+        if pixel_range != "signed":
+            raise ValueError(f"pixel_range={pixel_range!r}: vistok's movq net works on [-1, 1] pixels only")
+    elif pixel_range != "signed":
         net["pixel_range"] = pixel_range
     config = VisTokenizerConfig(
         image_size=size,
@@ -187,7 +220,7 @@ def vq_model_config_and_weights(
     }
     converted, used = {}, set()
     for key, value in expected.items():
-        name = diffusers_key(key)
+        name = diffusers_key(key, spatial)
         if name not in state_dict:
             raise ValueError(f"the diffusers VQModel has no parameter {name!r} (needed for vistok {key!r})")
         theirs = state_dict[name]
@@ -202,3 +235,70 @@ def vq_model_config_and_weights(
     if leftover:
         raise ValueError(f"diffusers VQModel parameters vistok cannot place: {leftover[:6]}")
     return config, converted
+
+
+# ------------------------------------------------------------------------------------------ release folders
+def find_vq_model_files(path: str | os.PathLike, subfolder: str) -> tuple[Path, Path]:
+    """``(config.json, weight file)`` of a diffusers VQModel folder, given the folder, a pipeline folder holding it
+    as ``subfolder`` (aMUSEd: ``vqvae``, Kandinsky: ``movq``), or the weight file itself (``config.json`` beside
+    it). Raises ``FileNotFoundError`` for a missing path and :class:`CheckpointError` naming what is missing."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    if path.is_dir():
+        folder = path / subfolder if not (path / CONFIG_FILE).exists() and (path / subfolder).is_dir() else path
+        weights = next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
+        if weights is None:
+            held = sorted(p.name for p in folder.iterdir())
+            raise CheckpointError(
+                f"the folder {str(folder)!r} holds none of diffusers' weight files {list(WEIGHT_FILES)}; it holds "
+                f"{', '.join(held[:12]) or 'nothing'}"
+            )
+    else:
+        folder, weights = path.parent, path
+    config = folder / CONFIG_FILE
+    if not config.is_file():
+        raise CheckpointError(
+            f"no {CONFIG_FILE} beside {weights.name} in {str(folder)!r}: a diffusers VQModel folder holds its "
+            f"config.json next to the weights (in a pipeline: its {subfolder}/ subfolder)"
+        )
+    return config, weights
+
+
+def read_vq_model_config(config_file: Path) -> dict[str, Any]:
+    """The ``config.json`` of a diffusers ``VQModel`` as a dict; :class:`CheckpointError` for another class."""
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{str(config_file)!r} is not a JSON config: {err}") from err
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{str(config_file)!r} is not a JSON object")
+    cls = config.get("_class_name")
+    if cls != "VQModel":
+        raise CheckpointError(
+            f"{str(config_file)!r} describes a diffusers {cls!r}, not a VQModel"
+            + (" (a continuous VAE has no codebook: it is not a tokenizer)" if cls == "AutoencoderKL" else "")
+        )
+    return config
+
+
+def read_vq_model_folder(
+    path: str | os.PathLike, subfolder: str, trust_checkpoint: bool = False
+) -> tuple[Path, Path, dict[str, Any], dict[str, torch.Tensor]]:
+    """``(config file, weight file, config dict, float32 state dict)`` of a diffusers VQModel folder (see
+    :func:`find_vq_model_files`), read as data: safe loading, no diffusers. :class:`CheckpointError` for anything
+    that is not a VQModel's."""
+    from .containers import describe_layout, is_state_dict
+    from .safe_load import load_checkpoint
+
+    config_file, weight_file = find_vq_model_files(path, subfolder)
+    config = read_vq_model_config(config_file)
+    loaded = load_checkpoint(weight_file, trust_checkpoint=trust_checkpoint)
+    if not is_state_dict(loaded):
+        raise CheckpointError(f"{weight_file.name} is not a state dict of tensors")
+    state_dict = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in loaded.items()}
+    if not any(k.startswith("encoder.down_blocks.") for k in state_dict):
+        raise CheckpointError(
+            f"{weight_file.name} is not a diffusers VQModel state dict: it looks like {describe_layout(state_dict)}"
+        )
+    return config_file, weight_file, config, state_dict

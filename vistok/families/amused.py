@@ -19,18 +19,13 @@ clip its output to [0, 1]. The converted net has ``pixel_range="unit"``, so the 
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Any
 
-import torch
-
-from ..convert.containers import describe_layout, is_state_dict
-from ..convert.diffusers_layout import vq_model_config_and_weights
+from ..convert.diffusers_layout import WEIGHT_FILES, read_vq_model_folder, vq_model_config_and_weights
 from ..convert.magvit2_layout import load_converted
 from ..convert.origins import Origin
-from ..convert.safe_load import CheckpointError, load_checkpoint
+from ..convert.safe_load import CheckpointError
 from ..registry import Preset
 from .base import conversion_metadata, register_family
 from .records import License, ZooEntry
@@ -61,12 +56,6 @@ OPENRAIL_PP = License(
 
 SUBFOLDER = "vqvae"
 CONFIG_FILE = "config.json"
-# diffusers' weight names, in the order a folder is searched (the fp16 variant is upcast exactly to float32).
-WEIGHT_FILES = (
-    "diffusion_pytorch_model.safetensors",
-    "diffusion_pytorch_model.fp16.safetensors",
-    "diffusion_pytorch_model.bin",
-)
 DEFAULT_IMAGE_SIZE = 256
 PIXEL_RANGE = "unit"
 
@@ -132,50 +121,6 @@ def _entry(size: int) -> ZooEntry:
 ENTRIES = (_entry(256), _entry(512))
 
 
-def find_release_files(path: str | os.PathLike) -> tuple[Path, Path]:
-    """``(config.json, weight file)`` of a diffusers VQModel folder, given the folder, a pipeline folder holding
-    ``vqvae/``, or the weight file itself (``config.json`` beside it). Raises ``FileNotFoundError`` for a missing
-    path and :class:`CheckpointError` naming what is missing."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    if path.is_dir():
-        folder = path / SUBFOLDER if not (path / CONFIG_FILE).exists() and (path / SUBFOLDER).is_dir() else path
-        weights = next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
-        if weights is None:
-            held = sorted(p.name for p in folder.iterdir())
-            raise CheckpointError(
-                f"the folder {str(folder)!r} holds none of diffusers' weight files {list(WEIGHT_FILES)}; it holds "
-                f"{', '.join(held[:12]) or 'nothing'}"
-            )
-    else:
-        folder, weights = path.parent, path
-    config = folder / CONFIG_FILE
-    if not config.is_file():
-        raise CheckpointError(
-            f"no {CONFIG_FILE} beside {weights.name} in {str(folder)!r}: a diffusers VQModel folder holds its "
-            f"config.json next to the weights (aMUSEd: the pipeline's {SUBFOLDER}/ subfolder)"
-        )
-    return config, weights
-
-
-def read_vq_model_config(config_file: Path) -> dict[str, Any]:
-    """The ``config.json`` of a diffusers ``VQModel`` as a dict; :class:`CheckpointError` for another class."""
-    try:
-        config = json.loads(config_file.read_text())
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"{str(config_file)!r} is not a JSON config: {err}") from err
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{str(config_file)!r} is not a JSON object")
-    cls = config.get("_class_name")
-    if cls != "VQModel":
-        raise CheckpointError(
-            f"{str(config_file)!r} describes a diffusers {cls!r}, not a VQModel"
-            + (" (a continuous VAE has no codebook: it is not a tokenizer)" if cls == "AutoencoderKL" else "")
-        )
-    return config
-
-
 @register_family(
     "amused",
     origin=AMUSED,
@@ -207,15 +152,11 @@ def convert_amused(
     """
     if weights != "auto":
         raise ValueError(f"weights={weights!r}: an aMUSEd VQ-GAN folder holds one set of weights; use 'auto'")
-    config_file, weight_file = find_release_files(checkpoint)
-    diffusers_config = read_vq_model_config(config_file)
-    loaded = load_checkpoint(weight_file, trust_checkpoint=trust_checkpoint)
-    if not is_state_dict(loaded):
-        raise CheckpointError(f"{weight_file.name} is not a state dict of tensors")
-    state_dict = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in loaded.items()}
-    if not any(k.startswith("encoder.down_blocks.") for k in state_dict):
+    config_file, weight_file, diffusers_config, state_dict = read_vq_model_folder(checkpoint, SUBFOLDER, trust_checkpoint)
+    if diffusers_config.get("norm_type") == "spatial":
         raise CheckpointError(
-            f"{weight_file.name} is not a diffusers VQModel state dict: it looks like {describe_layout(state_dict)}"
+            f"{config_file} describes a MoVQ (norm_type='spatial', Kandinsky's VQModel), not aMUSEd's VQ-GAN: convert "
+            "it with `vistok convert kandinsky`"
         )
     size = image_size or DEFAULT_IMAGE_SIZE
     try:
