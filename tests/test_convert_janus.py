@@ -404,3 +404,21 @@ def test_the_zoo_loads_janus_pro_from_its_release_files(hub, tmp_path, expected)
         check(vistok.VisTokenizer.from_pretrained("deepseek-ai/Janus-Pro-1B"), "vqgan-janus-pro-1b")
     with pytest.warns(ZooArchitectureWarning, match=tiny_vs_full):
         check(vistok.create_tokenizer("vqgan-janus-pro-7b", pretrained=True), "vqgan-janus-pro-7b")
+
+
+@pytest.mark.parametrize("where", ["../outside.safetensors", "ABSOLUTE", "sub/../../outside.safetensors", "C:evil"])
+def test_an_index_naming_shards_outside_the_release_folder_is_refused_quoting_nothing(tmp_path, where):
+    release = tmp_path / "release"
+    index = write_release(release, "safetensors", sharded=True)
+    secret = tmp_path / "outside.safetensors"  # a file outside the release, its first bytes must not be shown
+    secret.write_text("TOP SECRET: the launch codes are 0000")
+    shard = str(secret) if where == "ABSOLUTE" else where
+    weight_map = json.loads(index.read_text())["weight_map"]
+    moved = {k: (shard if v.endswith("00002-of-00002.safetensors") else v) for k, v in weight_map.items()}
+    index.write_text(json.dumps({"weight_map": moved}))
+    with pytest.raises(CheckpointError, match=r"names 1 shard file\(s\) outside its own folder") as err:
+        convert_janus(release)
+    assert "SECRET" not in str(err.value) and "launch" not in str(err.value)
+    with pytest.raises(SystemExit, match="outside its own folder") as err:
+        cli(["convert", "janus", str(release), str(tmp_path / "out")])
+    assert "SECRET" not in str(err.value) and not (tmp_path / "out").exists()

@@ -123,7 +123,24 @@ def _weight_map(index_file: Path) -> dict[str, str]:
             f"{str(index_file)!r} is not a weight index: expected a JSON object with a 'weight_map' of tensor "
             f"name → shard file ({type(err).__name__}: {err})"
         ) from err
+    outside = sorted({shard for shard in weight_map.values() if not _inside_folder(shard)})
+    if outside:
+        raise CheckpointError(
+            f"{str(index_file)!r} names {len(outside)} shard file(s) outside its own folder (an absolute path, a "
+            "'..' component or a drive); a weight index names shard files inside the folder that holds it, so none "
+            "was opened"
+        )
     return weight_map
+
+
+def _inside_folder(shard: str) -> bool:
+    """Whether the index entry ``shard`` names a file inside the index's folder: a relative path with no empty,
+    ``.`` or ``..`` component (either slash), no drive and no NUL. Symlinks inside the folder are allowed (a
+    Hugging Face cache snapshot is made of them)."""
+    if not shard or "\0" in shard or shard.startswith(("/", "\\")) or ":" in shard:
+        return False
+    parts = shard.replace("\\", "/").split("/")
+    return all(part not in ("", ".", "..") for part in parts)
 
 
 def _read_file(path: Path, select, trust_checkpoint: bool) -> tuple[list[str], dict[str, torch.Tensor]]:
