@@ -338,3 +338,88 @@ def test_a_sharded_release_fetches_only_the_shards_holding_the_tokenizer(hub, tm
 def test_reordered_zoo_names_are_recognised():
     with pytest.raises(KeyError, match=r"did you mean 'vqgan-taming-f16-16384'"):
         get_entry("taming-vqgan-imagenet-f16-16384")
+
+
+# ------------------------------------------------------------- a cache manifest that does not validate (26.5)
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: m["files"].update({"model.safetensors": [m["files"]["model.safetensors"]["size"]]}),
+        lambda m: m["files"].update({"model.safetensors": 12}),
+        lambda m: m["files"]["model.safetensors"].update(size=str(m["files"]["model.safetensors"]["size"])),
+        lambda m: m["files"]["model.safetensors"].update(sha256=None),
+        lambda m: m["files"].update({"../config.json": m["files"]["config.json"]}),
+        lambda m: m.update(identity="an entry"),
+        lambda m: m.update(files=list(m["files"])),
+    ],
+    ids=["entry-list", "entry-int", "size-str", "sha-null", "outside", "identity-str", "files-list"],
+)
+def test_a_manifest_with_wrong_types_means_rebuild_not_a_type_error(hub, tmp_path, edit):
+    from vistok.zoo.cache import cached_entries, check_entry
+
+    add_to_hub_cache(hub, LLAMAGEN_REPO, {"vq_ds16_c2i.pt": DATA / "llamagen_tiny.pt"})
+    _load_quietly(vistok.create_tokenizer, "vqgan-llamagen-vq16", pretrained=True)
+    (folder,) = (tmp_path / "vistok" / "converted" / "vqgan-llamagen-vq16").iterdir()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    edit(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert check_entry(folder) is not None and check_entry(folder, verify_hashes=False) is not None
+    assert [row["problem"] for row in cached_entries()] != [None]  # listed as damaged, not a crash
+    _check_llamagen_parity(_load_quietly(vistok.create_tokenizer, "vqgan-llamagen-vq16", pretrained=True))
+    assert check_entry(folder) is None  # rebuilt
+
+
+CACHE_WRITE = """
+from vistok import create_tokenizer
+pause_at("vistok.modeling:align_safetensors_file", 1, {reached!r})
+create_tokenizer("vqgan-llamagen-vq16", pretrained=True)
+"""
+
+
+def test_a_killed_cache_write_leaves_a_temporary_that_the_next_write_deletes(hub, tmp_path):
+    from .killing import kill_when_reached
+
+    add_to_hub_cache(hub, LLAMAGEN_REPO, {"vq_ds16_c2i.pt": DATA / "llamagen_tiny.pt"})
+    env = {"HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1", "VISTOK_CACHE": str(tmp_path / "vistok")}
+    entries = tmp_path / "vistok" / "converted" / "vqgan-llamagen-vq16"
+    for attempt in range(2):  # a killed write leaves its temporary folder (weights written); the next deletes it
+        reached = tmp_path / f"reached-{attempt}"
+        assert kill_when_reached(CACHE_WRITE.format(reached=str(reached)), reached, env=env)
+        leftovers = [p for p in entries.iterdir() if p.is_dir()]
+        assert len(leftovers) == 1 and leftovers[0].name.startswith("."), leftovers
+    _check_llamagen_parity(_load_quietly(vistok.create_tokenizer, "vqgan-llamagen-vq16", pretrained=True))
+    assert [p.name for p in entries.iterdir() if p.name.startswith(".")] == []  # the stale temporaries are gone
+    assert len(list(entries.iterdir())) == 1
+
+
+def test_cache_files_are_flushed_to_disk_before_the_entry_is_renamed_into_place(tmp_path, monkeypatch):
+    """Records the real fsync and rename calls (both still happen) and checks their order."""
+    import os
+
+    from vistok.zoo.cache import write_entry
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def replace(src, dst, *args, **kwargs):
+        events.append(("replace", os.fspath(dst)))
+        return real_replace(src, dst, *args, **kwargs)
+
+    def save(folder):
+        folder.mkdir()
+        (folder / "model.safetensors").write_text("weights")
+        (folder / "config.json").write_text("{}")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    folder = tmp_path / "converted" / "entry" / "key"
+    write_entry(folder, save, {"k": 1})
+    published = events.index(("replace", str(folder)))
+    flushed = {path for kind, path in events[:published] if kind == "fsync"}
+    names = {Path(path).name for path in flushed}
+    assert {"model.safetensors", "config.json", "manifest.json"} <= names
+    assert ("fsync", str(folder.parent)) in events[published:]  # the rename itself is flushed too

@@ -6,8 +6,9 @@ conversion depends on (repo, upstream commit, the files' content ids, converter 
 converter's own code), so a new upstream commit or a converter fix gets a new folder; :func:`cached_entries` and
 :func:`remove_entries` list and clear them (``vistok zoo cache``). While one process converts an entry, the others
 wait on its lock (:func:`entry_lock`) and then read the result. A folder is written under a temporary name and renamed into
-place in one step, with the manifest (sha256 of every file) written last: a crash leaves either nothing or a
-complete entry, and an entry whose files do not match their manifest is treated as damaged and rebuilt.
+place in one step, with the manifest (sha256 of every file) written last and everything flushed to disk first: a
+crash leaves either nothing or a complete entry (and a temporary folder that the next write into that entry's folder
+deletes), and an entry whose manifest does not validate or whose files do not match it is rebuilt.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -23,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
+
+from ..atomic import fsync_tree, publish_folder, remove_stale_temporaries, temporary_folder
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -64,10 +68,8 @@ def cached_entries(root: Path | None = None) -> list[dict[str, Any]]:
     for folder in sorted(base.glob("*/*")) if base.is_dir() else []:
         if not folder.is_dir() or folder.name.startswith("."):
             continue
-        try:
-            identity = json.loads((folder / MANIFEST).read_text()).get("identity", {})
-        except (OSError, ValueError, AttributeError):
-            identity = {}
+        manifest = read_manifest(folder)
+        identity = manifest.get("identity", {}) if isinstance(manifest, dict) else {}
         rows.append(
             {
                 "entry": folder.parent.name,
@@ -103,20 +105,48 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def read_manifest(folder: Path) -> dict[str, Any] | str:
+    """The manifest of the cache folder ``folder`` when it validates, else what is wrong with it: a JSON object with
+    ``format`` :data:`MANIFEST_FORMAT`, an ``identity`` object and ``files`` mapping plain file names (model.safetensors
+    among them) to ``{"size": int, "sha256": 64 hex digits}``. Anything else means the entry is rebuilt."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        return f"no readable manifest ({type(err).__name__})"
+    if not isinstance(manifest, dict):
+        return "manifest is not a JSON object"
+    if manifest.get("format") != MANIFEST_FORMAT:
+        return "manifest of an unknown format"
+    files = manifest.get("files")
+    if not isinstance(files, dict) or "model.safetensors" not in files:
+        return "manifest lists no files (or no model.safetensors)"
+    if not isinstance(manifest.get("identity", {}), dict):
+        return "manifest identity is not a JSON object"
+    for name, expected in files.items():
+        if not isinstance(name, str) or name in ("", ".", "..", MANIFEST) or "/" in name or "\\" in name:
+            return "manifest names a file outside its folder"
+        if not (
+            isinstance(expected, dict)
+            and isinstance(expected.get("size"), int)
+            and not isinstance(expected.get("size"), bool)
+            and expected["size"] >= 0
+            and isinstance(expected.get("sha256"), str)
+            and len(expected["sha256"]) == 64
+        ):
+            return f"manifest entry of {name} is not {{size: int, sha256: hex}}"
+    return manifest
+
+
 def check_entry(folder: Path, verify_hashes: bool = True) -> str | None:
-    """``None`` when ``folder`` is a complete, undamaged cache entry; otherwise what is wrong with it.
-    ``verify_hashes=False`` checks presence and sizes only (for listings; loading always verifies the hashes)."""
-    manifest_path = folder / MANIFEST
+    """``None`` when ``folder`` is a complete, undamaged cache entry; otherwise what is wrong with it (a manifest that
+    does not validate included: the entry is then rebuilt, never loaded). ``verify_hashes=False`` checks presence and
+    sizes only (for listings; loading always verifies the hashes)."""
     if not folder.is_dir():
         return "missing"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        files = manifest["files"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        return f"no readable manifest ({type(err).__name__})"
-    if manifest.get("format") != MANIFEST_FORMAT or not isinstance(files, dict) or "model.safetensors" not in files:
-        return "manifest of an unknown format"
-    for name, expected in files.items():
+    manifest = read_manifest(folder)
+    if isinstance(manifest, str):
+        return manifest
+    for name, expected in manifest["files"].items():
         path = folder / name
         if not path.is_file():
             return f"{name} is missing"
@@ -127,24 +157,57 @@ def check_entry(folder: Path, verify_hashes: bool = True) -> str | None:
     return None
 
 
+def remove_stale_files(parent: Path) -> None:
+    """Delete what killed writers left in the entry folder ``parent``: temporaries whose writer is gone (see
+    :func:`vistok.atomic.remove_stale_temporaries`; the older ``.<key>.tmp-<pid>-…`` ones when that process is gone)
+    and renamed-away folders a crash kept from being deleted."""
+    remove_stale_temporaries(parent)
+    for path in parent.iterdir() if parent.is_dir() else []:
+        name = path.name
+        legacy = re.fullmatch(r"\.[^/]+\.tmp-(\d+)-[0-9a-f]{8}", name)
+        trash = re.fullmatch(r"\.[^/]+\.(damaged|removed)-[0-9a-f]{8}", name)
+        if (legacy and not _process_alive(int(legacy.group(1)))) or trash:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":  # pragma: no cover  (os.kill would end the process on Windows)
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def write_entry(
     folder: Path, save: Callable[[Path], None], identity: Mapping[str, Any], replace: bool = False
 ) -> None:
-    """Create the cache entry ``folder`` atomically: ``save(tmp)`` writes the files into a temporary sibling
-    folder, the manifest goes in last, then the folder is renamed into place, replacing a damaged entry (or any
-    entry with ``replace=True``, as a forced rebuild asks).
+    """Create the cache entry ``folder`` atomically; the caller holds :func:`entry_lock` for it. ``save(path)``
+    writes the files into a new folder ``path`` inside a temporary sibling, the manifest goes in last, every file
+    and folder is flushed to disk, then the folder is renamed into place, replacing a damaged entry (or any entry
+    with ``replace=True``, as a forced rebuild asks). What earlier writes killed mid-way left in the entry's folder
+    is deleted first.
 
     Otherwise, if another process completed the same entry meanwhile, its entry is kept and this one discarded.
     """
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        save(tmp)
+    remove_stale_files(folder.parent)
+    with temporary_folder(folder.parent, folder.name) as work:
+        staged = work / "entry"
+        save(staged)
         files = {
-            p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(tmp.iterdir()) if p.is_file()
+            p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)}
+            for p in sorted(staged.iterdir())
+            if p.is_file()
         }
         manifest = {"format": MANIFEST_FORMAT, "identity": dict(identity), "files": files}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        (staged / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        fsync_tree(staged)
         if folder.exists():
             if not replace and check_entry(folder) is None:  # another process finished first
                 return
@@ -152,10 +215,7 @@ def write_entry(
             os.replace(folder, trash)
             shutil.rmtree(trash, ignore_errors=True)
         try:
-            os.replace(tmp, folder)
+            publish_folder(staged, folder)
         except OSError:
             if check_entry(folder) is not None:  # not a lost race: a real failure
                 raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
