@@ -201,3 +201,33 @@ def test_zoo_cards_show_where_the_files_are_the_licence_and_the_reported_numbers
         text = str(render_model_card(zoo_card_config(entry)))
         assert entry.license.url in text, name
         assert ("Not a permissive licence" in text) == (not entry.license.permissive), name
+
+
+# ----------------------------------------------------------------------- the card follows the weights (issue 25.8)
+def test_saving_another_tokenizer_into_a_folder_re_renders_vistoks_card(tmp_path):
+    from tests.helpers import tiny_tokenizer
+
+    tiny_tokenizer("vq").save_pretrained(tmp_path)
+    assert "| Vocabulary | 32 codes" in (tmp_path / "README.md").read_text()
+    fsq = tiny_tokenizer("fsq", levels=[8, 5, 5, 5])
+    fsq.save_pretrained(tmp_path)
+    text = (tmp_path / "README.md").read_text()
+    assert "| Vocabulary | 1,000 codes" in text and "32 codes" not in text
+    assert text == str(render_model_card(fsq))
+
+
+def test_a_readme_the_user_wrote_is_kept_with_a_warning_unless_asked(tmp_path):
+    from tests.helpers import tiny_tokenizer
+    from vistok.cards import is_vistok_card
+    from vistok.modeling import ModelCardKeptWarning
+
+    tok = tiny_tokenizer("vq")
+    tok.save_pretrained(tmp_path)
+    assert is_vistok_card(tmp_path / "README.md")
+    (tmp_path / "README.md").write_text("# My tokenizer\n\nNotes I wrote myself.\n")
+    with pytest.warns(ModelCardKeptWarning, match=r"README.md was not written by vistok .* overwrite_card=True"):
+        tok.save_pretrained(tmp_path)
+    assert (tmp_path / "README.md").read_text() == "# My tokenizer\n\nNotes I wrote myself.\n"
+    assert not is_vistok_card(tmp_path / "README.md")
+    tok.save_pretrained(tmp_path, overwrite_card=True)
+    assert (tmp_path / "README.md").read_text() == str(render_model_card(tok))

@@ -796,3 +796,130 @@ def test_cli_offers_exactly_the_registered_converters():
     parser, _ = build_command_parser("convert")
     origin = next(action for action in parser._actions if action.dest == "origin")
     assert sorted(origin.choices) == sorted(family_names())
+
+
+# ------------------------------------------------- `vistok convert` never replaces what it did not write (26.2)
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _home_like(folder: Path) -> Path:
+    """A folder with the user's files and no trace of vistok: a README, weights of their own, a shard, notes."""
+    (folder / "images").mkdir(parents=True)
+    (folder / "images" / "holiday.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(16))
+    (folder / "README.md").write_text("# my project\n")
+    (folder / "model.safetensors").write_bytes(b"my own weights")
+    (folder / "model-00001-of-00002.safetensors").write_bytes(b"my shard")
+    (folder / "notes.txt").write_text("do not lose me")
+    return folder
+
+
+def test_convert_refuses_a_folder_with_the_users_files_with_or_without_overwrite(tmp_path):
+    out = _home_like(tmp_path / "home")
+    before = _snapshot(out)
+    with pytest.raises(SystemExit, match=r"home is not empty: it holds files vistok did not write \(no config.json\): "
+                                         r"README.md, images, model-00001-of-00002.safetensors"):
+        cli(["convert", "llamagen", str(LLAMAGEN_TINY), str(out)])
+    with pytest.raises(SystemExit, match=r"--overwrite replaces only a tokenizer folder vistok wrote"):
+        cli(["convert", "llamagen", str(LLAMAGEN_TINY), str(out), "--overwrite"])
+    assert _snapshot(out) == before
+    (out / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
+    before = _snapshot(out)
+    with pytest.raises(SystemExit, match=r"a config.json that is not a vistok tokenizer's"):
+        cli(["convert", "llamagen", str(LLAMAGEN_TINY), str(out), "--overwrite"])
+    assert _snapshot(out) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing left beside it either
+
+
+def test_convert_overwrite_replaces_only_a_folder_vistok_wrote(tmp_path, capsys):
+    out = tmp_path / "tok"
+    assert cli(["convert", "llamagen", str(LLAMAGEN_TINY), str(out), "--image-size", "32"]) == 0
+    with pytest.raises(SystemExit, match=r"tok is not empty: it holds a vistok tokenizer \(README.md, config.json, "
+                                         r"model.safetensors, preprocessor_config.json\).* or pass --overwrite"):
+        cli(["convert", "llamagen", str(LLAMAGEN_TINY), str(out)])
+    (out / "notes.txt").write_text("mine")
+    before = _snapshot(out)
+    with pytest.raises(SystemExit, match=r"and files vistok did not write: notes.txt"):
+        cli(["convert", "llamagen", str(LLAMAGEN_TINY), str(out), "--overwrite"])
+    assert _snapshot(out) == before
+    (out / "notes.txt").unlink()
+    assert cli(["convert", "llamagen", str(LLAMAGEN_TINY), str(out), "--overwrite"]) == 0
+    assert VisTokenizer.from_pretrained(out).config.image_size == 256  # the new conversion, not the 32 px one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]
+
+
+def test_convert_names_a_half_written_folder_as_such_and_overwrite_replaces_it(tmp_path):
+    out = tmp_path / "tok"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"model_type": "vistok", "image_size": 16}))
+    with pytest.raises(SystemExit, match=r"a vistok tokenizer \(config.json\), incomplete: it has no weights") as err:
+        cli(["convert", "llamagen", str(LLAMAGEN_TINY), str(out)])
+    assert "already holds a tokenizer" not in str(err.value)
+    assert cli(["convert", "llamagen", str(LLAMAGEN_TINY), str(out), "--overwrite"]) == 0
+    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "preprocessor_config.json", "README.md"}
+
+
+# --------------------------------------------------------- a killed `vistok convert` leaves no half folder (26.3)
+CONVERT = """
+import os
+from vistok.cli import main
+OUT = {out!r}
+into = lambda src, dst, *args, **kwargs: os.fspath(dst) == OUT
+pause_at({target!r}, 1, {reached!r}, {where})
+main(["convert", "llamagen", {checkpoint!r}, OUT])
+"""
+
+
+@pytest.mark.parametrize(
+    ("target", "where"),
+    [
+        ("transformers.modeling_utils:safe_save_file", None),  # while the weights are written
+        ("vistok.image_processing:VisTokenizerImageProcessor.save_pretrained", None),  # config + weights written
+        ("os:replace", "into"),  # everything written, about to appear
+    ],
+)
+def test_a_convert_killed_at_any_point_leaves_no_folder_or_a_complete_one(tmp_path, target, where):
+    from .killing import kill_when_reached
+
+    out, reached = tmp_path / "tok", tmp_path / "reached"
+    code = CONVERT.format(out=str(out), target=target, reached=str(reached), where=where,
+                          checkpoint=str(LLAMAGEN_TINY))
+    assert kill_when_reached(code, reached)
+    assert not out.exists()
+    assert cli(["convert", "llamagen", str(LLAMAGEN_TINY), str(out)]) == 0  # runs again without --overwrite
+    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "preprocessor_config.json", "README.md"}
+    VisTokenizer.from_pretrained(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reached", "tok"]  # the killed run's temporary is gone
+
+
+# ------------------------------------------------------------------------- messages, not tracebacks (26 Messages)
+def test_convert_of_a_truncated_safetensors_file_names_it(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "vq.safetensors"
+    save_file({"weight": torch.zeros(1000)}, str(path))
+    path.write_bytes(path.read_bytes()[:-1000])
+    with pytest.raises(CheckpointError, match=r"vq.safetensors' starts like a safetensors file .* truncated"):
+        load_checkpoint(path)
+    with pytest.raises(SystemExit, match=r"vistok convert llamagen: .*vq.safetensors' starts like a safetensors file"):
+        cli(["convert", "llamagen", str(path), str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+def test_convert_refuses_nan_weights_naming_them(tmp_path):
+    raw = torch.load(LLAMAGEN_TINY, weights_only=False)
+    name = next(k for k, v in raw["model"].items() if k.startswith("encoder.") and v.is_floating_point())
+    raw["model"][name][:] = float("nan")
+    raw.pop("ema", None)
+    torch.save(raw, tmp_path / "nan.pt")
+    with pytest.raises(SystemExit, match=r"nan.pt hold NaN or infinite values \(encoder\..*nothing was written"):
+        cli(["convert", "llamagen", str(tmp_path / "nan.pt"), str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+def test_refusals_quote_nothing_from_the_file(tmp_path):
+    path = tmp_path / "secret.pt"
+    path.write_text("password=hunter2 and more text")
+    with pytest.raises(CheckpointError, match="it looks like text") as err:
+        load_checkpoint(path)
+    assert "hunter2" not in str(err.value) and "password" not in str(err.value)

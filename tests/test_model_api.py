@@ -510,3 +510,192 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     assert len(plain) == len(checkpointed)
     for a, b in zip(plain, checkpointed, strict=True):
         torch.testing.assert_close(a, b)
+
+
+# ----------------------------------------------------------------------------- saving survives kills (issue 26.3)
+def _same_weights(tok: VisTokenizer, reference: dict[str, torch.Tensor]) -> bool:
+    state = tok.state_dict()
+    return state.keys() == reference.keys() and all(torch.equal(state[k], reference[k]) for k in reference)
+
+
+def _load_outcome(folder: Path, old: dict, new: dict) -> str:
+    """"old" / "new" when the folder loads as exactly one of the two tokenizers, "refused" when loading refuses it
+    with the message of an interrupted save; anything else fails the test (a mixture, or another error)."""
+    try:
+        loaded = VisTokenizer.from_pretrained(folder)
+    except OSError as err:
+        assert "save_pretrained into it was replacing its files" in str(err), err
+        return "refused"
+    for label, reference in (("old", old), ("new", new)):
+        if _same_weights(loaded, reference):
+            return label
+    raise AssertionError(f"{folder} loads as a mixture of the old and the new tokenizer")
+
+
+SAVE_INTO = """
+import os
+from vistok import VisTokenizer
+FOLDER = {folder!r}
+into = lambda src, dst, *args, **kwargs: os.path.dirname(os.fspath(dst)) == FOLDER
+pause_at({target!r}, {call}, {reached!r}, {where})
+VisTokenizer.from_pretrained({source!r}).save_pretrained(FOLDER, max_shard_size="8KB")
+"""
+
+
+@pytest.mark.parametrize(
+    ("target", "call", "where"),
+    [
+        ("transformers.modeling_utils:safe_save_file", 3, None),  # while the shards are written
+        ("os:replace", 1, "into"),  # the first file is about to be moved into the folder
+        ("os:replace", 4, "into"),  # some files moved, others not yet
+    ],
+)
+def test_a_save_killed_at_any_point_leaves_the_old_tokenizer_the_new_or_a_refusal(tmp_path, target, call, where):
+    from .killing import kill_when_reached
+
+    torch.manual_seed(0)
+    old = tiny_tokenizer("vq", "vqgan")
+    folder = tmp_path / "tok"
+    old.save_pretrained(folder, max_shard_size="8KB")
+    assert len(list(folder.glob("model-*.safetensors"))) > 4
+    torch.manual_seed(1)
+    new = tiny_tokenizer("vq", "vqgan")  # the same architecture: a mixture would load without complaint
+    new.save_pretrained(tmp_path / "source")
+    reached = tmp_path / "reached"
+    code = SAVE_INTO.format(folder=str(folder), target=target, call=call, reached=str(reached), where=where,
+                            source=str(tmp_path / "source"))
+    assert kill_when_reached(code, reached)
+    outcome = _load_outcome(folder, old.state_dict(), new.state_dict())
+    assert outcome in {"old", "new", "refused"}
+    if target.endswith("safe_save_file"):
+        assert outcome == "old"  # nothing of the folder was touched yet
+    new.save_pretrained(folder, max_shard_size="8KB")  # saving again repairs the folder and clears the leftovers
+    assert _load_outcome(folder, old.state_dict(), new.state_dict()) == "new"
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
+
+
+def test_saving_into_a_new_folder_appears_complete_or_not_at_all(tmp_path):
+    from .killing import kill_when_reached
+
+    folder, reached = tmp_path / "tok", tmp_path / "reached"
+    tiny_tokenizer("vq").save_pretrained(tmp_path / "source")
+    code = SAVE_INTO.format(folder=str(folder), target="vistok.image_processing:VisTokenizerImageProcessor.save_pretrained",
+                            call=1, reached=str(reached), where=None, source=str(tmp_path / "source"))
+    assert kill_when_reached(code, reached)  # weights and config written, processor config and card not yet
+    assert not folder.exists()
+    tiny_tokenizer("vq").save_pretrained(folder)
+    assert {p.name for p in folder.iterdir()} == {
+        "config.json", "model.safetensors", "preprocessor_config.json", "README.md"
+    }
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # the killed save's temporary
+
+
+def test_a_save_replaces_the_weight_files_of_an_earlier_save(tmp_path):
+    torch.manual_seed(0)
+    tiny_tokenizer("vq", "vqgan").save_pretrained(tmp_path, max_shard_size="8KB")
+    (tmp_path / "notes.txt").write_text("mine")
+    torch.manual_seed(1)
+    new = tiny_tokenizer("vq", "vqgan")
+    new.save_pretrained(tmp_path)  # one file now: the shards and their index would shadow nothing, but must go
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "README.md", "config.json", "model.safetensors", "notes.txt", "preprocessor_config.json"
+    ]
+    assert _same_weights(VisTokenizer.from_pretrained(tmp_path), new.state_dict())
+
+
+# ----------------------------------------------------------------- sizes checked before allocating (issue 26.9)
+def _edit_config(folder: Path, edit) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    edit(config)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+PEAK_LOAD = """
+import sys, time
+def hwm():
+    return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM"))
+import vistok
+before, start = hwm(), time.monotonic()
+try:
+    vistok.VisTokenizer.from_pretrained(sys.argv[1])
+except ValueError as err:
+    print("REFUSED", err)
+print(hwm() - before, time.monotonic() - start)
+"""
+
+
+def test_a_config_far_larger_than_its_weights_is_refused_before_allocating(tmp_path):
+    import subprocess
+    import sys
+
+    tiny_tokenizer("vq").save_pretrained(tmp_path)
+    _edit_config(tmp_path, lambda c: c["quantizer"].update(codebook_size=2**27))  # 2 GiB of codebook
+    out = subprocess.run([sys.executable, "-c", PEAK_LOAD, str(tmp_path)], capture_output=True, text=True,
+                         check=True).stdout
+    assert "REFUSED" in out and "quantizer.codebook_size 134,217,728" in out, out
+    grown, seconds = out.split()[-2:]
+    assert int(grown) < 256 * 2**20, out  # the 2 GiB codebook was never allocated
+
+
+def test_absurd_sizes_are_refused_naming_the_option(tmp_path):
+    tiny_tokenizer("vq").save_pretrained(tmp_path)
+    _edit_config(tmp_path, lambda c: c["quantizer"].update(codebook_size=2**31))
+    with pytest.raises(ValueError, match=r"quantizer.codebook: file \(32, 4\) vs config \(2147483648, 4\).*"
+                                         r"quantizer.codebook_size 2,147,483,648"):
+        VisTokenizer.from_pretrained(tmp_path)
+    _edit_config(tmp_path, lambda c: c.update(image_size=100000, quantizer={"type": "vq", "codebook_size": 32,
+                                                                             "codebook_dim": 4}))
+    with pytest.raises(ValueError, match=r"config\.json: VisTokenizerConfig\.image_size is 100,000, more than"):
+        VisTokenizer.from_pretrained(tmp_path)
+    huge = VisTokenizerConfig(quantizer={"type": "vq", "codebook_size": 2**40, "codebook_dim": 4})
+    with pytest.raises(ValueError, match=r"more than this machine's .* memory.*quantizer.codebook_size"):
+        VisTokenizer(huge)
+
+
+# ------------------------------------------------------------------ one sentence per mistake (issue 26, Messages)
+def _nan_weights(weights: dict) -> None:
+    name = next(k for k in weights if k.startswith("encoder.") and weights[k].is_floating_point())
+    weights[name][:] = float("nan")
+
+
+@pytest.mark.parametrize(
+    ("damage", "error", "message"),
+    [
+        (lambda f: _edit_config(f, lambda c: c.update(net="vqgan")), ValueError,
+         r"tok/config\.json: VisTokenizerConfig\.net must be a dict .*\{'type': 'vqgan'\}.*got the str 'vqgan'"),
+        (lambda f: _edit_config(f, lambda c: c.update(net=["vqgan"])), ValueError,
+         r"tok/config\.json: VisTokenizerConfig\.net must be a dict .*got the list \['vqgan'\]"),
+        (lambda f: _edit_config(f, lambda c: c.update(metadata="notes")), ValueError,
+         r"tok/config\.json: VisTokenizerConfig\.metadata must be a dict"),
+        (lambda f: (f / "config.json").write_text("[1, 2]"), ValueError,
+         r"tok/config\.json' holds an array, not a JSON object"),
+        (lambda f: (f / "config.json").unlink(), OSError,
+         r"tok' is not a vistok tokenizer folder: it has no config\.json \(it holds README\.md, model\.safetensors"),
+        (lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:-100]), OSError,
+         r"tok/model\.safetensors' is not a complete safetensors file: tensor .* ends at byte .*truncated"),
+        (lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:50]), OSError,
+         r"tok/model\.safetensors' is not a complete safetensors file: its header says"),
+    ],
+)
+def test_damaged_folders_get_one_sentence_naming_the_file(tmp_path, damage, error, message):
+    folder = tmp_path / "tok"
+    tiny_tokenizer("vq").save_pretrained(folder)
+    damage(folder)
+    with pytest.raises(error, match=message) as caught:
+        VisTokenizer.from_pretrained(folder)
+    assert "has no model_type" not in str(caught.value)
+
+
+def test_a_damaged_weight_index_is_named(tmp_path):
+    tiny_tokenizer("vq", "vqgan").save_pretrained(tmp_path, max_shard_size="8KB")
+    (tmp_path / "model.safetensors.index.json").write_text("{not json")
+    with pytest.raises(OSError, match=r"model\.safetensors\.index\.json' is not a weight index"):
+        VisTokenizer.from_pretrained(tmp_path)
+
+
+def test_nan_weights_are_named_instead_of_a_bincount_error(tmp_path):
+    tiny_tokenizer("fsq").save_pretrained(tmp_path)
+    _rewrite_weights(tmp_path, _nan_weights)
+    tok = VisTokenizer.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"weights of '.*' hold NaN or infinite values \(encoder\."), torch.no_grad():
+        tok.encode(images(tok))

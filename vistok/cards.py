@@ -29,6 +29,9 @@ DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.m
 VISTOK_LICENSE = "apache-2.0"
 MEASURED = "measured by vistok evaluate"
 REPORTED = "reported by origin"
+# The comment every card rendered from the packaged template carries (since the first template): a README.md that has
+# it was written by vistok and is re-rendered when the weights change; any other README.md is the user's.
+CARD_MARKER = "<!-- Rendered by `vistok card` from the metadata stored with the weights"
 
 # metric key → (display name, model-index metric type, format)
 METRICS: dict[str, tuple[str, str, str]] = {
@@ -104,6 +107,17 @@ def render_model_card(
     )
     # Optional template sections leave runs of blank lines; the template has no code block that needs them.
     return ModelCard(re.sub(r"\n{3,}", "\n\n", str(card)))
+
+
+def is_vistok_card(path: str | Path) -> bool:
+    """Whether the file ``path`` is a model card vistok rendered (it carries :data:`CARD_MARKER`); ``False`` for a
+    missing, unreadable or hand-written file."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            head = f.read(1 << 20)
+    except OSError:
+        return False
+    return CARD_MARKER in head
 
 
 # ------------------------------------------------------------------------------------------------ inputs

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 from typing import Any
 
 from transformers import PreTrainedConfig
@@ -13,6 +15,20 @@ from .registry import NETS, QUANTIZERS, normalize_spec
 
 DEFAULT_NET = {"type": "simple_cnn"}
 DEFAULT_QUANTIZER = {"type": "vq"}
+# The largest native resolution a config may record: far above any tokenizer's (a few thousand pixels), far below
+# sizes whose buffers or position embeddings could not be allocated. Images of other sizes still go through a grid
+# tokenizer at run time.
+MAX_IMAGE_SIZE = 16384
+MAX_CHANNELS = 1024
+
+
+class InvalidConfigError(ValueError):
+    """A config (or a ``config.json``) that does not describe a tokenizer; the message names the option (and the
+    file, when one was read) and what was expected."""
+
+
+class NotATokenizerFolderError(OSError):
+    """A local folder without the ``config.json`` every vistok tokenizer folder has."""
 
 # Keyword arguments that are not dataclass fields but that transformers itself passes to a config's constructor or
 # writes into config.json (``from_dict`` / ``to_dict`` / ``from_pretrained`` bookkeeping). Anything else that is
@@ -62,30 +78,70 @@ class VisTokenizerConfig(PreTrainedConfig):
     metadata: dict | None = None
 
     def __post_init__(self, **kwargs: Any):
+        try:
+            self._validate(kwargs)
+        except InvalidConfigError:
+            raise
+        except ValueError as err:  # the registries' and layouts' refusals: one kind of error for a bad config
+            raise InvalidConfigError(str(err)) from err
+        super().__post_init__(**kwargs)
+        try:
+            self._validate_derived()
+        except InvalidConfigError:
+            raise
+        except ValueError as err:
+            raise InvalidConfigError(str(err)) from err
+
+    def _validate(self, kwargs: dict[str, Any]) -> None:
         unknown = sorted(set(kwargs) - TRANSFORMERS_BOOKKEEPING_KEYS)
         if unknown:
-            raise ValueError(
+            raise InvalidConfigError(
                 f"Unknown VisTokenizerConfig option(s) {unknown}; valid options: {', '.join(vistok_fields())} "
                 "(quantizer and net options go inside the quantizer / net dicts, e.g. "
                 "quantizer={'type': 'vq', 'codebook_size': 1024})"
             )
-        for name in ("image_size", "num_channels"):
+        for name, limit in (("image_size", MAX_IMAGE_SIZE), ("num_channels", MAX_CHANNELS)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"VisTokenizerConfig.{name} must be a positive integer, got {value!r}")
-        self.net = normalize_spec(NETS, dict(self.net or DEFAULT_NET))
-        self.quantizer = normalize_spec(QUANTIZERS, dict(self.quantizer or DEFAULT_QUANTIZER))
+                raise InvalidConfigError(f"VisTokenizerConfig.{name} must be a positive integer, got {value!r}")
+            if value > limit:
+                raise InvalidConfigError(
+                    f"VisTokenizerConfig.{name} is {value:,}, more than the {limit:,} vistok accepts (no tokenizer "
+                    f"has a native {name.replace('_', ' ')} near it): the value is a mistake"
+                )
+        for name, registry, default in (("net", NETS, DEFAULT_NET), ("quantizer", QUANTIZERS, DEFAULT_QUANTIZER)):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, dict):
+                example = {"type": value if isinstance(value, str) and value in registry.names() else
+                           registry.names()[0]}
+                raise InvalidConfigError(
+                    f"VisTokenizerConfig.{name} must be a dict with a 'type' key and that {name}'s options, e.g. "
+                    f"{example!r} (types: {', '.join(registry.names())}); got the {type(value).__name__} {value!r}"
+                )
+            setattr(self, name, normalize_spec(registry, dict(value or default)))
+        if self.metadata is not None and not isinstance(self.metadata, dict):
+            raise InvalidConfigError(
+                f"VisTokenizerConfig.metadata must be a dict (JSON object) of free-form metadata, got the "
+                f"{type(self.metadata).__name__} {self.metadata!r}"
+            )
         self.metadata = dict(self.metadata or {})
-        super().__post_init__(**kwargs)
+        for name in ("preset", "source"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise InvalidConfigError(
+                    f"VisTokenizerConfig.{name} must be a string or null, got the {type(value).__name__} {value!r}"
+                )
+
+    def _validate_derived(self) -> None:
         if self.image_size % self.downsample_factor:
-            raise ValueError(
+            raise InvalidConfigError(
                 f"image_size {self.image_size} is not divisible by the net's downsample factor "
                 f"{self.downsample_factor}"
             )
         family = self.net_family()
         fixed = getattr(family, "image_size", None) if family.latent_kind == "sequence" else None
         if fixed is not None and fixed != self.image_size:
-            raise ValueError(
+            raise InvalidConfigError(
                 f"image_size {self.image_size} differs from the {self.net['type']} net's image_size {fixed}: a "
                 "sequence tokenizer's position embeddings fix its resolution; give both the same value"
             )
@@ -103,9 +159,42 @@ class VisTokenizerConfig(PreTrainedConfig):
             raise UnknownNameError(preset_message(resolved.target))
         if resolved.kind == ZOO:  # the converted entry's config (converted on first use)
             return load_zoo_entry(resolved).config.to_dict(), kwargs
+        check_local_folder(resolved.path, kwargs.get("subfolder") or "")
         config_dict, kwargs = super().get_config_dict(resolved.path, **kwargs)
+        if not config_dict:  # transformers answers {} for a repo without config.json
+            raise NotATokenizerFolderError(
+                f"{str(pretrained_model_name_or_path)!r} is not a vistok tokenizer: it has no config.json. "
+                f"{CONVERTERS_HINT}."
+            )
         check_is_vistok_config(config_dict, str(pretrained_model_name_or_path))
         return config_dict, kwargs
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args: Any, **kwargs: Any):
+        """transformers' ``from_pretrained``; a ``config.json`` that does not describe a tokenizer raises
+        :class:`InvalidConfigError` naming the file."""
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except InvalidConfigError as err:
+            where = config_file_label(pretrained_model_name_or_path, kwargs.get("subfolder") or "")
+            if where in str(err):
+                raise
+            raise InvalidConfigError(f"{where}: {err}") from err
+
+    @classmethod
+    def _dict_from_json_file(cls, json_file: str | os.PathLike) -> dict[str, Any]:
+        """The JSON object in ``json_file``; anything else (an array, a string, null) raises
+        :class:`InvalidConfigError` naming the file (transformers names it for text that is not JSON)."""
+        value = super()._dict_from_json_file(json_file)
+        if not isinstance(value, dict):
+            kind = {list: "an array", str: "a string", type(None): "null", bool: "a boolean"}.get(
+                type(value), "a number"
+            )
+            raise InvalidConfigError(
+                f"{str(json_file)!r} holds {kind}, not a JSON object: a vistok config.json maps option names to "
+                "values (model_type, image_size, net, quantizer, …), as save_pretrained writes it"
+            )
+        return value
 
     def net_family(self):
         """The configured :class:`~vistok.nets.NetFamily` instance."""
@@ -158,6 +247,35 @@ CONVERTERS_HINT = (
     "(`vistok zoo list`); it converts upstream checkpoints with `vistok convert ORIGIN <checkpoint> <output folder>` "
     "(`vistok convert --help` lists the formats) and diffusers VQModels (VisTokenizer.from_diffusers)"
 )
+
+
+def config_file_label(name: str | os.PathLike, subfolder: str = "") -> str:
+    """How messages name the ``config.json`` of ``name``: its path for a local folder, else "config.json of <repo>"."""
+    folder = Path(name) / subfolder
+    if folder.is_dir():
+        return str(folder / "config.json")
+    return f"config.json of {str(name)!r}" + (f" (subfolder {subfolder!r})" if subfolder else "")
+
+
+def check_local_folder(name: str | os.PathLike, subfolder: str = "") -> None:
+    """For a local folder: raise :class:`NotATokenizerFolderError` when it has no ``config.json`` (naming what it
+    holds), and ``OSError`` when an interrupted ``save_pretrained`` left its files half replaced. Other names pass."""
+    from .atomic import incomplete_folder_message
+
+    folder = Path(name) / subfolder
+    if not folder.is_dir():
+        return
+    incomplete = incomplete_folder_message(folder)
+    if incomplete:
+        raise OSError(incomplete[0].upper() + incomplete[1:])
+    if not (folder / "config.json").is_file():
+        held = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+        shown = ", ".join(held[:8]) + (", …" if len(held) > 8 else "") if held else "nothing"
+        raise NotATokenizerFolderError(
+            f"{str(folder)!r} is not a vistok tokenizer folder: it has no config.json (it holds {shown}); a "
+            f"tokenizer folder holds config.json and model.safetensors, as save_pretrained writes them. "
+            f"{CONVERTERS_HINT}."
+        )
 
 
 def check_is_vistok_config(config_dict: dict[str, Any], name: str) -> None:

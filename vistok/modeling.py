@@ -5,20 +5,23 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 
 from .aligned_weights import align_safetensors_file
 from .architecture import build_modules
-from .cards import render_model_card
-from .configuration import VisTokenizerConfig, vistok_fields
+from .atomic import fsync_dir, fsync_tree, mark_incomplete, publish_folder, temporary_folder
+from .cards import is_vistok_card, render_model_card
+from .configuration import InvalidConfigError, VisTokenizerConfig, check_local_folder, vistok_fields
 from .diffusers_interop import diffusers_config_and_weights, to_diffusers
 from .hub import HUB_OPTIONS, upload_to_hub
 from .image_processing import VisTokenizerImageProcessor
@@ -42,6 +45,15 @@ PIXEL_RANGE_TOLERANCE = 0.5
 
 class PixelRangeWarning(UserWarning):
     """Inputs look like images in [0, 1] rather than the [−1, 1] vistok tokenizers expect."""
+
+
+class WeightFileError(OSError):
+    """A tokenizer's weight file is damaged, truncated or does not fit its config.json; the message names the file."""
+
+
+class ModelCardKeptWarning(UserWarning):
+    """``save_pretrained`` found a README.md that vistok did not write and kept it: it may not describe the weights
+    saved beside it."""
 
 
 def looks_like_unit_range(lo: float, hi: float) -> bool:
@@ -72,6 +84,7 @@ class VisTokenizer(PreTrainedModel):
                 f"options (also accepted by from_pretrained as overrides): {', '.join(vistok_fields())}; loading "
                 "options: revision, subfolder, cache_dir, token, local_files_only, dtype, device_map"
             )
+        _refuse_sizes_beyond_memory(config)  # before anything config-sized is allocated
         super().__init__(config)
         modules = build_modules(config)
         self.encoder = modules.encoder  # registration order = state-dict order of existing checkpoints
@@ -178,9 +191,23 @@ class VisTokenizer(PreTrainedModel):
         """(B, C, H, W) in [−1, 1] → indices (B, H/f, W/f) int64 and quantized (B, D, H/f, W/f)."""
         self.check_pixel_values(pixel_values)
         z = self.quant_conv(self.encoder(pixel_values.to(self.dtype)))
+        if self.validate_inputs and not bool(torch.isfinite(z.detach()).all()):
+            self._refuse_non_finite_weights()  # inputs are finite (checked): damaged weights make NaN latents
         q = self.quantizer(z)
         indices = self.token_layout.to_user(q.indices)
         return EncoderOutput(indices=indices, quantized=q.quantized, losses=q.losses, stats=q.stats)
+
+    def _refuse_non_finite_weights(self) -> None:
+        """Raise ``ValueError`` naming the weights that hold NaN or infinite values, if any (they make every latent
+        NaN and the quantizer's indices meaningless); return when all are finite."""
+        bad = non_finite_tensors(self)
+        if bad:
+            where = self.config.name_or_path or "this tokenizer"
+            raise ValueError(
+                f"The weights of {where!r} hold NaN or infinite values ({_first(bad)}), so it cannot tokenize: "
+                "weights are expected to be finite numbers. The file is damaged or comes from a diverged training "
+                "run; load an earlier checkpoint, or convert / download the weights again"
+            )
 
     def decode_quantized(self, quantized: torch.Tensor) -> torch.Tensor:
         """(B, D, h, w) codes → (B, C, h·f, w·f) images, nominally in [−1, 1]."""
@@ -225,19 +252,81 @@ class VisTokenizer(PreTrainedModel):
         return output if return_dict is not False else output.to_tuple()
 
     # ------------------------------------------------------------------------------------------- saving
-    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
-        """Write config.json + model.safetensors, the matching preprocessor_config.json and, unless the folder
-        already has one, a README.md model card rendered from the config's metadata.
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, *args: Any, overwrite_card: bool = False, **kwargs: Any
+    ) -> None:
+        """Write config.json + model.safetensors (or shards and their index), the matching preprocessor_config.json
+        and a README.md model card rendered from the config's metadata (transformers' options are taken).
+
+        A new folder is written whole under a temporary name and renamed into place: a crash leaves no folder or
+        a complete one. Into an existing folder (transformers' semantics: other files in it are kept) every file is
+        written aside first and moved in by rename, and weight files of an earlier save that the new one does not
+        have are removed; while files are being moved a marker makes :meth:`from_pretrained` refuse the folder,
+        so a crash at any point leaves it loading as the old tokenizer, as the new one, or refused with a message
+        saying to save again, never a mixture. A README.md that vistok rendered is re-rendered (the card follows
+        the weights); one vistok did not write is kept, with a :class:`ModelCardKeptWarning`, unless
+        ``overwrite_card=True``.
 
         The weights file(s) are laid out 64-byte aligned (:func:`~vistok.aligned_weights.align_safetensors_file`),
         so :meth:`from_pretrained` uses the memory-mapped tensors as they are: a load holds one copy of the weights."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        for weights in _safetensors_files(Path(save_directory)):
+        target = Path(save_directory)
+        if target.exists() and not target.is_dir():
+            raise NotADirectoryError(
+                f"save_pretrained: {str(target)!r} is a file; give the folder to write the tokenizer into"
+            )
+        if not (args[0] if args else kwargs.get("is_main_process", True)):
+            return  # the other processes of a distributed run write nothing, as in transformers
+        push_to_hub = kwargs.pop("push_to_hub", False)
+        hub = {key: kwargs.pop(key) for key in ("repo_id", "commit_message", "private", "create_pr") if key in kwargs}
+        if not target.exists():
+            with temporary_folder(target.parent, target.name) as work:
+                staged = work / "saved"
+                self._write_files(staged, args, kwargs)
+                publish_folder(staged, target)
+        else:
+            with temporary_folder(target, "save") as staged:
+                self._write_files(staged, args, kwargs)
+                self._move_files_into(staged, target, kwargs.get("variant"), overwrite_card)
+        if push_to_hub:
+            self.push_to_hub(hub.pop("repo_id", target.resolve().name), token=kwargs.get("token"), **hub)
+
+    def _write_files(self, folder: Path, args: tuple, kwargs: dict[str, Any]) -> None:
+        """Everything a tokenizer folder holds, written into ``folder`` (created if missing)."""
+        super().save_pretrained(folder, *args, **kwargs)
+        for weights in _safetensors_files(folder):
             align_safetensors_file(weights)
-        VisTokenizerImageProcessor.for_config(self.config).save_pretrained(save_directory)
-        card_path = Path(save_directory) / "README.md"
-        if not card_path.exists():
-            render_model_card(self).save(card_path)
+        VisTokenizerImageProcessor.for_config(self.config).save_pretrained(folder)
+        render_model_card(self).save(folder / "README.md")
+
+    def _move_files_into(self, staged: Path, target: Path, variant: str | None, overwrite_card: bool) -> None:
+        """Move the files written in ``staged`` into the existing folder ``target`` (config.json last), each by one
+        rename, under the incomplete-folder marker; then remove the earlier save's weight files not rewritten."""
+        names = sorted(p.name for p in staged.iterdir() if p.is_file())
+        card = target / "README.md"
+        if "README.md" in names and card.exists() and not overwrite_card and not is_vistok_card(card):
+            names.remove("README.md")
+            warnings.warn(
+                ModelCardKeptWarning(
+                    f"{card} was not written by vistok (it lacks the marker of a rendered card), so save_pretrained "
+                    "kept it; it may not describe the tokenizer saved beside it. Pass overwrite_card=True to replace "
+                    f"it with the rendered card, or render one with `vistok card --model {target} --output FILE`."
+                ),
+                stacklevel=3,
+            )
+        weight_file = _weight_file_pattern(variant)
+        stale = sorted(
+            p.name for p in target.iterdir() if p.is_file() and weight_file.fullmatch(p.name) and p.name not in names
+        )
+        order = [name for name in names if name != "config.json"] + [name for name in names if name == "config.json"]
+        fsync_tree(staged)
+        marker = mark_incomplete(target, order)
+        for name in order:
+            os.replace(staged / name, target / name)
+        for name in stale:
+            (target / name).unlink(missing_ok=True)
+        fsync_dir(target)
+        marker.unlink()
+        fsync_dir(target)
 
     def push_to_hub(
         self,
@@ -299,9 +388,18 @@ class VisTokenizer(PreTrainedModel):
             model = _load_zoo_entry(resolved, args, kwargs)
             info = {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
             return (model, info) if wants_loading_info else model
+        check_local_folder(resolved.path, kwargs.get("subfolder") or "")
+        _check_local_index(Path(resolved.path) / (kwargs.get("subfolder") or ""), kwargs.get("variant"))
         try:
             model, loading_info = super().from_pretrained(resolved.path, *args, output_loading_info=True, **kwargs)
-        except OSError as err:
+        except SafetensorError as err:  # a damaged file the header check below did not catch
+            raise WeightFileError(
+                f"Could not load the tokenizer {str(resolved.path)!r}: a weight file is not a readable safetensors "
+                f"file ({err}); it is damaged or truncated: save or download it again"
+            ) from err
+        except (OSError, ValueError) as err:
+            if isinstance(err, (WeightFileError, InvalidConfigError)) or not isinstance(err, OSError):
+                raise
             raise OSError(hub_load_message(resolved.path, err)) from err
         # _adjust_missing_and_unexpected_keys below refuses incomplete weights while transformers loads them (so its
         # load table is not printed); this second check keeps the promise should that private hook ever be renamed.
@@ -311,6 +409,18 @@ class VisTokenizer(PreTrainedModel):
         )
         model._after_load()
         return (model, loading_info) if wants_loading_info else model
+
+    @staticmethod
+    def _load_pretrained_model(model, state_dict, checkpoint_files, load_config, *args: Any, **kwargs: Any):
+        """transformers' loading step, entered with the model still on the meta device: before any tensor is
+        allocated, check the safetensors files against the model the config describes (:func:`_check_weight_files`),
+        so a config.json whose sizes do not fit the weights is refused at once, naming the options, instead of
+        allocating (and initialising) tensors of the config's size first."""
+        if state_dict is None and checkpoint_files:
+            _check_weight_files(model, [Path(f) for f in checkpoint_files])
+        return PreTrainedModel._load_pretrained_model(
+            model, state_dict, checkpoint_files, load_config, *args, **kwargs
+        )
 
     def _adjust_missing_and_unexpected_keys(self, loading_info: Any) -> None:
         """transformers' hook after weights are loaded: a vistok checkpoint must hold exactly the tensors its
@@ -346,12 +456,15 @@ class VisTokenizer(PreTrainedModel):
 
 
 def _safetensors_files(folder: Path) -> list[Path]:
-    """The weight files ``save_pretrained`` wrote into ``folder``: model.safetensors or the shards its index names."""
-    names = {"model.safetensors"}
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        names |= set(json.loads(index.read_text()).get("weight_map", {}).values())
-    return [folder / name for name in sorted(names) if (folder / name).is_file()]
+    """The weight files ``save_pretrained`` wrote into ``folder``: model*.safetensors (a variant's too) and shards."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and re.fullmatch(r"model[\w.-]*\.safetensors", p.name))
+
+
+def _weight_file_pattern(variant: str | None) -> re.Pattern:
+    """The names of the weight files transformers' save_pretrained writes for ``variant`` (one file, or shards and
+    their index): what a new save replaces."""
+    v = re.escape(f".{variant}") if variant else ""
+    return re.compile(rf"model{v}\.safetensors|model{v}-\d{{5}}-of-\d{{5}}\.safetensors|model\.safetensors\.index{v}\.json")
 
 
 def _load_zoo_entry(resolved: Resolved, args: tuple, kwargs: dict[str, Any]) -> VisTokenizer:
@@ -371,7 +484,9 @@ def _load_zoo_entry(resolved: Resolved, args: tuple, kwargs: dict[str, Any]) -> 
     return load_zoo_entry(resolved, **kwargs)
 
 
-def _refuse_weights_that_do_not_match(name: str, missing: Any, unexpected: Any, mismatched: Any) -> None:
+def _refuse_weights_that_do_not_match(
+    name: str, missing: Any, unexpected: Any, mismatched: Any, cause: str | None = None
+) -> None:
     """Raise ``ValueError`` when a checkpoint lacks tensors its config needs, holds tensors of the wrong shape
     ((key, file shape, config shape) triples) or tensors the config does not use; return when all three are empty."""
     missing, unexpected, mismatched = sorted(missing), sorted(unexpected), sorted(mismatched)
@@ -388,6 +503,7 @@ def _refuse_weights_that_do_not_match(name: str, missing: Any, unexpected: Any, 
     raise ValueError(
         f"The weights of {name or 'this tokenizer'!r} do not match its config.json: "
         + "; ".join(problems)
+        + (f". {cause}" if cause else "")
         + ". A tokenizer with missing weights is never useful: the folder is incomplete or its config.json does "
         "not belong to these weights. Re-save it with save_pretrained, or re-run `vistok convert`."
     )
@@ -396,3 +512,158 @@ def _refuse_weights_that_do_not_match(name: str, missing: Any, unexpected: Any, 
 def _first(items: list[str], count: int = 3) -> str:
     """``a, b, c, …`` — the first ``count`` items of a long list."""
     return ", ".join(items[:count]) + (", …" if len(items) > count else "")
+
+
+def non_finite_tensors(model: nn.Module) -> list[str]:
+    """Names of ``model``'s floating-point parameters and buffers holding NaN or ±inf (read in blocks: no copy)."""
+    bad = []
+    for name, tensor in (*model.named_parameters(), *model.named_buffers()):
+        if not tensor.is_floating_point() or tensor.device.type == "meta" or not tensor.numel():
+            continue
+        flat = tensor.detach().reshape(-1)
+        if not all(bool(torch.isfinite(block).all()) for block in flat.split(1 << 22)):
+            bad.append(name)
+    return bad
+
+
+# ----------------------------------------------------------------------------------------------- size checks
+MAX_SAFETENSORS_HEADER = 100_000_000  # bytes; safetensors' own reader refuses larger headers
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _options_sized_like(config: VisTokenizerConfig, shape: tuple[int, ...]) -> list[str]:
+    """The config options whose value is one of ``shape``'s sizes (``quantizer.codebook_size 134217728``)."""
+    options = [("image_size", config.image_size), ("num_channels", config.num_channels)]
+    options += [(f"net.{k}", v) for k, v in config.net.items()] + [(f"quantizer.{k}", v) for k, v in config.quantizer.items()]
+    sizes = {int(d) for d in shape if d > 1}
+    return [
+        f"{name} {value:,}" for name, value in options
+        if isinstance(value, int) and not isinstance(value, bool) and value in sizes
+    ]
+
+
+def _largest_tensors(shapes: dict[str, tuple[int, ...]], count: int = 2) -> list[tuple[str, tuple[int, ...]]]:
+    return sorted(shapes.items(), key=lambda item: -math.prod(item[1]))[:count]
+
+
+def _refuse_sizes_beyond_memory(config: VisTokenizerConfig) -> None:
+    """Raise :class:`InvalidConfigError` naming the options behind the largest tensors when the parameters and
+    buffers ``config`` describes would not fit in this machine's memory; built on the meta device first, so nothing
+    is allocated. No check while the model itself is being built on the meta device (transformers' loading)."""
+    limit = _physical_memory()
+    if limit is None or torch.get_default_device().type == "meta":
+        return
+    with torch.device("meta"):
+        modules = build_modules(config)
+    shapes = {}
+    total = 0
+    for part in ("encoder", "quant_conv", "quantizer", "post_quant_conv", "decoder"):
+        for name, tensor in getattr(modules, part).state_dict(keep_vars=True).items():
+            shapes[f"{part}.{name}"] = tuple(tensor.shape)
+            total += tensor.numel() * tensor.element_size()
+    if total <= limit:
+        return
+    largest = "; ".join(
+        f"{name} {shape}" + (f" (from {', '.join(options)})" if (options := _options_sized_like(config, shape)) else "")
+        for name, shape in _largest_tensors(shapes)
+    )
+    raise InvalidConfigError(
+        f"this config describes {total / 2**30:,.1f} GiB of parameters and buffers, more than this machine's "
+        f"{limit / 2**30:,.1f} GiB of memory; the largest: {largest}. A size in the config is a mistake"
+    )
+
+
+def read_safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name → shape from the header of the safetensors file ``path``, after checking the header against the
+    file's size; :class:`WeightFileError` naming the file when it is damaged or truncated."""
+    size = path.stat().st_size
+
+    def damaged(why: str) -> WeightFileError:
+        return WeightFileError(
+            f"{str(path)!r} is not a complete safetensors file: {why}. It is damaged or truncated (an interrupted "
+            "copy, save or download?): save, copy or download it again"
+        )
+
+    with path.open("rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise damaged(f"it has {size} bytes, fewer than a safetensors header needs")
+        length = int.from_bytes(head, "little")
+        if length > min(size - 8, MAX_SAFETENSORS_HEADER):
+            raise damaged(f"its header says it is {length:,} bytes long, the whole file has {size:,}")
+        try:
+            header = json.loads(f.read(length))
+        except (ValueError, UnicodeDecodeError):
+            header = None
+    if not isinstance(header, dict):
+        raise damaged("its header is not a JSON object")
+    data = size - 8 - length
+    shapes = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            shape = tuple(int(d) for d in info["shape"])
+            end = int(info["data_offsets"][1])
+        except (TypeError, KeyError, ValueError, IndexError):
+            raise damaged(f"the header entry of {name!r} has no valid shape and data offsets") from None
+        if end > data:
+            raise damaged(f"tensor {name!r} ends at byte {end:,} of the data, but the file holds {data:,} bytes of data")
+        shapes[name] = shape
+    return shapes
+
+
+def _check_local_index(folder: Path, variant: str | None) -> None:
+    """In a local folder loaded through a weight index: :class:`WeightFileError` naming the index when it is not
+    the JSON object mapping tensor names to shard files that transformers reads."""
+    index = folder / ("model.safetensors.index.json" if not variant else f"model.safetensors.index.{variant}.json")
+    single = folder / ("model.safetensors" if not variant else f"model.{variant}.safetensors")
+    if not index.is_file() or single.is_file():  # transformers reads the single file when there is one
+        return
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        valid = isinstance(weight_map, dict) and all(
+            isinstance(k, str) and isinstance(v, str) and Path(v).name == v for k, v in weight_map.items()
+        )
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+        valid = False
+    if not valid:
+        raise WeightFileError(
+            f"{str(index)!r} is not a weight index: expected a JSON object whose 'weight_map' maps each tensor name "
+            "to a shard file in the same folder, as save_pretrained writes it; save the tokenizer again"
+        )
+
+
+def _check_weight_files(model: VisTokenizer, files: list[Path]) -> None:
+    """Before loading: every safetensors file in ``files`` is complete, and the tensors ``model`` (on the meta device)
+    expects fit them — no shape differs and the config needs no more values than the files hold. Raises
+    :class:`WeightFileError` for a damaged file, ``ValueError`` (naming the options behind the sizes) otherwise."""
+    in_files: dict[str, tuple[int, ...]] = {}
+    for path in files:
+        if path.suffix == ".safetensors" and path.is_file():
+            in_files.update(read_safetensors_shapes(path))
+    if not in_files:
+        return
+    expected = {name: tuple(t.shape) for name, t in model.state_dict(keep_vars=True).items()}
+    mismatched = [(k, in_files[k], shape) for k, shape in expected.items() if k in in_files and in_files[k] != shape]
+    needed = sum(math.prod(shape) for shape in expected.values())
+    held = sum(math.prod(shape) for shape in in_files.values())
+    if not mismatched and needed <= held:
+        return
+    missing = [] if mismatched else [k for k in expected if k not in in_files]
+    # The sizes that differ from the file's (or the largest missing tensor's, when it is large): the options behind them.
+    culprits = [
+        tuple(o for o, t in zip(ours, theirs, strict=True) if o != t) if len(ours) == len(theirs) else ours
+        for _, theirs, ours in mismatched
+    ] or [shape for _, shape in _largest_tensors({k: expected[k] for k in missing}, 1) if math.prod(shape) > 1 << 20]
+    options = sorted({option for shape in culprits for option in _options_sized_like(model.config, shape)})
+    cause = f"The config describes {needed:,} values, the weight files hold {held:,}" + (
+        f"; its sizes come from {', '.join(options)}" if options else ""
+    )
+    _refuse_weights_that_do_not_match(model.config.name_or_path, missing, [], mismatched, cause=cause)

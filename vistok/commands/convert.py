@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 
@@ -24,7 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("checkpoint", help="the upstream file (.pt / .ckpt / .pth / .bin / .safetensors, or a sharded index) or a release "
         "folder (Janus, a mixin repo)")
-    parser.add_argument("output_dir", help="folder to write (save_pretrained layout + README.md model card)")
+    parser.add_argument(
+        "output_dir",
+        help="new or empty folder to write (save_pretrained layout + README.md model card); it appears complete or "
+        "not at all",
+    )
     parser.add_argument(
         "--weights",
         default="auto",
@@ -55,7 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="unpickle without restrictions (can run code from the file: only for files from a trusted source)",
     )
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace an existing tokenizer in output_dir"
+        "--overwrite",
+        action="store_true",
+        help="replace the tokenizer in output_dir, when it is a folder vistok wrote (a vistok config.json and the "
+        "files saved with it, nothing else)",
     )
     parser.add_argument("--push-to-hub", metavar="REPO", default=None, help="also upload to this Hub repo id")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
@@ -89,12 +97,14 @@ def converter_options(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cards import render_model_card
+    from ..atomic import publish_folder, temporary_folder
     from ..families import get_family
+    from ..modeling import non_finite_tensors
 
     out = Path(args.output_dir)
-    if (out / "config.json").exists() and not args.overwrite:
-        raise SystemExit(f"{out} already holds a tokenizer (config.json); pass --overwrite to replace it")
+    if out.is_symlink():  # write where the link points, beside the real folder
+        out = out.resolve()
+    check_output_folder(out, args.overwrite)
     options = converter_options(args)
     try:
         tok = get_family(args.origin).convert(
@@ -104,19 +114,104 @@ def run(args: argparse.Namespace) -> int:
             trust_checkpoint=args.trust_checkpoint,
             **options,
         )
-    except (ValueError, FileNotFoundError) as err:  # CheckpointError is a ValueError
+    except (ValueError, OSError) as err:  # CheckpointError is a ValueError; missing / unreadable files OSErrors
         raise SystemExit(f"vistok convert {args.origin}: {err}") from err
+    bad = non_finite_tensors(tok)
+    if bad:
+        shown = ", ".join(bad[:3]) + (", …" if len(bad) > 3 else "")
+        raise SystemExit(
+            f"vistok convert {args.origin}: the weights in {args.checkpoint} hold NaN or infinite values ({shown}); "
+            "a tokenizer's weights must be finite numbers (a damaged file, or a diverged training run?), so nothing "
+            "was written"
+        )
     family = get_family(args.origin)
     if family.preprocessing is not None:  # the folder's processor runs the upstream pipeline
         tok.config.metadata = {**(tok.config.metadata or {}),
                                "preprocessing": family.preprocessing(tok.config.image_size).to_dict()}
-    tok.save_pretrained(out)
-    card = render_model_card(tok)
-    card.save(out / "README.md")
+    # Written whole beside the output (weights, config, processor config, card), flushed, then renamed into place:
+    # an interrupted run leaves the output folder as it was.
+    with temporary_folder(out.parent, out.name) as work:
+        staged = work / "tokenizer"
+        tok.save_pretrained(staged)
+        check_output_folder(out, args.overwrite)  # again: the folder may have changed during the conversion
+        publish_folder(staged, out, replace=args.overwrite)
     _print_summary(tok, out)
     if args.push_to_hub:
         _push(tok, args.push_to_hub, args.private, out)
     return 0
+
+
+# What a folder written by save_pretrained holds besides config.json (weights, index, processor config, card) and
+# what an interrupted save leaves in it.
+VISTOK_WEIGHT_FILE = re.compile(r"model[\w.-]*\.safetensors|model\.safetensors\.index[\w.-]*\.json")
+VISTOK_SAVE_LEFTOVER = re.compile(r"\.save\.vistok-tmp-.*|\.vistok-incomplete\.json")
+
+
+def check_output_folder(out: Path, overwrite: bool) -> None:
+    """Return when ``vistok convert`` may write ``out``: a missing or empty folder, or with ``overwrite`` a folder
+    vistok wrote (a vistok config.json and the files saved with it, nothing else). Otherwise ``SystemExit`` saying
+    what the folder holds."""
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"vistok convert: {out} is a file; OUTPUT_DIR must be a new or empty folder")
+    if not out.is_dir():
+        return
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return
+    vistok_config = _vistok_config(out / "config.json")
+    foreign = [name for name in entries if not vistok_config or not _saved_by_vistok(out, name)]
+    if vistok_config and not foreign:
+        held = f"a vistok tokenizer ({_listing(entries)}){_incomplete(out, entries)}"
+    elif vistok_config:
+        held = (
+            f"a vistok tokenizer and files vistok did not write: {_listing(foreign)} (README.md counts as yours "
+            "unless it is a card vistok rendered)"
+        )
+    else:
+        why = "no config.json" if "config.json" not in entries else "a config.json that is not a vistok tokenizer's"
+        held = f"files vistok did not write ({why}): {_listing(entries)}"
+    if not overwrite:
+        hint = " or pass --overwrite to replace that tokenizer" if vistok_config and not foreign else ""
+        raise SystemExit(
+            f"vistok convert: {out} is not empty: it holds {held}. vistok convert writes only into a new or empty "
+            f"folder: choose another output folder{hint}"
+        )
+    if foreign:
+        raise SystemExit(
+            f"vistok convert: --overwrite replaces only a tokenizer folder vistok wrote, and {out} holds {held}. "
+            "Nothing was changed: move those files away or choose another output folder"
+        )
+
+
+def _vistok_config(path: Path) -> bool:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("model_type") == "vistok"
+
+
+def _saved_by_vistok(folder: Path, name: str) -> bool:
+    """Whether the entry ``name`` of a folder with a vistok config.json is one save_pretrained writes there."""
+    from ..cards import is_vistok_card
+
+    if name in ("config.json", "preprocessor_config.json") or VISTOK_SAVE_LEFTOVER.fullmatch(name):
+        return True
+    if name == "README.md":
+        return is_vistok_card(folder / name)
+    return VISTOK_WEIGHT_FILE.fullmatch(name) is not None and (folder / name).is_file()
+
+
+def _incomplete(folder: Path, entries: list[str]) -> str:
+    if ".vistok-incomplete.json" in entries:
+        return ", half replaced by an interrupted save"
+    if not any(VISTOK_WEIGHT_FILE.fullmatch(name) for name in entries):
+        return ", incomplete: it has no weights"
+    return ""
+
+
+def _listing(names: list[str], count: int = 6) -> str:
+    return ", ".join(names[:count]) + (f", … ({len(names)} entries)" if len(names) > count else "")
 
 
 def _print_summary(tok, out: Path) -> None:

@@ -130,9 +130,16 @@ def load_checkpoint(path: str | os.PathLike, *, trust_checkpoint: bool = False, 
         )
     head = _read_head(path)
     if _looks_like_safetensors(path, head):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except SafetensorError as err:
+            raise CheckpointError(
+                f"{str(path)!r} starts like a safetensors file but cannot be read as one ({err}): it is truncated "
+                "or damaged (an interrupted download or copy?); download or copy it again"
+            ) from err
     if head.startswith(_ZIP_MAGIC):
         _check_torch_zip(path)
         mmap = mmap is not False
@@ -232,8 +239,6 @@ def _describe_bytes(head: bytes, path: Path) -> str:
             return description
     if head[:1] == b"\x80":
         return "it is a plain pickle without torch.save's header (not supported; re-save it with torch.save)"
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        return f"unrecognised binary content (first bytes {head[:8].hex(' ')})"
-    return f"it looks like text starting with {text[:16]!r}"
+    # Nothing of the file is quoted: it may be any file the user (or a crafted index) pointed at.
+    textual = sum(32 <= b < 127 or b in (9, 10, 13) or b >= 128 for b in head)
+    return "it looks like text" if textual >= 0.95 * len(head) else "unrecognised binary content"
