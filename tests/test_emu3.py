@@ -85,6 +85,9 @@ def test_saved_folder_reloads(expected, tmp_path):
     tok = convert_emu3(BAAI, image_size=32)
     tok.save_pretrained(tmp_path / "saved")
     check_parity(VisTokenizer.from_pretrained(tmp_path / "saved"), expected)
+    pytest.importorskip("diffusers")
+    with pytest.raises(ValueError, match="temporal layers"):
+        tok.to_diffusers()
 
 
 def test_refusals(tmp_path):

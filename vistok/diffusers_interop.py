@@ -86,6 +86,8 @@ def check_diffusers_compatible(config) -> None:
         problems.append(
             f"its net is {net['type']!r}; only the 'vqgan' net (Taming / LlamaGen architecture) and 'movq' map"
         )
+    elif net["type"] == "movq" and net.get("temporal_downsample_factor", 1) != 1:
+        problems.append("its movq net has temporal layers (Emu3), which diffusers' VQModel does not have")
     elif net["type"] == "movq" and (
         net["spatial_norm_groups"] != SPATIAL_NORM_GROUPS or net["latent_channels"] != q.get("codebook_dim")
     ):
