@@ -132,8 +132,10 @@ def test_pixel_metrics_validate_input():
     a = torch.zeros(2, 3, 16, 16, dtype=torch.uint8)
     with pytest.raises(ValueError, match="same shape"):
         psnr_per_image(a, a[:1])
+    with pytest.raises(TypeError, match="same dtype"):  # uint8, or float pixel values (a protocol's), not mixed
+        ssim_per_image(a, a.float())
     with pytest.raises(TypeError, match="uint8"):
-        ssim_per_image(a.float(), a.float())
+        ssim_per_image(a.long(), a.long())
     with pytest.raises(ValueError, match="larger than 10 pixels"):
         ssim_per_image(a[..., :8, :8], a[..., :8, :8])
     with pytest.raises(ValueError, match="before any update"):

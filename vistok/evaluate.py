@@ -2,8 +2,15 @@
 
     vistok evaluate --model runs/celeba-vq/final --dataset celeba64 --split test
     vistok evaluate --model a/ --model b/ --dataset samples          # several models, one table
+    vistok evaluate --model vqgan-llamagen-vq16 --dataset imagenet256 --protocol llamagen   # LlamaGen's conventions
     accelerate launch --multi_gpu --num_processes 8 -m vistok.evaluate --model org/repo --dataset imagenet256
     torchrun --nproc_per_node 2 -m vistok.evaluate --device cpu ...  # multi-process on CPU (gloo)
+
+--protocol fixes every convention that changes the numbers (split, framing, uint8 conversion, SSIM, LPIPS
+network, resize into Inception, rFID reference): `upstream` (default: vistok's metrics on the pixels each
+tokenizer's upstream pipeline builds), `vistok` (vistok's generic preprocessing: identical pixels for every
+tokenizer), `llamagen`, `torch-fidelity`, `clean-fid`, `original-resolution` (docs/evaluation.md). The report
+records the protocol and each convention.
 
 Images are split between processes without padding or repetition, so a multi-process run measures exactly the
 images (and the data order, for the codebook-usage queue) of a single-process run; results are gathered once.
@@ -15,6 +22,7 @@ pretrained backbones cannot be found.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -26,9 +34,10 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
 
-from .metrics import METRIC_NAMES, ReconstructionMetrics, load_backbones, save_code_histogram, to_uint8
+from .metrics import METRIC_NAMES, ReconstructionMetrics, load_backbones, save_code_histogram
 from .metrics.base import distributed_world
 from .metrics.model_card import card_summary, record_evaluation
+from .metrics.protocols import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol, reconstructions_to_uint8
 from .metrics.report import format_results_table, format_skipped, write_json
 
 
@@ -44,7 +53,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset", default="samples", help="celeba64, imagenet256, samples, a Hub id or a folder"
     )
-    parser.add_argument("--split", default="test", help="dataset split (default: test)")
+    parser.add_argument(
+        "--split", default=None, help="dataset split (default: the protocol's — validation for the upstream "
+        "projects' protocols — else test)"
+    )
+    parser.add_argument(
+        "--protocol",
+        default=DEFAULT_PROTOCOL,
+        choices=list(PROTOCOLS),
+        help=f"evaluation conventions (default: {DEFAULT_PROTOCOL}); see docs/evaluation.md",
+    )
+    parser.add_argument(
+        "--preprocessing",
+        choices=("upstream", "generic"),
+        default=None,
+        help="frame images with each tokenizer's upstream pipeline, or vistok's generic preprocessing (identical "
+        "pixels for every tokenizer), instead of the protocol's framing; the report records it",
+    )
+    parser.add_argument(
+        "--rfid-reference",
+        default=None,
+        metavar="NPZ",
+        help="compare reconstructions with this .npz (arr_0 uint8 images of the same split, e.g. LlamaGen's "
+        "val_ddp.py output, or mu/sigma) instead of their originals; generation reference batches are refused",
+    )
     parser.add_argument("--image-column", default=None, help="image column of a Hub / local dataset")
     parser.add_argument(
         "--image-size", type=int, default=None, help="evaluation resolution (default: the model's)"
@@ -146,13 +178,22 @@ def resolve_model(name: str, random_init: bool = False) -> ModelSpec:
     return ModelSpec(name, config, local, resolved=resolved)
 
 
-def check_compatible(spec: ModelSpec, image_size: int) -> None:
-    """Raise ``ValueError`` when the model cannot run on RGB images of ``image_size``²."""
+def check_compatible(spec: ModelSpec, image_size: int | None) -> None:
+    """Raise ``ValueError`` when the model cannot run on RGB images of ``image_size``² (``None``: images of any
+    size padded to a multiple of its downsampling factor, which needs a grid of tokens)."""
     config = spec.config
     if config.num_channels != 3:
         raise ValueError(
             f"model {spec.name!r} expects {config.num_channels}-channel images, but datasets yield RGB (3 channels)"
         )
+    if image_size is None:
+        if config.token_layout.kind != "grid":
+            raise ValueError(
+                f"model {spec.name!r} produces a {config.token_layout.kind} of tokens for {config.image_size}-px "
+                "images, so it cannot take full-size images of other sizes (the original-resolution protocol); "
+                "choose another --protocol"
+            )
+        return
     factor = config.downsample_factor
     if image_size % factor:
         raise ValueError(
@@ -238,6 +279,100 @@ def dataset_context(name: str, split: str, image_size: int) -> dict[str, Any]:
     return {"dataset": name, "dataset_id": dataset_id, "split": split, "image_size": image_size}
 
 
+# ---------------------------------------------------------------------------------------------- framing
+@dataclass(frozen=True)
+class Framing:
+    """How the images one model sees were made from the dataset's photos (recorded in its report).
+
+    ``source``: ``generic`` (vistok's: the dataset preset's crop, else ADM's centre crop), ``upstream`` (the
+    tokenizer's recorded pipeline), ``pipeline`` (the protocol's fixed pipeline) or ``original`` (full size, padded
+    to ``pad_multiple``)."""
+
+    source: str
+    pipeline: Any = None  # a vistok.preprocessing.Preprocessing (for ``upstream`` / ``pipeline``)
+    pad_multiple: int | None = None
+    note: str | None = None
+
+    def key(self) -> tuple:
+        return (self.source, self.pipeline, self.pad_multiple)
+
+    def to_dict(self, image_size: int) -> dict[str, Any]:
+        pipeline = self.pipeline.at(image_size) if self.pipeline is not None else None
+        if self.source == "original":
+            described = f"full size, padded to a multiple of {self.pad_multiple} and cropped back"
+        elif pipeline is not None:
+            described = pipeline.describe()
+        else:
+            described = "vistok generic (the dataset preset's evaluation crop, else ADM centre crop)"
+        return {"source": self.source, "pipeline": pipeline.to_dict() if pipeline else None,
+                "pad_multiple": self.pad_multiple, "describe": described, "note": self.note}  # fmt: skip
+
+
+def image_framing(protocol: Protocol, spec: ModelSpec, dataset: str, preprocessing: str | None = None) -> Framing:
+    """The framing ``protocol`` gives ``spec``'s images (``preprocessing`` — ``upstream`` / ``generic`` — replaces
+    the protocol's): generic where the pipeline cannot apply (the in-memory ``samples`` crops, a dataset whose
+    preset has its own crop, a tokenizer that records no pipeline), with a note saying so."""
+    from .data import DATASET_PRESETS, adm_center_crop
+    from .preprocessing import Preprocessing
+
+    source = preprocessing or protocol.images
+    if source == "generic":
+        return Framing("generic")
+    if dataset == "samples":
+        what = "full-size images" if source == "original" else "an upstream pipeline"
+        return Framing("generic", note=f"'samples' are square crops made in memory from the bundled photos, so "
+                       f"{what} cannot apply: they are evaluated as made")  # fmt: skip
+    preset = DATASET_PRESETS.get(dataset)
+    if preset is not None and preset.eval_crop is not adm_center_crop:
+        return Framing("generic", note=f"{dataset!r} has its own evaluation crop ({preset.notes}), kept")
+    if source == "original":
+        factor = spec.config.downsample_factor
+        multiple = math.lcm(protocol.pad_multiple or factor, factor)
+        return Framing("original", pad_multiple=multiple)
+    if source == "pipeline":
+        return Framing("pipeline", protocol.pipeline)
+    recorded = (spec.config.metadata or {}).get("preprocessing")
+    if recorded is None:
+        return Framing("generic", note=f"{spec.name} records no upstream pipeline: vistok's generic preprocessing")
+    return Framing("upstream", Preprocessing.from_dict(recorded))
+
+
+class _FullSize:
+    """The image as stored (RGB), for the ``original`` framing."""
+
+    def __call__(self, image, rng):
+        return image
+
+
+def original_size_dataset(
+    name: str, split: str, streaming: bool = False, image_column: str | None = None, num_samples: int | None = None
+) -> Dataset | IterableDataset:
+    """The split's images at their stored size (items as :func:`vistok.data.build_dataset`'s, of varying sizes)."""
+    import datasets
+
+    from .data import DATASET_PRESETS, HFColumn, ImageDataset, StreamingImageDataset, open_split
+
+    preset = DATASET_PRESETS.get(name)
+    if preset is not None:
+        opened = open_split(preset.hub_id, preset.hub_split(split, name), streaming=streaming,
+                            image_column=image_column or preset.image_column, gated=preset.gated, label=name)
+    else:
+        opened = open_split(name, split, streaming=streaming, image_column=image_column)
+    data, label = opened.dataset, f"{name}[{split}]"
+    if isinstance(data, datasets.IterableDataset):
+        if num_samples is not None:
+            data = data.take(num_samples)
+        return StreamingImageDataset(data, opened.image_column, _FullSize(), name=label)
+    if num_samples is not None:
+        data = data.select(range(min(num_samples, len(data))))
+    return ImageDataset(HFColumn(data, opened.image_column), _FullSize(), name=label)
+
+
+def protocol_split(protocol: Protocol, split: str | None) -> str:
+    """The split evaluated: the one given, else the protocol's, else ``test``."""
+    return split or protocol.split or "test"
+
+
 # ------------------------------------------------------------------------------------------- evaluation
 def evaluate_tokenizer(
     tok: Any,
@@ -250,15 +385,19 @@ def evaluate_tokenizer(
     show_progress: bool = False,
     dtype: str = "float32",
     compile: bool = False,
+    pad_multiple: int | None = None,
+    pad_value: float = 0.0,
 ) -> dict[str, Any] | None:
     """Reconstruct every image of ``dataset`` with ``tok`` and feed ``metrics``; works under torch.distributed.
 
     Each process takes the items ``rank::world_size``. Returns ``metrics.compute()`` plus ``num_skipped``
     (images that could not be used), ``skipped_images`` (the first :data:`MAX_LISTED_SKIPS` of them: ``index``,
-    ``file``, ``reason``), ``seconds``, ``images_per_second`` and the ``inference`` mode on the main process,
-    ``None`` on the others. :class:`NoImagesError` (on every process) when no image could be used.
-    ``dtype="bf16"`` / ``compile=True`` run through :func:`vistok.inference.fast_inference` (float32 and no
-    compile: exactly ``tok(x)``).
+    ``file``, ``reason``), ``tokens_per_image`` (the mean number of tokens), ``seconds``, ``images_per_second``
+    and the ``inference`` mode on the main process, ``None`` on the others. :class:`NoImagesError` (on every
+    process) when no image could be used. ``dtype="bf16"`` / ``compile=True`` run through
+    :func:`vistok.inference.fast_inference` (float32 and no compile: exactly ``tok(x)``). ``pad_multiple``: pad
+    each batch to a multiple of it with ``pad_value`` (centred, the extra pixel after: SEED-Voken's
+    ``pad_images``), reconstruct, and crop the reconstruction back (the ``original-resolution`` protocol).
     """
     from .data import collate_images
     from .inference import fast_inference
@@ -273,7 +412,7 @@ def evaluate_tokenizer(
         out_dir.mkdir(parents=True, exist_ok=True)
     tok = tok.to(device).eval()
     fast = fast_inference(tok, dtype, compile) if (dtype != "float32" or compile) else None
-    num_images, num_skipped, skipped = 0, 0, []
+    num_images, num_skipped, skipped, num_tokens = 0, 0, [], 0
     started = time.perf_counter()
     progress = _progress(loader, show_progress)
     for batch in progress:
@@ -284,18 +423,27 @@ def evaluate_tokenizer(
             continue
         num_images += len(pixel_values)
         pixel_values = pixel_values.to(device)
+        inputs, region = (pixel_values, None) if pad_multiple is None else pad_to_multiple(
+            pixel_values, pad_multiple, pad_value)
         with torch.no_grad():
             if fast is None:
-                output = tok(pixel_values)
+                output = tok(inputs)
                 indices, reconstruction = output.indices, output.reconstruction
             else:
-                indices = fast.encode(pixel_values)
+                indices = fast.encode(inputs)
                 reconstruction = fast.decode(indices)
+        if region is not None:
+            top, left, height, width = region
+            reconstruction = reconstruction[..., top : top + height, left : left + width]
         # (B, N) in the layout's reading order: grid, sequence and multi-scale tokens are counted alike
-        metrics.update(pixel_values, reconstruction, tok.token_layout.flatten(indices), batch["index"])
+        flat = tok.token_layout.flatten(indices)
+        num_tokens += flat.numel()
+        metrics.update(pixel_values, reconstruction, flat, batch["index"])
         if out_dir is not None:
-            _save_pngs(to_uint8(reconstruction).cpu(), batch["index"].tolist(), out_dir)
+            _save_pngs(reconstructions_to_uint8(reconstruction, metrics.protocol).cpu(), batch["index"].tolist(),
+                       out_dir)
     seconds = time.perf_counter() - started
+    num_tokens = _gather_sum(num_tokens)
     num_images, num_skipped, skipped, seconds = _gather_counts(num_images, num_skipped, skipped, seconds)
     if num_images == 0:  # every process knows it: none waits in metrics.sync() for the others
         raise NoImagesError(num_skipped, skipped)
@@ -305,10 +453,34 @@ def evaluate_tokenizer(
     results = metrics.compute()
     results["num_skipped"] = num_skipped
     results["skipped_images"] = skipped
+    results["tokens_per_image"] = num_tokens / results["num_images"]
     results["seconds"] = seconds
     results["images_per_second"] = results["num_images"] / seconds if seconds > 0 else None
     results["inference"] = {"dtype": dtype, "compile": bool(compile)}
     return results
+
+
+def pad_to_multiple(
+    pixel_values: torch.Tensor, multiple: int, value: float = 0.0
+) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """Pad (B, C, H, W) to multiples of ``multiple`` with ``value``: ``pad // 2`` before, the rest after (SEED-Voken's
+    ``pad_images``). Returns the padded batch and the original's region ``(top, left, height, width)``."""
+    height, width = pixel_values.shape[-2:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    top, left = pad_h >> 1, pad_w >> 1
+    padded = torch.nn.functional.pad(pixel_values, (left, pad_w - left, top, pad_h - top), "constant", value)
+    return padded, (top, left, height, width)
+
+
+def _gather_sum(value: int) -> int:
+    _, world = distributed_world()
+    if world == 1:
+        return value
+    import torch.distributed as dist
+
+    gathered: list[Any] = [None] * world
+    dist.all_gather_object(gathered, value)
+    return sum(gathered)
 
 
 def _progress(loader: DataLoader, show: bool):
@@ -449,8 +621,8 @@ class ProcessContext:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .data import build_dataset
     from .metrics import metric_conventions
+    from .metrics.protocols import GenerationReferenceError, check_rfid_reference
     from .version import __version__
 
     requested = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
@@ -461,12 +633,24 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, option)
         if value is not None and value <= 0:
             raise SystemExit(f"--{option.replace('_', '-')} must be positive, got {value}")
+    protocol = get_protocol(getattr(args, "protocol", None) or DEFAULT_PROTOCOL)
+    split = protocol_split(protocol, args.split)
+    preprocessing = getattr(args, "preprocessing", None)
+    rfid_reference = getattr(args, "rfid_reference", None)
+    if rfid_reference is not None:
+        try:
+            check_rfid_reference(rfid_reference)
+            if not Path(rfid_reference).is_file():
+                raise FileNotFoundError(f"--rfid-reference {rfid_reference} is not a file")
+        except (GenerationReferenceError, OSError) as error:
+            raise SystemExit(f"vistok evaluate: {error}") from error
 
     # Everything that can be checked is checked before any image is processed.
     try:
         specs = [resolve_model(name, args.random_init) for name in args.model]
-        for spec in specs:
-            check_compatible(spec, args.image_size or spec.config.image_size)
+        framings = [image_framing(protocol, spec, args.dataset, preprocessing) for spec in specs]
+        for spec, framing in zip(specs, framings, strict=True):
+            check_compatible(spec, None if framing.source == "original" else args.image_size or spec.config.image_size)
     except (OSError, ValueError) as error:
         raise SystemExit(f"vistok evaluate: {error}") from error
     if args.update_card:
@@ -477,26 +661,24 @@ def run(args: argparse.Namespace) -> int:
     processes = ProcessContext.create(args.device)
     is_main = processes.is_main
     networks, skipped = load_backbones(
-        requested, args.lpips_weights, args.inception_weights, processes.device, not args.no_download
+        requested, args.lpips_weights, args.inception_weights, processes.device, not args.no_download,
+        lpips_net=protocol.lpips_net,
     )
-    datasets: dict[int, Dataset] = {}
-    rows: list[tuple[str, dict[str, Any]]] = []
+    datasets: dict[tuple, Dataset] = {}
+    rows: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     reports: list[dict[str, Any]] = []
-    output = Path(args.output or Path("evaluation") / f"{slug(args.dataset)}_{slug(args.split)}.json")
+    output = Path(args.output or Path("evaluation") / f"{slug(args.dataset)}_{slug(split)}.json")
+    if is_main:
+        for note in sorted({f.note for f in framings if f.note}):
+            print(f"note: {note}", file=sys.stderr)
 
-    for spec in specs:
+    for spec, framing in zip(specs, framings, strict=True):
         image_size = args.image_size or spec.config.image_size
-        if image_size not in datasets:
+        original = framing.source == "original"
+        key = (None if original else image_size, framing.key())
+        if key not in datasets:
             try:
-                datasets[image_size] = build_dataset(
-                    args.dataset,
-                    args.split,
-                    image_size=image_size,
-                    train=False,
-                    streaming=args.streaming,
-                    image_column=args.image_column,
-                    num_samples=args.num_samples,
-                )
+                datasets[key] = build_protocol_dataset(args, split, image_size, framing)
             except (OSError, RuntimeError, ValueError) as error:
                 raise SystemExit(f"vistok evaluate: {error}") from error
         tok = spec.load()
@@ -507,44 +689,58 @@ def run(args: argparse.Namespace) -> int:
             lpips_network=networks.get("lpips"),
             inception_extractor=networks.get("rfid"),
             skipped=skipped,
+            protocol=protocol,
+            rfid_reference=rfid_reference,
         )
         if is_main:
+            size = "full size" if original else f"{image_size}px"
             print(
-                f"Evaluating {spec.name} on {args.dataset} [{args.split}] at {image_size}px …",
+                f"Evaluating {spec.name} on {args.dataset} [{split}] at {size} (protocol {protocol.name}) …",
                 file=sys.stderr,
             )
         try:
             results = evaluate_tokenizer(
                 tok,
-                datasets[image_size],
+                datasets[key],
                 metrics,
-                batch_size=args.batch_size,
+                batch_size=1 if original else args.batch_size,
                 num_workers=args.num_workers,
                 device=processes.device,
                 save_dir=Path(args.save_dir) / slug(spec.name) if args.save_dir else None,
                 show_progress=is_main and sys.stderr.isatty(),
                 dtype=args.dtype,
                 compile=args.compile,
+                pad_multiple=framing.pad_multiple,
+                pad_value=protocol.pad_value,
             )
         except NoImagesError as error:
-            raise SystemExit(f"vistok evaluate: {no_images_message(error, args.dataset, args.split)}") from None
+            raise SystemExit(f"vistok evaluate: {no_images_message(error, args.dataset, split)}") from None
         if not is_main:
             continue
-        context = dataset_context(args.dataset, args.split, image_size)
+        context = dataset_context(args.dataset, split, image_size)
+        if original:
+            context["image_size"] = "original"
+        context["protocol"] = protocol.name
         histogram_png = None
         if "codebook_histogram" in results:
             histogram_png = output.with_name(f"{output.stem}_{slug(spec.name)}_codes.png")
             histogram_png.parent.mkdir(parents=True, exist_ok=True)
             save_code_histogram(results["codebook_histogram"], histogram_png, title=spec.name)
+        summary = config_summary(spec, tok, image_size)
+        if original:
+            summary.update(image_size="original", tokens=None, tokens_per_image=results["tokens_per_image"])
+        results["bits_per_image"] = results["tokens_per_image"] * math.log2(tok.codebook_size)
         report = {
             "model": spec.name,
             "dataset": context,
-            "config": config_summary(spec, tok, image_size),
+            "protocol": protocol.name,
+            "images": framing.to_dict(image_size),
+            "config": summary,
             "results": results,
             "histogram_png": histogram_png,
         }
         reports.append(report)
-        rows.append((spec.name, results))
+        rows.append((spec.name, results, table_info(summary, results, protocol)))
         if args.update_card:
             summary = card_summary(results, {**context, "vistok_version": __version__})
             for path in record_evaluation(spec.local_dir, tok, summary, report):
@@ -555,16 +751,18 @@ def run(args: argparse.Namespace) -> int:
             {
                 "vistok_version": __version__,
                 "dataset": {
-                    **dataset_context(
-                        args.dataset, args.split, args.image_size or specs[0].config.image_size
-                    ),
+                    **dataset_context(args.dataset, split, args.image_size or specs[0].config.image_size),
                     "name": args.dataset,
                     "num_samples_requested": args.num_samples,
                     "streaming": args.streaming,
+                    "split_requested": args.split,
                 },
+                "protocol": protocol.name,
+                "preprocessing_override": preprocessing,
+                "rfid_reference": str(rfid_reference) if rfid_reference else None,
                 "num_processes": processes.num_processes,
                 "batch_size_per_process": args.batch_size,
-                "conventions": metric_conventions(args.queue_size),
+                "conventions": metric_conventions(args.queue_size, protocol),
                 "models": reports,
             },
             output,
@@ -576,9 +774,39 @@ def run(args: argparse.Namespace) -> int:
         skipped_images = skipped_images_note(reports, args.dataset)
         if skipped_images:
             print("\n" + skipped_images)
-        print(f"\nReport: {output}", file=sys.stderr)
+        print(f"\nProtocol {protocol.name}: {protocol.summary}", file=sys.stderr)
+        print(f"Report: {output}", file=sys.stderr)
     processes.wait_for_everyone()
     return 0
+
+
+def build_protocol_dataset(args: argparse.Namespace, split: str, image_size: int, framing: Framing):
+    """The dataset one model is evaluated on under its :class:`Framing`."""
+    from .data import build_dataset
+
+    if framing.source == "original":
+        return original_size_dataset(args.dataset, split, args.streaming, args.image_column, args.num_samples)
+    return build_dataset(
+        args.dataset,
+        split,
+        image_size=image_size,
+        train=False,
+        streaming=args.streaming,
+        image_column=args.image_column,
+        num_samples=args.num_samples,
+        preprocessing=framing.pipeline,
+    )
+
+
+def table_info(summary: dict[str, Any], results: dict[str, Any], protocol: Protocol) -> dict[str, Any]:
+    """What the results table shows beside the metrics: resolution, tokens and bits per image, and which codebook
+    usage the protocol's origin reports."""
+    return {
+        "image_size": summary["image_size"],
+        "tokens_per_image": results.get("tokens_per_image"),
+        "bits_per_image": results.get("bits_per_image"),
+        "usage_key": protocol.usage_key,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

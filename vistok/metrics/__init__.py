@@ -12,17 +12,26 @@ the number of images and whose state merges across processes (``sync``). Images 
 
 from .base import MeanOfPerImageValues, StreamingMetric
 from .codebook import SEED_QUEUE_SIZE, CodebookUsage
-from .fid import FID, GaussianFeatureStatistics, build_inception, frechet_distance
+from .fid import FID, GaussianFeatureStatistics, InceptionFeatures, build_inception, frechet_distance
 from .images import to_uint8, uint8_to_signed, uint8_to_unit
-from .lpips import LPIPS, build_lpips_vgg
+from .lpips import LPIPS, build_lpips, build_lpips_vgg
 from .plots import save_code_histogram
+from .protocols import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, SSIMConvention, get_protocol
 from .psnr import PSNR, psnr_per_image
 from .ssim import SSIM, ssim_per_image
 from .suite import METRIC_NAMES, ReconstructionMetrics, load_backbones, metric_conventions
-from .weights import INCEPTION_V3_FID, LPIPS_VGG16, MissingWeightsError, resolve_weights
+from .weights import INCEPTION_V3_FID, LPIPS_ALEX, LPIPS_VGG16, MissingWeightsError, resolve_weights
 
 __all__ = [
     "CodebookUsage",
+    "DEFAULT_PROTOCOL",
+    "InceptionFeatures",
+    "LPIPS_ALEX",
+    "PROTOCOLS",
+    "Protocol",
+    "SSIMConvention",
+    "build_lpips",
+    "get_protocol",
     "FID",
     "GaussianFeatureStatistics",
     "INCEPTION_V3_FID",

@@ -2,8 +2,10 @@
 
 Features are the 2048-d pool features of the standard TF-Inception-v3 port (torch-fidelity's
 ``FeatureExtractorInceptionV3``, weights ``pt_inception-2015-12-05``), which takes uint8 RGB at any size and
-resizes to 299×299 with TensorFlow-compatible bilinear interpolation. Statistics are kept as a running float64
-count, sum and sum of outer products, so memory is O(2048²) whatever the number of images; the distance is
+resizes to 299×299 with TensorFlow-compatible bilinear interpolation. :class:`InceptionFeatures` puts the other
+resizes an evaluation protocol may name in front of the same network: pytorch-fid's bilinear ``F.interpolate`` on
+[0, 1] floats, and clean-fid's per-channel PIL bicubic resize of float images. Statistics are kept as a running
+float64 count, sum and sum of outer products, so memory is O(2048²) whatever the number of images; the distance is
 computed once from the final mean and unbiased covariance (see :func:`frechet_distance`).
 """
 
@@ -15,12 +17,20 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 import torch
+import torch.nn.functional as F
 
 from .base import StreamingMetric
-from .images import check_pair
+from .images import check_pair, to_unit
 from .weights import INCEPTION_V3_FID, MissingWeightsError, resolve_weights
 
 INCEPTION_FEATURE = "2048"
+INCEPTION_SIZE = 299
+# torch-fidelity's FeatureExtractorInceptionV3.forward after its resize and normalisation, layer by layer.
+INCEPTION_TRUNK = (
+    "Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "MaxPool_1", "Conv2d_3b_1x1", "Conv2d_4a_3x3", "MaxPool_2",
+    "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7a",
+    "Mixed_7b", "Mixed_7c", "AvgPool",
+)  # fmt: skip
 
 
 def build_inception(
@@ -45,6 +55,77 @@ def build_inception(
             f"{path} does not hold the torch-fidelity / pytorch-fid Inception-v3 weights: {error}"
         ) from error
     return model.to(device) if device is not None else model
+
+
+def _is_torch_fidelity_inception(module: torch.nn.Module) -> bool:
+    return all(hasattr(module, name) for name in INCEPTION_TRUNK)
+
+
+def clean_fid_resize(images: np.ndarray) -> np.ndarray:
+    """clean-fid's ``make_resizer("PIL", False, "bicubic", (299, 299))`` on (B, H, W, 3) images with values in
+    [0, 255] (uint8 or float): each channel resized as a float ('F') PIL image with bicubic, clipped to [0, 255],
+    float32 (B, 299, 299, 3) — no quantisation after resizing."""
+    from PIL import Image
+
+    out = np.empty((images.shape[0], INCEPTION_SIZE, INCEPTION_SIZE, 3), dtype=np.float32)
+    for index, image in enumerate(images):
+        for channel in range(3):
+            plane = Image.fromarray(image[:, :, channel].astype(np.float32), mode="F")
+            plane = plane.resize((INCEPTION_SIZE, INCEPTION_SIZE), resample=Image.Resampling.BICUBIC)
+            out[index, :, :, channel] = np.asarray(plane).clip(0, 255)
+    return out
+
+
+class InceptionFeatures(torch.nn.Module):
+    """2048-d features of torch-fidelity's TF-Inception port with images resized into it as a protocol says.
+
+    ``resize``: ``tf1_bilinear`` (torch-fidelity's own TF1-compatible bilinear inside the network — uint8 input
+    goes through the network's ``forward`` unchanged), ``torch_bilinear`` (pytorch-fid: ``F.interpolate`` bilinear,
+    ``align_corners=False``, of [0, 1] floats, then ``2x - 1``) or ``clean_fid_bicubic`` (clean-fid: per-channel PIL
+    bicubic of float images in [0, 255], then ``(x - 128) / 128``). Inputs are uint8 images, or float pixel values
+    in [-1, 1] (unquantised, as SEED-Voken's FID sees reconstructions).
+    """
+
+    def __init__(self, network: torch.nn.Module, resize: str = "tf1_bilinear") -> None:
+        super().__init__()
+        if resize not in ("tf1_bilinear", "torch_bilinear", "clean_fid_bicubic"):
+            raise ValueError(f"unknown Inception resize {resize!r}")
+        self.network = network
+        self.resize = resize
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.resize == "tf1_bilinear" and images.dtype == torch.uint8:
+            out = self.network(images)
+            return out[0] if isinstance(out, (tuple, list)) else out
+        if not _is_torch_fidelity_inception(self.network):
+            raise ValueError(
+                f"the {self.resize} resize (or float input) needs torch-fidelity's FeatureExtractorInceptionV3, got "
+                f"{type(self.network).__name__}"
+            )
+        parameter = next(self.network.parameters())
+        x = self.normalized_input(images).to(device=parameter.device, dtype=parameter.dtype)
+        for name in INCEPTION_TRUNK:
+            x = getattr(self.network, name)(x)
+        return torch.flatten(x, 1).to(torch.float32)
+
+    def normalized_input(self, images: torch.Tensor) -> torch.Tensor:
+        """The (B, 3, 299, 299) tensor the network's first convolution receives (float64)."""
+        if self.resize == "torch_bilinear":
+            unit = to_unit(images, torch.float64)
+            resized = F.interpolate(unit, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear", align_corners=False)
+            return 2 * resized - 1
+        levels = images.double() if images.dtype == torch.uint8 else (images.double() + 1) * 127.5
+        if self.resize == "tf1_bilinear":
+            from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+            resized = interpolate_bilinear_2d_like_tensorflow1x(
+                levels, size=(INCEPTION_SIZE, INCEPTION_SIZE), align_corners=False
+            )
+        else:
+            array = levels.permute(0, 2, 3, 1).cpu().numpy()
+            resized = torch.from_numpy(clean_fid_resize(array)).permute(0, 3, 1, 2).double().to(images.device)
+        return (resized - 128) / 128
 
 
 class GaussianFeatureStatistics:
@@ -182,15 +263,24 @@ class FID(StreamingMetric):
         extractor: torch.nn.Module | None = None,
         feature_dim: int | None = None,
         method: str = "eigh",
+        resize: str = "tf1_bilinear",
+        reference: dict[str, np.ndarray] | str | os.PathLike | None = None,
     ) -> None:
         """``extractor``: any module mapping uint8 (B, 3, H, W) to (B, feature_dim) features, or a tuple whose
         first item is that (default: :func:`build_inception` loaded from ``weights``); ``feature_dim`` is taken
-        from the first batch unless given. ``method``: how
-        :func:`frechet_distance` takes the matrix square root."""
+        from the first batch unless given. ``method``: how :func:`frechet_distance` takes the matrix square root.
+        ``resize``: how images enter Inception (:class:`InceptionFeatures`; other than ``tf1_bilinear`` it needs
+        torch-fidelity's extractor). ``reference``: instead of the originals passed to :meth:`update`, compare with
+        these (``{"images": (N, H, W, 3) uint8}`` or ``{"mu", "sigma"}``, or the path of an ``.npz`` holding either,
+        read when the distance is computed; see :func:`vistok.metrics.protocols.load_rfid_reference`)."""
         self.method = method
+        self.resize = resize
+        self.reference = reference
         self.extractor = (
             extractor if extractor is not None else build_inception(weights, allow_download, device)
         )
+        if resize != "tf1_bilinear" or _is_torch_fidelity_inception(self.extractor):
+            self.extractor = InceptionFeatures(self.extractor, resize)
         parameter = next(self.extractor.parameters(), None)
         self.feature_device = parameter.device if parameter is not None else torch.device(device or "cpu")
         self.originals = GaussianFeatureStatistics(feature_dim, self.feature_device)
@@ -202,22 +292,40 @@ class FID(StreamingMetric):
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, feature_dim) features of uint8 (B, 3, H, W) images."""
+        """(B, feature_dim) features of (B, 3, H, W) images (uint8, or float in [-1, 1])."""
         if images.shape[1] != 3:
             raise ValueError(f"rFID's Inception network needs RGB images (3 channels), got {images.shape[1]}")
         out = self.extractor(images.to(self.feature_device))
         return out[0] if isinstance(out, (tuple, list)) else out
 
     def update(self, original: torch.Tensor, reconstruction: torch.Tensor) -> None:
-        """Add a batch of uint8 (B, 3, H, W) originals and reconstructions."""
-        check_pair(original, reconstruction)
-        self.originals.update(self.features(original))
+        """Add a batch of (B, 3, H, W) originals and reconstructions (uint8, or float in [-1, 1])."""
+        check_pair(original, reconstruction, allow_float=True)
+        if self.reference is None:
+            self.originals.update(self.features(original))
         self.reconstructions.update(self.features(reconstruction))
+
+    def reference_statistics(self, batch_size: int = 50) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and covariance of the comparison set: the originals seen, or the given reference."""
+        if self.reference is None:
+            return self.originals.mean_and_covariance()
+        if not isinstance(self.reference, dict):
+            from .protocols import load_rfid_reference
+
+            self.reference = load_rfid_reference(self.reference)
+        if "mu" in self.reference:
+            return self.reference["mu"], self.reference["sigma"]
+        images = self.reference["images"]
+        statistics = GaussianFeatureStatistics(device=self.feature_device)
+        for start in range(0, len(images), batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).permute(0, 3, 1, 2)
+            statistics.update(self.features(batch))
+        return statistics.mean_and_covariance()
 
     def compute(self) -> dict[str, Any]:
         return {
             self.name: frechet_distance(
-                *self.originals.mean_and_covariance(),
+                *self.reference_statistics(),
                 *self.reconstructions.mean_and_covariance(),
                 method=self.method,
             )

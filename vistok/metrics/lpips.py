@@ -1,8 +1,9 @@
-"""LPIPS (VGG) via the ``lpips`` package, with a VGG16 backbone loaded from a local file.
+"""LPIPS (VGG, or AlexNet where a protocol says so) via the ``lpips`` package, with the backbone loaded from a file.
 
-The ``lpips`` package ships its calibrated linear layers, but takes the VGG16 trunk from torchvision's download.
-:func:`build_lpips_vgg` instead loads the trunk from a file found by :mod:`vistok.metrics.weights` (explicit path,
-``VISTOK_LPIPS_VGG_WEIGHTS``, the torch hub cache, then a download), so it works offline.
+The ``lpips`` package ships its calibrated linear layers, but takes the VGG16 / AlexNet trunk from torchvision's
+download. :func:`build_lpips` instead loads the trunk from a file found by :mod:`vistok.metrics.weights` (explicit
+path, ``VISTOK_LPIPS_VGG_WEIGHTS`` / ``VISTOK_LPIPS_ALEX_WEIGHTS``, the torch hub cache, then a download), so it
+works offline.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import warnings
 import torch
 
 from .base import MeanOfPerImageValues
-from .images import check_pair, uint8_to_signed
-from .weights import LPIPS_VGG16, MissingWeightsError, resolve_weights
+from .images import check_pair, to_signed
+from .weights import LPIPS_ALEX, LPIPS_VGG16, MissingWeightsError, resolve_weights
+
+LPIPS_BACKBONES = {"vgg": LPIPS_VGG16, "alex": LPIPS_ALEX}
 
 
 def build_lpips_vgg(
@@ -27,19 +30,33 @@ def build_lpips_vgg(
     ``weights`` is a torchvision ``vgg16`` state dict file (the full model or only its ``features.*`` entries).
     Raises :class:`~vistok.metrics.weights.MissingWeightsError` when the file cannot be found or obtained.
     """
+    return build_lpips("vgg", weights, allow_download, device)
+
+
+def build_lpips(
+    net: str = "vgg",
+    weights: str | os.PathLike | None = None,
+    allow_download: bool = True,
+    device: torch.device | str | None = None,
+) -> torch.nn.Module:
+    """An eval-mode, frozen ``lpips.LPIPS(net=net)`` (``vgg`` or ``alex``) whose trunk comes from ``weights``: a
+    torchvision ``vgg16`` / ``alexnet`` state dict file (the full model or only its ``features.*`` entries).
+    Raises :class:`~vistok.metrics.weights.MissingWeightsError` when the file cannot be found or obtained."""
     import lpips as lpips_package
 
-    path = resolve_weights(LPIPS_VGG16, weights, allow_download=allow_download)
+    if net not in LPIPS_BACKBONES:
+        raise ValueError(f"LPIPS network must be one of {', '.join(LPIPS_BACKBONES)}, got {net!r}")
+    path = resolve_weights(LPIPS_BACKBONES[net], weights, allow_download=allow_download)
     state = torch.load(path, map_location="cpu", weights_only=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torchvision's deprecation notice for `pretrained=`
-        model = lpips_package.LPIPS(net="vgg", pnet_rand=True, verbose=False)
-    model.net.load_state_dict(_vgg16_features_to_lpips_slices(model.net, state, path))
+        model = lpips_package.LPIPS(net=net, pnet_rand=True, verbose=False)
+    model.net.load_state_dict(_features_to_lpips_slices(model.net, state, path, net))
     model.requires_grad_(False).eval()
     return model.to(device) if device is not None else model
 
 
-def _vgg16_features_to_lpips_slices(trunk: torch.nn.Module, state: dict, path: os.PathLike) -> dict:
+def _features_to_lpips_slices(trunk: torch.nn.Module, state: dict, path: os.PathLike, net: str = "vgg") -> dict:
     """Rename torchvision ``features.<i>.*`` entries to the lpips trunk's ``slice<k>.<i>.*`` names."""
     if not isinstance(state, dict):
         raise MissingWeightsError(f"{path} does not hold a state dict (got {type(state).__name__})")
@@ -50,15 +67,19 @@ def _vgg16_features_to_lpips_slices(trunk: torch.nn.Module, state: dict, path: o
                 key = f"features.{layer_index}.{param_name}"
                 if key not in state:
                     raise MissingWeightsError(
-                        f"{path} is not a torchvision vgg16 state dict: it lacks {key!r}. "
-                        "Expected the file torchvision downloads for vgg16 (IMAGENET1K_V1)."
+                        f"{path} is not a torchvision {_TORCHVISION_NAMES[net]} state dict: it lacks {key!r}. "
+                        f"Expected the file torchvision downloads for {_TORCHVISION_NAMES[net]} (IMAGENET1K_V1)."
                     )
                 renamed[f"{slice_name}.{layer_index}.{param_name}"] = state[key]
     return renamed
 
 
+_TORCHVISION_NAMES = {"vgg": "vgg16", "alex": "alexnet"}
+
+
 class LPIPS(MeanOfPerImageValues):
-    """Mean over images of LPIPS-VGG distance between uint8 originals and reconstructions (lower is better)."""
+    """Mean over images of LPIPS distance (VGG unless built otherwise) between originals and reconstructions
+    (lower is better)."""
 
     name = "lpips"
 
@@ -72,13 +93,12 @@ class LPIPS(MeanOfPerImageValues):
         """``network``: an already built LPIPS module (else :func:`build_lpips_vgg` loads one from ``weights``)."""
         super().__init__()
         self.network = network if network is not None else build_lpips_vgg(weights, allow_download, device)
+        self.net = getattr(self.network, "pnet_type", "vgg")
 
     @torch.no_grad()
     def update(self, original: torch.Tensor, reconstruction: torch.Tensor) -> None:
-        """Add a batch of uint8 (B, 3, H, W) originals and reconstructions."""
-        check_pair(original, reconstruction)
+        """Add a batch of (B, 3, H, W) originals and reconstructions (uint8, or float in [-1, 1])."""
+        check_pair(original, reconstruction, allow_float=True)
         device = next(self.network.parameters()).device
-        distances = self.network(
-            uint8_to_signed(original).to(device), uint8_to_signed(reconstruction).to(device)
-        )
+        distances = self.network(to_signed(original).to(device), to_signed(reconstruction).to(device))
         self.add_values(distances.flatten())

@@ -18,14 +18,27 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def format_results_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
-    """A Markdown table, one row per ``(model name, results)``; a metric that was not computed shows as ``—``."""
-    header = ["Model", *(title for _, title, _ in TABLE_COLUMNS)]
+def format_results_table(rows: list[tuple]) -> str:
+    """A Markdown table, one row per ``(model name, results)`` or ``(model name, results, info)``; a metric that was
+    not computed shows as ``—``. ``info`` (``image_size``, ``tokens_per_image``, ``bits_per_image``, ``usage_key``)
+    adds the resolution, tokens and bits per image beside the metrics, and picks which codebook usage is shown (the
+    one the protocol's origin reports)."""
+    with_info = any(len(row) > 2 for row in rows)
+    header = ["Model", *(["Res", "Tokens", "Bits"] if with_info else []), *(title for _, title, _ in TABLE_COLUMNS)]
     body = []
-    for name, results in rows:
+    for row in rows:
+        name, results = row[0], row[1]
+        info = row[2] if len(row) > 2 else {}
         cells = [name]
+        if with_info:
+            size = info.get("image_size")
+            cells += [
+                "orig." if size == "original" else (f"{size}²" if size else "—"),
+                _number(info.get("tokens_per_image")),
+                _number(info.get("bits_per_image")),
+            ]
         for key, _, fmt in TABLE_COLUMNS:
-            value = results.get(key)
+            value = results.get(info.get("usage_key", key) if key == "codebook_usage" else key)
             cells.append(fmt.format(value) if isinstance(value, (int, float)) else "—")
         body.append(cells)
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
@@ -36,10 +49,17 @@ def format_results_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)])
 
 
-def format_skipped(rows: list[tuple[str, dict[str, Any]]]) -> str:
+def _number(value: Any) -> str:
+    """A count as an integer when it is one (256), else with one decimal (mean tokens of full-size images)."""
+    if not isinstance(value, (int, float)):
+        return "—"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def format_skipped(rows: list[tuple]) -> str:
     """The skipped metrics of every row with their reasons (each reason once), or an empty string."""
     reasons: dict[str, list[str]] = {}
-    for name, results in rows:
+    for name, results, *_ in rows:
         for metric, reason in (results.get("skipped") or {}).items():
             reasons.setdefault(f"{metric}: {reason}", []).append(name)
     return "\n".join(

@@ -12,8 +12,9 @@ import torch.distributed as dist
 from .base import StreamingMetric, distributed_world
 from .codebook import SEED_QUEUE_SIZE, CodebookUsage
 from .fid import FID
-from .images import check_images, to_uint8
+from .images import check_images
 from .lpips import LPIPS
+from .protocols import Protocol, float_images, get_protocol, originals_to_uint8, reconstructions_to_uint8
 from .psnr import PSNR
 from .ssim import SSIM, SSIM_BORDER, SSIM_SIGMA, SSIM_WINDOW
 from .weights import MissingWeightsError
@@ -27,6 +28,10 @@ class ReconstructionMetrics:
     Metrics whose pretrained backbone cannot be found (LPIPS's VGG16, rFID's Inception) are left out and listed
     in :attr:`skipped` with the reason and how to provide the weights; the others are still computed.
     ``lpips_network`` / ``inception_extractor`` accept already built modules instead of weight files.
+    ``protocol`` (a :class:`~vistok.metrics.protocols.Protocol` or its name; default ``vistok``) fixes how images
+    become uint8, which metrics see floats, SSIM's convention, PSNR's epsilon, LPIPS's network and the resize into
+    Inception; ``rfid_reference`` replaces the originals as rFID's comparison set (see
+    :func:`~vistok.metrics.protocols.load_rfid_reference`).
     """
 
     def __init__(
@@ -41,22 +46,29 @@ class ReconstructionMetrics:
         lpips_network: torch.nn.Module | None = None,
         inception_extractor: torch.nn.Module | None = None,
         skipped: dict[str, str] | None = None,
+        protocol: Protocol | str = "vistok",
+        rfid_reference: dict | None = None,
     ) -> None:
         """``skipped``: metrics already known to be unavailable, with the reason to report (see
         :func:`load_backbones`); they are not built."""
         unknown = sorted(set(metrics) - set(METRIC_NAMES))
         if unknown:
             raise ValueError(f"unknown metric(s) {unknown}; valid names: {', '.join(METRIC_NAMES)}")
+        self.protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
+        protocol = self.protocol
         self.queue_size = queue_size
         self.metrics: dict[str, StreamingMetric] = {}
         self.skipped: dict[str, str] = {
             name: reason for name, reason in (skipped or {}).items() if name in metrics
         }
         builders = {
-            "psnr": PSNR,
-            "ssim": SSIM,
-            "lpips": lambda: LPIPS(lpips_weights, allow_download, device, network=lpips_network),
-            "rfid": lambda: FID(inception_weights, allow_download, device, extractor=inception_extractor),
+            "psnr": lambda: PSNR(eps=protocol.psnr_eps),
+            "ssim": lambda: SSIM(protocol.ssim),
+            "lpips": lambda: LPIPS(lpips_weights, allow_download, device, network=lpips_network or (
+                None if protocol.lpips_net == "vgg" else _build_lpips(protocol.lpips_net, lpips_weights,
+                                                                       allow_download, device))),
+            "rfid": lambda: FID(inception_weights, allow_download, device, extractor=inception_extractor,
+                                resize=protocol.inception_resize, reference=rfid_reference),
             "codebook_usage": lambda: CodebookUsage(codebook_size, queue_size),
         }
         for name in METRIC_NAMES:
@@ -84,14 +96,35 @@ class ReconstructionMetrics:
         a saved image would be) or uint8. indices: (B, h, w) codes for the usage statistics. positions: (B,)
         dataset indices giving the data order (see :class:`~vistok.metrics.CodebookUsage`).
         """
-        original, reconstruction = _as_uint8(original), _as_uint8(reconstruction)
+        check_images(original)
+        check_images(reconstruction)
+        pairs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for name, metric in self.metrics.items():
             if name == "codebook_usage":
                 if indices is not None:
                     metric.update(indices, positions)
-            else:
-                metric.update(original, reconstruction)
+                continue
+            kind = self.protocol.input_kind(name)
+            if kind not in pairs:
+                pairs[kind] = self._images(original, reconstruction, kind)
+            metric.update(*pairs[kind])
         self.num_images += original.shape[0]
+
+    def _images(self, original: torch.Tensor, reconstruction: torch.Tensor, kind: str):
+        """The (original, reconstruction) pair a metric of this input ``kind`` sees under the protocol."""
+        if kind == "float":
+            return (float_images(original) if original.dtype != torch.uint8 else _unit_to_signed(original),
+                    float_images(reconstruction) if reconstruction.dtype != torch.uint8 else
+                    _unit_to_signed(reconstruction))  # fmt: skip
+        if original.dtype == torch.uint8:  # already saved images: only the reconstructions may need converting
+            original_u8 = original
+        else:
+            original_u8 = originals_to_uint8(original, self.protocol)
+        if reconstruction.dtype == torch.uint8:
+            reconstruction_u8 = reconstruction
+        else:
+            reconstruction_u8 = reconstructions_to_uint8(reconstruction, self.protocol)
+        return original_u8, reconstruction_u8
 
     def sync(self) -> None:
         """Merge every process's state (collective; all ranks must call it). No-op without a process group."""
@@ -120,7 +153,7 @@ class ReconstructionMetrics:
 
     def conventions(self) -> dict[str, Any]:
         """How each number is defined, for reports (JSON-native)."""
-        return metric_conventions(self.queue_size)
+        return metric_conventions(self.queue_size, self.protocol)
 
 
 def load_backbones(
@@ -129,6 +162,7 @@ def load_backbones(
     inception_weights: str | os.PathLike | None = None,
     device: torch.device | str | None = None,
     allow_download: bool = True,
+    lpips_net: str = "vgg",
 ) -> tuple[dict[str, torch.nn.Module], dict[str, str]]:
     """Build the pretrained networks the requested metrics need, once (to share across several evaluations).
 
@@ -137,10 +171,9 @@ def load_backbones(
     :class:`ReconstructionMetrics` as ``lpips_network=``, ``inception_extractor=`` and ``skipped=``.
     """
     from .fid import build_inception
-    from .lpips import build_lpips_vgg
 
     builders = {
-        "lpips": lambda: build_lpips_vgg(lpips_weights, allow_download, device),
+        "lpips": lambda: _build_lpips(lpips_net, lpips_weights, allow_download, device),
         "rfid": lambda: build_inception(inception_weights, allow_download, device),
     }
     networks: dict[str, torch.nn.Module] = {}
@@ -154,7 +187,28 @@ def load_backbones(
     return networks, skipped
 
 
-def metric_conventions(queue_size: int = SEED_QUEUE_SIZE) -> dict[str, Any]:
+def _build_lpips(net, weights, allow_download, device):
+    from .lpips import build_lpips
+
+    return build_lpips(net, weights, allow_download, device)
+
+
+def _unit_to_signed(images: torch.Tensor) -> torch.Tensor:
+    return images.float() / 127.5 - 1.0
+
+
+def metric_conventions(queue_size: int = SEED_QUEUE_SIZE, protocol: Protocol | str | None = None) -> dict[str, Any]:
+    """How each number is defined (JSON-native). Without a protocol, or under ``vistok`` / ``upstream``: vistok's
+    conventions in full; under another protocol they are followed by ``protocol`` — every convention it fixes,
+    which takes precedence (see :meth:`~vistok.metrics.protocols.Protocol.conventions`)."""
+    conventions = _vistok_conventions(queue_size)
+    if protocol is not None:
+        protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
+        conventions["protocol"] = protocol.conventions()
+    return conventions
+
+
+def _vistok_conventions(queue_size: int) -> dict[str, Any]:
     return {
         "images": "originals and reconstructions mapped from [-1, 1] to uint8 ((x + 1) * 127.5, rounded) before "
         "every metric, as a saved image would be",
@@ -190,11 +244,6 @@ def metric_conventions(queue_size: int = SEED_QUEUE_SIZE) -> dict[str, Any]:
             "perplexity": "exp(entropy in nats of the code histogram over all evaluated indices)",
         },
     }
-
-
-def _as_uint8(images: torch.Tensor) -> torch.Tensor:
-    check_images(images)
-    return images if images.dtype == torch.uint8 else to_uint8(images)
 
 
 def _version(package: str) -> str:

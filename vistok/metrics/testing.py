@@ -30,6 +30,15 @@ def save_random_vgg16_weights(path: str | os.PathLike, seed: int = 0) -> None:
     torch.save({f"features.{key}": value for key, value in features.state_dict().items()}, path)
 
 
+def save_random_alexnet_weights(path: str | os.PathLike, seed: int = 0) -> None:
+    """Write a torchvision-format alexnet ``features.*`` state dict (random weights) to ``path``."""
+    from torchvision.models import alexnet
+
+    features = alexnet(weights=None).features
+    _kaiming(features, torch.Generator().manual_seed(seed))
+    torch.save({f"features.{key}": value for key, value in features.state_dict().items()}, path)
+
+
 def save_random_inception_weights(path: str | os.PathLike, seed: int = 0) -> None:
     """Write a state dict (random weights) loadable by torch-fidelity's ``FeatureExtractorInceptionV3``."""
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3

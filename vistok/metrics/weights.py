@@ -41,6 +41,14 @@ LPIPS_VGG16 = BackboneWeights(
     option="--lpips-weights / lpips_weights=",
 )
 
+LPIPS_ALEX = BackboneWeights(
+    description="AlexNet ImageNet backbone of LPIPS-Alex (torchvision's alexnet IMAGENET1K_V1 state dict)",
+    url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+    cache_filenames=("alexnet-owt-7be5be79.pth",),
+    env_var="VISTOK_LPIPS_ALEX_WEIGHTS",
+    option="--lpips-weights / lpips_weights=",
+)
+
 INCEPTION_V3_FID = BackboneWeights(
     description="TF-Inception-v3 (2015-12-05) port used for FID by torch-fidelity and pytorch-fid",
     url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
