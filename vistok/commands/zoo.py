@@ -9,6 +9,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = sub.add_parser("list", help="every zoo entry: tokens, codebook, licence, reported rFID, cached?")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.add_argument(
+        "--metrics",
+        action="store_true",
+        help="the authors' reported numbers, one table per evaluation protocol and dataset: only numbers measured "
+        "the same way share a table (docs/evaluation.md)",
+    )
+    listing.add_argument("--protocol", default=None, help="with --metrics: only this protocol's numbers ('unknown' too)")
     info = sub.add_parser("info", help="everything the catalogue knows about one entry")
     info.add_argument("name", help="a zoo entry name or catalogued upstream repo id (`vistok zoo list`)")
     download = sub.add_parser(
@@ -34,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from ..resolver import ZOO, UnknownNameError, resolve
 
     if args.action == "list":
+        if args.metrics or args.protocol:
+            return _list_metrics(args.json, args.protocol)
         return _list(args.json)
     if args.action == "cache":
         return _cache(args)
@@ -74,7 +83,27 @@ def _list(as_json: bool) -> int:
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    print("\n* rFID as reported by the authors (ImageNet val), not measured by vistok.")
+    print("\n* rFID as reported by the authors (ImageNet val), not measured by vistok, under each origin's own protocol: "
+          "`vistok zoo list --metrics` groups the numbers that can be compared.")
+    return 0
+
+
+def _list_metrics(as_json: bool, protocol: str | None) -> int:
+    import json
+
+    from ..families import all_entries
+    from ..metrics.reported import format_reported_groups, reported_groups
+
+    try:
+        groups = reported_groups(list(all_entries()), protocol)
+    except ValueError as err:
+        raise SystemExit(f"vistok zoo list: {err}") from err
+    if as_json:
+        print(json.dumps(groups, indent=2))
+        return 0
+    print(format_reported_groups(groups) or "no reported numbers")
+    print("\nAs reported by the authors, not measured by vistok; `vistok evaluate --protocol NAME` measures any "
+          "tokenizer the same way.")
     return 0
 
 
@@ -105,8 +134,9 @@ def _info(entry) -> int:
     print(f"  preprocessing: {pipeline.describe() if pipeline else 'vistok generic (bicubic shorter side, centre crop)'}")
     for metric in entry.reported_metrics:
         note = f", {metric['note']}" if metric.get("note") else ""
+        protocol = metric.get("protocol") or "unknown"
         print(f"  reported by origin: {metric['metric']} {metric['value']} on {metric['dataset']} "
-              f"({metric['source']}{note})")
+              f"({metric['source']}{note}; protocol {protocol})")
     for note in entry.notes:
         print(f"  note: {note}")
     return 0

@@ -110,6 +110,10 @@ REPORTED = {
             README,
             COSMOS.paper_url,
             note="value as vistok issue 22 catalogues it; not re-checked against the paper's table",
+            protocol="unknown",
+            protocol_note="4.57 is also the rFID (In1k) that SEED-Voken's docs/IBQ.md lists for Cosmos FSQ 16x at "
+            "256x256, measured with SEED-Voken's evaluation (vistok's seed-voken protocol); which one this is was "
+            "not checked",
         ),
     ),
     8: (),

@@ -156,9 +156,9 @@ def _entry(size: int) -> ZooEntry:
         converter_options={"weights": "ema"},  # the released model is the EMA one: a file without it is refused
         preset=f"ibqgan-imagenet256-{size}",
         reported_metrics=(
-            reported_metric("rfid", rfid, DOCS, DOCS_URL),
-            reported_metric("lpips", lpips, DOCS, DOCS_URL),
-            reported_metric("codebook_usage", usage, DOCS, DOCS_URL),
+            reported_metric("rfid", rfid, DOCS, DOCS_URL, protocol="seed-voken"),
+            reported_metric("lpips", lpips, DOCS, DOCS_URL, protocol="seed-voken"),
+            reported_metric("codebook_usage", usage, DOCS, DOCS_URL, protocol="seed-voken"),
         ),
         notes=(
             "A Lightning training checkpoint (encoder/decoder, loss networks, optimiser state and LitEma shadows); "
@@ -190,9 +190,9 @@ def _pretrain_entry(size: int) -> ZooEntry:
         repo_id=f"TencentARC/IBQ-Tokenizer-{size}-Pretrain",
         filenames=(f"IBQ_pretrain_{size}.ckpt",),
         reported_metrics=(
-            reported_metric("rfid", rfid, DOCS, DOCS_URL),
-            reported_metric("psnr", psnr, DOCS, DOCS_URL),
-            reported_metric("ssim", ssim, DOCS, DOCS_URL),
+            reported_metric("rfid", rfid, DOCS, DOCS_URL, protocol="seed-voken"),
+            reported_metric("psnr", psnr, DOCS, DOCS_URL, protocol="seed-voken"),
+            reported_metric("ssim", ssim, DOCS, DOCS_URL, protocol="seed-voken"),
         ),
         notes=(
             "Trained on about 200M web images (CapFusion, LAION-COCO, CC12M, CC3M, LAION-HD, LAION-Aesthetic, "

@@ -68,10 +68,11 @@ VQ16 = Release(
     (1, 1, 2, 2, 4),
     (16384, 8),
     (
-        reported_metric("rfid", 2.19, "LlamaGen paper / README", LLAMAGEN.paper_url),
-        reported_metric("psnr", 20.79, "LlamaGen paper / README", LLAMAGEN.paper_url),
+        reported_metric("rfid", 2.19, "LlamaGen paper / README", LLAMAGEN.paper_url, protocol="llamagen"),
+        reported_metric("psnr", 20.79, "LlamaGen paper / README", LLAMAGEN.paper_url, protocol="llamagen"),
         reported_metric(
-            "ssim", 0.675, "LlamaGen paper / README", LLAMAGEN.paper_url, note="SSIM computed with data_range 2"
+            "ssim", 0.675, "LlamaGen paper / README", LLAMAGEN.paper_url, note="SSIM computed with data_range 2",
+            protocol="llamagen",
         ),
     ),
     metrics_checkpoints=("vq_ds16_c2i.pt",),
@@ -82,7 +83,7 @@ VQ8 = Release(
     ("vq_ds8_c2i.pt",),
     (1, 2, 2, 4),
     (16384, 8),
-    (reported_metric("rfid", 0.59, "LlamaGen README", LLAMAGEN.url),),
+    (reported_metric("rfid", 0.59, "LlamaGen README", LLAMAGEN.url, protocol="llamagen"),),
     metrics_checkpoints=("vq_ds8_c2i.pt",),
 )
 

@@ -96,10 +96,11 @@ VQGAN_PLUS = {"12bit": (4096, 64), "10bit": (1024, 256)}
 
 def _reported(rfid: float, psnr: float, ssim: float, usage: float) -> tuple[dict[str, Any], ...]:
     return (
-        reported_metric("rfid", rfid, README, README_URL),
-        reported_metric("psnr", psnr, README, README_URL),
-        reported_metric("ssim", ssim, README, README_URL, note="SSIM as MaskBit's evaluation computes it"),
-        reported_metric("codebook_usage", usage, README, README_URL),
+        reported_metric("rfid", rfid, README, README_URL, protocol="torch-fidelity"),
+        reported_metric("psnr", psnr, README, README_URL, protocol="torch-fidelity"),
+        reported_metric("ssim", ssim, README, README_URL, note="SSIM as MaskBit's evaluation computes it",
+                        protocol="torch-fidelity"),
+        reported_metric("codebook_usage", usage, README, README_URL, protocol="torch-fidelity"),
     )
 
 

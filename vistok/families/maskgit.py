@@ -75,6 +75,8 @@ RELEASE_REPORTED = (
         MASKGIT_README,
         note="measured by MaskGIT's authors on their JAX tokenizer (tokenizer_imagenet256_checkpoint); "
         "this file is the TiTok authors' PyTorch conversion of it",
+        protocol="unknown",
+        protocol_note="measured with MaskGIT's JAX evaluation, which the README does not describe",
     ),
 )
 

@@ -34,7 +34,7 @@ DOCS_URL = "https://github.com/TencentARC/SEED-Voken/blob/main/docs/Open-MAGVIT2
 
 
 def _reported(metric: str, value: float, **extra: Any) -> dict[str, Any]:
-    return reported_metric(metric, value, "SEED-Voken docs/Open-MAGVIT2.md", DOCS_URL, **extra)
+    return reported_metric(metric, value, "SEED-Voken docs/Open-MAGVIT2.md", DOCS_URL, protocol="seed-voken", **extra)
 
 
 # Released files: native resolution and the numbers their authors report (ImageNet val, 16x16 tokens).

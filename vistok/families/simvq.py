@@ -102,10 +102,18 @@ REPORTED: dict[str, tuple[int, dict[str, float]]] = {
 }
 
 
+def _protocol(metric: str) -> dict[str, str]:
+    """SimVQ's evaluation.py is SEED-Voken's evaluation_image.py, except that its PSNR is of the whole batch."""
+    if metric != "psnr":
+        return {"protocol": "seed-voken"}
+    return {"protocol": "unknown", "protocol_note": "evaluation.py: psnr_loss(rgb_gt, rgb_restored) on the whole batch "
+            "of 64 images (one pooled MSE), which no vistok protocol computes"}
+
+
 def reported_metrics(folder: str) -> tuple[dict[str, Any], ...]:
     """The SimVQ README's numbers for the release in Hub folder ``vq_log/<folder>`` (SSIM given there ×100)."""
     return tuple(
-        reported_metric(metric, value, "SimVQ README, Table 1", README_URL, dataset=IMAGENET_128)
+        reported_metric(metric, value, "SimVQ README, Table 1", README_URL, dataset=IMAGENET_128, **_protocol(metric))
         for metric, value in REPORTED[folder][1].items()
     )
 

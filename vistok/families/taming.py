@@ -85,7 +85,8 @@ RELEASES = tuple(
         (f"vqgan_imagenet_f16_{size} last.ckpt",),
         (1, 1, 2, 2, 4),
         (size, 256),
-        (reported_metric("rfid", rfid, source, url),),
+        (reported_metric("rfid", rfid, source, url, protocol="unknown",
+                        protocol_note="the source gives the number without its evaluation code or conventions"),),
     )
     for size, (rfid, source, url, _) in IMAGENET_F16.items()
 )

@@ -129,7 +129,7 @@ def _entry(variant: str, encoder: str, tokens: int, rfid: float) -> ZooEntry:
         companion_files=("config.json",),
         preset=f"titok-{variant}-vq8k-imagenet256",
         reported_metrics=(
-            reported_metric("rfid", rfid, "TiTok README (README_TiTok.md, Model Zoo)", README),
+            reported_metric("rfid", rfid, "TiTok README (README_TiTok.md, Model Zoo)", README, protocol="torch-fidelity"),
         ),
         notes=NOTES,
     )
