@@ -36,6 +36,10 @@ COMMANDS: dict[str, Command] = {
         "vistok.evaluate",
         "Measure tokenizers' reconstructions on a dataset split: codebook usage, PSNR, SSIM, LPIPS and rFID.",
     ),
+    "compare": Command(
+        "vistok.commands.compare",
+        "Compare tokenizers on the same images under one protocol: a table, an image grid and a rate-distortion plot.",
+    ),
     "convert": Command(
         "vistok.commands.convert",
         "Convert an upstream checkpoint into a vistok tokenizer folder with its model card.",

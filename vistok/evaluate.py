@@ -392,8 +392,10 @@ def evaluate_tokenizer(
 
     Each process takes the items ``rank::world_size``. Returns ``metrics.compute()`` plus ``num_skipped``
     (images that could not be used), ``skipped_images`` (the first :data:`MAX_LISTED_SKIPS` of them: ``index``,
-    ``file``, ``reason``), ``tokens_per_image`` (the mean number of tokens), ``seconds``, ``images_per_second``
-    and the ``inference`` mode on the main process, ``None`` on the others. :class:`NoImagesError` (on every
+    ``file``, ``reason``), ``tokens_per_image`` (the mean number of tokens), ``encode_images_per_second`` and
+    ``decode_images_per_second`` (encoder + quantizer, and decoder, timed apart over ``timed_images``: every batch
+    but each process's first, the warm-up, when there are more), ``seconds``, ``images_per_second`` (everything,
+    metrics included) and the ``inference`` mode on the main process, ``None`` on the others. :class:`NoImagesError` (on every
     process) when no image could be used. ``dtype="bf16"`` / ``compile=True`` run through
     :func:`vistok.inference.fast_inference` (float32 and no compile: exactly ``tok(x)``). ``pad_multiple``: pad
     each batch to a multiple of it with ``pad_value`` (centred, the extra pixel after: SEED-Voken's
@@ -413,6 +415,7 @@ def evaluate_tokenizer(
     tok = tok.to(device).eval()
     fast = fast_inference(tok, dtype, compile) if (dtype != "float32" or compile) else None
     num_images, num_skipped, skipped, num_tokens = 0, 0, [], 0
+    batches, timed_images, encode_seconds, decode_seconds, warmup = 0, 0, 0.0, 0.0, (0, 0.0, 0.0)
     started = time.perf_counter()
     progress = _progress(loader, show_progress)
     for batch in progress:
@@ -425,13 +428,23 @@ def evaluate_tokenizer(
         pixel_values = pixel_values.to(device)
         inputs, region = (pixel_values, None) if pad_multiple is None else pad_to_multiple(
             pixel_values, pad_multiple, pad_value)
-        with torch.no_grad():
+        with torch.no_grad():  # encode then decode: what tok(inputs) computes, timed apart
+            encode_started = _now(device)
             if fast is None:
-                output = tok(inputs)
-                indices, reconstruction = output.indices, output.reconstruction
+                encoded = tok.encode(inputs)
+                indices = encoded.indices
             else:
                 indices = fast.encode(inputs)
-                reconstruction = fast.decode(indices)
+            decode_started = _now(device)
+            reconstruction = tok.decode_quantized(encoded.quantized) if fast is None else fast.decode(indices)
+            decode_ended = _now(device)
+        batches += 1
+        if batches > 1:  # the first batch warms up (allocations, kernels, compilation)
+            timed_images += len(inputs)
+            encode_seconds += decode_started - encode_started
+            decode_seconds += decode_ended - decode_started
+        else:
+            warmup = (len(inputs), decode_started - encode_started, decode_ended - decode_started)
         if region is not None:
             top, left, height, width = region
             reconstruction = reconstruction[..., top : top + height, left : left + width]
@@ -443,7 +456,10 @@ def evaluate_tokenizer(
             _save_pngs(reconstructions_to_uint8(reconstruction, metrics.protocol).cpu(), batch["index"].tolist(),
                        out_dir)
     seconds = time.perf_counter() - started
+    if timed_images == 0:  # a single batch: time it, warm-up included
+        timed_images, encode_seconds, decode_seconds = warmup
     num_tokens = _gather_sum(num_tokens)
+    speed = _gather_speed(timed_images, encode_seconds, decode_seconds)
     num_images, num_skipped, skipped, seconds = _gather_counts(num_images, num_skipped, skipped, seconds)
     if num_images == 0:  # every process knows it: none waits in metrics.sync() for the others
         raise NoImagesError(num_skipped, skipped)
@@ -454,6 +470,7 @@ def evaluate_tokenizer(
     results["num_skipped"] = num_skipped
     results["skipped_images"] = skipped
     results["tokens_per_image"] = num_tokens / results["num_images"]
+    results.update(speed)
     results["seconds"] = seconds
     results["images_per_second"] = results["num_images"] / seconds if seconds > 0 else None
     results["inference"] = {"dtype": dtype, "compile": bool(compile)}
@@ -470,6 +487,31 @@ def pad_to_multiple(
     top, left = pad_h >> 1, pad_w >> 1
     padded = torch.nn.functional.pad(pixel_values, (left, pad_w - left, top, pad_h - top), "constant", value)
     return padded, (top, left, height, width)
+
+
+def _now(device: torch.device | str) -> float:
+    """A timestamp after the device's queued work has finished."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def _gather_speed(images: int, encode_seconds: float, decode_seconds: float) -> dict[str, Any]:
+    """Encode and decode throughput over every process (images ÷ the slowest process's time), the first batch of
+    each process left out as warm-up when there are more."""
+    _, world = distributed_world()
+    if world > 1:
+        import torch.distributed as dist
+
+        gathered: list[Any] = [None] * world
+        dist.all_gather_object(gathered, (images, encode_seconds, decode_seconds))
+        images = sum(g[0] for g in gathered)
+        encode_seconds, decode_seconds = max(g[1] for g in gathered), max(g[2] for g in gathered)
+    return {
+        "encode_images_per_second": images / encode_seconds if encode_seconds > 0 else None,
+        "decode_images_per_second": images / decode_seconds if decode_seconds > 0 else None,
+        "timed_images": images,
+    }
 
 
 def _gather_sum(value: int) -> int:
