@@ -825,3 +825,19 @@ def test_a_main_process_that_stops_stops_every_process(tiny_dir, tmp_path):
     assert completed.returncode != 0
     assert "another `vistok tokenize` run" in completed.stderr
     assert "the main process stopped: OutputError: another `vistok tokenize` run" in completed.stderr
+
+
+def test_overwrite_replaces_the_run_and_keeps_files_the_user_added(tiny_dir, tmp_path):
+    """--overwrite of a finished token folder removes what the earlier run wrote, not the user's notes (issue 26.2)."""
+    out = tmp_path / "tokens"
+    _tokenize(tiny_dir, "samples", out, "--num-samples", "3", "--shard-size", "2")
+    (out / "notes.txt").write_text("my notes")
+    (out / "analysis").mkdir()
+    (out / "analysis" / "plot.png").write_bytes(b"\x89PNG")
+    (out / "shards" / "keep-me.txt").write_text("mine too")
+    _tokenize(tiny_dir, "samples", out, "--num-samples", "2", "--shard-size", "2", "--overwrite")
+    assert (out / "notes.txt").read_text() == "my notes"
+    assert (out / "analysis" / "plot.png").read_bytes() == b"\x89PNG"
+    assert (out / "shards" / "keep-me.txt").read_text() == "mine too"
+    assert datasets.load_from_disk(str(out)).num_rows == 2
+    assert sorted(p.name for p in (out / "shards").glob("shard-*")) == ["shard-000000.arrow"]

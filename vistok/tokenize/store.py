@@ -37,6 +37,8 @@ from .rows import MANIFEST_NAME
 PROGRESS = ".vistok"
 SHARDS = "shards"
 LOCK = "lock"
+# The files a run writes at the top of the folder (besides shards/ and .vistok/): --overwrite removes these only.
+OUTPUT_FILES = ("dataset_info.json", "state.json", MANIFEST_NAME, "README.md")
 HOLDER = "holder"  # who holds the lock, for the message of a refused run (filelock may truncate the lock file)
 
 
@@ -286,9 +288,13 @@ class TokenStore:
                 record.unlink()
             atomic_write_json(self.progress / "job.json", job)
             (self.path / "state.json").unlink(missing_ok=True)
-            for child in self.path.iterdir():
-                if child.name != PROGRESS:
+            for child in self.path.iterdir():  # only what a run writes: files the user added stay
+                if child.name in OUTPUT_FILES:
                     _remove(child)
+                elif child.name == SHARDS and child.is_dir():
+                    for shard in child.iterdir():
+                        if shard.name.startswith(("shard-", ".shard-")):
+                            _remove(shard)
             for child in self.progress.iterdir():
                 if child.name not in (LOCK, HOLDER, "job.json"):
                     _remove(child)
