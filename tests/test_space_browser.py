@@ -58,16 +58,37 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def space_url():
-    """The Space served in this process on a free port."""
+def second_tokenizer(tmp_path_factory) -> str:
+    """A second served tokenizer (a small random f8 folder) for the Compare tab, and random LPIPS weights so that its
+    LPIPS column shows numbers (meaningless ones: only the page is tested here)."""
+    import torch
+
+    from vistok import VisTokenizer, VisTokenizerConfig
+    from vistok.metrics.testing import save_random_vgg16_weights
+
+    root = tmp_path_factory.mktemp("compare_tab")
+    torch.manual_seed(0)
+    VisTokenizer(VisTokenizerConfig(
+        image_size=64, net={"type": "simple_cnn", "hidden_channels": 16, "num_res_blocks": 1, "num_downsamples": 3},
+        quantizer={"type": "vq", "codebook_size": 512, "codebook_dim": 4},
+    )).save_pretrained(root / "tiny-f8")  # fmt: skip
+    save_random_vgg16_weights(root / "vgg16.pth")
+    return str(root / "tiny-f8")
+
+
+@pytest.fixture(scope="module")
+def space_url(second_tokenizer):
+    """The Space served in this process on a free port (the bundled default plus ``second_tokenizer``)."""
     spec = importlib.util.spec_from_file_location("vistok_space_app", SPACE_DIR / "app.py")
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
-    demo = app.build_demo()
-    port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VISTOK_LPIPS_VGG_WEIGHTS", str(Path(second_tokenizer).parent / "vgg16.pth"))
+        demo = app.build_demo(tokenizers=[second_tokenizer])
+        port = _free_port()
+        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        yield f"http://127.0.0.1:{port}/"
+        demo.close()
 
 
 @pytest.fixture
@@ -213,3 +234,52 @@ def test_upload_and_reconstruct_in_chromium(browser, space_url, output_dir, scre
 
     assert not cut_labels, f"labels cut off: {cut_labels}"
     assert not histogram_cover, f"something covers the code histogram: {histogram_cover}"
+
+
+@pytest.mark.parametrize("screen", list(VIEWPORTS))
+def test_compare_tab_in_chromium(browser, space_url, second_tokenizer, output_dir, screen):
+    """The Compare tab: the photo through the default and a second tokenizer, side by side on a desktop window and
+    stacked on a phone, with the table of PSNR / LPIPS / tokens; nothing cut off, no sideways scrolling."""
+    page = browser.new_page(viewport=VIEWPORTS[screen])
+    try:
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(space_url, wait_until="networkidle")
+        page.get_by_role("tab", name="Compare").click()
+        page.locator("#compare-upload input[type=file]").set_input_files(str(SPACE_DIR / "examples" / "chelsea.jpg"))
+        page.locator("#compare-upload img").wait_for()
+        page.locator("#compare-tokenizers input").click()
+        page.get_by_role("option", name=second_tokenizer).click()
+        page.keyboard.press("Escape")
+        page.click("#compare-button")
+        for index in range(2):
+            page.locator(f"#compare-panel-{index} .compare-reconstruction img").wait_for()
+            page.locator(f"#compare-panel-{index} .compare-token-map img").wait_for()
+        page.locator("#compare-table").get_by_text("LPIPS").wait_for()
+        table = page.locator("#compare-table").inner_text()
+        numbers = [page.locator(f"#compare-panel-{i} .compare-numbers").first.inner_text() for i in range(2)]
+        hidden = [page.locator(f"#compare-panel-{i}").is_visible() for i in range(2, 4)]
+        boxes = [page.locator(f"#compare-panel-{i} .compare-reconstruction img").bounding_box() for i in range(2)]
+        cells = page.locator("#compare-table th, #compare-table td").evaluate_all(_MEASURE_CELLS_JS)
+        cut_labels = page.evaluate(_CUT_LABELS_JS)
+        page_width = page.evaluate("document.scrollingElement.scrollWidth")
+        screenshot = output_dir / f"space-compare-{screen}.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+    finally:
+        page.close()
+
+    assert "vistok/default" in table and "tiny-f8" in table and "dB" in table, table
+    assert len(cells) == 3 * 3, cells  # header + two tokenizers, three columns
+    narrow = [c for c in cells if c["width"] < 6 * c["digit"]]
+    assert not narrow, f"comparison table cells narrower than 6 characters: {narrow}"
+    broken = [c for c in cells if c["broken"]]
+    assert not broken, f"words split across lines in the comparison table: {broken}"
+    assert all("PSNR" in text and "LPIPS" in text and "tokens" in text for text in numbers), numbers
+    assert hidden == [False, False], "the two unused panels are shown"
+    viewport_width = VIEWPORTS[screen]["width"]
+    assert page_width <= viewport_width, f"the page scrolls sideways: {page_width} px in a {viewport_width} px window"
+    assert all(box["x"] >= 0 and box["x"] + box["width"] <= viewport_width for box in boxes), boxes
+    if screen == "desktop":
+        assert abs(boxes[0]["y"] - boxes[1]["y"]) < 2, f"not side by side on a desktop window: {boxes}"
+    assert max(c["right"] for c in cells) <= viewport_width, "the comparison table runs off the screen"
+    assert not cut_labels, f"labels cut off: {cut_labels}"
+    assert screenshot.stat().st_size > 10_000

@@ -178,17 +178,19 @@ def test_the_page_offers_only_the_served_tokenizers_and_says_so(monkeypatch):
     app = load_app()
     monkeypatch.setenv(SERVED_TOKENIZERS_ENV, "vqgan-llamagen-vq16")
     demo = app.build_demo()
-    (dropdown,) = components(demo, gr.Dropdown)
-    assert not dropdown.allow_custom_value
-    assert [name for _, name in dropdown.choices] == [*TokenizerPolicy.from_environment().names]
-    assert dropdown.value == default_tokenizer_name()
+    dropdown, compare = components(demo, gr.Dropdown)  # the Reconstruct tab's, the Compare tab's (multi-select)
+    for box in (dropdown, compare):
+        assert not box.allow_custom_value
+        assert [name for _, name in box.choices] == [*TokenizerPolicy.from_environment().names]
+        assert "type a Hub repo id" not in box.info
+    assert dropdown.value == default_tokenizer_name() and compare.value == [default_tokenizer_name()]
+    assert compare.multiselect and compare.max_choices == 4
     intro = components(demo, gr.Markdown)[0].value
     assert "Type any Hub repo id" not in intro and "--allow-any-tokenizer" in intro
-    assert "type a Hub repo id" not in dropdown.info
 
     demo = app.build_demo(allow_any_tokenizer=True)
-    (dropdown,) = components(demo, gr.Dropdown)
-    assert dropdown.allow_custom_value and "vqgan-llamagen-vq8" in [name for _, name in dropdown.choices]
+    for box in components(demo, gr.Dropdown):
+        assert box.allow_custom_value and "vqgan-llamagen-vq8" in [name for _, name in box.choices]
     assert "Type any Hub repo id or local folder" in components(demo, gr.Markdown)[0].value
     with pytest.raises(ValueError, match="either a TokenizerCache"):
         app.build_demo(TokenizerCache(), allow_any_tokenizer=True)

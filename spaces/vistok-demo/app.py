@@ -23,6 +23,7 @@ import gradio as gr
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the Space's own helpers (vistok_space/) next to this file
 
+from vistok_space.compare import MAX_COMPARED, LPIPSScorer, run_compare  # noqa: E402
 from vistok_space.inputs import ORIGINAL, RESOLUTIONS  # noqa: E402
 from vistok_space.pipeline import run_request  # noqa: E402
 from vistok_space.tokenizers import (  # noqa: E402
@@ -55,7 +56,7 @@ INTRO = """\
 Upload a photo (or pick an example), choose a tokenizer and a resolution. The image is encoded into a grid of
 integer tokens and decoded back. You get the reconstruction, the token-id map, where the errors are, and the
 numbers: PSNR / SSIM on the saved 8-bit images, tokens and bits per image, compression against raw 24-bit RGB,
-and how much of the codebook this one image uses.
+and how much of the codebook this one image uses. The **Compare** tab puts up to four tokenizers side by side.
 """
 # The intro's last sentence, by what the tokenizer box accepts.
 INTRO_ANY_TOKENIZER = (
@@ -123,6 +124,26 @@ def make_handler(cache: TokenizerCache):
     return reconstruct
 
 
+def make_compare_handler(cache: TokenizerCache, lpips: LPIPSScorer):
+    """The Compare button's callback (API ``/compare``): status, the original, the table, then per slot (of
+    ``MAX_COMPARED``) its panel's visibility, reconstruction, token map and numbers, and the metrics as JSON."""
+
+    def compare(image: Any, tokenizers: Any, resolution: str) -> tuple:
+        result = run_compare(image, tokenizers, resolution, cache, lpips)
+        slots: list[Any] = []
+        for index in range(MAX_COMPARED):
+            entry = result.entries[index] if index < len(result.entries) else None
+            slots += [
+                gr.update(visible=entry is not None),
+                entry.reconstruction if entry else None,
+                entry.token_map if entry else None,
+                entry.summary() if entry else "",
+            ]
+        return (result.status, result.original, result.table, *slots, result.metrics())
+
+    return compare
+
+
 def build_demo(
     cache: TokenizerCache | None = None,
     tokenizers: str | Iterable[str] | None = None,
@@ -142,95 +163,148 @@ def build_demo(
     resolutions = [(f"{n} × {n}", str(n)) for n in RESOLUTIONS] + [("Original aspect (≤ 512 px)", ORIGINAL)]
     with gr.Blocks(title="vistok: visual tokenizer reconstruction") as demo:
         gr.Markdown(intro(policy))
-        with gr.Row():
-            with gr.Column(scale=1, min_width=PANEL_MIN_WIDTH):
-                upload = image_upload(
-                    label="Image", sources=["upload", "clipboard"], height=320, elem_id="upload"
-                )
-                # Only the served names can be picked, unless any name is allowed; the cache refuses the others
-                # whichever way they arrive (the /reconstruct API included).
-                tokenizer = gr.Dropdown(
-                    choices=policy.choices(),
-                    value=default,
-                    allow_custom_value=policy.allow_any,
-                    label="Tokenizer",
-                    info=tokenizer_info(policy),
-                )
-                resolution = gr.Radio(resolutions, value="256", label="Resolution")
-                button = gr.Button(
-                    "Tokenize and reconstruct", variant="primary", elem_id="reconstruct-button"
-                )
-                example_gallery(upload, UNSEEN_EXAMPLES, "Photos the default tokenizer never saw in training")
-                example_gallery(
-                    upload,
-                    TRAINING_EXAMPLES,
-                    "Photos the default tokenizer was trained on (expect better results than on new ones)",
-                )
-            with gr.Column(scale=2, min_width=PANEL_MIN_WIDTH):
-                status = gr.Markdown(
-                    "Upload an image or pick an example, then press the button.",
-                    label="Status",
-                    elem_id="status",
-                )
-                # Pairs side by side while each picture gets PICTURE_MIN_WIDTH px, one under the other below that.
-                with gr.Row():
-                    original = gr.Image(
-                        label="Original (as tokenized)",
-                        format="png",
-                        interactive=False,
-                        min_width=PICTURE_MIN_WIDTH,
-                    )
-                    reconstruction = gr.Image(
-                        label="Reconstruction",
-                        format="png",
-                        interactive=False,
-                        elem_id="reconstruction",
-                        min_width=PICTURE_MIN_WIDTH,
-                    )
-                with gr.Row():
-                    token_map = gr.Image(
-                        label="Token ids (blue = 0 … red = K−1)",
-                        format="png",
-                        interactive=False,
-                        min_width=PICTURE_MIN_WIDTH,
-                    )
-                    error_map = gr.Image(
-                        label=f"Absolute error (black = 0 … yellow ≥ {ERROR_MAP_MAX}/255)",
-                        format="png",
-                        interactive=False,
-                        min_width=PICTURE_MIN_WIDTH,
-                    )
-                # Side by side on wide screens; on narrow ones the columns stack, so the table keeps its width.
-                with gr.Row():
-                    with gr.Column(min_width=PANEL_MIN_WIDTH):
-                        metrics_table = gr.Markdown(label="Metrics table", elem_id="metrics")
-                    with gr.Column(min_width=PANEL_MIN_WIDTH):
-                        # No Gradio label: it would sit on top of the plot; the figure's title says what it shows.
-                        histogram = gr.Plot(
-                            label="Histogram of the codes in this image",
-                            show_label=False,
-                            format="png",
-                            elem_id="histogram",
-                        )
-                with gr.Accordion("Metrics as JSON", open=False):
-                    metrics_json = gr.JSON(label="Metrics")
-        button.click(
-            make_handler(cache),
-            inputs=[upload, tokenizer, resolution],
-            outputs=[
-                original,
-                reconstruction,
-                token_map,
-                error_map,
-                histogram,
-                metrics_table,
-                status,
-                metrics_json,
-            ],
-            api_name="reconstruct",
-        )
+        with gr.Tab("Reconstruct", id="reconstruct", elem_id="tab-reconstruct"):
+            build_reconstruct_tab(cache, policy, default, resolutions)
+        with gr.Tab("Compare", id="compare", elem_id="tab-compare"):
+            build_compare_tab(cache, policy, default, resolutions)
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=CONCURRENCY_LIMIT)
     return demo
+
+
+def build_reconstruct_tab(cache: TokenizerCache, policy: TokenizerPolicy, default: str, resolutions: list) -> None:
+    """One tokenizer on one image: reconstruction, token map, error map, histogram and numbers."""
+    with gr.Row():
+        with gr.Column(scale=1, min_width=PANEL_MIN_WIDTH):
+            upload = image_upload(
+                label="Image", sources=["upload", "clipboard"], height=320, elem_id="upload"
+            )
+            # Only the served names can be picked, unless any name is allowed; the cache refuses the others
+            # whichever way they arrive (the /reconstruct API included).
+            tokenizer = gr.Dropdown(
+                choices=policy.choices(),
+                value=default,
+                allow_custom_value=policy.allow_any,
+                label="Tokenizer",
+                info=tokenizer_info(policy),
+            )
+            resolution = gr.Radio(resolutions, value="256", label="Resolution")
+            button = gr.Button(
+                "Tokenize and reconstruct", variant="primary", elem_id="reconstruct-button"
+            )
+            example_gallery(upload, UNSEEN_EXAMPLES, "Photos the default tokenizer never saw in training")
+            example_gallery(
+                upload,
+                TRAINING_EXAMPLES,
+                "Photos the default tokenizer was trained on (expect better results than on new ones)",
+            )
+        with gr.Column(scale=2, min_width=PANEL_MIN_WIDTH):
+            status = gr.Markdown(
+                "Upload an image or pick an example, then press the button.",
+                label="Status",
+                elem_id="status",
+            )
+            # Pairs side by side while each picture gets PICTURE_MIN_WIDTH px, one under the other below that.
+            with gr.Row():
+                original = gr.Image(
+                    label="Original (as tokenized)",
+                    format="png",
+                    interactive=False,
+                    min_width=PICTURE_MIN_WIDTH,
+                )
+                reconstruction = gr.Image(
+                    label="Reconstruction",
+                    format="png",
+                    interactive=False,
+                    elem_id="reconstruction",
+                    min_width=PICTURE_MIN_WIDTH,
+                )
+            with gr.Row():
+                token_map = gr.Image(
+                    label="Token ids (blue = 0 … red = K−1)",
+                    format="png",
+                    interactive=False,
+                    min_width=PICTURE_MIN_WIDTH,
+                )
+                error_map = gr.Image(
+                    label=f"Absolute error (black = 0 … yellow ≥ {ERROR_MAP_MAX}/255)",
+                    format="png",
+                    interactive=False,
+                    min_width=PICTURE_MIN_WIDTH,
+                )
+            # Side by side on wide screens; on narrow ones the columns stack, so the table keeps its width.
+            with gr.Row():
+                with gr.Column(min_width=PANEL_MIN_WIDTH):
+                    metrics_table = gr.Markdown(label="Metrics table", elem_id="metrics")
+                with gr.Column(min_width=PANEL_MIN_WIDTH):
+                    # No Gradio label: it would sit on top of the plot; the figure's title says what it shows.
+                    histogram = gr.Plot(
+                        label="Histogram of the codes in this image",
+                        show_label=False,
+                        format="png",
+                        elem_id="histogram",
+                    )
+            with gr.Accordion("Metrics as JSON", open=False):
+                metrics_json = gr.JSON(label="Metrics")
+    button.click(
+        make_handler(cache),
+        inputs=[upload, tokenizer, resolution],
+        outputs=[
+            original,
+            reconstruction,
+            token_map,
+            error_map,
+            histogram,
+            metrics_table,
+            status,
+            metrics_json,
+        ],
+        api_name="reconstruct",
+    )
+
+
+def build_compare_tab(cache: TokenizerCache, policy: TokenizerPolicy, default: str, resolutions: list) -> None:
+    """Up to four tokenizers on one image, side by side: reconstructions, token maps, PSNR / LPIPS, tokens."""
+    with gr.Row():
+        with gr.Column(scale=1, min_width=PANEL_MIN_WIDTH):
+            upload = image_upload(label="Image", sources=["upload", "clipboard"], height=260, elem_id="compare-upload")
+            tokenizers = gr.Dropdown(
+                choices=policy.choices(),
+                value=[default],
+                multiselect=True,
+                max_choices=MAX_COMPARED,
+                allow_custom_value=policy.allow_any,
+                label=f"Tokenizers (up to {MAX_COMPARED})",
+                info=tokenizer_info(policy),
+                elem_id="compare-tokenizers",
+            )
+            resolution = gr.Radio(resolutions, value="256", label="Resolution")
+            button = gr.Button("Compare", variant="primary", elem_id="compare-button")
+            example_gallery(upload, UNSEEN_EXAMPLES, "Example photos")
+        with gr.Column(scale=2, min_width=PANEL_MIN_WIDTH):
+            status = gr.Markdown("Upload an image, choose tokenizers, then press Compare.", elem_id="compare-status")
+            table = gr.Markdown(elem_id="compare-table")
+            slots: list[Any] = []
+            # The original, then one panel per tokenizer: side by side while each gets PICTURE_MIN_WIDTH px.
+            with gr.Row(elem_id="compare-panels"):
+                original = gr.Image(label="Original (as tokenized)", format="png", interactive=False,
+                                    min_width=PICTURE_MIN_WIDTH, elem_id="compare-original")  # fmt: skip
+                for index in range(MAX_COMPARED):
+                    with gr.Column(visible=False, min_width=PICTURE_MIN_WIDTH,
+                                   elem_id=f"compare-panel-{index}") as panel:  # fmt: skip
+                        numbers = gr.Markdown(elem_classes="compare-numbers")  # the name first, then the pictures
+                        reconstruction = gr.Image(label="Reconstruction", format="png", interactive=False,
+                                                  elem_classes="compare-reconstruction")  # fmt: skip
+                        token_map = gr.Image(label="Token ids", format="png", interactive=False,
+                                             elem_classes="compare-token-map")  # fmt: skip
+                    slots += [panel, reconstruction, token_map, numbers]
+            with gr.Accordion("Metrics as JSON", open=False):
+                metrics_json = gr.JSON(label="Metrics")
+    button.click(
+        make_compare_handler(cache, LPIPSScorer()),
+        inputs=[upload, tokenizers, resolution],
+        outputs=[status, original, table, *slots, metrics_json],
+        api_name="compare",
+    )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
