@@ -66,3 +66,14 @@ def test_compare_refuses_a_resolution_a_model_cannot_take(tmp_path):
     with pytest.raises(SystemExit, match="multiple of 4"):
         vistok_main(["compare", "--model", "vistok/default", "--dataset", "samples", "--image-size", "66",
                      "--output", str(tmp_path)])  # fmt: skip
+
+
+def test_compare_refuses_a_sequence_tokenizer_at_another_size(tmp_path):
+    from vistok.families import get_family
+
+    tok = get_family("titok").convert(str(DATA / "titok_tiny"), num_heads=2)
+    tok.save_pretrained(tmp_path / "titok")
+    size = tok.config.image_size
+    with pytest.raises(SystemExit, match=f"for one image size only, not {2 * size} px"):
+        vistok_main(["compare", "--model", str(tmp_path / "titok"), "--dataset", "samples",
+                     "--image-size", str(2 * size), "--output", str(tmp_path / "out")])  # fmt: skip

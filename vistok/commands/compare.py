@@ -12,7 +12,8 @@ all` adds every zoo entry already in the local cache (`vistok zoo list` shows wh
     comparison.md / comparison.json   the table: tokens and bits per image, codebook size, PSNR, SSIM, LPIPS, rFID
                                       (where the Inception weights are available), codebook usage, encode / decode
                                       images per second, parameters; the JSON holds every number and convention
-    grid.png                          originals, each tokenizer's reconstruction and its error map
+    grid.png                          originals (--grid-images, spread over the split), each tokenizer's
+                                      reconstruction and its error map
     rate_distortion.png               bits per image against PSNR and LPIPS
 """
 
@@ -123,6 +124,11 @@ def run(args: argparse.Namespace) -> int:
             check_compatible(spec, None if framing.source == "original" else image_size)
     except (OSError, ValueError) as error:
         raise SystemExit(f"vistok compare: {error}") from error
+    fixed = [f"{s.name} ({s.config.image_size} px)" for s in specs
+             if s.config.token_layout.kind != "grid" and s.config.image_size != image_size]  # fmt: skip
+    if fixed:
+        raise SystemExit(f"vistok compare: {', '.join(fixed)} make a sequence or multi-scale set of tokens for one "
+                         f"image size only, not {image_size} px: compare them at that --image-size")  # fmt: skip
     if any(f.source == "original" for f in framings):
         raise SystemExit("vistok compare: the original-resolution protocol measures full-size images of varying "
                          "sizes, which a comparison grid cannot show side by side; use vistok evaluate for it")
@@ -165,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         summary = config_summary(spec, tok, image_size)
         results["bits_per_image"] = results["tokens_per_image"] * math.log2(tok.codebook_size)
         results.pop("skipped_images", None)
+        results.pop("codebook_histogram", None)  # K ints per model: `vistok evaluate`'s report keeps it
         entries.append({
             "model": spec.name, "config": summary, "images": framing.to_dict(image_size), "results": results,
         })  # fmt: skip
@@ -279,11 +286,18 @@ def format_comparison_table(rows: list[dict[str, Any]]) -> str:
 # ------------------------------------------------------------------------------------------------ figures
 @torch.no_grad()
 def _grid_row(name: str, tok: Any, dataset: Any, count: int, device: torch.device, protocol: Any) -> dict[str, Any]:
-    """The first ``count`` images of ``dataset`` and their reconstructions, as the protocol's uint8 images."""
+    """``count`` images of ``dataset`` (evenly spaced over it; a stream's first ones) and their reconstructions, as
+    the protocol's uint8 images."""
     from ..metrics.protocols import originals_to_uint8, reconstructions_to_uint8
 
     pixels = []
-    for item in dataset:
+    if hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__"):  # spread over the split, not its first few
+        length = len(dataset)
+        positions = sorted({round(i * (length - 1) / max(count - 1, 1)) for i in range(min(count, length))})
+        items = (dataset[p] for p in positions)
+    else:
+        items = iter(dataset)
+    for item in items:
         if isinstance(item, dict):
             pixels.append(item["pixel_values"])
         if len(pixels) == count:
