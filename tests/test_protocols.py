@@ -448,3 +448,12 @@ def test_evaluate_refuses_a_generation_reference_batch(assets, tmp_path):
 
 def test_skimage_ssim_convention_object_is_the_default_window():
     assert SKIMAGE_SSIM.size == 7 and SKIMAGE_SSIM.covariance == "sample"
+
+
+def test_a_card_keeps_evaluations_under_other_protocols_apart():
+    from vistok.metrics.model_card import evaluation_key
+
+    base = {"dataset_id": "ILSVRC/imagenet-1k", "split": "validation", "image_size": 256}
+    assert evaluation_key(base) == evaluation_key({**base, "protocol": "upstream"}) == evaluation_key(
+        {**base, "protocol": "vistok"})
+    assert evaluation_key({**base, "protocol": "llamagen"}) != evaluation_key(base)

@@ -31,7 +31,11 @@ SUMMARY_KEYS = (
 
 
 def evaluation_key(summary: dict[str, Any]) -> str:
-    return f"{summary.get('dataset_id') or summary.get('dataset')}:{summary.get('split')}:{summary.get('image_size')}"
+    """Which stored evaluation a new one replaces: same dataset, split, resolution and metric conventions (the
+    ``vistok`` and ``upstream`` protocols share vistok's; any other protocol is kept apart)."""
+    key = f"{summary.get('dataset_id') or summary.get('dataset')}:{summary.get('split')}:{summary.get('image_size')}"
+    protocol = summary.get("protocol")
+    return key if protocol in (None, "vistok", "upstream") else f"{key}:{protocol}"
 
 
 def card_summary(results: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:

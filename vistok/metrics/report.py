@@ -35,7 +35,7 @@ def format_results_table(rows: list[tuple]) -> str:
             cells += [
                 "orig." if size == "original" else (f"{size}²" if size else "—"),
                 _number(info.get("tokens_per_image")),
-                _number(info.get("bits_per_image")),
+                f"{info['bits_per_image']:,.0f}" if isinstance(info.get("bits_per_image"), (int, float)) else "—",
             ]
         for key, _, fmt in TABLE_COLUMNS:
             value = results.get(info.get("usage_key", key) if key == "codebook_usage" else key)
