@@ -64,6 +64,16 @@ _MID_KEY = re.compile(r"^(encoder|decoder)\.mid\.([012])\.(.*)$")
 
 
 
+
+def diffusers_vq_loss(beta: float = 0.25, legacy: bool = True) -> dict[str, float | bool]:
+    """vistok ``vq`` options equal to diffusers' ``VectorQuantizer(beta, legacy)``: plain Euclidean codes, and β on
+    the codebook term when ``legacy`` (the form diffusers' released VQModels keep), on the commitment term otherwise."""
+    return {
+        "l2_norm": False,
+        "commitment_weight": 1.0 if legacy else beta,
+        "codebook_weight": beta if legacy else 1.0,
+    }
+
 def _inner(kind_in_block: str, rest: str) -> str:
     """Map the part after a block (``norm1.weight``, ``q.bias`` …) to diffusers' names."""
     name, _, param = rest.partition(".")
@@ -202,9 +212,7 @@ def vq_model_config_and_weights(
             "type": "vq",
             "codebook_size": cfg["num_vq_embeddings"],
             "codebook_dim": cfg["vq_embed_dim"] or cfg["latent_channels"],
-            "l2_norm": False,
-            "commitment_weight": 1.0 if legacy else beta,
-            "codebook_weight": beta if legacy else 1.0,
+            **diffusers_vq_loss(beta, legacy),
         },
         source=f"imported from diffusers VQModel {source}" if source else "imported from a diffusers VQModel",
         metadata=metadata,

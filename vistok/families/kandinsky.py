@@ -17,7 +17,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..convert.diffusers_layout import WEIGHT_FILES, read_vq_model_folder, vq_model_config_and_weights
+from ..convert.diffusers_layout import (
+    WEIGHT_FILES,
+    diffusers_vq_loss,
+    read_vq_model_folder,
+    vq_model_config_and_weights,
+)
 from ..convert.magvit2_layout import load_converted
 from ..convert.origins import Origin
 from ..convert.safe_load import CheckpointError
@@ -72,10 +77,7 @@ PRESET = Preset(
             "type": "vq",
             "codebook_size": RELEASE_CODEBOOK[0],
             "codebook_dim": RELEASE_CODEBOOK[1],
-            "l2_norm": False,
-            # diffusers' VectorQuantizer(beta=0.25, legacy=True): β on the codebook term
-            "commitment_weight": 1.0,
-            "codebook_weight": 0.25,
+            **diffusers_vq_loss(),  # diffusers' VectorQuantizer(beta=0.25, legacy=True)
         },
     },
     source=f"Razzhigaev et al., Kandinsky (arXiv:2310.03502); {MOVQ_PAPER}; the diffusers VQModel of {REPO}/movq",
