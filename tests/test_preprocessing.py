@@ -94,6 +94,46 @@ def test_opencv_linear_resize_is_opencv(size):
         assert np.array_equal(preprocess(image, pipeline), resized[top : top + size, left : left + size])
 
 
+@pytest.mark.parametrize("size", [64, 512])
+def test_kandinsky_entry_stretches_as_diffusers_vae_image_processor_does(size):
+    """movq-kandinsky22's pipeline is diffusers' Kandinsky 2.2 img2img processor (bicubic, reducing_gap 1, both
+    sides straight to the size), checked against diffusers' own VaeImageProcessor on real photos."""
+    from diffusers.image_processor import VaeImageProcessor
+
+    reference = VaeImageProcessor(vae_scale_factor=8, vae_latent_channels=4, resample="bicubic", reducing_gap=1)
+    pipeline = entry_preprocessing(vistok.families.get_entry("movq-kandinsky22")).at(size)
+    assert pipeline.framing == "resize" and pipeline.reducing_gap == 1
+    for image in _sample_photos():
+        expected = reference.preprocess(image.convert("RGB"), height=size, width=size)  # [-1, 1], float32
+        got = torch.from_numpy(np.array(preprocess(image, pipeline))).permute(2, 0, 1).float() / 255 * 2 - 1
+        assert torch.allclose(got, expected[0], atol=1e-6)
+    assert "reducing_gap 1; aspect ratio not kept" in pipeline.describe()
+
+
+def test_amused_entry_resizes_and_crops_as_torchvision_does_in_its_training_script():
+    """aMUSEd's train_amused.py: torchvision Resize (bilinear) then a crop (taken at the centre: CenterCrop)."""
+    from torchvision import transforms as T
+
+    pipeline = entry_preprocessing(vistok.families.get_entry("vqgan-amused-256"))
+    reference = T.Compose([T.Resize(256, interpolation=T.InterpolationMode.BILINEAR), T.CenterCrop(256)])
+    for image in _sample_photos():
+        assert np.array_equal(preprocess(image, pipeline), np.asarray(reference(image.convert("RGB"))))
+
+
+def test_reducing_gap_is_pillows_and_refused_where_it_cannot_apply():
+    image = _sample_photos()[0]
+    pipeline = Preprocessing(100, filter="bicubic", framing="resize", reducing_gap=2.0)
+    expected = np.asarray(image.resize((100, 100), Image.Resampling.BICUBIC, reducing_gap=2.0))
+    assert np.array_equal(preprocess(image, pipeline), expected)
+    assert not np.array_equal(preprocess(image, Preprocessing(100, framing="resize")), expected)
+    with pytest.raises(ValueError, match="reducing_gap is a Pillow option"):
+        Preprocessing(64, filter="cv2_linear", reducing_gap=1.0)
+    with pytest.raises(ValueError, match="reducing_gap must be >= 1"):
+        Preprocessing(64, reducing_gap=0.5)
+    with pytest.raises(ValueError, match="framing must be one of center_crop, pad_square, resize"):
+        Preprocessing(64, framing="stretch")
+
+
 def test_pad_to_square_keeps_the_whole_image_on_a_grey_canvas():
     image = Image.new("RGB", (300, 100), (10, 200, 30))
     pipeline = Preprocessing(120, resize_edge="longest", size_rule="ratio_truncate", framing="pad_square")

@@ -28,7 +28,8 @@ FILTERS = (*PIL_FILTERS, "cv2_linear")
 #   "round"          round(dim * (target / edge))   ADM's center_crop_arr, albumentations' SmallestMaxSize
 #   "ratio_truncate" int(dim / edge * target)       Janus' VLMImageProcessor
 SIZE_RULES = ("truncate", "round", "ratio_truncate")
-FRAMINGS = ("center_crop", "pad_square")
+# "resize": both sides straight to ``size`` (the aspect ratio is not kept: diffusers' VaeImageProcessor default)
+FRAMINGS = ("center_crop", "pad_square", "resize")
 # Crop offsets: "floor" (margin // 2: transformers, ADM, albumentations) or "round" (int(round(margin / 2)):
 # torchvision's CenterCrop).
 OFFSETS = ("floor", "round")
@@ -47,10 +48,13 @@ class Preprocessing:
         size_rule: how the other side's length is computed (see ``SIZE_RULES``).
         box_prehalve: first halve the image with Pillow's BOX filter while its shortest side is at least twice
             ``size`` (ADM's ``center_crop_arr``).
-        framing: ``center_crop`` to ``size`` or ``pad_square`` (paste centred on a ``pad_fill`` square).
+        framing: ``center_crop`` to ``size``, ``pad_square`` (paste centred on a ``pad_fill`` square) or ``resize``
+            (both sides straight to ``size``; ``resize_edge`` and ``size_rule`` do not apply).
         crop_offset: how a crop or pad offset rounds (see ``OFFSETS``).
         pad_fill: the RGB fill of ``pad_square``.
         min_side: the smallest length a resized side may get (Janus: 14).
+        reducing_gap: Pillow's ``reducing_gap`` for the resize (``None``: Pillow's default, no reduction first;
+            diffusers' Kandinsky 2.2 processor passes 1).
         follows: the upstream file and function this reproduces (shown in cards and ``vistok zoo info``).
     """
 
@@ -64,6 +68,7 @@ class Preprocessing:
     crop_offset: str = "floor"
     pad_fill: tuple[int, int, int] = (127, 127, 127)
     min_side: int = 1
+    reducing_gap: float | None = None
     follows: str = ""
 
     def __post_init__(self) -> None:
@@ -79,6 +84,10 @@ class Preprocessing:
                 raise ValueError(f"preprocessing {name} must be one of {', '.join(valid)}, got {value!r}")
         if not isinstance(self.size, int) or self.size <= 0:
             raise ValueError(f"preprocessing size must be a positive integer, got {self.size!r}")
+        if self.reducing_gap is not None and self.filter == "cv2_linear":
+            raise ValueError("preprocessing reducing_gap is a Pillow option: it does not apply to filter 'cv2_linear'")
+        if self.reducing_gap is not None and not self.reducing_gap >= 1.0:
+            raise ValueError(f"preprocessing reducing_gap must be >= 1 (Pillow's rule), got {self.reducing_gap!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "pad_fill": list(self.pad_fill)}
@@ -108,10 +117,14 @@ class Preprocessing:
         steps = []
         if self.box_prehalve:
             steps.append("BOX halvings while ≥ 2× the size")
-        steps.append(f"{self.resize_edge} side to {edge} ({self.filter.replace('_', ' ')})")
+        gap = f", reducing_gap {self.reducing_gap:g}" if self.reducing_gap is not None else ""
+        if self.framing == "resize":
+            steps.append(f"both sides to {self.size} ({self.filter.replace('_', ' ')}{gap}; aspect ratio not kept)")
+        else:
+            steps.append(f"{self.resize_edge} side to {edge} ({self.filter.replace('_', ' ')}{gap})")
         if self.framing == "center_crop":
             steps.append(f"centre crop {self.size} (offset {self.crop_offset})")
-        else:
+        elif self.framing == "pad_square":
             steps.append(f"pad to a {self.size}² square with {tuple(self.pad_fill)}")
         return ", ".join(steps) + (f" — as {self.follows}" if self.follows else "")
 
@@ -122,16 +135,16 @@ def preprocess(image: Image.Image, pipeline: Preprocessing) -> np.ndarray:
     if pipeline.box_prehalve:
         while min(image.size) >= 2 * pipeline.size:
             image = image.resize(tuple(x // 2 for x in image.size), resample=Image.Resampling.BOX)
-    width, height = image.size
-    edge = min(width, height) if pipeline.resize_edge == "shortest" else max(width, height)
-    target = pipeline.resize_to or pipeline.size
-    new_width, new_height = (max(_side(dim, edge, target, pipeline.size_rule), pipeline.min_side) for dim in (width, height))
+    new_width, new_height = resized_size(image.size, pipeline)
     if pipeline.filter == "cv2_linear":
         import cv2
 
         pixels = cv2.resize(np.asarray(image), (new_width, new_height), interpolation=cv2.INTER_LINEAR)
     else:
-        pixels = np.asarray(image.resize((new_width, new_height), resample=PIL_FILTERS[pipeline.filter]))
+        resample = PIL_FILTERS[pipeline.filter]
+        pixels = np.asarray(image.resize((new_width, new_height), resample=resample, reducing_gap=pipeline.reducing_gap))
+    if pipeline.framing == "resize":
+        return np.ascontiguousarray(pixels)
     if pipeline.framing == "center_crop":
         top = _offset(new_height - pipeline.size, pipeline.crop_offset)
         left = _offset(new_width - pipeline.size, pipeline.crop_offset)
@@ -148,6 +161,16 @@ def preprocess(image: Image.Image, pipeline: Preprocessing) -> np.ndarray:
     if side != pipeline.size:
         canvas = np.asarray(Image.fromarray(canvas).resize((pipeline.size, pipeline.size), PIL_FILTERS[pipeline.filter]))
     return canvas
+
+
+def resized_size(size: tuple[int, int], pipeline: Preprocessing) -> tuple[int, int]:
+    """(width, height) that an image of ``size`` (after any BOX pre-halving) is resized to before framing."""
+    if pipeline.framing == "resize":
+        return pipeline.size, pipeline.size
+    width, height = size
+    edge = min(width, height) if pipeline.resize_edge == "shortest" else max(width, height)
+    target = pipeline.resize_to or pipeline.size
+    return tuple(max(_side(dim, edge, target, pipeline.size_rule), pipeline.min_side) for dim in (width, height))
 
 
 def _side(dim: int, edge: int, target: int, rule: str) -> int:

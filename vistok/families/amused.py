@@ -31,6 +31,7 @@ from ..convert.diffusers_layout import (
 from ..convert.magvit2_layout import load_converted
 from ..convert.origins import Origin
 from ..convert.safe_load import CheckpointError
+from ..preprocessing import Preprocessing
 from ..registry import Preset
 from .base import conversion_metadata, register_family
 from .records import License, ZooEntry
@@ -123,6 +124,18 @@ def _entry(size: int) -> ZooEntry:
 ENTRIES = (_entry(256), _entry(512))
 
 
+def _preprocessing(size: int) -> Preprocessing:
+    # train_amused.py takes a RandomCrop of the resized image: its deterministic counterpart is torchvision's centre crop
+    return Preprocessing(
+        size,
+        filter="bilinear",
+        size_rule="truncate",
+        crop_offset="round",
+        follows="diffusers examples/amused/train_amused.py process_image (torchvision Resize, bilinear; its random "
+        "crop taken at the centre; ToTensor's [0, 1])",
+    )
+
+
 @register_family(
     "amused",
     origin=AMUSED,
@@ -131,6 +144,7 @@ ENTRIES = (_entry(256), _entry(512))
     weights_help="auto only (the folder holds one set of weights)",
     presets=(PRESET,),
     entries=ENTRIES,
+    preprocessing=_preprocessing,
 )
 def convert_amused(
     checkpoint: str | os.PathLike,

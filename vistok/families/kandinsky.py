@@ -26,6 +26,7 @@ from ..convert.diffusers_layout import (
 from ..convert.magvit2_layout import load_converted
 from ..convert.origins import Origin
 from ..convert.safe_load import CheckpointError
+from ..preprocessing import Preprocessing
 from ..registry import Preset
 from .base import conversion_metadata, register_family
 from .records import APACHE_2, ZooEntry
@@ -103,6 +104,17 @@ ENTRY = ZooEntry(
 )
 
 
+def _preprocessing(size: int) -> Preprocessing:
+    return Preprocessing(
+        size,
+        filter="bicubic",
+        framing="resize",
+        reducing_gap=1.0,
+        follows="diffusers' Kandinsky 2.2 img2img pipelines: VaeImageProcessor(resample='bicubic', reducing_gap=1)"
+        ".preprocess(image, height=size, width=size)",
+    )
+
+
 @register_family(
     "kandinsky",
     origin=KANDINSKY,
@@ -111,6 +123,7 @@ ENTRY = ZooEntry(
     weights_help="auto only (the folder holds one set of weights)",
     presets=(PRESET,),
     entries=(ENTRY,),
+    preprocessing=_preprocessing,
 )
 def convert_kandinsky(
     checkpoint: str | os.PathLike,
