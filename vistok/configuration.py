@@ -11,6 +11,7 @@ from transformers import PreTrainedConfig
 
 from . import nets, quantizers  # noqa: F401  (fill the NETS / QUANTIZERS registries)
 from .layouts import layout_for
+from .model_ids import RECORD_KEY, validate_record
 from .registry import NETS, QUANTIZERS, normalize_spec
 
 DEFAULT_NET = {"type": "simple_cnn"}
@@ -125,6 +126,8 @@ class VisTokenizerConfig(PreTrainedConfig):
                 f"{type(self.metadata).__name__} {self.metadata!r}"
             )
         self.metadata = dict(self.metadata or {})
+        if self.metadata.get(RECORD_KEY) is not None:  # how a multimodal model numbers the codes (vistok.model_ids)
+            validate_record(self.metadata[RECORD_KEY], self.quantizer.get("codebook_size"))
         for name in ("preset", "source"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):

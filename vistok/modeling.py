@@ -25,6 +25,7 @@ from .configuration import InvalidConfigError, VisTokenizerConfig, check_local_f
 from .diffusers_interop import diffusers_config_and_weights, to_diffusers
 from .hub import HUB_OPTIONS, upload_to_hub
 from .image_processing import VisTokenizerImageProcessor
+from .model_ids import ModelIdMap, model_id_map
 from .outputs import EncoderOutput, TokenizerOutput
 from .quantizers.base import Quantizer
 from .resolver import (
@@ -237,6 +238,24 @@ class VisTokenizer(PreTrainedModel):
         internal = [scale.to(self.device) for scale in self.token_layout.from_user(indices)]
         return [self.decode_quantized(codes) for codes in self.quantizer.progressive_codes(internal)]
 
+    # ------------------------------------------------------------------------ a multimodal model's token ids
+    @property
+    def model_id_map(self) -> ModelIdMap:
+        """How the multimodal model this tokenizer belongs to numbers its codes (``config.metadata["model_ids"]``);
+        :class:`~vistok.model_ids.ModelIdsUnavailableError` when the config records none."""
+        return model_id_map(self.config.metadata, self.codebook_size)
+
+    def to_model_ids(self, indices: Any, vocabulary: dict[str, int] | None = None) -> Any:
+        """Codebook indices (as ``encode`` returns them) → the multimodal model's vocabulary ids, same shape, int64.
+        ``vocabulary`` (token name → id) is needed only where the record names tokens (Emu3's BAAI folder).
+        ``ValueError`` naming the valid range for an index outside the codebook; see :mod:`vistok.model_ids`."""
+        return self.model_id_map.to_model_ids(indices, vocabulary)
+
+    def from_model_ids(self, ids: Any, vocabulary: dict[str, int] | None = None) -> Any:
+        """The multimodal model's image-token ids → codebook indices (ready for ``decode``); ``ValueError`` naming
+        the valid ids for one that is not an image token."""
+        return self.model_id_map.from_model_ids(ids, vocabulary)
+
     def forward(self, pixel_values: torch.Tensor, return_dict: bool | None = None, **kwargs: Any) -> TokenizerOutput:
         encoded = self.encode(pixel_values)
         reconstruction = self.decode_quantized(encoded.quantized)
@@ -367,6 +386,16 @@ class VisTokenizer(PreTrainedModel):
         tok = cls(config)
         tok.load_state_dict(weights)
         return tok.eval()
+
+    # -------------------------------------------------------------------------------- transformers bridge
+    @classmethod
+    def from_transformers(cls, module: Any) -> VisTokenizer:
+        """A tokenizer (eval mode, float32, sharing no tensor with ``module``) from a loaded transformers
+        ``ChameleonVQVAE``, ``Emu3VQVAE`` or ``JanusVQVAE``, or a model holding one (``…ForConditionalGeneration``,
+        ``…Model``); see :mod:`vistok.convert.transformers_bridge`."""
+        from .convert.transformers_bridge import tokenizer_from_transformers
+
+        return tokenizer_from_transformers(module)
 
     # ----------------------------------------------------------------------------------------- loading
     @classmethod

@@ -168,6 +168,7 @@ ENTRIES = (
             filenames=TRANSFORMERS_WEIGHT_FILES,
             companion_files=("config.json",),
             tensor_prefix=HF_PREFIXES[0],
+            model_ids="Chameleon's LLM: the id of every IMGIMG… token, from config.json's vocabulary_map",
             notes=(
                 "transformers' conversion of Chameleon drops the decoder: this entry encodes (the same indices as "
                 "the original tokenizer) but cannot decode; vqgan-chameleon has the decoder. Only the shards "
@@ -467,7 +468,32 @@ def _convert_transformers(path: Path, config_file: Path, image_size: int | None,
             f"{found.weight_file.name} has no model.vqmodel.* tensors, so it holds no Chameleon image tokenizer; it "
             f"holds {top_level_names(found.all_names)}"
         )
-    tensors = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in found.tensors.items()}
+    extra: dict[str, Any] = {}
+    if found.weight_file.name.endswith(".index.json"):
+        extra["shards_read"] = found.files_read
+    weight_file = found.weight_file
+    return transformers_tokenizer(
+        found.tensors, hf_config, prefix, image_size,
+        weight_file=weight_file if weight_file.is_file() else None, label=weight_file.name, extra=extra,
+    )  # fmt: skip
+
+
+def transformers_tokenizer(
+    tensors: Mapping[str, torch.Tensor],
+    hf_config: Mapping[str, Any],
+    prefix: str,
+    image_size: int | None = None,
+    *,
+    weight_file: Path | None = None,
+    label: str,
+    extra: dict[str, Any] | None = None,
+):
+    """The tokenizer of transformers' Chameleon layout: ``tensors`` are a ``ChameleonVQVAE`` state dict (prefix
+    removed; without ``decoder.*`` it is encode-only), ``hf_config`` a config with ``vq_config`` (and, for a whole
+    model, its ``vocabulary_map``). ``label`` names where they came from in messages. Shared by the release
+    converter and :func:`vistok.convert.transformers_bridge.tokenizer_from_transformers`."""
+    vq_config = hf_config["vq_config"]
+    tensors = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in tensors.items()}
     ddconfig, n_embed, embed_dim = hf_ddconfig(vq_config)
     net, quantizer, resolution = architecture(ddconfig, n_embed, embed_dim)
     has_decoder = any(k.startswith("decoder.") for k in tensors)
@@ -486,7 +512,7 @@ def _convert_transformers(path: Path, config_file: Path, image_size: int | None,
         if others:
             raise CheckpointError(f"the quantizer holds tensors vistok does not know: {others[:4]}")
         net["decoder_unavailable"] = (
-            f"this Chameleon tokenizer was loaded from a transformers-format release ({found.weight_file.name}), "
+            f"this Chameleon tokenizer was loaded from transformers' format ({label}), "
             f"which carries the encoder and the quantizer only: it encodes, but cannot decode. The decoder "
             f"weights are in {DECODER_LOCATION}."
         )
@@ -498,13 +524,8 @@ def _convert_transformers(path: Path, config_file: Path, image_size: int | None,
     if not has_decoder:
         notes.append("encode-only: the release has no decoder weights (transformers' converter drops them)")
     summary = {"net": net, "codebook_size": quantizer["codebook_size"], "codebook_dim": quantizer["codebook_dim"]}
-    extra: dict[str, Any] = {"format": "transformers", "vocabulary": VOCABULARY_NOTE}
-    if found.weight_file.name.endswith(".index.json"):
-        extra["shards_read"] = found.files_read
-    weight_file = found.weight_file
-    metadata = conversion_metadata(
-        CHAMELEON, "chameleon", summary, weight_file if weight_file.is_file() else None, prefix.rstrip("."), extra, notes
-    )
+    extra = {"format": "transformers", "vocabulary": VOCABULARY_NOTE, **(extra or {})}
+    metadata = conversion_metadata(CHAMELEON, "chameleon", summary, weight_file, prefix.rstrip("."), extra, notes)
     vocabulary_map = hf_config.get("vocabulary_map")
     if isinstance(vocabulary_map, dict):
         metadata["model_ids"] = model_ids_from_vocabulary(vocabulary_map, quantizer["codebook_size"])
@@ -512,7 +533,7 @@ def _convert_transformers(path: Path, config_file: Path, image_size: int | None,
         "image_size": image_size or resolution,
         "net": net,
         "quantizer": quantizer,
-        "source": f"converted from {CHAMELEON.name}'s image tokenizer in transformers' format ({weight_file.name})",
+        "source": f"converted from {CHAMELEON.name}'s image tokenizer in transformers' format ({label})",
         "metadata": metadata,
     }
-    return load_converted(converted, config, f"transformers Chameleon {weight_file.name}")
+    return load_converted(converted, config, f"transformers Chameleon {label}")

@@ -56,6 +56,15 @@ HF_PREFIXES = ("vqmodel.", "model.vqmodel.")  # transformers' on-disk layout / i
 DEFAULT_IMAGE_SIZE = 512
 VISUAL_TOKEN = re.compile(r"^<\|visual token(\d{6})\|>$")
 END_OF_ROW = "<|extra_200|>"
+# Without a vocabulary (BAAI's folder) the record names the tokens: transformers' Emu3ImageVocabularyMapping reads a
+# code as the 6 digits of "<|visual token%06d|>" (token[-8:-2]), and get_image_tokens ends each row with END_OF_ROW.
+NAMED_MODEL_IDS = {
+    "kind": "named",
+    "token_format": "<|visual token{:06d}|>",
+    "end_of_row": {"token": END_OF_ROW},
+    "source": "Emu3's LLM vocabulary names code k <|visual token%06d|> (transformers' Emu3ImageVocabularyMapping "
+    "and the vocabulary_map of its Emu3 releases); the ids are the LLM tokenizer's",
+}
 QUANTIZER_OPTIONS = {"l2_norm": False}
 
 # Emu3VisionVQConfig()'s defaults: the released tokenizer.
@@ -100,11 +109,14 @@ ENTRIES = (
         filenames=("model.safetensors",),
         companion_files=("config.json",),
         preset=PRESET.name,
+        model_ids="Emu3's LLM: code k is the token <|visual token%06d|>; its id comes from the LLM's vocabulary "
+        "(to_model_ids(..., vocabulary=...))",
         notes=(
             *_NOTES,
             "The tokenizer of Emu3 Gen / Chat / Stage1: their LLM names the codes <|visual token000000|>… and "
-            "ends each row with <|extra_200|>; this release carries no vocabulary, the transformers-format entries "
-            "(movq-emu3-gen-hf, movq-emu3-chat-hf) record the ids from theirs.",
+            "ends each row with <|extra_200|>; this release carries no vocabulary (config.metadata['model_ids'] "
+            "records the names, to_model_ids resolves them with the LLM's vocabulary), the transformers-format "
+            "entries (movq-emu3-gen-hf, movq-emu3-chat-hf) record the ids from theirs.",
         ),
     ),
     *(
@@ -120,6 +132,7 @@ ENTRIES = (
             companion_files=("config.json",),
             tensor_prefix=HF_PREFIXES[0],
             preset=PRESET.name,
+            model_ids="Emu3's LLM: the id of every <|visual token%06d|>, from config.json's vocabulary_map",
             notes=(
                 *_NOTES,
                 "Only the shards holding vqmodel.* are downloaded; the language model is never loaded. The vqmodel.* "
@@ -277,8 +290,6 @@ def convert_emu3(
         config = json.loads(config_file.read_text())
     except (OSError, ValueError) as err:
         raise CheckpointError(f"{config_file} is not a JSON config: {err}") from err
-    extra: dict[str, Any] = {}
-    model_ids = None
     if isinstance(config.get("vq_config"), dict):  # transformers' Emu3ForConditionalGeneration
         found, prefix = None, None
         for prefix in HF_PREFIXES:
@@ -291,31 +302,53 @@ def convert_emu3(
                 f"{found.weight_file.name} has no vqmodel.* tensors, so it holds no Emu3 tokenizer; it holds "
                 f"{top_level_names(found.all_names)}"
             )
-        state_dict = hf_to_baai({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in found.tensors.items()})
-        net, quantizer = architecture(config["vq_config"])
-        weight_file = found.weight_file
         extra = {"format": "transformers", "tensor_prefix": prefix}
-        if weight_file.name.endswith(".index.json"):
+        if found.weight_file.name.endswith(".index.json"):
             extra["shards_read"] = found.files_read
-        if isinstance(config.get("vocabulary_map"), dict):
-            model_ids = model_ids_from_vocabulary(config["vocabulary_map"], quantizer["codebook_size"])
-    else:
-        model_type = config.get("model_type")
-        if model_type != "Emu3VisionVQ":
-            raise CheckpointError(
-                f"{config_file} describes model_type {model_type!r}, not Emu3's VisionTokenizer (Emu3VisionVQ) nor a "
-                "transformers Emu3 release (vq_config)"
-            )
-        weight_file = path if path.is_file() else next((folder / n for n in WEIGHT_FILES if (folder / n).is_file()), None)
-        if weight_file is None:
-            raise CheckpointError(f"{str(folder)!r} holds none of {list(WEIGHT_FILES)}")
-        loaded = load_checkpoint(weight_file, trust_checkpoint=trust_checkpoint)
-        state_dict = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in loaded.items()}
-        net, quantizer = architecture(config)
-        extra = {"format": "BAAI custom code"}
+        return transformers_tokenizer(found.tensors, config, image_size, weight_file=found.weight_file, extra=extra)
+    model_type = config.get("model_type")
+    if model_type != "Emu3VisionVQ":
+        raise CheckpointError(
+            f"{config_file} describes model_type {model_type!r}, not Emu3's VisionTokenizer (Emu3VisionVQ) nor a "
+            "transformers Emu3 release (vq_config)"
+        )
+    weight_file = path if path.is_file() else next((folder / n for n in WEIGHT_FILES if (folder / n).is_file()), None)
+    if weight_file is None:
+        raise CheckpointError(f"{str(folder)!r} holds none of {list(WEIGHT_FILES)}")
+    loaded = load_checkpoint(weight_file, trust_checkpoint=trust_checkpoint)
+    state_dict = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in loaded.items()}
+    net, quantizer = architecture(config)
+    extra = {"format": "BAAI custom code"}
+    model_ids = dict(NAMED_MODEL_IDS)
+    return _tokenizer(state_dict, net, quantizer, image_size, weight_file, weight_file.name, extra, model_ids)
+
+
+def transformers_tokenizer(
+    tensors: Mapping[str, torch.Tensor],
+    config: Mapping[str, Any],
+    image_size: int | None = None,
+    *,
+    weight_file: Path | None = None,
+    label: str | None = None,
+    extra: dict[str, Any] | None = None,
+):
+    """The tokenizer of transformers' Emu3 layout: ``tensors`` an ``Emu3VQVAE`` state dict (prefix removed),
+    ``config`` a config with ``vq_config`` (and, for a whole model, its ``vocabulary_map``). Shared by the release
+    converter and :func:`vistok.convert.transformers_bridge.tokenizer_from_transformers`."""
+    state_dict = hf_to_baai({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in tensors.items()})
+    net, quantizer = architecture(config["vq_config"])
+    model_ids = None
+    if isinstance(config.get("vocabulary_map"), dict):
+        model_ids = model_ids_from_vocabulary(config["vocabulary_map"], quantizer["codebook_size"])
+    label = label or (weight_file.name if weight_file is not None else "transformers Emu3VQVAE")
+    extra = {"format": "transformers", **(extra or {})}
+    return _tokenizer(state_dict, net, quantizer, image_size, weight_file, label, extra, model_ids)
+
+
+def _tokenizer(state_dict, net, quantizer, image_size, weight_file, label, extra, model_ids):
     if "quantize.embedding.weight" not in state_dict or not any(k.startswith("decoder.time_conv.") for k in state_dict):
         raise CheckpointError(
-            f"{weight_file.name} is not an Emu3 VisionTokenizer state dict: it looks like {describe_layout(state_dict)}"
+            f"{label} is not an Emu3 VisionTokenizer state dict: it looks like {describe_layout(state_dict)}"
         )
     notes = [
         "a still image is upstream's clip of temporal_downsample_factor identical frames; encode gives the one latent "
@@ -333,7 +366,7 @@ def convert_emu3(
         "image_size": image_size or DEFAULT_IMAGE_SIZE,
         "net": net,
         "quantizer": quantizer,
-        "source": f"converted from {EMU3.name}'s VisionTokenizer ({weight_file.name})",
+        "source": f"converted from {EMU3.name}'s VisionTokenizer ({label})",
         "metadata": metadata,
     }
     return load_converted(baai_to_vistok(state_dict), kwargs, "Emu3 VisionTokenizer")

@@ -14,6 +14,9 @@ tokens, not the codebook (``gen_vision_model.quantize.embedding.weight``).
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,6 +37,30 @@ DEFAULT_IMAGE_SIZE = 384
 VQ16_MODEL_ARGS = {"codebook_l2_norm": True, "commit_loss_beta": 0.25, "entropy_loss_ratio": 0.0}
 MODEL_LICENSE_URL = "https://github.com/deepseek-ai/Janus/blob/main/LICENSE-MODEL"
 HF_CONVERTED_PREFIX = "model.vqmodel."
+# Janus generates an image as codes of its own image vocabulary: generation_inference.py samples next_token from
+# gen_head's logits (image_token_size = codebook_size entries), feeds it back through prepare_gen_img_embeds
+# (gen_embed) and decodes the sampled ids with gen_vision_model.decode_code unchanged. The text vocabulary is
+# never involved: the model id of a code is the code itself, in that separate vocabulary.
+MODEL_IDS = {
+    "kind": "offset",
+    "offset": 0,
+    "vocabulary": "Janus's image-generation vocabulary (gen_head logits / gen_embed rows, one per code), separate "
+    "from the text vocabulary",
+    "source": "Janus generation_inference.py and janus/models/modeling_vlm.py (gen_head, prepare_gen_img_embeds, "
+    "decode_code); transformers' JanusForConditionalGeneration.generate does the same (generation_head, "
+    "generation_embeddings)",
+}
+# transformers' JanusVQVAE names (convert_janus_weights_to_hf.py renamed Janus's) → Janus's, for the keys of one
+# VQ model (prefix removed). Everything else keeps its name.
+_HF_RENAMES = (
+    (re.compile(r"^encoder\.down\.(\d+)\.block\."), r"encoder.conv_blocks.\1.res."),
+    (re.compile(r"^encoder\.down\.(\d+)\."), r"encoder.conv_blocks.\1."),
+    (re.compile(r"^decoder\.up\.(\d+)\.block\."), r"decoder.conv_blocks.\1.res."),
+    (re.compile(r"^decoder\.up\.(\d+)\."), r"decoder.conv_blocks.\1."),
+    (re.compile(r"^(encoder|decoder)\.mid\.block_1\."), r"\1.mid.0."),
+    (re.compile(r"^(encoder|decoder)\.mid\.attn_1\."), r"\1.mid.1."),
+    (re.compile(r"^(encoder|decoder)\.mid\.block_2\."), r"\1.mid.2."),
+)
 
 
 # Janus's code is MIT, but the weights are under the DeepSeek Model License (use-based restrictions): not permissive.
@@ -74,6 +101,7 @@ def _entry(size: str) -> ZooEntry:
         filenames=TRANSFORMERS_WEIGHT_FILES,
         preset="vqgan-llamagen-vq16",
         tensor_prefix=PREFIX,
+        model_ids="Janus's image-generation head: id = index (its own 16384-entry vocabulary, not the text one)",
         notes=(
             f"The tokenizer Janus-Pro-{size} generates images with: its autoregressive model predicts these 576 "
             "codes, which this decoder turns into a 384x384 image. The download is the whole multimodal release "
@@ -126,27 +154,57 @@ def convert_janus(
     found = read_prefixed_tensors(checkpoint, PREFIX, trust_checkpoint=trust_checkpoint)
     if not found.tensors:
         raise CheckpointError(_no_tokenizer_message(found.weight_file.name, found.all_names))
-    state_dict = llamagen_to_vistok(_upcast(found.tensors))  # also drops quantize.codebook_used
+    extra: dict[str, Any] = {}
+    if found.weight_file.name.endswith(".index.json"):
+        extra["shards_read"] = found.files_read
+    return janus_tokenizer(found.tensors, image_size, weight_file=found.weight_file, extra=extra)
+
+
+def transformers_to_janus(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A transformers ``JanusVQVAE`` state dict (prefix removed) with Janus's own key names (the inverse of the
+    VQ renames of transformers' convert_janus_weights_to_hf.py)."""
+    out = {}
+    for key, value in tensors.items():
+        for pattern, replacement in _HF_RENAMES:
+            key, count = pattern.subn(replacement, key)
+            if count:
+                break
+        out[key] = value
+    return out
+
+
+def janus_tokenizer(
+    tensors: Mapping[str, torch.Tensor],
+    image_size: int | None = None,
+    *,
+    weight_file: Path | None = None,
+    label: str | None = None,
+    extra: dict[str, Any] | None = None,
+    notes: list[str] | None = None,
+):
+    """The tokenizer of a Janus ``gen_vision_model`` state dict (prefix removed, Janus's key names). Shared by the
+    release converter and :func:`vistok.convert.transformers_bridge.tokenizer_from_transformers`."""
+    label = label or (weight_file.name if weight_file is not None else "state dict")
+    state_dict = llamagen_to_vistok(_upcast(tensors))  # also drops quantize.codebook_used
     inferred = infer_vqgan_config(state_dict)
     quantizer, _ = llamagen_quantizer_options(
         VQ16_MODEL_ARGS, inferred["codebook_size"], inferred["codebook_dim"]
     )
     notes = [
+        *(notes or []),
         "weights under the DeepSeek Model License (use-based restrictions; not an open-source licence): "
         f"{MODEL_LICENSE_URL}. Janus's code is MIT.",
         "architecture read from the tensor shapes (Janus's config.json does not describe the VQ); l2-normalised "
         "codes as in Janus's VQ_16()",
     ]
-    extra: dict[str, Any] = {
+    extra = {
         "component": "gen_vision_model (image-generation VQ tokenizer)",
         "weights_license": {"name": "DeepSeek Model License", "url": MODEL_LICENSE_URL},
+        **(extra or {}),
     }
-    if found.weight_file.name.endswith(".index.json"):
-        extra["shards_read"] = found.files_read
-    metadata = conversion_metadata(
-        JANUS, "janus", inferred, found.weight_file, "gen_vision_model", extra, notes
-    )
-    source = f"converted from {JANUS.name}'s generation VQ tokenizer ({found.weight_file.name})"
+    metadata = conversion_metadata(JANUS, "janus", inferred, weight_file, "gen_vision_model", extra, notes)
+    metadata["model_ids"] = dict(MODEL_IDS)
+    source = f"converted from {JANUS.name}'s generation VQ tokenizer ({label})"
     size = image_size or DEFAULT_IMAGE_SIZE
     return build_tokenizer(state_dict, quantizer, size, metadata, source=source)
 

@@ -61,6 +61,8 @@ class ZooEntry:
         notes: facts a user should know (shown by ``vistok zoo info`` and in the card).
         tensor_prefix: the tokenizer is the tensors under this prefix of a larger model (Janus's
             ``gen_vision_model.``): of a sharded release only the shards that hold them are downloaded.
+        model_ids: for the tokenizer of a multimodal model, one line on how that model numbers image tokens; the
+            converter records it in ``config.metadata["model_ids"]`` (``tok.to_model_ids``, :mod:`vistok.model_ids`).
     """
 
     name: str
@@ -79,6 +81,7 @@ class ZooEntry:
     manual_download: str | None = None
     notes: tuple[str, ...] = ()
     tensor_prefix: str | None = None
+    model_ids: str | None = None
 
     def __post_init__(self) -> None:
         if (self.repo_id is None) == (self.manual_download is None):

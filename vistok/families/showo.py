@@ -108,6 +108,7 @@ ENTRY = ZooEntry(
     filenames=WEIGHT_FILES,
     companion_files=(CONFIG_FILE,),
     preset=PRESET.name,
+    model_ids=f"Show-o's LLM: id = index + {LLM_TOKEN_OFFSET} (mask token {LLM_TOKEN_OFFSET + 8192})",
     notes=(
         "The image tokenizer of Show-o (every Show-o config names showlab/magvitv2, the 512px ones included: they "
         "get 32x32 tokens); MMaDA and UniDisc use it too.",
