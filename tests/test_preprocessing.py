@@ -203,3 +203,52 @@ def test_vistok_tokenize_frames_the_photos_as_the_upstream_project_does(hub, ref
         assert main(["tokenize", "--model", "vqgan-llamagen-vq16", "--dataset", str(folder), "--split", "train",
                      "--output", str(generic), "--num-workers", "0", "--no-progress", "--preprocessing", "generic"]) == 0
     assert json.loads((generic / "vistok_tokens.json").read_text())["identity"]["preprocessing"] == "generic"
+
+
+def test_reconstruct_frames_a_photo_as_the_upstream_project_does(hub, reference, photos, tmp_path, capsys):
+    """`vistok reconstruct --model <zoo entry>` tokenizes upstream's pixels (LlamaGen's ADM crop of the full-size
+    PNG); `--preprocessing generic` says it used vistok's framing instead."""
+    from vistok.cli import main
+    from vistok.commands.reconstruct import reconstruct_image
+    from vistok.data.preparation import prepare_image, recorded_pipeline
+
+    add_to_hub_cache(hub, "FoundationVision/LlamaGen", {"vq_ds16_c2i.pt": DATA / "llamagen_tiny.pt"})
+    with pytest.warns(vistok.ZooArchitectureWarning):
+        tok = vistok.create_tokenizer("vqgan-llamagen-vq16", pretrained=True).eval()
+    expected_pixels = reference["llamagen"]["pixels_uint8"][0]  # the astronaut, as LlamaGen's own code frames it
+    size = expected_pixels.shape[-1]
+    prepared = prepare_image(photos[0], size, tok.downsample_factor, pipeline=recorded_pipeline(tok.config))
+    assert torch.equal(torch.from_numpy(np.array(prepared.image)).permute(2, 0, 1), expected_pixels)
+    assert prepared.notices[0].startswith("Framed as the tokenizer's upstream project does: BOX halvings")
+    expected = reconstruct_image(tok, Image.fromarray(expected_pixels.permute(1, 2, 0).numpy()))
+
+    photo = tmp_path / "astronaut.png"
+    photos[0].save(photo)
+    with pytest.warns(vistok.ZooArchitectureWarning):
+        assert main(["reconstruct", str(photo), "--model", "vqgan-llamagen-vq16", "--image-size", str(size),
+                     "--output-dir", str(tmp_path / "upstream")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "framed as its upstream project does (BOX halvings" in out
+    assert f"PSNR {expected.psnr:.2f} dB" in out
+    with pytest.warns(vistok.ZooArchitectureWarning):
+        assert main(["reconstruct", str(photo), "--model", "vqgan-llamagen-vq16", "--image-size", str(size),
+                     "--output-dir", str(tmp_path / "generic"), "--preprocessing", "generic"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "(--preprocessing generic)" in out and "Framed as" not in out
+
+
+def test_an_upstream_framing_decodes_the_whole_photo_unless_it_is_huge():
+    """JPEG draft decoding changes pixels: with an upstream pipeline only a photo above LARGE_IMAGE_PIXELS is decoded
+    at a reduced scale (memory first), and the notice says its pixels may then differ."""
+    from vistok.data.preparation import LARGE_IMAGE_PIXELS, draft_side, prepare_image
+
+    pipeline = entry_preprocessing(vistok.families.get_entry("var-vqvae-imagenet256-f16"))  # 288 then crop 256
+    small, huge = Image.new("RGB", (640, 480)), Image.new("RGB", (5000, 4000))
+    assert huge.width * huge.height > LARGE_IMAGE_PIXELS
+    assert draft_side(small, 256) == 256 and draft_side(small, "original") == 512
+    assert draft_side(small, 256, pipeline) is None and draft_side(huge, 256, pipeline) == 576
+    prepared = prepare_image(Image.new("RGB", (720, 576)), 256, 16, original_size=(5000, 4000), pipeline=pipeline)
+    assert prepared.image.size == (256, 256)
+    assert any("decoded at a reduced scale (720×576)" in notice for notice in prepared.notices)
+    upscaled = prepare_image(Image.new("RGB", (200, 150)), 256, 16, pipeline=pipeline)
+    assert any(notice.startswith("Upscaled from 200×150") for notice in upscaled.notices)

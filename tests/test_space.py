@@ -338,6 +338,14 @@ def test_a_zoo_tokenizer_loads_on_first_use_and_offline_says_how_to_prefetch(hub
     result = run_request(photo, "vqgan-llamagen-vq16", "128", cache)
     assert result.ok, result.status
     assert result.metrics["token_grid"] == [32, 32] and result.metrics["codebook_size"] == 512
+    # framed as LlamaGen's own code frames it (the pixels `vistok reconstruct` and `vistok tokenize` use)
+    from vistok.data.preparation import decode_image, open_image_file, prepare_image, recorded_pipeline
+
+    pipeline = recorded_pipeline(cache.get("vqgan-llamagen-vq16").config)
+    assert pipeline is not None and pipeline.box_prehalve
+    assert f"Framed as the tokenizer's upstream project does: {pipeline.at(128).describe()}." in result.status
+    expected = prepare_image(decode_image(open_image_file(photo)).image, 128, 16, pipeline=pipeline).image
+    assert np.array_equal(np.asarray(result.original), np.asarray(expected))
     missing = run_request(photo, "vqgan-llamagen-vq8", "128", cache)
     assert not missing.ok
     assert "vqgan-llamagen-vq8" in missing.status and "vistok zoo download vqgan-llamagen-vq8" in missing.status

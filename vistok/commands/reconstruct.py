@@ -6,8 +6,10 @@
 
 Each image is prepared as the vistok Space prepares an upload (vistok.data.preparation: the same pixels, notices and
 PSNR): converted to 8-bit RGB (grey, RGBA, 16-bit, CMYK, palette, the first frame of an animation, EXIF rotation),
-resized (shorter side, bicubic; a large JPEG is decoded at a reduced scale) and centre-cropped to a square of
---image-size pixels (default: the model's native resolution, its config's image_size), tokenized, decoded and
+framed as the tokenizer's upstream project frames it (a zoo entry's recorded pipeline: its resize filter, crop or
+pad; `--preprocessing generic` or a tokenizer that records none: shorter side resized with bicubic — a large JPEG
+decoded at a reduced scale — and a centre crop) to a square of --image-size pixels (default: the model's native
+resolution, its config's image_size), tokenized, decoded and
 written as <output-dir>/<name>_reconstruction.png at that size; every change is listed under the file's line. PSNR is
 vistok's metric (vistok.metrics): the crop and its reconstruction both rounded to uint8 as saved, on [0, 1]. A file
 that cannot be read or used (smaller than one token, too thin to resize, too large to decode), or whose
@@ -34,6 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="side of the square crop that is tokenized, a multiple of the model's downsample factor "
         "(default: the model's native resolution)",
+    )
+    parser.add_argument(
+        "--preprocessing",
+        choices=("upstream", "generic"),
+        default="upstream",
+        help="frame each image as the tokenizer's upstream project does (its zoo entry's pipeline; the tokens are "
+        "upstream's), or with vistok's generic resize and centre crop (identical pixels for every tokenizer)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace reconstructions that already exist")
 
@@ -85,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from ..data import ImageInputError, UnreadableImageError
-    from ..data.preparation import decode_image, open_image_file, prepare_image
+    from ..data.preparation import decode_image, draft_side, open_image_file, prepare_image, recorded_pipeline
     from ..modeling import VisTokenizer
 
     try:
@@ -121,16 +130,26 @@ def run(args: argparse.Namespace) -> int:
     else:
         size, why = valid_image_size(args.image_size, factor, args.model), "--image-size"
     latent_hw = tok.config.latent_hw if layout.kind == "sequence" else (size // factor, size // factor)
+    pipeline = recorded_pipeline(tok.config) if args.preprocessing == "upstream" else None
+    framing = (
+        f"framed as its upstream project does ({pipeline.at(size).describe()})"
+        if pipeline is not None
+        else "resized (shorter side, bicubic) and centre-cropped" + (
+            " (vistok's generic framing: the tokenizer records no upstream pipeline)"
+            if args.preprocessing == "upstream" else " (--preprocessing generic)"
+        )
+    )
     print(
-        f"Each image is resized (shorter side) and centre-cropped to {size}×{size} px ({why}), giving "
+        f"Each image is {framing} to {size}×{size} px ({why}), giving "
         f"{layout.describe(latent_hw)}; reconstructions are {size}×{size} px."
     )
     targets[0].parent.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
     for name, target in zip(args.images, targets, strict=True):
         try:
-            decoded = decode_image(open_image_file(name), draft_side=size)
-            prepared = prepare_image(decoded.image, size, factor, original_size=decoded.original_size)
+            image = open_image_file(name)
+            decoded = decode_image(image, draft_side=draft_side(image, size, pipeline))
+            prepared = prepare_image(decoded.image, size, factor, original_size=decoded.original_size, pipeline=pipeline)
         except ImageInputError as error:  # an image, but not one to use as it is: the message says what to do
             print(f"{name}: skipped. {error}", file=sys.stderr)
             failed.append(name)

@@ -5,8 +5,14 @@ and the same PSNR in both::
 
     image = open_image_file("photo.jpg")                   # lazy: only the header is read
     decoded = decode_image(image, draft_side=256)          # 8-bit RGB; JPEGs decoded at a reduced scale ≥ 256
-    prepared = prepare_image(decoded.image, 256, tok.downsample_factor, original_size=decoded.original_size)
+    prepared = prepare_image(decoded.image, 256, tok.downsample_factor, original_size=decoded.original_size,
+                             pipeline=recorded_pipeline(tok.config))  # the entry's upstream framing, if it has one
     notices = decoded.notices + prepared.notices           # e.g. "Converted a grayscale image … to 8-bit RGB."
+
+With ``pipeline`` (a zoo entry's :class:`~vistok.preprocessing.Preprocessing`), an image is framed exactly as the
+tokenizer's upstream project frames it (its filter, crop or pad), so its tokens are the upstream project's; without,
+vistok's generic framing (shorter side, bicubic, centre crop). :func:`draft_side` says how far a JPEG may be decoded
+at a reduced scale for either.
 
 Every image that cannot be used raises :class:`~vistok.data.images.ImageInputError`, whose message says why and what
 to do (too large to decode, damaged, smaller than one token, too thin); :func:`open_image_file` raises
@@ -23,6 +29,7 @@ from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..preprocessing import Preprocessing, preprocess, resized_size
 from .images import ImageInputError, UnreadableImageError, check_aspect_ratio, to_rgb
 
 ORIGINAL = "original"
@@ -136,18 +143,45 @@ def decode_image(image: Image.Image, draft_side: int | None = None) -> DecodedIm
     return DecodedImage(image=rgb, original_size=original_size, notices=notices)
 
 
+def recorded_pipeline(config: Any) -> Preprocessing | None:
+    """The upstream pipeline a tokenizer's config records (``config.metadata["preprocessing"]``, written for zoo
+    entries), or ``None`` when it records none (vistok's generic framing applies)."""
+    recorded = (getattr(config, "metadata", None) or {}).get("preprocessing")
+    return Preprocessing.from_dict(recorded) if recorded else None
+
+
+def draft_side(image: Image.Image, resolution: int | str, pipeline: Preprocessing | None = None) -> int | None:
+    """The ``draft_side`` to decode ``image`` (opened, not yet decoded) with for :func:`prepare_image`.
+
+    Generic framing: the target side (a JPEG is decoded at the smallest scale that still covers it). An upstream
+    pipeline: ``None`` (full decode, so the pixels are upstream's), unless the image is larger than
+    ``LARGE_IMAGE_PIXELS``, where memory comes first (:func:`prepare_image` then says the pixels may differ).
+    """
+    if resolution == ORIGINAL:
+        return MAX_ORIGINAL_SIDE
+    side = int(resolution)
+    if pipeline is None:
+        return side
+    if image.width * image.height <= LARGE_IMAGE_PIXELS:
+        return None
+    return 2 * max(side, pipeline.at(side).resize_to or side)
+
+
 def prepare_image(
     image: Image.Image,
     resolution: int | str,
     downsample_factor: int,
     original_size: tuple[int, int] | None = None,
+    pipeline: Preprocessing | None = None,
 ) -> PreparedImage:
     """Resize / crop an RGB image for a tokenizer with the given downsample factor.
 
-    ``resolution`` N (int): shorter side resized to N (bicubic), centre crop N × N (what the image processor does).
-    ``"original"``: the photo's own aspect, longest side at most ``MAX_ORIGINAL_SIDE``, centre-cropped to multiples
-    of the factor. ``original_size``: the image's size before any reduced-scale decoding (for the notices).
-    ``ImageInputError`` when the image is smaller than one token, or too thin to resize.
+    ``resolution`` N (int): with ``pipeline`` (the tokenizer's upstream :class:`~vistok.preprocessing.Preprocessing`,
+    e.g. :func:`recorded_pipeline`), that pipeline at N px; without, shorter side resized to N (bicubic) and a centre
+    crop N × N (the generic image processor). ``"original"``: the photo's own aspect, longest side at most
+    ``MAX_ORIGINAL_SIDE``, centre-cropped to multiples of the factor (an upstream pipeline frames a fixed size, so it
+    does not apply; the notice says so). ``original_size``: the image's size before any reduced-scale decoding (for
+    the notices). ``ImageInputError`` when the image is smaller than one token, or too thin to resize.
     """
     f = int(downsample_factor)
     width, height = image.size
@@ -161,6 +195,11 @@ def prepare_image(
     if resolution != ORIGINAL and (not isinstance(resolution, int) or resolution % f):
         raise ImageInputError(f"Resolution {resolution!r} is not a multiple of the tokenizer's patch size {f}.")
     notices: list[str] = []
+    if pipeline is not None and resolution != ORIGINAL:
+        return _prepare_upstream(image, pipeline.at(resolution), original_size)
+    if pipeline is not None:
+        notices.append("The tokenizer's upstream framing works at a fixed size, so vistok's generic resize keeps "
+                       "the photo's shape here.")  # fmt: skip
     if resolution == ORIGINAL:
         scale = min(1.0, MAX_ORIGINAL_SIDE / max(width, height))
         size = (max(f, round(width * scale)), max(f, round(height * scale)))
@@ -181,6 +220,23 @@ def prepare_image(
     return PreparedImage(image=image, notices=notices)
 
 
+def _prepare_upstream(image: Image.Image, pipeline: Preprocessing, original_size: tuple[int, int]) -> PreparedImage:
+    notices = [f"Framed as the tokenizer's upstream project does: {pipeline.describe()}."]
+    if image.size != original_size:
+        notices.append(
+            f"The {original_size[0]}×{original_size[1]} photo was decoded at a reduced scale "
+            f"({image.width}×{image.height}) to bound memory, so its pixels may differ slightly from the upstream "
+            "pipeline's."
+        )
+    if any(new > old for new, old in zip(resized_size(original_size, pipeline), original_size, strict=True)):
+        notices.append(f"Upscaled from {original_size[0]}×{original_size[1]} — expect a blurry original.")
+    try:
+        pixels = preprocess(image, pipeline)
+    except ValueError as err:  # a side too short for the crop after the pipeline's own rounding
+        raise ImageInputError(f"This image cannot be framed as the tokenizer's upstream project does ({err}).") from err
+    return PreparedImage(image=Image.fromarray(pixels), notices=notices)
+
+
 def _resize_notice(before: tuple[int, int], after: tuple[int, int], resolution: int | str) -> str:
     pixels = before[0] * before[1]
     direction = "Downscaled" if after[0] * after[1] < pixels else "Upscaled"
@@ -199,6 +255,8 @@ __all__ = [
     "ImageInputError",
     "PreparedImage",
     "decode_image",
+    "draft_side",
     "open_image_file",
     "prepare_image",
+    "recorded_pipeline",
 ]

@@ -12,6 +12,7 @@ import base64
 import binascii
 import io
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,9 @@ from vistok.data.preparation import (
     DecodedImage,
     PreparedImage,
     decode_image,
+    draft_side,
     open_image_file,
+    recorded_pipeline,
 )
 from vistok.data.preparation import prepare_image as prepare
 
@@ -46,14 +49,16 @@ def parse_resolution(resolution: Any) -> int | str:
     raise InputError(f"Unknown resolution {resolution!r}; choose one of: {valid}.")
 
 
-def open_upload(source: Any, draft_side: int | None = None) -> DecodedImage:
+def open_upload(source: Any, draft_side: int | Callable[[Image.Image], int | None] | None = None) -> DecodedImage:
     """Decode an upload into an 8-bit RGB PIL image (:func:`vistok.data.preparation.decode_image`).
 
     ``source``: a file path, a ``data:`` URL, encoded bytes, a PIL image or a uint8 numpy array (H, W[, C]).
-    ``draft_side``: JPEGs are decoded directly at a reduced scale no smaller than this (fast for huge photos).
+    ``draft_side``: JPEGs are decoded directly at a reduced scale no smaller than this (fast for huge photos); a
+    callable gets the opened, not yet decoded image and returns it (e.g. :func:`vistok.data.preparation.draft_side`).
     Notices cover animated images (first frame used), mode conversions and EXIF rotation.
     """
-    return decode_image(_open(source), draft_side=draft_side)
+    image = _open(source)
+    return decode_image(image, draft_side=draft_side(image) if callable(draft_side) else draft_side)
 
 
 def _open(source: Any) -> Image.Image:
@@ -108,8 +113,10 @@ __all__ = [
     "RESOLUTIONS",
     "DecodedUpload",
     "InputError",
+    "draft_side",
     "PreparedImage",
     "open_upload",
     "parse_resolution",
     "prepare",
+    "recorded_pipeline",
 ]

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from .analysis import measure, metrics_markdown, reconstruct
-from .inputs import MAX_ORIGINAL_SIDE, ORIGINAL, InputError, open_upload, parse_resolution, prepare
+from .inputs import InputError, draft_side, open_upload, parse_resolution, prepare, recorded_pipeline
 from .tokenizers import TokenizerCache, TokenizerLoadError
 from .visuals import code_histogram_figure, error_map_image, token_picture
 
@@ -69,7 +69,6 @@ def fixed_resolution(tokenizer: Any) -> int | None:
 
 def _run(upload: Any, tokenizer_name: str | None, resolution: Any, cache: TokenizerCache) -> DemoResult:
     target = parse_resolution(resolution)
-    decoded = open_upload(upload, draft_side=MAX_ORIGINAL_SIDE if target == ORIGINAL else target)
     name = (tokenizer_name or "").strip()
     tokenizer = cache.get(name)
     layout_notice = []
@@ -80,8 +79,11 @@ def _run(upload: Any, tokenizer_name: str | None, resolution: Any, cache: Tokeni
             f"so the image was prepared at {fixed}×{fixed} instead of the chosen resolution."
         )
         target = fixed
+    # framed as the tokenizer's upstream project frames it, so its tokens are upstream's (vistok reconstruct does too)
+    pipeline = recorded_pipeline(tokenizer.config)
+    decoded = open_upload(upload, draft_side=lambda image: draft_side(image, target, pipeline))
     prepared = prepare(
-        decoded.image, target, tokenizer.downsample_factor, original_size=decoded.original_size
+        decoded.image, target, tokenizer.downsample_factor, original_size=decoded.original_size, pipeline=pipeline
     )
     result = reconstruct(tokenizer, prepared.image)
     metrics = measure(result)
