@@ -10,7 +10,9 @@ A Taming-style conv net with these differences, all of which a port must match:
 - the decoder has ``num_res_blocks + 1`` blocks per level; downsampling zero-pads (0, 1, 0, 1) and applies a stride-2
   conv3×3; GroupNorm of 32 groups, eps 1e-6;
 - ``quant_conv`` / ``post_quant_conv`` are 3×3 (upstream's ``quant_conv_ks=3``): the family says so with
-  :attr:`VAR.quant_conv_kernel_size`, which :func:`vistok.architecture.build_modules` reads.
+  :attr:`VAR.quant_conv_kernel_size`, which :func:`vistok.architecture.build_modules` reads. Infinity's bitwise VAE
+  (FoundationVision/Infinity ``bsq_vae``) is the same net without attention and without these convs
+  (``quant_conv=False``: the encoder output is the quantizer input, the codes are the decoder input).
 
 Module names are upstream's (``down[i].block / .attn / .downsample``, ``mid.block_1 / attn_1 / block_2``, decoder
 ``up[i]`` indexed by level), so a VAR state dict maps onto it by renaming only ``quantize.`` to ``quantizer.``.
@@ -166,6 +168,9 @@ class VAR(LevelledNetFamily):
         mid_attention: attention between the two middle blocks (``using_mid_sa``).
         quant_conv_kernel_size: kernel of ``quant_conv`` / ``post_quant_conv`` (``quant_conv_ks``, 3 upstream).
         dropout, norm_groups, norm_eps: as upstream (0.0, 32, 1e-6).
+        quant_conv: whether the tokenizer puts ``quant_conv`` / ``post_quant_conv`` around the quantizer (default
+            ``True``, VAR). ``False`` (Infinity's bitwise VAE): none, so ``latent_channels`` must equal the
+            quantizer's ``codebook_dim`` and ``quant_conv_kernel_size`` is unused.
     """
 
     def __init__(
@@ -180,6 +185,7 @@ class VAR(LevelledNetFamily):
         dropout: float = 0.0,
         norm_groups: int = 32,
         norm_eps: float = 1e-6,
+        quant_conv: bool = True,
     ):
         self.base_channels = base_channels
         self.channel_multiplier = list(channel_multiplier)
@@ -191,11 +197,16 @@ class VAR(LevelledNetFamily):
         self.dropout = dropout
         self.norm_groups = norm_groups
         self.norm_eps = norm_eps
+        self.quant_conv = quant_conv
+
+    @property
+    def uses_quant_conv(self) -> bool:
+        return self.quant_conv
 
     @classmethod
     def check_spec(cls, spec: dict) -> None:
         cls.check_levels(spec)
-        cls.check_flags(spec, "attention", "mid_attention")
+        cls.check_flags(spec, "attention", "mid_attention", "quant_conv")
         k = spec["quant_conv_kernel_size"]
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0 or k % 2 == 0:
             raise ValueError(f"var net option 'quant_conv_kernel_size' must be a positive odd integer, got {k!r}")
