@@ -252,3 +252,21 @@ def test_an_upstream_framing_decodes_the_whole_photo_unless_it_is_huge():
     assert any("decoded at a reduced scale (720×576)" in notice for notice in prepared.notices)
     upscaled = prepare_image(Image.new("RGB", (200, 150)), 256, 16, pipeline=pipeline)
     assert any(notice.startswith("Upscaled from 200×150") for notice in upscaled.notices)
+
+
+def test_every_zoo_entry_states_its_upstream_preprocessing_or_why_none_applies(capsys):
+    """A pipeline for every family whose upstream frames a fixed size; a note for those that work at each image's own
+    size (Emu3, Cosmos), shown by `vistok zoo info` and on the card instead of a silent generic crop."""
+    from vistok.cli import main
+    from vistok.families.catalogue import entry_preprocessing_note
+    from vistok.cards import render_model_card
+    from vistok.zoo.cards import zoo_card_config
+
+    for entry in all_entries():
+        assert entry_preprocessing(entry) is not None or entry_preprocessing_note(entry), entry.name
+    for name, words in (("movq-emu3", "smart_resize"), ("cosmos-di16x16", "zero-padded")):
+        assert main(["zoo", "info", name]) == 0
+        line = next(line for line in capsys.readouterr().out.splitlines() if "preprocessing:" in line)
+        assert "vistok generic" in line and "upstream instead: " in line and words in line, line
+        card = str(render_model_card(zoo_card_config(name)))
+        assert "upstream instead:" in card and words in card

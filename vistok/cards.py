@@ -369,10 +369,12 @@ def _origin(meta: dict[str, Any]) -> list[tuple[str, str]]:
     if zoo.get("manual_download"):
         rows.append(("Original files", zoo["manual_download"]))
     rows += [("Note", note) for note in zoo.get("notes", [])]
-    if meta.get("preprocessing"):
+    if meta.get("preprocessing") or meta.get("preprocessing_note"):
+        from .families.catalogue import describe_preprocessing
         from .preprocessing import Preprocessing
 
-        rows.append(("Preprocessing", Preprocessing.from_dict(meta["preprocessing"]).describe()))
+        pipeline = Preprocessing.from_dict(meta["preprocessing"]) if meta.get("preprocessing") else None
+        rows.append(("Preprocessing", describe_preprocessing(pipeline, meta.get("preprocessing_note", ""))))
     if origin.get("release_checkpoints"):
         rows.append(("Upstream checkpoint files", ", ".join(f"`{c}`" for c in origin["release_checkpoints"])))
     if origin.get("checkpoint_file"):

@@ -128,10 +128,9 @@ def _info(entry) -> int:
         f" (options {entry.converter_options})" if entry.converter_options else ""))
     print(f"  native resolution: {entry.image_size}px" + (f"; expected architecture: preset {entry.preset}"
                                                           if entry.preset else ""))
-    from ..families import entry_preprocessing
+    from ..families.catalogue import describe_preprocessing, entry_preprocessing, entry_preprocessing_note
 
-    pipeline = entry_preprocessing(entry)
-    print(f"  preprocessing: {pipeline.describe() if pipeline else 'vistok generic (bicubic shorter side, centre crop)'}")
+    print(f"  preprocessing: {describe_preprocessing(entry_preprocessing(entry), entry_preprocessing_note(entry))}")
     for metric in entry.reported_metrics:
         note = f", {metric['note']}" if metric.get("note") else ""
         protocol = metric.get("protocol") or "unknown"

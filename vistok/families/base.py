@@ -67,6 +67,9 @@ class Family:
         entries: the zoo entries (published files vistok downloads and converts).
         preprocessing: ``preprocessing(size)`` is the upstream evaluation pipeline at ``size`` px (how the
             project turns a photo into its tokenizer's input): the image processor of its entries and conversions.
+        preprocessing_note: for a family whose upstream pipeline a fixed-size processor cannot reproduce (it works
+            at each image's own size), what upstream does; shown in cards and ``vistok zoo info`` beside the generic
+            preprocessing its entries then get.
         module: the module whose code (and whose imports from vistok.convert / vistok.families) decides what a
             conversion computes: the converted cache is keyed on it.
     """
@@ -82,6 +85,7 @@ class Family:
     releases: tuple[Release, ...] = ()
     entries: tuple[ZooEntry, ...] = field(default_factory=tuple)
     preprocessing: Callable[[int], Preprocessing] | None = None
+    preprocessing_note: str = ""
 
     def code_hash(self) -> str:
         """sha256 of the converter's source: its module and every module of vistok.convert / vistok.families it
@@ -104,6 +108,7 @@ def register_family(
     releases: Sequence[Release] = (),
     entries: Sequence[ZooEntry] = (),
     preprocessing: Callable[[int], Preprocessing] | None = None,
+    preprocessing_note: str = "",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator for a family's converter: registers the family, its presets and its zoo entries.
 
@@ -121,6 +126,8 @@ def register_family(
         clash = sorted(taken & {e.name for e in entries})
         if clash:
             raise ValueError(f"zoo name(s) {clash} are already registered")
+        if preprocessing is not None and preprocessing_note:
+            raise ValueError(f"family {name!r}: give preprocessing or preprocessing_note (why there is none), not both")
         for preset in presets:
             register_preset(preset)
         FAMILIES[name] = Family(
@@ -135,6 +142,7 @@ def register_family(
             releases=tuple(releases),
             entries=tuple(entries),
             preprocessing=preprocessing,
+            preprocessing_note=preprocessing_note,
         )
         return convert
 

@@ -43,6 +43,32 @@ def entry_preprocessing(entry: ZooEntry) -> Preprocessing | None:
     return family.preprocessing(entry.image_size) if family is not None and family.preprocessing else None
 
 
+GENERIC_PREPROCESSING = "vistok generic (bicubic shorter side, centre crop)"
+
+
+def entry_preprocessing_note(entry: ZooEntry) -> str:
+    """What ``entry``'s upstream does where no fixed-size pipeline reproduces it (``""`` when none is recorded)."""
+    family = FAMILIES.get(entry.converter)
+    return family.preprocessing_note if family is not None else ""
+
+
+def entry_preprocessing_metadata(entry: ZooEntry) -> dict:
+    """The ``config.metadata`` keys that record ``entry``'s preprocessing: ``preprocessing`` (the pipeline's dict,
+    which the folder's image processor runs) or ``preprocessing_note``; ``{}`` when its family states neither."""
+    pipeline = entry_preprocessing(entry)
+    if pipeline is not None:
+        return {"preprocessing": pipeline.to_dict()}
+    note = entry_preprocessing_note(entry)
+    return {"preprocessing_note": note} if note else {}
+
+
+def describe_preprocessing(pipeline: Preprocessing | None, note: str = "") -> str:
+    """One line for cards and ``vistok zoo info``: the upstream pipeline, or the generic one and why."""
+    if pipeline is not None:
+        return pipeline.describe()
+    return GENERIC_PREPROCESSING + (f"; upstream instead: {note}" if note else "")
+
+
 def entries_for_repo(repo_id: str) -> list[ZooEntry]:
     """The entries whose files live in the Hub repo ``repo_id`` (compared case-insensitively, as the Hub does)."""
     key = repo_id.lower()

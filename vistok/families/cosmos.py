@@ -384,9 +384,11 @@ FILES_NOTE = (
 PIXEL_NOTE = (
     "Pixels in [-1, 1] (upstream's uint8 / 127.5 - 1); the reconstruction is not clamped. Any size that is a multiple "
     "of the compression factor works (the net is convolutional, with global attention in the mid blocks); "
-    "upstream's image_cli tokenizes an image at its own size after zero-padding it to a multiple of 16. Upstream "
-    "states no evaluation pipeline, so the zoo's image processor is vistok's generic one (shorter side to 256, "
-    "bicubic, centre crop)."
+    "see the preprocessing line for how upstream frames an image."
+)
+PREPROCESSING_NOTE = (
+    "Cosmos-Tokenizer's image_cli tokenizes each image at its own size, zero-padded (-1 after the range mapping) "
+    "to a multiple of 16 and cropped back; it states no fixed-size pipeline"
 )
 
 
@@ -428,6 +430,7 @@ ENTRIES = tuple(
     weights_help="auto (the archive's bfloat16 weights, upcast to float32)",
     presets=tuple(_preset(c) for c in COMPRESSIONS),
     entries=ENTRIES,
+    preprocessing_note=PREPROCESSING_NOTE,
 )
 def convert_cosmos(
     checkpoint: str | os.PathLike,

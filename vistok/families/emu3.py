@@ -259,6 +259,8 @@ def model_ids_from_vocabulary(vocabulary_map: Mapping[str, int], codebook_size: 
     weights_help="auto only (the release holds one set of weights)",
     presets=(PRESET,),
     entries=ENTRIES,
+    preprocessing_note="Emu3VisionVQImageProcessor's smart_resize gives each image its own size: sides rounded to "
+    "multiples of 8, scaled into [512², 1024²] pixels of area (floored / ceiled to multiples), PIL bicubic",
 )
 def convert_emu3(
     checkpoint: str | os.PathLike,

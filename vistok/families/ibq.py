@@ -26,7 +26,7 @@ from ..convert.vqgan_layout import build_tokenizer, infer_vqgan_config
 from ..preprocessing import Preprocessing
 from ..registry import Preset
 from .base import conversion_metadata, register_family
-from .records import APACHE_2, ZooEntry
+from .records import APACHE_2, ZooEntry, albumentations_smallest_max_size
 
 WHAT = "an IBQ"
 DEFAULT_IMAGE_SIZE = 256
@@ -209,8 +209,10 @@ def _pretrain_entry(size: int) -> ZooEntry:
 
 
 def _preprocessing(size: int) -> Preprocessing:
-    return Preprocessing(size, filter="cv2_linear", size_rule="round", crop_offset="floor",
-                         follows="SEED-Voken src/IBQ/data/base.py ImagePaths (albumentations SmallestMaxSize + CenterCrop)")
+    return albumentations_smallest_max_size(
+        size, follows="SEED-Voken src/IBQ/data/base.py ImagePaths (albumentations SmallestMaxSize + CenterCrop)"
+    )
+
 
 @register_family(
     "ibq",

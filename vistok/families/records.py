@@ -12,6 +12,7 @@ from typing import Any
 
 from ..convert.origins import Origin
 from ..convert.prefixed_tensors import WEIGHT_FILES
+from ..preprocessing import Preprocessing
 from ..registry import Preset
 
 # Weight files of a transformers-style release, in the order they are looked for (the first present one is used;
@@ -123,6 +124,12 @@ class ZooEntry:
             if entry["metric"] == metric:
                 return entry["value"]
         return None
+
+
+def albumentations_smallest_max_size(size: int, follows: str) -> Preprocessing:
+    """Taming's ``ImagePaths`` framing, which SEED-Voken kept: albumentations ``SmallestMaxSize`` (OpenCV linear
+    resize without antialias, sides rounded) then ``CenterCrop`` (offsets floored)."""
+    return Preprocessing(size, filter="cv2_linear", size_rule="round", crop_offset="floor", follows=follows)
 
 
 def imagenet_vqgan_preset(

@@ -19,8 +19,9 @@ from ..convert.origins import Origin, Release, reported_metric
 from ..convert.safe_load import load_checkpoint
 from ..convert.taming_layout import convert_state_dict
 from ..convert.vqgan_layout import build_tokenizer, infer_vqgan_config
+from ..preprocessing import Preprocessing
 from .base import conversion_metadata, register_family
-from .records import MIT, ZooEntry, imagenet_vqgan_preset
+from .records import MIT, ZooEntry, albumentations_smallest_max_size, imagenet_vqgan_preset
 
 TAMING = Origin(
     name="Taming Transformers",
@@ -117,6 +118,13 @@ def _entry(size: int, release: Release) -> ZooEntry:
 ENTRIES = tuple(_entry(size, release) for size, release in zip(IMAGENET_F16, RELEASES, strict=True))
 
 
+def _preprocessing(size: int) -> Preprocessing:
+    return albumentations_smallest_max_size(
+        size, follows="taming-transformers taming/data/base.py ImagePaths (albumentations SmallestMaxSize + "
+        "CenterCrop; ImageNetValidation)"
+    )
+
+
 @register_family(
     "taming",
     origin=TAMING,
@@ -125,6 +133,7 @@ ENTRIES = tuple(_entry(size, release) for size, release in zip(IMAGENET_F16, REL
     presets=PRESETS,
     releases=RELEASES,
     entries=ENTRIES,
+    preprocessing=_preprocessing,
 )
 def convert_taming(
     checkpoint: str | os.PathLike,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..configuration import VisTokenizerConfig
 from ..families import ZooEntry
-from ..families.catalogue import entry_preprocessing, get_entry
+from ..families.catalogue import entry_preprocessing_metadata, get_entry
 from .loader import expected_config
 
 
@@ -23,9 +23,7 @@ def zoo_card_config(name_or_entry: str | ZooEntry) -> VisTokenizerConfig:
     meta["license"] = entry.license.id
     meta["origin"]["release"] = entry.description
     meta["zoo"] = entry.zoo_metadata()
-    pipeline = entry_preprocessing(entry)
-    if pipeline is not None:
-        meta["preprocessing"] = pipeline.to_dict()
+    meta.update(entry_preprocessing_metadata(entry))
     if entry.reported_metrics:
         meta["reported_metrics"] = entry.reported_metrics_metadata()
     config.metadata = meta

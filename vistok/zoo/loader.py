@@ -21,7 +21,7 @@ from ..architecture import build_modules
 from ..cards import vocabulary_size
 from ..configuration import VisTokenizerConfig
 from ..families import ZooEntry, get_family
-from ..families.catalogue import entry_preprocessing, get_entry, zoo_names
+from ..families.catalogue import entry_preprocessing_metadata, get_entry, zoo_names
 from ..modeling import VisTokenizer
 from ..registry import PRESETS
 from .cache import cache_key, check_entry, entry_dir, entry_lock, write_entry
@@ -88,9 +88,8 @@ def convert_entry(entry: ZooEntry, fetched: FetchedFiles) -> VisTokenizer:
     # The authors' numbers describe their release: not a file of another architecture under the same name.
     if entry.reported_metrics and "reported_metrics" not in meta and not architecture_differences(entry, tok.config):
         meta["reported_metrics"] = entry.reported_metrics_metadata()
-    pipeline = entry_preprocessing(entry)
-    if pipeline is not None:  # the folder's processor is the upstream pipeline (VisTokenizerImageProcessor.for_config)
-        meta["preprocessing"] = pipeline.to_dict()
+    # the folder's processor runs the upstream pipeline (VisTokenizerImageProcessor.for_config)
+    meta.update(entry_preprocessing_metadata(entry))
     tok.config.metadata = meta
     tok.config.source = f"vistok zoo entry {entry.name} ({entry.repo_id}, {Path(fetched.main).name})"
     return tok
