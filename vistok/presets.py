@@ -88,3 +88,57 @@ _celeba(
     "SimVQ-VAE: dim 64, size 512",
     "simvqvae.yaml",
 )
+
+
+# BSQ-ViT-style presets (Zhao, Xiong and Krähenbühl, "Image and Video Tokenization with Binary Spherical
+# Quantization", arXiv 2406.07548; zhaoyue-zephyrus/bsq-vit configs/tokenizer/imagenet_256x256_bsqvit_b18g18 /
+# _b36g36_stylegan_f8_fp16.yaml). vistok has no BSQ-ViT network (its nets are convolutional, and TiTok's ViT reads
+# 1-D latent tokens), so these presets take BSQ-ViT's quantizer settings and its downsampling factor on a conv
+# backbone: the Taming / LlamaGen ``vqgan`` net at f8 (LlamaGen VQ-8's layout: base 128, multipliers 1, 2, 2, 4,
+# 2 res blocks, z 256), whose 1x1 quant_conv / post_quant_conv stand where BSQ-ViT's linear quant_embed /
+# post_quant_embed (ViT width 768 → d bits → 768) do. They are not BSQ-ViT and cannot load its checkpoints.
+BSQ_VIT_PAPER = (
+    "Zhao, Xiong, Krähenbühl, Image and Video Tokenization with Binary Spherical Quantization (arXiv 2406.07548)"
+)
+# BSQ-ViT's quantizer loss: codebook_weight 0.1 × (beta · commitment + zeta · (gamma0 · H[q(c|u)] − gamma · H[E q(c|u)])
+# / inv_temperature) with beta 0, zeta 1, gamma0 = gamma = 1, inv_temperature 1 (VITBSQModel defaults and the 256-px
+# configs), and embed_group_size 1: the codebook entropy summed over single channels (the paper's Eq. 8
+# approximation, "Use approx." in its README), which its best-reported 18- and 36-bit models use. The training
+# recipe adds BSQ-ViT's ramp of that weight (codebook_rampup_multiplier 3 over 2,000 steps) as loss.entropy_boost.
+BSQ_VIT_QUANTIZER = {
+    "commitment_weight": 0.0,
+    "entropy_weight": 0.1,
+    "sample_entropy_weight": 1.0,
+    "codebook_entropy_weight": 1.0,
+    "entropy_temperature": 1.0,
+    "entropy_group_size": 1,
+    "bit_order": "msb_first",
+}
+BSQ_CONV_NET = {
+    "type": "vqgan",
+    "base_channels": 128,
+    "channel_multiplier": [1, 2, 2, 4],
+    "num_res_blocks": 2,
+    "latent_channels": 256,
+}
+
+for bits in (18, 36):
+    register_preset(
+        Preset(
+            name=f"bsqgan-imagenet256-f8-b{bits}",
+            description=(
+                f"BSQ {bits} bits per token (2^{bits} implicit codes) with BSQ-ViT's quantizer settings on a conv "
+                "backbone (vqgan f8, not BSQ-ViT's ViT), 256px → 32x32 tokens"
+            ),
+            config={"image_size": 256, "net": dict(BSQ_CONV_NET), "quantizer": {"type": "bsq", "codebook_dim": bits,
+                                                                                 **BSQ_VIT_QUANTIZER}},
+            source=(
+                f"{BSQ_VIT_PAPER}: quantizer settings of bsq-vit configs/tokenizer/imagenet_256x256_bsqvit_b{bits}g{bits}"
+                "_stylegan_f8_fp16.yaml (embed_dim, embed_group_size 1, beta 0, gamma0 = gamma = zeta = 1, "
+                "codebook_weight 0.1) and its f8 patching; the network is vistok's vqgan conv net (LlamaGen VQ-8 "
+                "layout), not BSQ-ViT's ViT-B encoder / decoder"
+            ),
+            training="training/configs/imagenet256/bsqgan.yaml",
+            tags=("imagenet256",),
+        )
+    )
