@@ -114,6 +114,7 @@ def tokenize_dataset(
     random_init: bool = False,
     push_to_hub: str | None = None,
     preprocessing: str = "upstream",
+    model_ids: bool = False,
 ) -> dict[str, Any] | None:
     """Tokenize ``split`` of ``dataset`` with ``model`` (a :class:`~vistok.VisTokenizer` or a name
     :func:`load_tokenizer` accepts) into the 🤗 dataset folder ``output``; see ``vistok tokenize --help``.
@@ -122,6 +123,10 @@ def tokenize_dataset(
     tokenizer records that pipeline (a zoo entry, a conversion), so the rows are the upstream project's tokens;
     ``"generic"`` uses the dataset's evaluation crop (identical pixels for every tokenizer). The manifest records
     which ran.
+
+    ``model_ids=True`` stores the multimodal model's vocabulary ids (:meth:`VisTokenizer.to_model_ids`) instead of
+    codebook indices; the manifest and the resume identity record the mapping. ``ValueError`` for a tokenizer that
+    records none.
 
     Under ``accelerate launch`` / ``torchrun`` each process tokenizes its shards and the main process merges them.
     Returns, on the main process, the manifest plus ``seconds`` and ``images_per_second`` of this run (``None``
@@ -145,9 +150,11 @@ def tokenize_dataset(
     name = str(model) if isinstance(model, (str, os.PathLike)) else (tok.config.name_or_path or "tokenizer")
     image_size = image_size or int(tok.config.image_size)
     latent_hw = latent_hw_at(tok, image_size)
+    id_map = model_id_map_for(tok) if model_ids else None
     options = TokenizeOptions(
         image_size=image_size, flip=flip, ten_crop=ten_crop, shard_size=shard_size, batch_size=batch_size,
         num_workers=num_workers, dtype=dtype, compile=compile, resume=resume, overwrite=overwrite, progress=progress,
+        model_ids=id_map,
     )  # fmt: skip
     from .variants import variants_for
 
@@ -160,7 +167,8 @@ def tokenize_dataset(
         raise ValueError(f"{dataset!r} (split {split!r}) has no images to tokenize")
     layout = tok.token_layout
     layout_spec, tokens = layout.spec(latent_hw), layout.tokens_per_image(latent_hw)
-    storage_dtype = token_storage_dtype(int(tok.codebook_size))
+    largest = id_map.id_range()[1] if id_map is not None else int(tok.codebook_size) - 1
+    storage_dtype = token_storage_dtype(largest + 1)
     features = build_features(source, storage_dtype, tokens)
     tok_record = tokenizer_record(tok, name)
     # What decides the rows, compared by --resume: the tokenizer (weights and config: LFQ bit order, VQ l2_norm,
@@ -173,6 +181,8 @@ def tokenize_dataset(
         "num_images": source.num_images,  # a split that grew or shrank since a crash is not resumed into
         "preprocessing": pipeline.at(source_size(image_size, ten_crop)).to_dict() if pipeline else "generic",
     }  # fmt: skip
+    if id_map is not None:  # only then: the identity of an index dataset stays what it was
+        identity["model_ids"] = id_map.record
 
     store = TokenStore(output)
     processes = ProcessContext.create(device)
@@ -221,6 +231,11 @@ def tokenize_dataset(
                     f"{source.image_column!r}): nothing was tokenized, and {store.path} is left unfinished. Check "
                     "--image-column and the files, then run again with --overwrite"
                 )
+            if id_map is not None:
+                lo, hi = id_map.id_range()
+                manifest["model_ids"] = {**id_map.record, "id_range": [lo, hi],
+                                         "note": "rows hold the model's vocabulary ids; tok.from_model_ids turns them "
+                                         "back into codebook indices"}  # fmt: skip
             description = "Token ids written by vistok tokenize; see README.md and vistok_tokens.json."
             return store.finalize(plan, features, manifest, card_for(manifest), description)
 
@@ -235,5 +250,24 @@ def tokenize_dataset(
 
     finally:
         store.release()
+
+def model_id_map_for(tok: Any):
+    """The tokenizer's :class:`~vistok.model_ids.ModelIdMap` for ``--model-ids``; ``ValueError`` saying why when it
+    has none, or when its record names tokens whose ids only the model's text tokenizer knows."""
+    from ..model_ids import ModelIdsUnavailableError
+
+    try:
+        id_map = tok.model_id_map
+    except ModelIdsUnavailableError as err:
+        raise ValueError(f"--model-ids: {err}") from err
+    if id_map.kind == "named":
+        raise ValueError(
+            f"--model-ids: this tokenizer's record names its image tokens ({id_map.record['token_format'].format(0)!r} "
+            "…) without their ids, which only the model's text tokenizer knows: tokenize with a release that "
+            "carries its vocabulary (e.g. movq-emu3-gen-hf), or store indices and convert them with "
+            "tok.to_model_ids(indices, vocabulary=...)"
+        )
+    return id_map
+
 
 __all__ = ["OutputError", "load_tokenizer", "push_dataset_to_hub", "tokenize_dataset"]

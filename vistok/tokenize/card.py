@@ -21,6 +21,7 @@ def render_dataset_card(manifest: dict[str, Any]) -> str:
     samples_note = (f", first {asked_samples:,} images" if asked_samples and asked_samples <= counts["num_positions"]
                     else f", first {asked_samples:,} images asked (the split has fewer)" if asked_samples else "")
     layout = manifest["token_layout"]
+    model_ids = manifest.get("model_ids")
     tags = ["vistok", "image-tokens", f"net-{tok['net']}", f"quantizer-{tok['quantizer']}"]
     source_columns = [c for c in data["columns"] if c != "index"]
     columns = ", ".join(f"`{c}`" for c in source_columns) or "none"
@@ -50,7 +51,9 @@ def render_dataset_card(manifest: dict[str, Any]) -> str:
         "",
         "ds = load_from_disk(\"<this folder>\")",
         f"tok = vistok.VisTokenizer.from_pretrained({tok['name']!r}).eval()",
-        "indices = rows_to_indices(ds[0:8][\"indices\"], read_layout(\"<this folder>\"))  # as tok.encode(x).indices",
+        *(["ids = rows_to_indices(ds[0:8][\"indices\"], read_layout(\"<this folder>\"))  # the model's vocabulary ids",
+           "indices = tok.from_model_ids(ids)  # as tok.encode(x).indices"] if model_ids else
+          ["indices = rows_to_indices(ds[0:8][\"indices\"], read_layout(\"<this folder>\"))  # as tok.encode(x).indices"]),
         "with torch.no_grad():",
         "    images = tok.decode(indices)  # (8, 3, H, W) in [-1, 1]",
         "```",
@@ -66,7 +69,11 @@ def render_dataset_card(manifest: dict[str, Any]) -> str:
         "`bottom_right` / `center`.",
         "- `flip`: whether the image was mirrored left-right before tokenizing.",
         f"- `indices`: {manifest['tokens_per_image']} × `{manifest['token_dtype']}` (the smallest integer type holding "
-        f"the codebook), in the layout's reading order: {manifest['conventions']['reading_order']}",
+        f"the {'ids' if model_ids else 'codebook'}), in the layout's reading order: "
+        f"{manifest['conventions']['reading_order']}"
+        + (f". **Not codebook indices: the multimodal model's vocabulary ids** ({model_ids.get('source', 'see the manifest')}; "
+           f"ids {model_ids['id_range'][0]}..{model_ids['id_range'][1]}); `tok.from_model_ids` gives the indices back"
+           if model_ids else ""),
         "",
         "## Tokenizer",
         "",

@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="upstream (default): frame each image as the tokenizer's upstream project does, when it "
                         "records that pipeline (zoo entries, conversions); generic: the dataset's evaluation crop, "
                         "the same pixels for every tokenizer")
+    parser.add_argument("--model-ids", action="store_true",
+                        help="store the multimodal model's vocabulary ids (Chameleon, Emu3 -hf, Show-o, Janus: what "
+                        "tok.to_model_ids gives) instead of codebook indices; refused for a tokenizer without that "
+                        "record")
     parser.add_argument("--ten-crop", action="store_true",
                         help="five crops of the image enlarged 1.1x (ten with --flip both), as LlamaGen's ten-crop")
     parser.add_argument("--batch-size", type=int, default=32,
@@ -87,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume, overwrite=args.overwrite, device=args.device,
             progress=sys.stderr.isatty() if args.progress is None else args.progress,
             random_init=args.random_init, push_to_hub=args.push_to_hub, preprocessing=args.preprocessing,
+            model_ids=args.model_ids,
         )  # fmt: skip
     except KeyboardInterrupt:  # Ctrl-C: what was kept and how to go on, not a traceback
         if int(os.environ.get("RANK", "0")) == 0:  # one line for a multi-process run, from its main process

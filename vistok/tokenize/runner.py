@@ -45,6 +45,7 @@ class TokenizeOptions:
     resume: bool = False
     overwrite: bool = False
     progress: bool = False
+    model_ids: Any = None  # a vistok.model_ids.ModelIdMap: store the model's vocabulary ids instead of indices
     extra: dict = field(default_factory=dict)
 
 
@@ -236,6 +237,8 @@ def tokenize_shards(tok: Any, fast: Any, source: TokenSource, store: TokenStore,
             flat = layout.flatten(fast.encode(x)).cpu().numpy()
             if flat.size and (flat.min() < 0 or flat.max() >= codebook):
                 raise RuntimeError(f"the tokenizer returned ids outside [0, {codebook}): {flat.min()}…{flat.max()}")
+            if options.model_ids is not None:
+                flat = options.model_ids.to_model_ids(flat).numpy()
             rows.add(batch["index"].numpy(), batch["columns"], variants, flat)
             rows.num_images += len(pixels)
         if bar is not None:
