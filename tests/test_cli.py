@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
@@ -18,7 +19,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 import vistok_cli
 from vistok import VisTokenizer, VisTokenizerImageProcessor
-from vistok.cli import main
+from vistok.cli import COMMANDS, build_command_parser, main
 from vistok.commands.reconstruct import reconstruct_image
 from vistok.data.preparation import prepare_image
 
@@ -268,3 +269,46 @@ def test_reconstruct_decodes_a_huge_jpeg_at_a_reduced_scale_without_pil_warnings
                               timeout=300)  # fmt: skip
     peak, small_peak = (int(re.search(r"peak (\d+) MiB", run.stderr).group(1)) for run in (completed, baseline))
     assert peak - small_peak < 150, (peak, small_peak)  # the whole photo decoded would be 412 MiB more
+
+
+# ---------------------------------------------------------------------------------------- one spelling of options
+OLD_OUTPUT_SPELLINGS = {"--save-dir", "--output_dir", "--out"}
+# commands that write a folder: --output-dir, with --output (the spelling tokenize and compare had) as an alias
+FOLDER_COMMANDS = {"tokenize", "compare", "reconstruct"}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_output_options_are_spelled_one_way_and_the_old_spellings_still_work(command):
+    """The folder a command writes is --output-dir, a single file it writes is --output (card, evaluate's report);
+    the spellings used before (--save-dir, tokenize's and compare's --output) stay accepted as aliases only."""
+    parser, _ = build_command_parser(command)
+    options = {}
+    for action in parser._actions:
+        if not action.option_strings or isinstance(action, argparse._HelpAction):
+            continue
+        canonical, *aliases = action.option_strings
+        options[canonical] = action
+        assert canonical not in OLD_OUTPUT_SPELLINGS, (command, action.option_strings)
+        for alias in aliases:
+            assert alias in OLD_OUTPUT_SPELLINGS | {"--output"} or alias.replace("_", "-") == canonical, (command, alias)
+    if command in FOLDER_COMMANDS:
+        assert "--output-dir" in options, command
+
+
+def test_old_and_new_spellings_parse_to_the_same_option():
+    for command, new, old, required in (
+        ("compare", "--output-dir", "--output", []),
+        ("evaluate", "--reconstructions-dir", "--save-dir", []),
+        ("tokenize", "--output-dir", "--output", ["--model", "m", "--dataset", "d"]),
+    ):
+        parser, _ = build_command_parser(command)
+        assert vars(parser.parse_args([*required, new, "x"])) == vars(parser.parse_args([*required, old, "x"]))
+
+
+def test_train_py_takes_the_dashed_spellings_of_its_shorthands():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+    from trainkit.config import parse_overrides
+
+    dashed = parse_overrides(["--output-dir", "runs/a", "--max-steps", "5", "--batch-size", "2"])
+    assert dashed == parse_overrides(["--output_dir", "runs/a", "--max_steps", "5", "--batch_size", "2"])
+    assert dashed == [("output.dir", "runs/a"), ("train.max_steps", 5), ("train.batch_size", 2)]

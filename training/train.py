@@ -41,18 +41,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Train a vistok tokenizer (any --section.field VALUE overrides the recipe).",
         epilog=f"sections: model, {', '.join(SECTIONS)}; aliases: "
-        + ", ".join(f"--{a} (= --{t})" for a, t in ALIASES.items()),
+        + ", ".join(f"--{a} (= --{t})" for a, t in ALIASES.items())
+        + "; each also spelled with dashes (--output-dir, --max-steps …), as the vistok commands spell options",
     )
     parser.add_argument("--config", help="YAML recipe, e.g. training/configs/tiny.yaml")
     parser.add_argument("--resume", help="'latest' or a checkpoint folder (output_dir/checkpoints/checkpoint-N)")
     parser.add_argument(
         "--overwrite_output_dir",
+        "--overwrite-output-dir",
+        dest="overwrite_output_dir",
         action="store_true",
         help="replace the vistok run in a non-empty output folder (the files it recorded in .vistok_run.json are "
         "deleted; a folder without that record is refused)",
     )
     parser.add_argument(
         "--trust_checkpoint",
+        "--trust-checkpoint",
+        dest="trust_checkpoint",
         action="store_true",
         help="resume from a checkpoint vistok did not write (e.g. an older vistok's): its pickle files are loaded in "
         "full, which can run code — only for checkpoints whose origin you trust",
@@ -88,7 +93,7 @@ def resume_command(argv: list[str], output_dir: str | Path) -> tuple[Path | None
             continue
         if arg.startswith("--resume="):
             given = arg.partition("=")[2]
-        elif arg != "--overwrite_output_dir":
+        elif arg not in ("--overwrite_output_dir", "--overwrite-output-dir"):
             kept.append(arg)
         i += 1
     latest = CheckpointManager(output_dir).latest()

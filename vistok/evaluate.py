@@ -108,10 +108,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--queue-size", type=int, default=65_536, help="codebook-usage queue length (seed: 65536)"
     )
     parser.add_argument(
-        "--save-dir", default=None, help="write reconstructions as PNG to DIR/<model>/<index>.png"
+        "--reconstructions-dir",
+        "--save-dir",
+        dest="save_dir",
+        metavar="DIR",
+        default=None,
+        help="write reconstructions as PNG to DIR/<model>/<index>.png (--save-dir is the older spelling)",
     )
     parser.add_argument(
-        "--output", default=None, help="JSON report path (default: evaluation/<dataset>_<split>.json)"
+        "--output", metavar="FILE", default=None, help="JSON report path (default: evaluation/<dataset>_<split>.json)"
     )
     parser.add_argument(
         "--update-card",

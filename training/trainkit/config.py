@@ -312,7 +312,8 @@ def parse_overrides(args: list[str]) -> list[tuple[str, Any]]:
                 raise ValueError(f"option --{key} needs a value")
             text = args[i + 1]
             i += 1
-        pairs.append((ALIASES.get(key, key), _parse_scalar(text)))
+        # the shorthands also take the dashed spelling of the vistok commands (--output-dir = --output_dir)
+        pairs.append((ALIASES.get(key, ALIASES.get(key.replace("-", "_"), key)), _parse_scalar(text)))
         i += 1
     return pairs
 

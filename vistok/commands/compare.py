@@ -62,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda when available)")
     parser.add_argument("--random-init", action="store_true",
                         help="allow preset names (random weights; for smoke tests and speed measurements only)")
-    parser.add_argument("--output", default="compare", help="output folder (default: compare/)")
+    parser.add_argument("--output-dir", "--output", dest="output", metavar="DIR", default="compare",
+                        help="folder to write the comparison to (default: compare/; --output is the older spelling)")
 
 
 def cached_zoo_names() -> list[str]:
