@@ -183,7 +183,7 @@ PRESETS = tuple(
         f"infinity-vae-d{bits}",
         bits,
         F16_MULT,
-        f"Infinity bitwise multi-scale BSQ VAE, d={bits} bits per token, f16, 256px → 7 scales 1x1 … 16x16 (425 tokens)",
+        f"Infinity bitwise multi-scale BSQ VAE, d={bits} bits per token, f16, 256px → 7 scales 1x1 … 16x16 (521 tokens)",
         f"{PAPER}; FoundationVision/Infinity tools/run_infinity.py load_visual_tokenizer (vae_type {bits})",
     )
     for bits in RELEASE_BITS
@@ -192,7 +192,7 @@ PRESETS = tuple(
         "infinity-vae-d56-f8-14-patchify",
         PATCHIFY_BITS,
         F8_MULT,
-        "Infinity-8B's bitwise multi-scale BSQ VAE, d=14 bits per token, f8, 256px → 7 scales 2x2 … 32x32 (1700 tokens)",
+        "Infinity-8B's bitwise multi-scale BSQ VAE, d=14 bits per token, f8, 256px → 7 scales 2x2 … 32x32 (2084 tokens)",
         f"{PAPER}; FoundationVision/Infinity tools/run_infinity.py load_visual_tokenizer (apply_spatial_patchify: "
         "patch 8, ch_mult [1, 2, 4, 4])",
     ),
@@ -228,7 +228,7 @@ def _entry(file: str, preset: str, description: str, notes: tuple[str, ...] = ()
 ENTRIES = (
     *(
         _entry(f"infinity_vae_d{bits}.pth", f"infinity-vae-d{bits}",
-               f"Infinity bitwise multi-scale BSQ VAE, {bits} bits per token (2^{bits} codes), f16, 256px → 425 tokens",
+               f"Infinity bitwise multi-scale BSQ VAE, {bits} bits per token (2^{bits} codes), f16, 256px → 521 tokens",
                ("d = 64: an index is the 64-bit pattern in an int64 (two's complement; the MSB is the sign bit), as "
                 "upstream's own mask buffer.",) if bits == 64 else ())
         for bits in RELEASE_BITS
@@ -285,10 +285,15 @@ def _plain_key(key: str, wrapped: bool) -> str:
     return f"{m.group(1)}.{m.group(3)}"
 
 
+def is_wrapped(state_dict: Mapping[str, Any]) -> bool:
+    """Whether the keys have upstream's wrapper level (``…conv1.conv.weight``, ``…norm1.norm.weight``)."""
+    return any(k.endswith(("conv_in.conv.weight", ".conv1.conv.weight", ".norm1.norm.weight")) for k in state_dict)
+
+
 def split_state_dict(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
     """The encoder / decoder tensors under vistok's plain names, the mask keys found, and the keys upstream's
     ``load_cnn`` would ignore (attention and anything outside encoder / decoder / the masks), which are dropped."""
-    wrapped = "encoder.conv_in.conv.weight" in state_dict
+    wrapped = is_wrapped(state_dict)
     net: dict[str, torch.Tensor] = {}
     masks, ignored = [], []
     for key, value in state_dict.items():
@@ -531,7 +536,7 @@ def convert_infinity(
     summary = {"net": config["net"], "codebook_size": 2 ** config["quantizer"]["codebook_dim"],
                "codebook_dim": config["quantizer"]["codebook_dim"]}
     _, masks, ignored = split_state_dict(state_dict)
-    extra = {"hub_repo": HUB_REPO, "key_layout": "wrapped" if "encoder.conv_in.conv.weight" in state_dict else "plain",
+    extra = {"hub_repo": HUB_REPO, "key_layout": "wrapped" if is_wrapped(state_dict) else "plain",
              "dropped_entries": masks + ignored}
     config["metadata"] = conversion_metadata(INFINITY, "infinity", summary, checkpoint, used, extra, notes)
     config["source"] = f"converted from Infinity's bitwise VAE ({Path(checkpoint).name})"

@@ -63,7 +63,7 @@ class MultiScaleBinarySphericalQuantizer(Quantizer):
     Args:
         codebook_dim: bits per token d (2^d implicit codes of unit norm), 1 … 64.
         patch_nums: the square scales, strictly increasing; the default is Infinity's 1:1 "0.06M" schedule
-            (256 px at f16, 7 scales, 425 tokens). Infinity's other 1:1 schedules are longer prefixes of
+            (256 px at f16, 7 scales, 521 tokens). Infinity's other 1:1 schedules are longer prefixes of
             :data:`INFINITY_SQUARE_SCALES`.
         commitment_weight, entropy_weight, sample_entropy_weight, codebook_entropy_weight, entropy_temperature,
             entropy_group_size: BSQ's loss options, applied at every scale (see
