@@ -231,3 +231,22 @@ def test_a_readme_the_user_wrote_is_kept_with_a_warning_unless_asked(tmp_path):
     assert not is_vistok_card(tmp_path / "README.md")
     tok.save_pretrained(tmp_path, overwrite_card=True)
     assert (tmp_path / "README.md").read_text() == str(render_model_card(tok))
+
+
+def test_reported_numbers_on_a_card_name_the_protocol_they_were_measured_under():
+    """Only numbers of one evaluation protocol compare (docs/evaluation.md): each reported row names its protocol,
+    with the source's words when it is unknown."""
+    from vistok.families import all_entries
+    from vistok.zoo.cards import zoo_card_config
+
+    checked = 0
+    for entry in all_entries():
+        if not entry.reported_metrics or entry.preset is None:
+            continue
+        card = str(render_model_card(zoo_card_config(entry)))
+        rows = [line for line in card.splitlines() if line.startswith("|") and REPORTED in line]
+        assert len(rows) == len(entry.reported_metrics), entry.name
+        for row, metric in zip(rows, entry.reported_metrics, strict=True):
+            assert f"protocol {metric['protocol']}" in row, (entry.name, row)
+        checked += 1
+    assert checked >= 10

@@ -300,7 +300,8 @@ def _metric_rows(measured: list[dict[str, Any]], reported: list[dict[str, Any]],
         for key, (label, metric_type, fmt) in METRICS.items():
             value = run.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                rows.append({"name": label, "value": fmt.format(value), "data": data, "source": MEASURED})
+                rows.append({"name": label, "value": fmt.format(value), "data": data,
+                             "source": MEASURED + (f" (protocol {run['protocol']})" if run.get("protocol") else "")})
                 results.append(_eval_result(run, metric_type, label, value, None, None))
         for key, reason in (run.get("skipped") or {}).items():
             notes.append(f"{METRICS.get(key, (key,))[0]} not measured: {reason}")
@@ -311,7 +312,12 @@ def _metric_rows(measured: list[dict[str, Any]], reported: list[dict[str, Any]],
         shown = fmt.format(value) if isinstance(value, (int, float)) else str(value)
         if entry.get("note"):
             shown += f" ({entry['note']})"
-        source = f"{REPORTED} ({entry['source']})" if entry.get("source") else REPORTED
+        # which evaluation conventions produced the number (docs/evaluation.md): numbers of one protocol compare
+        said = [entry["source"]] if entry.get("source") else []
+        if "protocol" in entry:
+            said.append(f"protocol {entry['protocol']}" + (
+                f": {entry['protocol_note']}" if entry.get("protocol_note") else ""))
+        source = f"{REPORTED} ({'; '.join(said)})" if said else REPORTED
         rows.append({"name": label, "value": shown, "data": _data_label(entry), "source": source})
         source_name = (
             f"{REPORTED}: {entry['source']}" if entry.get("source") and entry.get("source_url") else None
