@@ -5,7 +5,9 @@ name means is :mod:`vistok.resolver`'s job. Offline mode is huggingface_hub's ow
 from __future__ import annotations
 
 import os
+import shlex
 import socket
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -96,13 +98,16 @@ def upload_to_hub(
     repo_type: str = "model",
     later: str | None = None,
     upload_from: str = "<folder>",
+    ignore_patterns: Sequence[str] = (),
 ):
-    """Create ``repo_id`` if needed and upload ``folder`` to it; returns huggingface_hub's commit info.
+    """Create ``repo_id`` if needed and upload ``folder`` to it, leaving out files matching ``ignore_patterns``
+    (fnmatch patterns relative to ``folder``, as ``hf upload --exclude`` takes them); returns huggingface_hub's commit
+    info.
 
     Raises :class:`HubUnreachableError` when the Hub cannot be reached (no network, ``HF_HUB_OFFLINE`` set, whatever
-    HTTP library huggingface_hub uses), saying what failed and how to upload later (``later``: what to do first,
-    e.g. save the tokenizer; ``upload_from``: the folder to name in the ``hf upload`` command); the Hub's own errors
-    (authentication, permissions) pass through.
+    HTTP library huggingface_hub uses), saying what failed and how to upload the same files later (``later``: what to
+    do first, e.g. save the tokenizer; ``upload_from``: the folder to name in the ``hf upload`` command); the Hub's own
+    errors (authentication, permissions) pass through.
     """
     api = huggingface_hub.HfApi(token=token)
     try:
@@ -114,16 +119,21 @@ def upload_to_hub(
             commit_message=commit_message,
             revision=revision,
             create_pr=create_pr,
+            ignore_patterns=list(ignore_patterns) or None,
         )
     except Exception as err:
         if not hub_unreachable(err):  # authentication, permissions, …: the Hub's own message says it
             raise
         offline = huggingface_hub.is_offline_mode()
         why = "HF_HUB_OFFLINE is set" if offline else str(root_cause(err))
-        kind = "" if repo_type == "model" else f" --repo-type {repo_type}"
+        command = ["hf", "upload", repo_id, upload_from if upload_from == "<folder>" else shlex.quote(upload_from)]
+        command += [] if repo_type == "model" else ["--repo-type", repo_type]
+        command += ["--private"] if private else []
+        for pattern in ignore_patterns:
+            command += ["--exclude", shlex.quote(pattern)]
         raise HubUnreachableError(
             f"Could not upload to the Hub {repo_type} repo {repo_id!r}: the Hugging Face Hub is unreachable ({why}); "
             f"nothing was uploaded. {later or 'Save the tokenizer with tok.save_pretrained(<folder>)'}; to upload "
-            f"it, run `hf upload {repo_id} {upload_from}{kind}` on a machine with network"
+            f"it, run `{' '.join(command)}` on a machine with network"
             + (" (HF_HUB_OFFLINE unset)." if offline else ".")
         ) from err

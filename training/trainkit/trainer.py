@@ -512,31 +512,20 @@ TRAINING_ONLY = ["checkpoints/*", "logs/*", "images/*", "recipe.yaml", HISTORY_F
 def push_to_hub(folder: Path, repo_id: str, private: bool) -> None:
     """Upload the exported tokenizer (config, weights, processor config, model card) — not the checkpoints.
 
-    Raises :class:`vistok.hub.HubUnreachableError` (found by :func:`vistok.hub.hub_unreachable`, as
-    :func:`vistok.hub.upload_to_hub` does) when the Hub cannot be reached, with the ``hf upload`` command that uploads
-    the same files later; the Hub's own errors (authentication, permissions) pass through."""
-    import shlex
+    Raises :class:`vistok.hub.HubUnreachableError` (from :func:`vistok.hub.upload_to_hub`) when the Hub cannot be
+    reached, with the ``hf upload`` command that uploads the same files later; the Hub's own errors (authentication,
+    permissions) pass through."""
+    from vistok.hub import upload_to_hub
 
-    from huggingface_hub import HfApi, is_offline_mode
-
-    from vistok.hub import HubUnreachableError, hub_unreachable, root_cause
-
-    api = HfApi()
-    try:
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        api.upload_folder(repo_id=repo_id, folder_path=str(folder), ignore_patterns=TRAINING_ONLY,
-                          commit_message="Upload vistok tokenizer trained with training/train.py")
-    except Exception as err:
-        if not hub_unreachable(err):
-            raise
-        why = "HF_HUB_OFFLINE is set" if is_offline_mode() else str(root_cause(err))
-        later = ["hf", "upload", repo_id, str(folder), ".", *(["--private"] if private else [])]
-        for pattern in TRAINING_ONLY:
-            later += ["--exclude", pattern]
-        raise HubUnreachableError(
-            f"the trained tokenizer is saved in {folder}, but the Hugging Face Hub is unreachable ({why}), so nothing "
-            f"was uploaded to {repo_id}; to upload it later, run `{shlex.join(later)}` with network access"
-        ) from err
+    upload_to_hub(
+        folder,
+        repo_id,
+        private=private,
+        commit_message="Upload vistok tokenizer trained with training/train.py",
+        later=f"The trained tokenizer is saved in {folder}",
+        upload_from=str(folder),
+        ignore_patterns=TRAINING_ONLY,
+    )
     logger.info("pushed %s to https://huggingface.co/%s", folder, repo_id)
 
 
