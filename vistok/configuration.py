@@ -240,10 +240,14 @@ FOREIGN_CONFIG_ADVICE = {
     "multi_modality": "it is a DeepSeek Janus / Janus-Pro multimodal model: vistok loads its image-generation "
     "tokenizer with `vistok convert janus <folder> <output>` (deepseek-ai/Janus-Pro-1B and -7B load directly through "
     "the zoo: VisTokenizer.from_pretrained('deepseek-ai/Janus-Pro-1B'))",
-    "janus": "transformers implements it: load it with transformers' own classes (e.g. JanusForConditionalGeneration)",
-    "janus_vqgan": "transformers implements it: load it with transformers (JanusVQVAE)",
-    "chameleon_vqgan": "transformers implements it: load it with transformers (ChameleonVQVAE)",
-    "emu3_vqgan": "transformers implements it: load it with transformers (Emu3VQVAE)",
+    "janus": "transformers implements it: load it with transformers' own classes (e.g. JanusForConditionalGeneration), "
+    "then VisTokenizer.from_transformers(model)",
+    "janus_vqgan": "transformers implements it: load it with transformers (JanusVQVAE), then "
+    "VisTokenizer.from_transformers(module)",
+    "chameleon_vqgan": "transformers implements it: load it with transformers (ChameleonVQVAE), then "
+    "VisTokenizer.from_transformers(module)",
+    "emu3_vqgan": "transformers implements it: load it with transformers (Emu3VQVAE), then "
+    "VisTokenizer.from_transformers(module)",
 }
 CONVERTERS_HINT = (
     "vistok loads folders written by VisTokenizer.save_pretrained and the published tokenizers of its zoo "

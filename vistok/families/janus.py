@@ -219,7 +219,8 @@ def _no_tokenizer_message(file_name: str, names: list[str]) -> str:
         return (
             f"{file_name} is in Hugging Face transformers' converted Janus format (model.vqmodel.*, with renamed "
             "modules), not the original release; vistok converts the original files: load deepseek-ai/Janus-Pro-1B "
-            "(or deepseek-ai/Janus-Pro-7B) instead"
+            "(or deepseek-ai/Janus-Pro-7B) instead, or load this one with transformers' JanusForConditionalGeneration "
+            "and pass it to VisTokenizer.from_transformers"
         )
     layout = describe_layout(dict.fromkeys(names))
     return (
