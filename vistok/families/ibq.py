@@ -107,22 +107,28 @@ IBQ_QUANTIZER_LOSS = {
 IBQ_CODEBOOK_SIZES = (1024, 8192, 16384, 262144)
 
 
+def _net_and_quantizer(size: int) -> dict[str, Any]:
+    """The 256-px IBQ tokenizer of configs/IBQ/gpu/imagenet_ibqgan_{size}.yaml (ch 128, ch_mult 1,1,2,2,4, 4 res
+    blocks, attention at 16, z 256, codebook size x 256)."""
+    return {
+        "image_size": 256,
+        "net": {
+            "type": "vqgan",
+            "base_channels": 128,
+            "channel_multiplier": [1, 1, 2, 2, 4],
+            "num_res_blocks": 4,
+            "latent_channels": 256,
+            "attention_levels": [4],  # attn_resolutions [16] at 256 px: the last level
+        },
+        "quantizer": {"type": "ibq", "codebook_size": size, "codebook_dim": 256, **IBQ_QUANTIZER_LOSS},
+    }
+
+
 def _preset(size: int) -> Preset:
     return Preset(
         name=f"ibqgan-imagenet256-{size}",
         description=f"IBQ f16 (Taming-style VQGAN, index backpropagation), 256px → 16x16 tokens, codebook {size} x 256",
-        config={
-            "image_size": 256,
-            "net": {
-                "type": "vqgan",
-                "base_channels": 128,
-                "channel_multiplier": [1, 1, 2, 2, 4],
-                "num_res_blocks": 4,
-                "latent_channels": 256,
-                "attention_levels": [4],  # attn_resolutions [16] at 256 px: the last level
-            },
-            "quantizer": {"type": "ibq", "codebook_size": size, "codebook_dim": 256, **IBQ_QUANTIZER_LOSS},
-        },
+        config=_net_and_quantizer(size),
         source=IBQ_PAPER,
         training="training/configs/imagenet256/ibqgan.yaml",
         tags=("imagenet256",),
@@ -170,11 +176,36 @@ def _entry(size: int) -> ZooEntry:
 
 # The text-to-image pretrained releases (docs/IBQ.md, "Text-conditional Image Generation"): TencentARC/IBQ-Tokenizer-
 # {size}-Pretrain, file IBQ_pretrain_{size}.ckpt (the table's checkpoint links), trained on about 200M images. Codebook
-# size → (rFID, PSNR, SSIM) on ImageNet 256 ("In1k" columns) and on COCO, as that table reports them. The pretraining
-# YAML is not in the repository, so the architecture (and IndexPropagationQuantize's options) are not confirmed: the
-# entries have no preset and are built from the file's shapes, like Open-MAGVIT2's pretrained entries.
+# size → (rFID, PSNR, SSIM) on ImageNet 256 ("In1k" columns) and on COCO, as that table reports them.
+# Architecture: SEED-Voken's configs/IBQ/gpu/pretrain_ibqgan_{size}.yaml (not in the SEED-Voken snapshot available
+# here; as third-party code quotes it: ch 128, ch_mult [1, 1, 2, 2, 4], 4 res blocks, attn_resolutions [16], z 256,
+# codebook size x 256, beta 0.25) is the ImageNet configs' network, so the presets below are the ImageNet presets'
+# architecture under their own names. Not yet checked against the released files' state-dict shapes (no spec of them
+# here): the converter still reads the architecture from the file, and loading the entry warns
+# (ZooArchitectureWarning) and keeps the file's architecture if it differs from the preset.
 PRETRAIN_REPORTED = {16384: (2.06, 22.01, 0.61), 262144: (1.53, 22.69, 0.64)}
 PRETRAIN_COCO = {16384: (7.67, 21.58, 0.62), 262144: (6.79, 22.28, 0.65)}
+
+
+PRETRAIN_CONFIG_NOTE = (
+    "SEED-Voken configs/IBQ/gpu/pretrain_ibqgan_{size}.yaml as third-party code quotes it (ch 128, ch_mult "
+    "[1, 1, 2, 2, 4], 4 res blocks, attention at 16, z 256, codebook {size} x 256): the ImageNet network; not yet "
+    "checked against the released file's state-dict shapes"
+)
+
+
+def _pretrain_preset(size: int) -> Preset:
+    return Preset(
+        name=f"ibqgan-pretrain256-{size}",
+        description=(
+            f"IBQ f16 pretrained text-to-image tokenizer architecture (the ImageNet IBQ network), 256px → 16x16 "
+            f"tokens, codebook {size} x 256"
+        ),
+        config=_net_and_quantizer(size),
+        source=f"{IBQ_PAPER}; {PRETRAIN_CONFIG_NOTE.format(size=size)}",
+        training=None,  # trained on ~200M web images; neither the data mix nor the pretraining recipe is published
+        tags=("pretrain256",),
+    )
 
 
 def _pretrain_entry(size: int) -> ZooEntry:
@@ -189,6 +220,7 @@ def _pretrain_entry(size: int) -> ZooEntry:
         image_size=256,
         repo_id=f"TencentARC/IBQ-Tokenizer-{size}-Pretrain",
         filenames=(f"IBQ_pretrain_{size}.ckpt",),
+        preset=f"ibqgan-pretrain256-{size}",
         reported_metrics=(
             reported_metric("rfid", rfid, DOCS, DOCS_URL, protocol="seed-voken"),
             reported_metric("psnr", psnr, DOCS, DOCS_URL, protocol="seed-voken"),
@@ -198,9 +230,9 @@ def _pretrain_entry(size: int) -> ZooEntry:
             "Trained on about 200M web images (CapFusion, LAION-COCO, CC12M, CC3M, LAION-HD, LAION-Aesthetic, "
             "JourneyDB), not ImageNet.",
             f"docs/IBQ.md also reports on COCO: rFID {coco[0]}, PSNR {coco[1]}, SSIM {coco[2]}.",
-            "No preset: the pretraining config is not published, so the architecture is read from the file "
-            "(SEED-Voken's ibqgan_pretrain.IBQ: Taming encoder/decoder, quant_conv, IndexPropagationQuantize). The "
-            "quantizer's loss options are those of the ImageNet configs (the pretraining config was not checked).",
+            f"Preset ibqgan-pretrain256-{size}: the ImageNet IBQ network ({PRETRAIN_CONFIG_NOTE.format(size=size)}). "
+            "The converter reads the architecture from the file; loading warns if it differs from the preset. The "
+            "quantizer's loss options are those of the ImageNet configs (beta 0.25 as the pretraining config's).",
             "Codes are the argmax of the dot product with the raw codebook (quantizer 'ibq'), not the nearest code.",
             "Converted from the EMA weights (model_ema.*) when the file has them (upstream evaluates under "
             "ema_scope()), else from the raw weights; the converted config records which.",
@@ -219,7 +251,7 @@ def _preprocessing(size: int) -> Preprocessing:
     origin=IBQ,
     summary="IBQ (SEED-Voken ibqgan): Lightning .ckpt",
     weights_help="auto (= the EMA shadows when the file has them, else raw), ema or raw",
-    presets=tuple(_preset(size) for size in IBQ_CODEBOOK_SIZES),
+    presets=(*(_preset(size) for size in IBQ_CODEBOOK_SIZES), *(_pretrain_preset(size) for size in PRETRAIN_REPORTED)),
     entries=(*(_entry(size) for size in REPORTED), *(_pretrain_entry(size) for size in PRETRAIN_REPORTED)),
     preprocessing=_preprocessing,
 )

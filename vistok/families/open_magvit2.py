@@ -126,21 +126,26 @@ OPEN_MAGVIT2_LFQ_OPTIONS = {
 }
 
 
+def _net_and_quantizer(resolution: int, mult: list[int], bits: int = 18) -> dict[str, Any]:
+    """The "L" tokenizer of SEED-Voken's configs (ch 128, 4 res blocks, z = bits, LFQ 2^bits)."""
+    return {
+        "image_size": resolution,
+        "net": {
+            "type": "magvit2",
+            "base_channels": 128,
+            "channel_multiplier": mult,
+            "num_res_blocks": 4,
+            "latent_channels": bits,
+        },
+        "quantizer": {"type": "lfq", "codebook_dim": bits, **OPEN_MAGVIT2_LFQ_OPTIONS},
+    }
+
+
 def _preset(resolution: int, mult: list[int]) -> Preset:
     return Preset(
         name=f"lfqgan-magvit2-imagenet{resolution}-L",
         description=f"Open-MAGVIT2 {resolution}_L (MAGVIT-v2 conv net, LFQ 2^18), {resolution}px → 16x16 tokens",
-        config={
-            "image_size": resolution,
-            "net": {
-                "type": "magvit2",
-                "base_channels": 128,
-                "channel_multiplier": mult,
-                "num_res_blocks": 4,
-                "latent_channels": 18,
-            },
-            "quantizer": {"type": "lfq", "codebook_dim": 18, **OPEN_MAGVIT2_LFQ_OPTIONS},
-        },
+        config=_net_and_quantizer(resolution, mult),
         source=f"{OPEN_MAGVIT2_PAPER}; SEED-Voken configs/Open-MAGVIT2/gpu/imagenet_lfqgan_{resolution}_L.yaml",
         training="training/configs/imagenet256/lfqgan-magvit2.yaml" if resolution == 256 else None,
         tags=(f"imagenet{resolution}",),
@@ -173,6 +178,36 @@ def _imagenet_entry(resolution: int) -> ZooEntry:
     )
 
 
+# The pretrained (text-to-image) tokenizers' architecture: SEED-Voken's configs/Open-MAGVIT2/gpu/pretrain_lfqgan_256_
+# {16384,262144}.yaml are not in the SEED-Voken snapshot available here. Third-party code quotes pretrain_lfqgan_256_
+# 262144.yaml as the 256_L network (ch 128, ch_mult [1, 1, 2, 2, 4], 4 res blocks, z 18) and pretrain_lfqgan_256_16384
+# .yaml's commit_weight 0.25; docs/Open-MAGVIT2.md says both are f16 with 2^14 and 2^18 codes. So the presets are the
+# 256_L network with z = 14 / 18 bits. Not yet checked against the released files' state-dict shapes (no spec of them
+# here): the converter reads the architecture from the file, and loading the entry warns (ZooArchitectureWarning)
+# and keeps the file's architecture if it differs from the preset.
+PRETRAIN_BITS = {16384: 14, 262144: 18}
+
+
+def _pretrain_preset(size: int) -> Preset:
+    bits = PRETRAIN_BITS[size]
+    quoted = ("as third-party code quotes it (ch 128, ch_mult [1, 1, 2, 2, 4], 4 res blocks, z 18)" if bits == 18
+              else "the 256_L network with z 14 for its 2^14 codes (f16, docs/Open-MAGVIT2.md; its layout not quoted)")
+    return Preset(
+        name=f"lfqgan-magvit2-pretrain256-{size}",
+        description=(
+            f"Open-MAGVIT2 pretrained text-to-image tokenizer architecture (the 256_L conv net, LFQ 2^{bits}), "
+            "256px → 16x16 tokens"
+        ),
+        config=_net_and_quantizer(256, [1, 1, 2, 2, 4], bits),
+        source=(
+            f"{OPEN_MAGVIT2_PAPER}; SEED-Voken configs/Open-MAGVIT2/gpu/pretrain_lfqgan_256_{size}.yaml {quoted}; not "
+            "yet checked against the released file's state-dict shapes"
+        ),
+        training=None,  # trained on ~100M web images; the data mix is not published
+        tags=("pretrain256",),
+    )
+
+
 def _pretrain_entry(size: int, bits: int) -> ZooEntry:
     return ZooEntry(
         name=f"lfqgan-magvit2-pretrain256-{size}",
@@ -183,12 +218,15 @@ def _pretrain_entry(size: int, bits: int) -> ZooEntry:
         image_size=256,
         repo_id=f"TencentARC/Open-MAGVIT2-Tokenizer-{size}-Pretrain",
         filenames=(f"pretrain256_{size}.ckpt",),
+        preset=f"lfqgan-magvit2-pretrain256-{size}",
         notes=(
             BIT_ORDER_NOTE.replace("18", str(bits)),
             EMA_NOTE,
             "Trained on about 100M web images (LAION-COCO, CC12M, CC3M, LAION-HD, LAION-Aesthetic, JourneyDB), "
-            "not ImageNet. No preset: its architecture is read from the file. Its LFQ loss options are those of "
-            "the ImageNet configs (the pretraining config was not checked).",
+            f"not ImageNet. Preset lfqgan-magvit2-pretrain256-{size}: the 256_L network with {bits}-bit LFQ, from the "
+            "pretraining config as quoted by third-party code, not yet checked against this file's shapes; the "
+            "converter reads the architecture from the file and loading warns if it differs. Its LFQ loss options "
+            "are those of the ImageNet configs (commitment 0.25 as the pretraining config's).",
         ),
     )
 
@@ -202,8 +240,10 @@ def _preprocessing(size: int) -> Preprocessing:
     origin=OPEN_MAGVIT2,
     summary="Open-MAGVIT2 (SEED-Voken lfqgan): Lightning .ckpt",
     weights_help="auto (= the EMA shadows when the file has them, else raw), ema or raw",
-    presets=(_preset(256, [1, 1, 2, 2, 4]), _preset(128, [1, 2, 2, 4])),
-    entries=(_imagenet_entry(256), _imagenet_entry(128), _pretrain_entry(16384, 14), _pretrain_entry(262144, 18)),
+    presets=(_preset(256, [1, 1, 2, 2, 4]), _preset(128, [1, 2, 2, 4]),
+             *(_pretrain_preset(size) for size in PRETRAIN_BITS)),
+    entries=(_imagenet_entry(256), _imagenet_entry(128),
+             *(_pretrain_entry(size, bits) for size, bits in PRETRAIN_BITS.items())),
     preprocessing=_preprocessing,
 )
 def convert_open_magvit2(
