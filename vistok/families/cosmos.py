@@ -102,6 +102,12 @@ RELEASE_NET = {"base_channels": 128, "channel_multiplier": [2, 4, 4], "num_res_b
 COMPRESSIONS = (8, 16)
 
 README = "NVIDIA Cosmos paper (arXiv:2501.03575), discrete image tokenizers on ImageNet-1K"
+# Where 4.57 comes from is not confirmed. Searched: NVIDIA's Cosmos tokenizer README (NVIDIA/Cosmos
+# cosmos1/models/tokenizer/README.md, also vendored in NVIDIA/NeMo), the first NVIDIA/Cosmos-Tokenizer README, the
+# nvidia/Cosmos-*-Tokenizer-DI* Hub model cards and NVIDIA's tokenizer web page: none gives an ImageNet rFID for the DI
+# tokenizers or an evaluation protocol for one (the README's "Evaluation" is a DAVIS video table, its "Performance" a
+# timing table on one A100). The same number is SEED-Voken's own measurement of Cosmos, so the protocol stays
+# unknown and the note quotes the closest sources.
 REPORTED = {
     16: (
         reported_metric(
@@ -109,11 +115,15 @@ REPORTED = {
             4.57,
             README,
             COSMOS.paper_url,
-            note="value as vistok issue 22 catalogues it; not re-checked against the paper's table",
+            note="value as vistok issue 22 catalogues it; no NVIDIA source found that states it (Cosmos tokenizer "
+            "README, Hub model cards, NVIDIA's tokenizer page searched)",
             protocol="unknown",
-            protocol_note="4.57 is also the rFID (In1k) that SEED-Voken's docs/IBQ.md lists for Cosmos FSQ 16x at "
-            "256x256, measured with SEED-Voken's evaluation (vistok's seed-voken protocol); which one this is was "
-            "not checked",
+            protocol_note="NVIDIA's Cosmos tokenizer README evaluates on DAVIS ('Quantitative comparision of our "
+            "tokenizer and previous tokenizers on DAVIS (Perazzi et al., 2016) dataset') and states no ImageNet "
+            "protocol. 4.57 is the rFID (In1k) that SEED-Voken's docs/IBQ.md lists for Cosmos FSQ 16x at 256x256, "
+            "measured with SEED-Voken's evaluation (vistok's seed-voken protocol); Open-MAGVIT2 (arXiv:2409.04410 "
+            "v2) compares with Cosmos at 'ImageNet original resolution' instead ('1.93 vs. 0.78 rFID'). Which "
+            "protocol produced 4.57 was not confirmed",
         ),
     ),
     8: (),
