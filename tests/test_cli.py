@@ -298,7 +298,7 @@ def test_output_options_are_spelled_one_way_and_the_old_spellings_still_work(com
 def test_old_and_new_spellings_parse_to_the_same_option():
     for command, new, old, required in (
         ("compare", "--output-dir", "--output", []),
-        ("evaluate", "--reconstructions-dir", "--save-dir", []),
+        ("evaluate", "--reconstructions-dir", "--save-dir", ["--model", "m"]),
         ("tokenize", "--output-dir", "--output", ["--model", "m", "--dataset", "d"]),
     ):
         parser, _ = build_command_parser(command)

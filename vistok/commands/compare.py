@@ -1,8 +1,8 @@
 """Compare tokenizers on the same images under one protocol: a table, an image grid and a rate-distortion plot.
 
-    vistok compare --model vistok/default --model vqgan-llamagen-vq16 --dataset samples --output compare/
-    vistok compare --zoo all --dataset imagenet256 --split validation --num-samples 5000 --output compare-in1k/
-    vistok compare --model a/ --model b/ --dataset photos/ --protocol llamagen --image-size 256 --output out/
+    vistok compare --model vistok/default --model vqgan-llamagen-vq16 --dataset samples --output-dir compare/
+    vistok compare --zoo all --dataset imagenet256 --split validation --num-samples 5000 --output-dir compare-in1k/
+    vistok compare --model a/ --model b/ --dataset photos/ --protocol llamagen --image-size 256 --output-dir out/
 
 Every tokenizer (any name: a folder, vistok/<name>, a zoo name or upstream repo id, a Hub repo) reconstructs the
 same images at one resolution (--image-size, default the first model's) under one protocol (--protocol, default

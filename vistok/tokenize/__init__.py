@@ -1,9 +1,9 @@
 """Pre-tokenize a dataset split into a 🤗 dataset of token ids (sharded, resumable, multi-process).
 
-    vistok tokenize --model vistok/default --dataset samples --output tokens/samples
-    vistok tokenize --model <zoo entry> --dataset ./my_images --split train --output tokens/mine --flip both
+    vistok tokenize --model vistok/default --dataset samples --output-dir tokens/samples
+    vistok tokenize --model <zoo entry> --dataset ./my_images --split train --output-dir tokens/mine --flip both
     accelerate launch -m vistok.tokenize --model <zoo entry> --dataset imagenet256 --split train \\
-        --output tokens/in256-train --flip both --batch-size 128 --num-workers 8 --dtype bf16 --compile
+        --output-dir tokens/in256-train --flip both --batch-size 128 --num-workers 8 --dtype bf16 --compile
     torchrun --nproc_per_node 2 -m vistok.tokenize --device cpu ...      # several processes on CPU (gloo)
     vistok tokenize --verify tokens/samples      # every shard against its recorded sha256, and that it loads
 

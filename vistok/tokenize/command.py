@@ -12,13 +12,14 @@ from .variants import FLIP_CHOICES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    # --model, --dataset and --output are required unless --verify is given (checked in run)
+    # --model, --dataset and --output-dir are required unless --verify is given (checked in run)
     parser.add_argument("--model", metavar="NAME_OR_PATH",
                         help="trained tokenizer: save_pretrained folder, Hub repo id, vistok/default or a zoo name")
     parser.add_argument("--dataset",
                         help="samples, celeba64, imagenet256, a Hub dataset id, an image folder or a saved dataset")
     parser.add_argument("--split", default="train", help="dataset split (default: train)")
-    parser.add_argument("--output", help="folder to write the token dataset to")
+    parser.add_argument("--output-dir", "--output", dest="output", metavar="DIR",
+                        help="folder to write the token dataset to (--output is the older spelling)")
     parser.add_argument("--image-column", default=None, help="image column of a Hub / local dataset")
     parser.add_argument("--columns", default=None,
                         help="comma-separated source columns to store (default: labels, ids and image file names)")
@@ -51,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None,
                         help="cpu, cuda, cuda:1 … (default: cuda when available; under accelerate: its)")
     parser.add_argument("--resume", action="store_true", help="finish an interrupted run (finished shards are kept)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing token dataset in --output")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing token dataset in --output-dir")
     parser.add_argument("--push-to-hub", default=None, metavar="REPO",
                         help="upload the finished dataset to this Hub dataset repo")
     parser.add_argument("--random-init", action="store_true",
@@ -75,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.verify is not None:
         return verify(args)
-    missing = [f"--{name}" for name in ("model", "dataset", "output") if getattr(args, name) is None]
+    missing = [flag for flag, name in (("--model", "model"), ("--dataset", "dataset"), ("--output-dir", "output"))
+               if getattr(args, name) is None]  # fmt: skip
     if missing:
         raise SystemExit(f"vistok tokenize: the following arguments are required: {', '.join(missing)} (or --verify "
                          "FOLDER to check a finished token dataset)")  # fmt: skip
@@ -126,8 +128,8 @@ def verify(args: argparse.Namespace) -> int:
     damaged shards, each named, then what to run about them."""
     from .verify import verify_token_dataset
 
-    given = [command for command in ("--model", "--dataset", "--output")
-             if getattr(args, command[2:]) is not None]  # fmt: skip
+    given = [flag for flag, name in (("--model", "model"), ("--dataset", "dataset"), ("--output-dir", "output"))
+             if getattr(args, name) is not None]  # fmt: skip
     if given:
         raise SystemExit(f"vistok tokenize: --verify checks the folder it names and takes no {', '.join(given)}; "
                          "drop them")  # fmt: skip
@@ -167,7 +169,7 @@ def command_line(args: argparse.Namespace, **changes: object) -> str:
 
 
 def interrupted_message(args: argparse.Namespace) -> str:
-    """One line after Ctrl-C: the shards kept in ``--output`` and the command that finishes the run."""
+    """One line after Ctrl-C: the shards kept in ``--output-dir`` and the command that finishes the run."""
     from .store import TokenStore
 
     store = TokenStore(args.output)

@@ -126,7 +126,7 @@ class TokenStore:
                 "it to finish, or stop it and run again with --resume"
             ) from None
         except OSError as err:
-            raise OutputError(f"cannot write to --output {self.path}: {type(err).__name__}: {err}") from err
+            raise OutputError(f"cannot write to --output-dir {self.path}: {type(err).__name__}: {err}") from err
         self._lock = lock
         since = time.strftime("%Y-%m-%d %H:%M:%S")
         atomic_write_bytes(self.progress / HOLDER, f"pid {os.getpid()} on {socket.gethostname()}, since {since}".encode())
@@ -187,7 +187,7 @@ class TokenStore:
         if state == "foreign":
             what = "a file" if self.path.exists() and not self.path.is_dir() else "a folder with other files"
             raise OutputError(
-                f"--output {where} is {what}, not a token dataset written by `vistok tokenize`; nothing is "
+                f"--output-dir {where} is {what}, not a token dataset written by `vistok tokenize`; nothing is "
                 "overwritten there (not even with --overwrite): choose a new or empty folder"
             )
         if state in ("absent", "empty"):
@@ -200,13 +200,13 @@ class TokenStore:
         if recorded != identity:
             changes = "; ".join(_differences(recorded, identity))
             raise OutputError(
-                f"--output {where} already holds {'tokens' if state == 'complete' else 'an unfinished run'} of a "
-                f"different tokenizer, settings or split content ({changes}). Use a new --output, or --overwrite to "
+                f"--output-dir {where} already holds {'tokens' if state == 'complete' else 'an unfinished run'} of a "
+                f"different tokenizer, settings or split content ({changes}). Use a new --output-dir, or --overwrite to "
                 "replace it"
             )
         if not resume:
             raise OutputError(
-                f"--output {where} already holds {'a complete token dataset' if state == 'complete' else 'an unfinished run'} "
+                f"--output-dir {where} already holds {'a complete token dataset' if state == 'complete' else 'an unfinished run'} "
                 "of this tokenizer and these settings: add --resume to "
                 + ("keep it" if state == "complete" else "finish it (finished shards are kept)")
                 + ", or --overwrite to start again"
@@ -221,7 +221,7 @@ class TokenStore:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as err:
-            raise OutputError(f"cannot write to --output {self.path}: {type(err).__name__}: {err}") from err
+            raise OutputError(f"cannot write to --output-dir {self.path}: {type(err).__name__}: {err}") from err
 
     def claim(self, identity: dict, resume: bool, overwrite: bool, job: dict) -> str:
         """Main process: take the folder's lock, then — under it, so that no other run changes the folder meanwhile

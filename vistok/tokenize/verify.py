@@ -39,7 +39,7 @@ def resume_command(manifest: dict[str, Any], folder: str | Path) -> str:
     every option that decides the run's identity, so that the run is continued, not refused."""
     identity = manifest["identity"]
     words = ["vistok", "tokenize", "--model", manifest["tokenizer"]["name"], "--dataset", identity["dataset"],
-             "--split", identity["split"], "--output", str(folder)]  # fmt: skip
+             "--split", identity["split"], "--output-dir", str(folder)]  # fmt: skip
     if identity["dataset"] != "samples" and identity.get("image_column"):
         words += ["--image-column", identity["image_column"]]
     if identity.get("columns"):
