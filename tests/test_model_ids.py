@@ -224,3 +224,16 @@ def test_tokenize_model_ids_refuses_a_tokenizer_without_a_record(tmp_path):
     tiny_with({"kind": "named", "token_format": "<v{:03d}>"}).save_pretrained(tmp_path / "named")
     with pytest.raises(SystemExit, match="names its image tokens.*vocabulary="):
         _tokenize(tmp_path / "named", tmp_path / "out", "--model-ids")
+
+
+def test_zoo_info_and_the_card_say_how_the_multimodal_model_numbers_image_tokens(capsys):
+    from vistok.cards import render_model_card
+    from vistok.cli import main
+    from vistok.families import get_entry
+    from vistok.zoo.cards import zoo_card_config
+
+    entry = get_entry("showo-magvitv2")
+    assert entry.model_ids
+    assert main(["zoo", "info", "showo-magvitv2"]) == 0
+    assert f"model vocabulary ids: {entry.model_ids}" in capsys.readouterr().out
+    assert entry.model_ids in str(render_model_card(zoo_card_config(entry)))

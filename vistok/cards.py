@@ -375,6 +375,8 @@ def _origin(meta: dict[str, Any]) -> list[tuple[str, str]]:
     if zoo.get("manual_download"):
         rows.append(("Original files", zoo["manual_download"]))
     rows += [("Note", note) for note in zoo.get("notes", [])]
+    if zoo.get("model_ids"):
+        rows.append(("Model vocabulary ids", zoo["model_ids"] + " (tok.to_model_ids / vistok tokenize --model-ids)"))
     if meta.get("preprocessing") or meta.get("preprocessing_note"):
         from .families.catalogue import describe_preprocessing
         from .preprocessing import Preprocessing

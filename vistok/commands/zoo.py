@@ -136,6 +136,8 @@ def _info(entry) -> int:
         protocol = metric.get("protocol") or "unknown"
         print(f"  reported by origin: {metric['metric']} {metric['value']} on {metric['dataset']} "
               f"({metric['source']}{note}; protocol {protocol})")
+    if entry.model_ids:
+        print(f"  model vocabulary ids: {entry.model_ids}")
     for note in entry.notes:
         print(f"  note: {note}")
     return 0

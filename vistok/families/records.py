@@ -112,6 +112,8 @@ class ZooEntry:
             meta["manual_download"] = self.manual_download
         if self.notes:
             meta["notes"] = list(self.notes)
+        if self.model_ids:
+            meta["model_ids"] = self.model_ids
         return meta
 
     def reported_metrics_metadata(self) -> list[dict[str, Any]]:
