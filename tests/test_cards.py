@@ -44,7 +44,7 @@ def test_preset_card_describes_architecture_and_labels_origin_numbers():
     assert "16,384 codes (14.00 bits per token)" in text
     assert "| Attention levels | `[4]` |" in text  # the net's default, resolved
     assert 'vistok.create_tokenizer("vqgan-llamagen-vq16")' in text
-    assert f"| rFID ↓ | 2.19 | ImageNet 256x256 validation | {REPORTED} (LlamaGen paper / README) |" in text
+    assert f"| rFID ↓ | 2.19 | ImageNet 256x256 validation | {REPORTED} (LlamaGen paper / README; protocol llamagen) |" in text
     assert "only shares their architecture" in text
     # a randomly initialised preset does not claim the upstream numbers in its model-index
     assert card.data.eval_results is None
