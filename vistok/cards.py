@@ -216,9 +216,16 @@ def _usage(config, meta: dict[str, Any], repo_id: str | None) -> str:
         f"import torch\n{load}\n"
         f"pixel_values = torch.rand(1, {config.num_channels}, {size}, {size}) * 2 - 1  # images in [-1, 1]\n"
         "with torch.no_grad():\n"
-        f"    ids = tok.encode(pixel_values).indices  # {_indices_shape(config)} int64 in [0, {k})\n"
+        f"    ids = tok.encode(pixel_values).indices  # {_indices_shape(config)} int64 {_index_range(k)}\n"
         f"    images = tok.decode(ids)  # (1, {config.num_channels}, {size}, {size}), nominally in [-1, 1]"
     )
+
+
+def _index_range(codebook_size: int) -> str:
+    # 2^64 codes (Infinity d64) do not fit int64's range: each id holds the token's 64 bits, the top bit as the sign
+    if codebook_size > 2**63:
+        return "holding each token's 64 bits (the most significant bit is int64's sign bit)"
+    return f"in [0, {codebook_size})"
 
 
 def _indices_shape(config) -> str:
