@@ -270,3 +270,15 @@ def test_every_zoo_entry_states_its_upstream_preprocessing_or_why_none_applies(c
         assert "vistok generic" in line and "upstream instead: " in line and words in line, line
         card = str(render_model_card(zoo_card_config(name)))
         assert "upstream instead:" in card and words in card
+
+
+def test_docs_zoo_lists_each_familys_preprocessing_as_zoo_info_prints_it():
+    from vistok.families.catalogue import describe_preprocessing, entry_preprocessing_note
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "zoo.md").read_text()
+    first: dict[str, object] = {}
+    for entry in all_entries():
+        first.setdefault(entry.converter, entry)
+    for family, entry in first.items():
+        line = describe_preprocessing(entry_preprocessing(entry), entry_preprocessing_note(entry))
+        assert f"| {family} | `{entry.name}` ({entry.image_size} px) | {line} |" in text, family
