@@ -5,6 +5,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel
 from . import families, nets, presets, quantizers  # noqa: F401  (fill the registries)
 from .auto import resolve_names_in
 from .configuration import VisTokenizerConfig
+from .convert import transformers_bridge  # noqa: F401  (installs VisTokenizer.from_transformers)
 from .factory import create_tokenizer, list_tokenizers
 from .image_processing import VisTokenizerImageProcessor
 from .inference import fast_inference

@@ -8,6 +8,7 @@ import os
 import re
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,17 @@ def looks_like_unit_range(lo: float, hi: float) -> bool:
     """True when a batch's extremes ``lo``, ``hi`` fit images scaled to [0, 1]: no negative value, nothing above 1,
     and not a constant batch (which says nothing about the range it was scaled to)."""
     return 0.0 <= lo < hi <= 1.0
+
+
+# VisTokenizer.from_transformers runs vistok.convert.transformers_bridge, which builds tokenizers through the family
+# converters (and so imports this module): the bridge installs itself here instead of being imported from here.
+_transformers_bridge: Callable[[Any], VisTokenizer] | None = None
+
+
+def install_transformers_bridge(bridge: Callable[[Any], VisTokenizer]) -> None:
+    """Set what :meth:`VisTokenizer.from_transformers` runs (called once by vistok.convert.transformers_bridge)."""
+    global _transformers_bridge
+    _transformers_bridge = bridge
 
 
 class VisTokenizer(PreTrainedModel):
@@ -393,9 +405,9 @@ class VisTokenizer(PreTrainedModel):
         """A tokenizer (eval mode, float32, sharing no tensor with ``module``) from a loaded transformers
         ``ChameleonVQVAE``, ``Emu3VQVAE`` or ``JanusVQVAE``, or a model holding one (``…ForConditionalGeneration``,
         ``…Model``); see :mod:`vistok.convert.transformers_bridge`."""
-        from .convert.transformers_bridge import tokenizer_from_transformers
-
-        return tokenizer_from_transformers(module)
+        if _transformers_bridge is None:  # installed by vistok.convert.transformers_bridge, which `import vistok` loads
+            raise RuntimeError("VisTokenizer.from_transformers needs vistok.convert.transformers_bridge: import vistok")
+        return _transformers_bridge(module)
 
     # ----------------------------------------------------------------------------------------- loading
     @classmethod

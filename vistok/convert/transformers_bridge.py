@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from ..modeling import install_transformers_bridge
+
 ACCEPTED = ("ChameleonVQVAE", "Emu3VQVAE", "JanusVQVAE")
 HOLDERS = ("ChameleonModel", "ChameleonForConditionalGeneration", "Emu3Model", "Emu3ForConditionalGeneration",
            "JanusModel", "JanusForConditionalGeneration")  # fmt: skip
@@ -116,3 +118,6 @@ def tokenizer_from_transformers(module: Any):
         size = patches * 2 ** (levels - 1) if isinstance(patches, int) and patches > 0 and levels else None
         tok = janus_tokenizer(transformers_to_janus(state), size, label=label, extra=extra, notes=[JANUS_NOTE])
     return tok.eval()
+
+
+install_transformers_bridge(tokenizer_from_transformers)  # VisTokenizer.from_transformers runs it
