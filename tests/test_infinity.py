@@ -408,3 +408,26 @@ def test_zoo_loads_the_file_from_the_hub_cache_with_parity(hub, monkeypatch, exp
         check_parity(VisTokenizer.from_pretrained(name), expected)  # the converted cache
     with pytest.raises(UnknownNameError, match="holds several tokenizers; name one: infinity-vae-d16"):
         VisTokenizer.from_pretrained("FoundationVision/Infinity")
+
+
+def test_64_bit_tokens_go_through_tokenize_and_evaluate(tmp_path):
+    """d = 64 ids are int64 bit patterns (half of them negative): tokenize stores them as they are and evaluate's
+    codebook usage counts them, instead of refusing them as out of range."""
+    import datasets
+
+    from vistok import VisTokenizer, VisTokenizerConfig
+    from vistok.cli import main
+
+    torch.manual_seed(0)
+    config = VisTokenizerConfig(image_size=32, net={"type": "simple_cnn", "hidden_channels": 16, "num_res_blocks": 0},
+                                quantizer={"type": "multiscale_bsq", "codebook_dim": 64, "patch_nums": [1, 2, 4, 8]})  # fmt: skip
+    VisTokenizer(config).eval().save_pretrained(tmp_path / "tok64")
+    common = ["--model", str(tmp_path / "tok64"), "--dataset", "samples", "--split", "test", "--num-samples", "4",
+              "--device", "cpu"]  # fmt: skip
+    assert main(["tokenize", *common, "--output-dir", str(tmp_path / "tokens"), "--no-progress"]) == 0
+    rows = datasets.load_from_disk(str(tmp_path / "tokens"))
+    ids = torch.tensor(rows["indices"])
+    assert ids.shape == (4, 1 + 4 + 16 + 64) and (ids < 0).any() and (ids > 0).any()
+    report = tmp_path / "report.json"
+    assert main(["evaluate", *common, "--metrics", "psnr,codebook_usage", "--output", str(report)]) == 0
+    assert report.is_file()

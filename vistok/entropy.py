@@ -27,6 +27,14 @@ DENSE_HISTOGRAM_MAX_CODES = 2**20
 ENTROPY_CHUNK_BYTES = 8 * 2**20
 
 
+def outside_codebook(low: int, high: int, codebook_size: int) -> bool:
+    """Whether ids spanning ``[low, high]`` cannot all be codes of a ``codebook_size`` codebook. A codebook larger
+    than int64's range (2^64 codes: Infinity's d = 64) stores each token's bit pattern, so every int64 is an id."""
+    if codebook_size > 2**63:
+        return False
+    return low < 0 or high >= codebook_size
+
+
 def used_code_counts(indices: torch.Tensor, codebook_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The distinct codes of any-shaped int64 ``indices`` (values in [0, codebook_size)) and their counts.
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from ..entropy import DENSE_HISTOGRAM_MAX_CODES, code_perplexity, used_code_counts
+from ..entropy import DENSE_HISTOGRAM_MAX_CODES, code_perplexity, outside_codebook, used_code_counts
 from .base import StreamingMetric, distributed_world
 
 SEED_QUEUE_SIZE = 65_536
@@ -72,7 +72,7 @@ class CodebookUsage(StreamingMetric):
             )
         batch = indices.shape[0]
         flat = indices.detach().reshape(batch, -1).to(device="cpu", dtype=torch.int64)
-        if flat.numel() and (flat.min() < 0 or flat.max() >= self.codebook_size):
+        if flat.numel() and outside_codebook(int(flat.min()), int(flat.max()), self.codebook_size):
             raise ValueError(
                 f"indices must lie in [0, {self.codebook_size}), got range [{int(flat.min())}, {int(flat.max())}]"
             )

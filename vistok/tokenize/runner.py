@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..entropy import outside_codebook
 from ..version import __version__
 from .card import render_dataset_card
 from .source import ShardBatches, ShardPlan, TokenSource, owner
@@ -235,7 +236,7 @@ def tokenize_shards(tok: Any, fast: Any, source: TokenSource, store: TokenStore,
         if pixels.numel():
             x = expand_variants(pixels.to(device, non_blocking=True), variants, options.image_size)
             flat = layout.flatten(fast.encode(x)).cpu().numpy()
-            if flat.size and (flat.min() < 0 or flat.max() >= codebook):
+            if flat.size and outside_codebook(int(flat.min()), int(flat.max()), codebook):
                 raise RuntimeError(f"the tokenizer returned ids outside [0, {codebook}): {flat.min()}…{flat.max()}")
             if options.model_ids is not None:
                 flat = options.model_ids.to_model_ids(flat).numpy()
