@@ -10,9 +10,11 @@ import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 import vistok
 from vistok import VisTokenizer, VisTokenizerConfig
@@ -431,3 +433,26 @@ def test_64_bit_tokens_go_through_tokenize_and_evaluate(tmp_path):
     report = tmp_path / "report.json"
     assert main(["evaluate", *common, "--metrics", "psnr,codebook_usage", "--output", str(report)]) == 0
     assert report.is_file()
+
+
+def _run_infinity_transform(image, target):
+    """tools/run_infinity.py transform for a square target, written out from Infinity's source (the test's oracle)."""
+    width, height = image.size
+    if width / height <= 1:
+        size = (target, int(target / (width / height)))
+    else:
+        size = (int((width / height) * target), target)
+    arr = np.array(image.resize(size, resample=Image.LANCZOS))
+    top, left = (arr.shape[0] - target) // 2, (arr.shape[1] - target) // 2
+    return arr[top : top + target, left : left + target]
+
+
+@pytest.mark.parametrize("shape", [(640, 930), (930, 640), (256, 372), (1088, 1581), (640, 990), (500, 500), (451, 300)])
+def test_infinity_entry_frames_portrait_and_landscape_photos_as_run_infinity_does(shape):
+    from vistok.families import entry_preprocessing, get_entry
+    from vistok.preprocessing import preprocess
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (shape[1], shape[0], 3), dtype=np.uint8))
+    pipeline = entry_preprocessing(get_entry("infinity-vae-d32"))
+    assert np.array_equal(preprocess(image, pipeline), _run_infinity_transform(image, pipeline.size))

@@ -27,7 +27,9 @@ FILTERS = (*PIL_FILTERS, "cv2_linear")
 #   "truncate"       int(target * dim / edge)       torchvision's and transformers' resize of one edge
 #   "round"          round(dim * (target / edge))   ADM's center_crop_arr, albumentations' SmallestMaxSize
 #   "ratio_truncate" int(dim / edge * target)       Janus' VLMImageProcessor
-SIZE_RULES = ("truncate", "round", "ratio_truncate")
+#   "aspect_truncate" with r = width / height: a longer width int(r * target), a longer height int(target / r)
+#                                                  Infinity's tools/run_infinity.py transform
+SIZE_RULES = ("truncate", "round", "ratio_truncate", "aspect_truncate")
 # "resize": both sides straight to ``size`` (the aspect ratio is not kept: diffusers' VaeImageProcessor default)
 FRAMINGS = ("center_crop", "pad_square", "resize")
 # Crop offsets: "floor" (margin // 2: transformers, ADM, albumentations) or "round" (int(round(margin / 2)):
@@ -84,6 +86,10 @@ class Preprocessing:
                 raise ValueError(f"preprocessing {name} must be one of {', '.join(valid)}, got {value!r}")
         if not isinstance(self.size, int) or self.size <= 0:
             raise ValueError(f"preprocessing size must be a positive integer, got {self.size!r}")
+        if self.size_rule == "aspect_truncate" and self.resize_edge != "shortest":
+            raise ValueError("preprocessing size_rule 'aspect_truncate' resizes the shortest edge (resize_edge 'shortest')")
+        if self.reducing_gap is not None and not isinstance(self.reducing_gap, (int, float)):
+            raise ValueError(f"preprocessing reducing_gap must be a number or None, got {self.reducing_gap!r}")
         if self.reducing_gap is not None and self.filter == "cv2_linear":
             raise ValueError("preprocessing reducing_gap is a Pillow option: it does not apply to filter 'cv2_linear'")
         if self.reducing_gap is not None and not self.reducing_gap >= 1.0:
@@ -170,6 +176,10 @@ def resized_size(size: tuple[int, int], pipeline: Preprocessing) -> tuple[int, i
     width, height = size
     edge = min(width, height) if pipeline.resize_edge == "shortest" else max(width, height)
     target = pipeline.resize_to or pipeline.size
+    if pipeline.size_rule == "aspect_truncate":  # the float expression differs between the two orientations
+        ratio = width / height
+        sides = (int(ratio * target), target) if width > height else (target, int(target / ratio))
+        return tuple(max(side, pipeline.min_side) for side in sides)
     return tuple(max(_side(dim, edge, target, pipeline.size_rule), pipeline.min_side) for dim in (width, height))
 
 

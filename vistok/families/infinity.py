@@ -479,9 +479,10 @@ def infinity_tokenizer_config(
 
 
 def _preprocessing(size: int) -> Preprocessing:
-    # tools/run_infinity.py transform: the shorter side to the target with LANCZOS (the other side int(ratio * t)),
+    # tools/run_infinity.py transform: the shorter side to the target with LANCZOS (the other side int(r * t) for a
+    # wider image, int(t / r) for a taller one, r = width / height),
     # centre crop with floor offsets, to_tensor, x + x - 1
-    return Preprocessing(size, filter="lanczos", size_rule="ratio_truncate", crop_offset="floor",
+    return Preprocessing(size, filter="lanczos", size_rule="aspect_truncate", crop_offset="floor",
                          follows="Infinity tools/run_infinity.py transform (shorter side LANCZOS + centre crop)")
 
 
