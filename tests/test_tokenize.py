@@ -841,3 +841,28 @@ def test_overwrite_replaces_the_run_and_keeps_files_the_user_added(tiny_dir, tmp
     assert (out / "shards" / "keep-me.txt").read_text() == "mine too"
     assert datasets.load_from_disk(str(out)).num_rows == 2
     assert sorted(p.name for p in (out / "shards").glob("shard-*")) == ["shard-000000.arrow"]
+
+
+def test_verify_command_carries_model_ids_and_generic_preprocessing(tiny_dir, image_folder, tmp_path, capsys):
+    """A run made with --model-ids, or --preprocessing generic by a tokenizer that records an upstream pipeline,
+    is redone by the printed command (both are part of the run's identity, so --resume refuses a command without)."""
+    import shlex
+
+    from vistok.preprocessing import Preprocessing
+
+    tok = VisTokenizer.from_pretrained(tiny_dir)
+    tok.config.metadata = {**(tok.config.metadata or {}),
+                           "model_ids": {"kind": "offset", "offset": 1000, "model": "a test model"},
+                           "preprocessing": Preprocessing(32, filter="bilinear").to_dict()}  # fmt: skip
+    tok.save_pretrained(tmp_path / "with-records")
+    out = tmp_path / "tokens"
+    _tokenize(tmp_path / "with-records", image_folder, out, "--shard-size", "2", "--model-ids",
+              "--preprocessing", "generic")  # fmt: skip
+    shard = out / "shards" / "shard-000000.arrow"
+    intact = shard.read_bytes()
+    shard.write_bytes(intact[:-8] + bytes(8))
+    assert vistok_main(["tokenize", "--verify", str(out)]) == 1
+    command = re.search(r"redo it with `(.*)`", capsys.readouterr().err).group(1)
+    assert "--model-ids" in command and "--preprocessing generic" in command
+    assert vistok_main(shlex.split(command)[1:]) == 0
+    assert shard.read_bytes() == intact

@@ -54,6 +54,10 @@ def resume_command(manifest: dict[str, Any], folder: str | Path) -> str:
     words += ["--shard-size", str(identity["shard_size"])]
     if identity.get("dtype", "float32") != "float32":
         words += ["--dtype", identity["dtype"]]
+    if identity.get("preprocessing") == "generic":  # harmless when the tokenizer records no upstream pipeline
+        words += ["--preprocessing", "generic"]
+    if identity.get("model_ids"):
+        words.append("--model-ids")
     return shlex.join([*words, "--resume"])
 
 
