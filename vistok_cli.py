@@ -79,6 +79,7 @@ def build_command_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
     module = importlib.import_module(COMMANDS[name].module)
     parser = argparse.ArgumentParser(
         prog=f"vistok {name}",
+        allow_abbrev=False,  # an option is spelled out: with aliases (--output-dir / --output) a prefix is ambiguous
         description=(module.__doc__ or "").strip(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -312,3 +312,12 @@ def test_train_py_takes_the_dashed_spellings_of_its_shorthands():
     dashed = parse_overrides(["--output-dir", "runs/a", "--max-steps", "5", "--batch-size", "2"])
     assert dashed == parse_overrides(["--output_dir", "runs/a", "--max_steps", "5", "--batch_size", "2"])
     assert dashed == [("output.dir", "runs/a"), ("train.max_steps", 5), ("train.batch_size", 2)]
+
+
+def test_a_prefix_of_an_option_is_refused_as_unknown_not_as_ambiguous(capsys):
+    """Options are spelled out: `--out` (a prefix of both --output-dir and its alias --output) is an unknown option."""
+    for command in ("tokenize", "compare"):
+        with pytest.raises(SystemExit):
+            main([command, "--model", "m", "--dataset", "d", "--out", "x"])
+        err = capsys.readouterr().err
+        assert "unrecognized arguments: --out x" in err and "ambiguous" not in err, err

@@ -732,3 +732,12 @@ def test_trust_checkpoint_resumes_a_checkpoint_of_vistok_before_its_own_format(t
         assert torch.equal(expected[key], actual[key]), key
     latest = CheckpointManager(resumed.output_dir).latest()  # its own checkpoints are in vistok's format
     assert read_state(latest)["format"] and not list(latest.glob("custom_checkpoint_*"))
+
+
+def test_an_unknown_or_abbreviated_flag_is_named_with_the_closest_options(tmp_path):
+    with pytest.raises(SystemExit, match=r"unknown option --overwrite; did you mean --overwrite-output-dir"):
+        run(tmp_path, "--overwrite")
+    result = run(tmp_path, "--model", json.dumps({"preset": None, "image_size": 16, "net": {"type": "simple_cnn",
+                 "hidden_channels": 16}, "quantizer": {"type": "vq", "codebook_size": 32, "codebook_dim": 4}}),
+                 "--train.max_steps", "1", name="whole-section")  # fmt: skip
+    assert result.output_dir.is_dir()

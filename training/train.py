@@ -39,6 +39,7 @@ INTERRUPTED = 130  # the exit status of a shell command stopped by Ctrl-C (128 +
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # spelled out: --overwrite would match both spellings of --overwrite_output_dir
         description="Train a vistok tokenizer (any --section.field VALUE overrides the recipe).",
         epilog=f"sections: model, {', '.join(SECTIONS)}; aliases: "
         + ", ".join(f"--{a} (= --{t})" for a, t in ALIASES.items())
@@ -110,7 +111,18 @@ def interrupted_message(argv: list[str], output_dir: str | Path) -> str:
 
 def main(argv: list[str] | None = None) -> TrainResult:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args, overrides = build_parser().parse_known_args(argv)
+    parser = build_parser()
+    args, overrides = parser.parse_known_args(argv)
+    flags = [o for a in parser._actions for o in a.option_strings]
+    for word in overrides:  # a recipe override has a section (--train.lr) or is a shorthand (--max_steps)
+        key = word[2:].partition("=")[0]
+        known = key.replace("-", "_") in ALIASES or key in ("model", *SECTIONS)  # --model '{...}': a whole section
+        if word.startswith("--") and "." not in key and not known:
+            from vistok.suggest import closest_names
+
+            close = closest_names(word, [*flags, *(f"--{a}" for a in ALIASES)])
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
+            raise SystemExit(f"train.py: unknown option {word}; {hint}(recipe fields are --section.field VALUE)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per file of every checkpoint otherwise
     from transformers.utils import logging as transformers_logging

@@ -859,6 +859,7 @@ def table_info(summary: dict[str, Any], results: dict[str, Any], protocol: Proto
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m vistok.evaluate",
+        allow_abbrev=False,
         description=__doc__.strip(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

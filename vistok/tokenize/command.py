@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(
         prog="python -m vistok.tokenize",
+        allow_abbrev=False,
         description=(description or "").strip(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
