@@ -282,3 +282,16 @@ def test_docs_zoo_lists_each_familys_preprocessing_as_zoo_info_prints_it():
     for family, entry in first.items():
         line = describe_preprocessing(entry_preprocessing(entry), entry_preprocessing_note(entry))
         assert f"| {family} | `{entry.name}` ({entry.image_size} px) | {line} |" in text, family
+
+
+def test_a_stretching_pipeline_says_so_and_a_broken_record_is_named(tmp_path):
+    from vistok.data.preparation import prepare_image, recorded_pipeline
+
+    pipeline = entry_preprocessing(vistok.families.get_entry("movq-kandinsky22")).at(32)
+    prepared = prepare_image(Image.new("RGB", (67, 45)), 32, 8, pipeline=pipeline)
+    assert prepared.image.size == (32, 32)
+    assert prepared.notices[1] == "Stretched from 67×45 to 32×32: the upstream pipeline does not keep the aspect ratio."
+    assert not any(n.startswith("Upscaled") for n in prepared.notices)  # both sides shrink
+    config = vistok.VisTokenizerConfig(image_size=32, metadata={"preprocessing": {"size": 32, "filter": "sinc"}})
+    with pytest.raises(ValueError, match=r"records a preprocessing pipeline vistok cannot read .*filter must be one of"):
+        recorded_pipeline(config)

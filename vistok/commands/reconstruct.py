@@ -41,8 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--preprocessing",
         choices=("upstream", "generic"),
         default="upstream",
-        help="frame each image as the tokenizer's upstream project does (its zoo entry's pipeline; the tokens are "
-        "upstream's), or with vistok's generic resize and centre crop (identical pixels for every tokenizer)",
+        help="frame each image as the tokenizer's upstream project does (its zoo entry's pipeline: an 8-bit RGB "
+        "photo gets upstream's pixels and tokens; conversions such as EXIF rotation or alpha compositing are listed "
+        "under the file), or with vistok's generic resize and centre crop (identical pixels for every tokenizer)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace reconstructions that already exist")
 
@@ -130,7 +131,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         size, why = valid_image_size(args.image_size, factor, args.model), "--image-size"
     latent_hw = tok.config.latent_hw if layout.kind == "sequence" else (size // factor, size // factor)
-    pipeline = recorded_pipeline(tok.config) if args.preprocessing == "upstream" else None
+    try:
+        pipeline = recorded_pipeline(tok.config) if args.preprocessing == "upstream" else None
+    except ValueError as error:
+        raise SystemExit(f"vistok reconstruct: {args.model!r}: {error} (--preprocessing generic)") from error
     framing = (
         f"framed as its upstream project does ({pipeline.at(size).describe()})"
         if pipeline is not None

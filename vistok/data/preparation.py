@@ -147,7 +147,15 @@ def recorded_pipeline(config: Any) -> Preprocessing | None:
     """The upstream pipeline a tokenizer's config records (``config.metadata["preprocessing"]``, written for zoo
     entries), or ``None`` when it records none (vistok's generic framing applies)."""
     recorded = (getattr(config, "metadata", None) or {}).get("preprocessing")
-    return Preprocessing.from_dict(recorded) if recorded else None
+    if not recorded:
+        return None
+    try:
+        return Preprocessing.from_dict(recorded)
+    except (TypeError, ValueError) as err:  # a hand-edited or foreign config: say which record, not where it broke
+        raise ValueError(
+            f"the tokenizer's config records a preprocessing pipeline vistok cannot read (config.metadata"
+            f"['preprocessing']: {err}); fix or remove it, or use vistok's generic framing"
+        ) from err
 
 
 def draft_side(image: Image.Image, resolution: int | str, pipeline: Preprocessing | None = None) -> int | None:
@@ -228,7 +236,11 @@ def _prepare_upstream(image: Image.Image, pipeline: Preprocessing, original_size
             f"({image.width}×{image.height}) to bound memory, so its pixels may differ slightly from the upstream "
             "pipeline's."
         )
-    if any(new > old for new, old in zip(resized_size(original_size, pipeline), original_size, strict=True)):
+    grown = [new > old for new, old in zip(resized_size(original_size, pipeline), original_size, strict=True)]
+    if pipeline.framing == "resize" and original_size[0] != original_size[1]:
+        notices.append(f"Stretched from {original_size[0]}×{original_size[1]} to {pipeline.size}×{pipeline.size}: "
+                       "the upstream pipeline does not keep the aspect ratio.")  # fmt: skip
+    if all(grown) if pipeline.framing == "resize" else any(grown):
         notices.append(f"Upscaled from {original_size[0]}×{original_size[1]} — expect a blurry original.")
     try:
         pixels = preprocess(image, pipeline)
