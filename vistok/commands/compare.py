@@ -7,7 +7,7 @@
 Every tokenizer (any name: a folder, vistok/<name>, a zoo name or upstream repo id, a Hub repo) reconstructs the
 same images at one resolution (--image-size, default the first model's) under one protocol (--protocol, default
 `vistok`: vistok's generic preprocessing, identical pixels for all; docs/evaluation.md lists the others). `--zoo
-all` adds every zoo entry already in the local cache (`vistok zoo list` shows which). Writes to --output:
+all` adds every zoo entry already in the local cache (`vistok zoo list` shows which). Writes to --output-dir:
 
     comparison.md / comparison.json   the table: tokens and bits per image, codebook size, PSNR, SSIM, LPIPS, rFID
                                       (where the Inception weights are available), codebook usage, encode / decode
