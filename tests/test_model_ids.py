@@ -209,6 +209,8 @@ def test_tokenize_model_ids_writes_vocabulary_ids_and_records_them(tmp_path):
     assert manifest["identity"]["model_ids"]["offset"] == 300 and "model_ids" not in read_manifest(tmp_path / "indices")["identity"]
     assert manifest["token_dtype"] == "uint16" and read_manifest(tmp_path / "indices")["token_dtype"] == "uint8"
     assert "vocabulary ids" in (tmp_path / "ids" / "README.md").read_text()
+    assert "vocabulary ids of codes from a codebook of 64" in (tmp_path / "ids" / "README.md").read_text()
+    assert "of token ids from a codebook of 64" in (tmp_path / "indices" / "README.md").read_text()
     back = tok.from_model_ids(rows_to_indices(ids["indices"], read_layout(tmp_path / "ids")))
     assert torch.equal(back, rows_to_indices(plain["indices"], read_layout(tmp_path / "indices")))
     # resuming into the index dataset with --model-ids is another run, refused

@@ -93,14 +93,17 @@ class ModelIdMap:
         self.record = validate_record(record, codebook_size)
         self.codebook_size = int(codebook_size)
         self.kind = self.record["kind"]
+        self._table: torch.Tensor | None = None
 
     # ------------------------------------------------------------------------------------------ the table
     def table(self, vocabulary: Mapping[str, int] | None = None) -> torch.Tensor | None:
         """The (K,) int64 id of every code, or ``None`` for an offset record."""
         if self.kind == "offset":
             return None
-        if self.kind == "table":
-            return torch.tensor(self.record["ids"], dtype=torch.int64)
+        if self.kind == "table":  # built once: tokenize converts every batch with it
+            if self._table is None:
+                self._table = torch.tensor(self.record["ids"], dtype=torch.int64)
+            return self._table
         template = self.record["token_format"]
         if vocabulary is None:
             raise ModelIdsUnavailableError(

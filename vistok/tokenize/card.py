@@ -38,8 +38,10 @@ def render_dataset_card(manifest: dict[str, Any]) -> str:
         f"# Tokens of {data['name']} [{split}] by {tok['name']}",
         "",
         f"{counts['num_rows']:,} rows: {counts['num_images']:,} images × {len(pre['variants'])} variant(s) "
-        f"({variants}), each a {manifest['token_layout_description']} of token ids from a "
-        f"codebook of {tok['codebook_size']:,}, written by `vistok tokenize` (vistok {manifest['vistok_version']}). "
+        f"({variants}), each a {manifest['token_layout_description']} of "
+        + (f"{model_ids.get('model', 'the multimodal model')}'s vocabulary ids of codes from a " if model_ids
+           else "token ids from a ")
+        + f"codebook of {tok['codebook_size']:,}, written by `vistok tokenize` (vistok {manifest['vistok_version']}). "
         f"{counts['num_skipped']:,} unreadable image(s) were skipped.",
         "",
         "## Load and decode",
