@@ -456,3 +456,25 @@ def test_infinity_entry_frames_portrait_and_landscape_photos_as_run_infinity_doe
     image = Image.fromarray(rng.integers(0, 256, (shape[1], shape[0], 3), dtype=np.uint8))
     pipeline = entry_preprocessing(get_entry("infinity-vae-d32"))
     assert np.array_equal(preprocess(image, pipeline), _run_infinity_transform(image, pipeline.size))
+
+
+def test_gradient_is_upstreams_straight_through_on_the_normalised_latent_at_every_scale():
+    """Upstream (multiscale_bsq.py, remove_residual_detach off) writes each scale's code as u + (code - u).detach()
+    with u the l2-normalised (area-resized) residual, adds it to the output and subtracts it detached from the
+    residual: the gradient goes through every scale's normalisation and resizes, not through the residual chain."""
+    q = MultiScaleBinarySphericalQuantizer(codebook_dim=6, patch_nums=[1, 3, 4, 7]).train()
+    z = torch.randn(2, 6, 7, 7, requires_grad=True)
+    weights = torch.randn(2, 6, 7, 7)
+    (q(z).quantized * weights).sum().backward()
+    got, z.grad = z.grad.clone(), None
+
+    rest, f_hat = z, torch.zeros_like(z)
+    for p in [1, 3, 4, 7]:
+        query = rest if p == 7 else F.adaptive_avg_pool2d(rest, p)
+        u = query / query.norm(dim=1, keepdim=True)
+        code = u + ((2 * (u > 0).float() - 1) / 6**0.5 - u).detach()
+        if p != 7:
+            code = F.interpolate(code, size=(7, 7), mode="bilinear", align_corners=False)
+        f_hat, rest = f_hat + code, rest - code.detach()
+    (f_hat * weights).sum().backward()
+    torch.testing.assert_close(got, z.grad, rtol=1e-5, atol=1e-6)

@@ -40,8 +40,11 @@ def test_eval_invariant_holds_with_gradients_enabled(quantizer, net):
 
 # FSQ's gradient is straight-through only over the rounding (it keeps the bound's tanh derivative); IBQ's goes
 # through the softmax over all codes by design (tests/test_ibq.py checks it against the upstream formula); BSQ's is
-# straight-through over the sign and then goes through the l2 normalisation (tests/test_bsq.py checks it).
-@pytest.mark.parametrize("quantizer", [name for name in QUANTIZERS.names() if name not in ("fsq", "ibq", "bsq")])
+# straight-through over the sign and then goes through the l2 normalisation (tests/test_bsq.py checks it), and so
+# does Infinity's multi-scale BSQ at every scale (tests/test_infinity.py checks it against upstream's formula).
+@pytest.mark.parametrize(
+    "quantizer", [name for name in QUANTIZERS.names() if name not in ("fsq", "ibq", "bsq", "multiscale_bsq")]
+)
 def test_straight_through_gradient_is_the_identity(quantizer):
     tok = tiny_tokenizer(quantizer).train()
     side = getattr(tok.quantizer, "patch_nums", [3])[-1]  # a multi-scale quantizer's latent is its last scale
