@@ -257,9 +257,9 @@ def test_an_upstream_framing_decodes_the_whole_photo_unless_it_is_huge():
 def test_every_zoo_entry_states_its_upstream_preprocessing_or_why_none_applies(capsys):
     """A pipeline for every family whose upstream frames a fixed size; a note for those that work at each image's own
     size (Emu3, Cosmos), shown by `vistok zoo info` and on the card instead of a silent generic crop."""
+    from vistok.cards import render_model_card
     from vistok.cli import main
     from vistok.families.catalogue import entry_preprocessing_note
-    from vistok.cards import render_model_card
     from vistok.zoo.cards import zoo_card_config
 
     for entry in all_entries():
