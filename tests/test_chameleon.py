@@ -245,3 +245,41 @@ def test_zoo_loads_both_formats_from_the_hub_cache(hub, monkeypatch, expected):
     assert encoder.config.metadata["model_ids"]["offset"] == 4
     with pytest.raises(DecoderUnavailableError, match="GAIR/Anole-7b-v0.1"):
         encoder.decode(expected["indices"])
+
+
+# ------------------------------------------------------------------------------------------ transparency
+def test_a_transparent_image_is_whitened_as_chameleon_does_in_every_entry_point(expected, tmp_path):
+    """Chameleon blends transparency on white in float64 and truncates (_whiten_transparency): the zoo entry's
+    processor, vistok tokenize's data path and reconstruct / the Space's preparation all give upstream's pixels
+    (transformers' alpha_composite, which rounds, differs at thousands of values)."""
+    import numpy as np
+    from PIL import Image
+    from transformers import AutoImageProcessor
+
+    from vistok.data.datasets import _make_sample
+    from vistok.data.preparation import decode_image, prepare_image
+    from vistok.data.transforms import ImageTransform, UpstreamCrop
+    from vistok.families import entry_preprocessing, get_entry
+    from vistok.preprocessing import preprocess, to_upstream_rgb
+
+    rgba = Image.fromarray(expected["whiten_input_rgba"].numpy(), "RGBA")
+    upstream = expected["whiten_output_upstream"].numpy()
+    assert np.array_equal(np.asarray(to_upstream_rgb(rgba, "white")), upstream)
+    assert not np.array_equal(np.asarray(to_upstream_rgb(rgba, "white")), expected["whiten_output_transformers"].numpy())
+
+    pipeline = entry_preprocessing(get_entry("vqgan-chameleon")).at(32)
+    want = preprocess(Image.fromarray(upstream), pipeline)
+    processor = AutoImageProcessor.from_pretrained("vqgan-chameleon")
+    assert processor.preprocessing["alpha"] == "white"
+    got = processor(rgba, return_tensors="pt")["pixel_values"]  # at the entry's 512 px
+    assert torch.equal(((got[0] + 1) * 127.5).round().byte().permute(1, 2, 0),
+                       torch.from_numpy(preprocess(Image.fromarray(upstream), pipeline.at(512))))  # fmt: skip
+
+    rgba.save(tmp_path / "transparent.png")
+    sample = _make_sample(str(tmp_path / "transparent.png"), 0, ImageTransform(UpstreamCrop(pipeline), 32), 0, 0)
+    assert torch.equal(((sample["pixel_values"] + 1) * 127.5).round().byte().permute(1, 2, 0), torch.from_numpy(want))
+
+    decoded = decode_image(Image.open(tmp_path / "transparent.png"), keep_alpha=True)
+    prepared = prepare_image(decoded.image, 32, 16, original_size=decoded.original_size, pipeline=pipeline)
+    assert np.array_equal(np.asarray(prepared.image), want)
+    assert "Made a transparent RGBA image RGB as the upstream project does: blended on white." in prepared.notices

@@ -295,3 +295,20 @@ def test_a_stretching_pipeline_says_so_and_a_broken_record_is_named(tmp_path):
     config = vistok.VisTokenizerConfig(image_size=32, metadata={"preprocessing": {"size": 32, "filter": "sinc"}})
     with pytest.raises(ValueError, match=r"records a preprocessing pipeline vistok cannot read .*filter must be one of"):
         recorded_pipeline(config)
+
+
+def test_a_transparent_image_reaches_a_drop_alpha_pipeline_as_pil_convert_makes_it(tmp_path):
+    """Upstream pipelines that `Image.open(p).convert("RGB")` keep the colour under transparent pixels; vistok
+    tokenize's data path gives them the same pixels (its generic crop still composites over white)."""
+    from vistok.data.datasets import _make_sample
+    from vistok.data.transforms import ImageTransform, UpstreamCrop
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (48, 40, 4), dtype=np.uint8)
+    pixels[..., 3] = rng.choice([0, 128, 255], (48, 40))
+    Image.fromarray(pixels, "RGBA").save(tmp_path / "t.png")
+    pipeline = entry_preprocessing(vistok.families.get_entry("var-vqvae-imagenet256-f16")).at(32)
+    assert pipeline.alpha == "drop"
+    sample = _make_sample(str(tmp_path / "t.png"), 0, ImageTransform(UpstreamCrop(pipeline), 32), 0, 0)
+    got = ((sample["pixel_values"] + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    assert np.array_equal(got, preprocess(Image.open(tmp_path / "t.png").convert("RGB"), pipeline))

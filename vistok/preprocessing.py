@@ -35,6 +35,10 @@ FRAMINGS = ("center_crop", "pad_square", "resize")
 # Crop offsets: "floor" (margin // 2: transformers, ADM, albumentations) or "round" (int(round(margin / 2)):
 # torchvision's CenterCrop).
 OFFSETS = ("floor", "round")
+# What happens to a transparent image's alpha channel: "drop" — PIL's convert("RGB"), what `Image.open(p).convert(
+# "RGB")` pipelines do (the colour under a transparent pixel is kept); "white" — Chameleon's _whiten_transparency
+# (blend on white in float64, (1 - a)·255 + a·rgb, truncated to uint8).
+ALPHA_MODES = ("drop", "white")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class Preprocessing:
         crop_offset: how a crop or pad offset rounds (see ``OFFSETS``).
         pad_fill: the RGB fill of ``pad_square``.
         min_side: the smallest length a resized side may get (Janus: 14).
+        alpha: how a transparent image becomes RGB (see ``ALPHA_MODES``).
         reducing_gap: Pillow's ``reducing_gap`` for the resize (``None``: Pillow's default, no reduction first;
             diffusers' Kandinsky 2.2 processor passes 1).
         follows: the upstream file and function this reproduces (shown in cards and ``vistok zoo info``).
@@ -71,6 +76,7 @@ class Preprocessing:
     pad_fill: tuple[int, int, int] = (127, 127, 127)
     min_side: int = 1
     reducing_gap: float | None = None
+    alpha: str = "drop"
     follows: str = ""
 
     def __post_init__(self) -> None:
@@ -80,6 +86,7 @@ class Preprocessing:
             "size_rule": (self.size_rule, SIZE_RULES),
             "framing": (self.framing, FRAMINGS),
             "crop_offset": (self.crop_offset, OFFSETS),
+            "alpha": (self.alpha, ALPHA_MODES),
         }
         for name, (value, valid) in checks.items():
             if value not in valid:
@@ -132,12 +139,28 @@ class Preprocessing:
             steps.append(f"centre crop {self.size} (offset {self.crop_offset})")
         elif self.framing == "pad_square":
             steps.append(f"pad to a {self.size}² square with {tuple(self.pad_fill)}")
+        if self.alpha == "white":
+            steps.insert(0, "transparency blended on white (truncated)")
         return ", ".join(steps) + (f" — as {self.follows}" if self.follows else "")
 
 
+def to_upstream_rgb(image: Image.Image, alpha: str = "drop") -> Image.Image:
+    """``image`` in RGB as an upstream pipeline makes it: ``alpha`` ``"drop"`` is PIL's ``convert("RGB")``;
+    ``"white"`` blends a transparent image on white as Chameleon does (float64, truncated to uint8)."""
+    if image.mode == "RGB":
+        return image
+    if alpha == "white":
+        rgba = np.asarray(image.convert("RGBA"))
+        if (rgba[:, :, 3] < 255).any():
+            a = rgba[:, :, 3:4] / 255.0
+            return Image.fromarray(((1 - a) * 255 + a * rgba[:, :, :3]).astype(np.uint8), "RGB")
+    return image.convert("RGB")
+
+
 def preprocess(image: Image.Image, pipeline: Preprocessing) -> np.ndarray:
-    """``image`` (any PIL mode; converted to RGB) through ``pipeline``: uint8 (size, size, 3)."""
-    image = image.convert("RGB")
+    """``image`` (any PIL mode, transparent ones included: ``pipeline.alpha`` says how it becomes RGB) through
+    ``pipeline``: uint8 (size, size, 3)."""
+    image = to_upstream_rgb(image, pipeline.alpha)
     if pipeline.box_prehalve:
         while min(image.size) >= 2 * pipeline.size:
             image = image.resize(tuple(x // 2 for x in image.size), resample=Image.Resampling.BOX)

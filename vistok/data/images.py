@@ -98,8 +98,14 @@ def _array_to_pil(array: np.ndarray) -> Image.Image:
     return Image.fromarray(array)
 
 
-def open_image(value: Any) -> Image.Image:
-    """Open one stored image as RGB.
+def has_alpha(image: Image.Image) -> bool:
+    """Whether ``image`` carries transparency (an alpha channel, or a palette with a transparent entry)."""
+    return image.mode in _ALPHA_MODES or (image.mode == "P" and "transparency" in image.info)
+
+
+def open_image(value: Any, keep_alpha: bool = False) -> Image.Image:
+    """Open one stored image as RGB (``keep_alpha``: a transparent image as it is, for an upstream pipeline that
+    handles transparency its own way, :func:`vistok.preprocessing.to_upstream_rgb`).
 
     ``value`` may be a PIL image, a 🤗 ``Image`` feature dict ``{"bytes": ..., "path": ...}``, raw encoded bytes,
     a file path, or a numpy array (H, W[, C]) / (C, H, W). The pixels are fully loaded (truncated files fail here,
@@ -129,7 +135,7 @@ def open_image(value: Any) -> Image.Image:
             raise UnreadableImageError(f"cannot decode an image from a value of type {type(value).__name__}")
         check_aspect_ratio(image.width, image.height)
         image.load()
-        return to_rgb(image)
+        return image if keep_alpha and has_alpha(image) else to_rgb(image)
     except UnreadableImageError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, Image.DecompressionBombError) as err:

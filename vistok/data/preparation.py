@@ -100,12 +100,13 @@ def open_image_file(source: str | os.PathLike | bytes | Any) -> Image.Image:
         raise UnreadableImageError(f"{type(err).__name__}: {err}") from err
 
 
-def decode_image(image: Image.Image, draft_side: int | None = None) -> DecodedImage:
+def decode_image(image: Image.Image, draft_side: int | None = None, keep_alpha: bool = False) -> DecodedImage:
     """Decode ``image`` (from :func:`open_image_file`, or any PIL image) into 8-bit RGB.
 
     ``draft_side``: JPEGs are decoded directly at a reduced scale whose sides are no smaller than this (fast, and
-    little memory, for huge photos). Notices cover animated images (first frame used), mode conversions and EXIF
-    rotation. ``ImageInputError`` for an image too thin to resize (checked from its header, before decoding), too
+    little memory, for huge photos). ``keep_alpha``: a transparent image is returned with its transparency, for an
+    upstream pipeline that makes it RGB its own way (:func:`prepare_image` with ``pipeline``). Notices cover animated
+    images (first frame used), mode conversions and EXIF rotation. ``ImageInputError`` for an image too thin to resize (checked from its header, before decoding), too
     large to decode safely, or damaged.
     """
     notices: list[str] = []
@@ -133,8 +134,8 @@ def decode_image(image: Image.Image, draft_side: int | None = None) -> DecodedIm
         notices.append("Rotated according to the photo's EXIF orientation.")
     mode = transposed.mode
     transparent = mode in _ALPHA_MODES or (mode == "P" and "transparency" in transposed.info)
-    rgb = to_rgb(transposed)
-    if mode != "RGB":
+    rgb = transposed if keep_alpha and transparent else to_rgb(transposed)
+    if mode != "RGB" and rgb is not transposed:
         name = MODE_NAMES.get(mode, f"mode {mode}")
         how = ", composited over white" if transparent else ""
         notices.append(f"Converted a {name} image (PIL mode {mode}) to 8-bit RGB{how}.")
@@ -208,6 +209,9 @@ def prepare_image(
     if pipeline is not None:
         notices.append("The tokenizer's upstream framing works at a fixed size, so vistok's generic resize keeps "
                        "the photo's shape here.")  # fmt: skip
+    if image.mode != "RGB":  # kept transparent for an upstream pipeline that does not apply here
+        image = to_rgb(image)
+        notices.append("Composited a transparent image over white.")
     if resolution == ORIGINAL:
         scale = min(1.0, MAX_ORIGINAL_SIDE / max(width, height))
         size = (max(f, round(width * scale)), max(f, round(height * scale)))
@@ -230,6 +234,10 @@ def prepare_image(
 
 def _prepare_upstream(image: Image.Image, pipeline: Preprocessing, original_size: tuple[int, int]) -> PreparedImage:
     notices = [f"Framed as the tokenizer's upstream project does: {pipeline.describe()}."]
+    if image.mode != "RGB":  # a transparent image kept by decode_image(keep_alpha=True)
+        how = "blended on white" if pipeline.alpha == "white" else "its alpha channel dropped (PIL's convert)"
+        notices.append(f"Made a transparent {MODE_NAMES.get(image.mode, image.mode)} image RGB as the upstream "
+                       f"project does: {how}.")  # fmt: skip
     if image.size != original_size:
         notices.append(
             f"The {original_size[0]}×{original_size[1]} photo was decoded at a reduced scale "

@@ -104,6 +104,7 @@ class UpstreamCrop:
     (:class:`vistok.preprocessing.Preprocessing`) at the requested size."""
 
     pipeline: Any
+    handles_alpha = True  # a transparent image reaches it as it is: the pipeline says how it becomes RGB
 
     def __call__(self, image: Image.Image, size: int, rng: np.random.Generator) -> Image.Image:
         from ..preprocessing import preprocess

@@ -129,7 +129,8 @@ def _preprocessing(size: int) -> Preprocessing:
         filter="lanczos",
         size_rule="round",
         crop_offset="floor",
-        follows="Chameleon ImageTokenizer._vqgan_input_from (images with transparency are first blended on white)",
+        alpha="white",
+        follows="Chameleon ImageTokenizer._vqgan_input_from after _whiten_transparency",
     )
 
 
