@@ -624,3 +624,40 @@ def test_sequence_and_multiscale_tokenizers_run_in_the_space(tmp_path, family):
         assert result.metrics["tokens_per_image"] == 1 + 4 + 9 + 16
         assert result.metrics["token_layout"] == "4 scales, 1×1 … 4×4"
         assert result.token_map.size[1] > result.token_map.size[0] // 4  # maps over per-scale images
+
+
+def test_output_images_are_cached_atomically_so_identical_concurrent_answers_download_whole(tmp_path):
+    """Gradio names a cached output image by its bytes' hash and rewrites it in place (truncating first): with two
+    identical answers at once (two visitors, one example) a download could end early. The Space's cache writer
+    renames a complete file over the target, so a reader racing a writer of the same image always reads all of it
+    (gradio's own writer gives short reads in this loop)."""
+    import importlib.util
+    import threading
+
+    from gradio import processing_utils
+    from vistok_space.gradio_cache import save_pil_to_cache_atomically
+
+    spec = importlib.util.spec_from_file_location("vistok_space_app_cache", SPACE_DIR / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    app.build_demo()  # installs the writer
+
+    assert processing_utils.save_pil_to_cache is save_pil_to_cache_atomically
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8))
+    path = Path(processing_utils.save_pil_to_cache(image, str(tmp_path)))
+    assert path.read_bytes() == processing_utils.encode_pil_to_bytes(image, "webp")
+    whole, stop, short = path.stat().st_size, threading.Event(), []
+
+    def rewrite():
+        while not stop.is_set():
+            processing_utils.save_pil_to_cache(image, str(tmp_path))
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        short = [n for n in (len(path.read_bytes()) for _ in range(3000)) if n != whole]
+    finally:
+        stop.set()
+        writer.join()
+    assert not short
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind

@@ -23,6 +23,7 @@ import gradio as gr
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the Space's own helpers (vistok_space/) next to this file
 
+from vistok_space import gradio_cache  # noqa: E402
 from vistok_space.compare import MAX_COMPARED, LPIPSScorer, run_compare  # noqa: E402
 from vistok_space.inputs import ORIGINAL, RESOLUTIONS  # noqa: E402
 from vistok_space.pipeline import run_request  # noqa: E402
@@ -158,6 +159,7 @@ def build_demo(
     cache = cache or TokenizerCache(
         policy=TokenizerPolicy.from_environment(tokenizers=tokenizers, allow_any=allow_any_tokenizer)
     )
+    gradio_cache.install()  # concurrent identical outputs must not truncate each other's images mid-download
     policy = cache.policy
     default = policy.names[0]
     resolutions = [(f"{n} × {n}", str(n)) for n in RESOLUTIONS] + [("Original aspect (≤ 512 px)", ORIGINAL)]
