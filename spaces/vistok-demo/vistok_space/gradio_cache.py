@@ -9,11 +9,15 @@ over the target keeps every reader on a complete file (a reader holds the old, i
 
 from __future__ import annotations
 
+import inspect
+import logging
 import os
 import tempfile
 from pathlib import Path
 
 from gradio import processing_utils
+
+logger = logging.getLogger("vistok_space")
 
 
 def save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
@@ -34,7 +38,15 @@ def save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", forma
     return str(target)
 
 
-def install() -> None:
+def install() -> bool:
     """Make gradio's components save output images through :func:`save_pil_to_cache_atomically` (they call it as
-    ``processing_utils.save_pil_to_cache``)."""
+    ``processing_utils.save_pil_to_cache``). Only where gradio's function has the signature this one replaces (it
+    has since gradio 4); returns whether it was installed."""
+    current = processing_utils.save_pil_to_cache
+    if current is save_pil_to_cache_atomically:
+        return True
+    if list(inspect.signature(current).parameters) != ["img", "cache_dir", "name", "format"]:
+        logger.warning("gradio's save_pil_to_cache has another signature: its own (non-atomic) image cache is kept")
+        return False
     processing_utils.save_pil_to_cache = save_pil_to_cache_atomically
+    return True
