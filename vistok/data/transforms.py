@@ -89,6 +89,12 @@ class ImageTransform:
     size: int
     hflip: bool = False
 
+    @property
+    def handles_alpha(self) -> bool:
+        """Whether a transparent image should reach it as it is (an upstream pipeline makes it RGB its own way);
+        otherwise images arrive composited over white."""
+        return getattr(self.crop, "handles_alpha", False)
+
     def __call__(self, image: Image.Image, rng: np.random.Generator) -> Image.Image:
         out = self.crop(image, self.size, rng)
         if out.size != (self.size, self.size):
