@@ -279,7 +279,7 @@ def test_a_transparent_image_is_whitened_as_chameleon_does_in_every_entry_point(
     sample = _make_sample(str(tmp_path / "transparent.png"), 0, ImageTransform(UpstreamCrop(pipeline), 32), 0, 0)
     assert torch.equal(((sample["pixel_values"] + 1) * 127.5).round().byte().permute(1, 2, 0), torch.from_numpy(want))
 
-    decoded = decode_image(Image.open(tmp_path / "transparent.png"), keep_alpha=True)
+    decoded = decode_image(Image.open(tmp_path / "transparent.png"), keep_mode=True)
     prepared = prepare_image(decoded.image, 32, 16, original_size=decoded.original_size, pipeline=pipeline)
     assert np.array_equal(np.asarray(prepared.image), want)
     assert "Made a transparent RGBA image RGB as the upstream project does: blended on white." in prepared.notices

@@ -312,3 +312,58 @@ def test_a_transparent_image_reaches_a_drop_alpha_pipeline_as_pil_convert_makes_
     sample = _make_sample(str(tmp_path / "t.png"), 0, ImageTransform(UpstreamCrop(pipeline), 32), 0, 0)
     got = ((sample["pixel_values"] + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
     assert np.array_equal(got, preprocess(Image.open(tmp_path / "t.png").convert("RGB"), pipeline))
+
+
+def _upstream_rgb_oracle(image: Image.Image, alpha: str) -> Image.Image:
+    """What upstream loaders do: `.convert("RGB")`, or Chameleon's _whiten_transparency (float64 blend, truncated)."""
+    import warnings
+
+    if alpha == "white" and image.mode != "RGB":
+        rgba = np.asarray(image.convert("RGBA")).astype(np.float64)
+        if (rgba[..., 3] < 255).any():
+            a = rgba[..., 3:] / 255.0
+            return Image.fromarray(((1 - a) * 255 + a * rgba[..., :3]).astype(np.uint8))
+    with warnings.catch_warnings():  # PIL's palette advice (upstream ignores it; vistok must not print it)
+        warnings.simplefilter("ignore")
+        return image.convert("RGB")
+
+
+def _odd_images(folder: Path) -> dict[str, Path]:
+    rng = np.random.default_rng(1)
+    grey = rng.integers(0, 256, (40, 36), dtype=np.uint8)
+    grey[::3] = 7
+    rgba = rng.integers(0, 256, (40, 36, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    palette = Image.fromarray(rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)).quantize(16)
+    paths = {"grey_trns": folder / "grey_trns.png", "opaque_rgba": folder / "opaque_rgba.png",
+             "grey16": folder / "grey16.png", "palette_alpha": folder / "palette_alpha.png"}  # fmt: skip
+    Image.fromarray(grey, "L").save(paths["grey_trns"], transparency=7)
+    Image.fromarray(rgba, "RGBA").save(paths["opaque_rgba"])
+    Image.fromarray((rng.integers(0, 65536, (40, 36))).astype(np.uint16)).save(paths["grey16"])
+    palette.save(paths["palette_alpha"], transparency=bytes([0, 128] + [255] * 14))
+    return paths
+
+
+@pytest.mark.parametrize("alpha", ["drop", "white"])
+def test_every_entry_point_makes_an_odd_image_rgb_as_the_upstream_loader_does(alpha, tmp_path, recwarn):
+    """A grey PNG with a tRNS key, an opaque RGBA, 16-bit grey and a palette with alpha bytes reach an upstream
+    pipeline in their own mode: tokenize's data path and reconstruct / the Space's preparation give what upstream's
+    own `.convert("RGB")` (or Chameleon's whitening) gives, as the entry's image processor does; no PIL warning."""
+    from vistok.data.datasets import _make_sample
+    from vistok.data.preparation import decode_image, prepare_image
+    from vistok.data.transforms import ImageTransform, UpstreamCrop
+
+    pipeline = Preprocessing(16, filter="lanczos", size_rule="round", alpha=alpha)
+    processor = vistok.VisTokenizerImageProcessor(preprocessing=pipeline)
+    for name, path in _odd_images(tmp_path).items():
+        want = preprocess(_upstream_rgb_oracle(Image.open(path), alpha), pipeline)
+        sample = _make_sample(str(path), 0, ImageTransform(UpstreamCrop(pipeline), 16), 0, 0)
+        assert np.array_equal(((sample["pixel_values"] + 1) * 127.5).round().byte().permute(1, 2, 0).numpy(), want), name
+        decoded = decode_image(Image.open(path), keep_mode=True)
+        prepared = prepare_image(decoded.image, 16, 8, original_size=decoded.original_size, pipeline=pipeline)
+        assert np.array_equal(np.asarray(prepared.image), want), name
+        processed = processor(Image.open(path), return_tensors="pt")["pixel_values"][0]
+        assert np.array_equal(((processed + 1) * 127.5).round().byte().permute(1, 2, 0).numpy(), want), name
+        transparent = [n for n in prepared.notices if "transparent" in n]
+        assert bool(transparent) == (name in ("grey_trns", "palette_alpha")), (name, prepared.notices)
+    assert not [w for w in recwarn if "Palette images with Transparency" in str(w.message)]

@@ -626,7 +626,7 @@ def test_sequence_and_multiscale_tokenizers_run_in_the_space(tmp_path, family):
         assert result.token_map.size[1] > result.token_map.size[0] // 4  # maps over per-scale images
 
 
-def test_output_images_are_cached_atomically_so_identical_concurrent_answers_download_whole(tmp_path):
+def test_output_images_are_cached_atomically_so_identical_concurrent_answers_download_whole(tmp_path, monkeypatch):
     """Gradio names a cached output image by its bytes' hash and rewrites it in place (truncating first): with two
     identical answers at once (two visitors, one example) a download could end early. The Space's cache writer
     renames a complete file over the target, so a reader racing a writer of the same image always reads all of it
@@ -637,6 +637,7 @@ def test_output_images_are_cached_atomically_so_identical_concurrent_answers_dow
     from gradio import processing_utils
     from vistok_space.gradio_cache import save_pil_to_cache_atomically
 
+    monkeypatch.setattr(processing_utils, "save_pil_to_cache", processing_utils.save_pil_to_cache)  # restored after
     spec = importlib.util.spec_from_file_location("vistok_space_app_cache", SPACE_DIR / "app.py")
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)

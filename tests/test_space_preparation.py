@@ -37,8 +37,9 @@ def _photo(width: int, height: int, seed: int = 0) -> Image.Image:
 def _files(folder: Path) -> dict[str, Path]:
     """A large JPEG (decoded at a reduced scale) and one file of each mode the Space converts with a notice."""
     photo = _photo(1000, 760)
-    files = {"photo.jpg": photo, "grey.png": photo.convert("L"), "rgba.png": photo.convert("RGBA"),
-             "cmyk.jpg": photo.convert("CMYK")}  # fmt: skip
+    rgba = photo.convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize(photo.size))  # transparent at the top, opaque at the bottom
+    files = {"photo.jpg": photo, "grey.png": photo.convert("L"), "rgba.png": rgba, "cmyk.jpg": photo.convert("CMYK")}
     paths = {}
     for name, image in files.items():
         image.save(folder / name, quality=90) if name.endswith(".jpg") else image.save(folder / name)

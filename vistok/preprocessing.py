@@ -9,6 +9,7 @@ processor maps into vistok's ``[-1, 1]``. Tokens computed on these pixels are th
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,12 +150,16 @@ def to_upstream_rgb(image: Image.Image, alpha: str = "drop") -> Image.Image:
     ``"white"`` blends a transparent image on white as Chameleon does (float64, truncated to uint8)."""
     if image.mode == "RGB":
         return image
-    if alpha == "white":
-        rgba = np.asarray(image.convert("RGBA"))
-        if (rgba[:, :, 3] < 255).any():
-            a = rgba[:, :, 3:4] / 255.0
-            return Image.fromarray(((1 - a) * 255 + a * rgba[:, :, :3]).astype(np.uint8), "RGB")
-    return image.convert("RGB")
+    if image.mode in ("La", "RGBa"):  # premultiplied alpha (in-memory images only): PIL converts it from LA / RGBA
+        image = image.convert(image.mode.upper())
+    with warnings.catch_warnings():  # PIL's advice to go through RGBA for palette transparency: upstream does not
+        warnings.filterwarnings("ignore", message="Palette images with Transparency", category=UserWarning)
+        if alpha == "white":
+            rgba = np.asarray(image.convert("RGBA"))
+            if (rgba[:, :, 3] < 255).any():
+                a = rgba[:, :, 3:4] / 255.0
+                return Image.fromarray(((1 - a) * 255 + a * rgba[:, :, :3]).astype(np.uint8), "RGB")
+        return image.convert("RGB")
 
 
 def preprocess(image: Image.Image, pipeline: Preprocessing) -> np.ndarray:

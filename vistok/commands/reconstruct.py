@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     for name, target in zip(args.images, targets, strict=True):
         try:
             image = open_image_file(name)
-            decoded = decode_image(image, draft_side=draft_side(image, size, pipeline), keep_alpha=pipeline is not None)
+            decoded = decode_image(image, draft_side=draft_side(image, size, pipeline), keep_mode=pipeline is not None)
             prepared = prepare_image(decoded.image, size, factor, original_size=decoded.original_size, pipeline=pipeline)
         except ImageInputError as error:  # an image, but not one to use as it is: the message says what to do
             print(f"{name}: skipped. {error}", file=sys.stderr)

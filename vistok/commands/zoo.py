@@ -7,7 +7,7 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    listing = sub.add_parser("list", help="every zoo entry: tokens, codebook, licence, reported rFID, cached?")
+    listing = sub.add_parser("list", allow_abbrev=False, help="every zoo entry: tokens, codebook, licence, reported rFID, cached?")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.add_argument(
         "--metrics",
@@ -16,10 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the same way share a table (docs/evaluation.md)",
     )
     listing.add_argument("--protocol", default=None, help="with --metrics: only this protocol's numbers ('unknown' too)")
-    info = sub.add_parser("info", help="everything the catalogue knows about one entry")
+    info = sub.add_parser("info", allow_abbrev=False, help="everything the catalogue knows about one entry")
     info.add_argument("name", help="a zoo entry name or catalogued upstream repo id (`vistok zoo list`)")
     download = sub.add_parser(
         "download",
+        allow_abbrev=False,
         help="fetch an entry's upstream files into the Hugging Face cache and convert them into vistok's cache",
     )
     download.add_argument("name", help="a zoo entry name or catalogued upstream repo id (`vistok zoo list`)")
@@ -28,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     download.add_argument("--token", default=None, help="Hub token (default: the logged-in one)")
     download.add_argument("--force", action="store_true", help="download and convert again")
     cache = sub.add_parser(
-        "cache", help="the converted cache: list its folders with their sizes, or clear them (--clear)"
+        "cache", allow_abbrev=False, help="the converted cache: list its folders with their sizes, or clear them (--clear)"
     )
     cache.add_argument("names", nargs="*", help="only these zoo entries (default: all)")
     cache.add_argument("--clear", action="store_true", help="delete the listed folders")

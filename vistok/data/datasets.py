@@ -63,7 +63,7 @@ class _SkipCounter:
 
 
 def _make_sample(raw: Any, index: int, transform: ImageTransform, rng_seed: int, epoch: int) -> dict | None:
-    image = open_image(raw, keep_alpha=getattr(transform, "handles_alpha", False))
+    image = open_image(raw, keep_mode=getattr(transform, "converts_modes", False))
     image = transform(image, sample_rng(rng_seed, epoch, index))
     return {"pixel_values": pil_to_pixel_values(image), "index": index}
 

@@ -71,7 +71,9 @@ def to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255
     """
     if image.mode == "RGB":
         return image
-    if image.mode == "P" and "transparency" in image.info:
+    if image.mode in ("La", "RGBa"):  # premultiplied alpha: PIL converts it only to LA / RGBA
+        image = image.convert(image.mode.upper())
+    if image.mode in ("P", "L") and "transparency" in image.info:  # a transparent key (palette entry, PNG tRNS grey)
         image = image.convert("RGBA")
     if image.mode in _SIXTEEN_BIT_MODES or image.mode in ("I", "F"):
         image = _high_bit_depth_to_l(image)
@@ -99,13 +101,23 @@ def _array_to_pil(array: np.ndarray) -> Image.Image:
 
 
 def has_alpha(image: Image.Image) -> bool:
-    """Whether ``image`` carries transparency (an alpha channel, or a palette with a transparent entry)."""
-    return image.mode in _ALPHA_MODES or (image.mode == "P" and "transparency" in image.info)
+    """Whether ``image`` carries transparency: an alpha channel, or a transparent key (a palette entry, or the grey
+    or RGB value a PNG's tRNS chunk names)."""
+    return image.mode in _ALPHA_MODES or "transparency" in image.info
 
 
-def open_image(value: Any, keep_alpha: bool = False) -> Image.Image:
-    """Open one stored image as RGB (``keep_alpha``: a transparent image as it is, for an upstream pipeline that
-    handles transparency its own way, :func:`vistok.preprocessing.to_upstream_rgb`).
+def is_transparent(image: Image.Image) -> bool:
+    """Whether some pixel of ``image`` is not fully opaque (an alpha channel that is 255 everywhere is not)."""
+    if not has_alpha(image):
+        return False
+    if image.mode in _ALPHA_MODES:
+        return image.getchannel(image.mode[-1]).getextrema()[0] < 255
+    return image.mode in ("P", "L")  # a transparent key (whether a pixel uses it is not worth a scan)
+
+
+def open_image(value: Any, keep_mode: bool = False) -> Image.Image:
+    """Open one stored image as RGB (``keep_mode``: in its own PIL mode, for an upstream pipeline that makes it RGB
+    its own way, :func:`vistok.preprocessing.to_upstream_rgb`).
 
     ``value`` may be a PIL image, a 🤗 ``Image`` feature dict ``{"bytes": ..., "path": ...}``, raw encoded bytes,
     a file path, or a numpy array (H, W[, C]) / (C, H, W). The pixels are fully loaded (truncated files fail here,
@@ -135,7 +147,7 @@ def open_image(value: Any, keep_alpha: bool = False) -> Image.Image:
             raise UnreadableImageError(f"cannot decode an image from a value of type {type(value).__name__}")
         check_aspect_ratio(image.width, image.height)
         image.load()
-        return image if keep_alpha and has_alpha(image) else to_rgb(image)
+        return image if keep_mode else to_rgb(image)
     except UnreadableImageError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, Image.DecompressionBombError) as err:

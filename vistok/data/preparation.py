@@ -30,7 +30,7 @@ from typing import Any
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..preprocessing import Preprocessing, preprocess, resized_size
-from .images import ImageInputError, UnreadableImageError, check_aspect_ratio, to_rgb
+from .images import ImageInputError, UnreadableImageError, check_aspect_ratio, is_transparent, to_rgb
 
 ORIGINAL = "original"
 # "original" keeps the photo's shape but bounds its longest side, so a phone photo stays interactive.
@@ -59,12 +59,12 @@ MODE_NAMES = {
     "I;16N": "16-bit grayscale",
     "F": "32-bit float grayscale",
 }
-_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
 
 @dataclass
 class DecodedImage:
-    """``image``: the image as 8-bit RGB (JPEGs possibly decoded at a reduced scale); ``original_size``: its own
+    """``image``: the image as 8-bit RGB (in its own PIL mode with ``decode_image(keep_mode=True)``; JPEGs possibly
+    decoded at a reduced scale); ``original_size``: its own
     (width, height) after EXIF rotation; ``notices``: one sentence per conversion made."""
 
     image: Image.Image
@@ -100,13 +100,14 @@ def open_image_file(source: str | os.PathLike | bytes | Any) -> Image.Image:
         raise UnreadableImageError(f"{type(err).__name__}: {err}") from err
 
 
-def decode_image(image: Image.Image, draft_side: int | None = None, keep_alpha: bool = False) -> DecodedImage:
-    """Decode ``image`` (from :func:`open_image_file`, or any PIL image) into 8-bit RGB.
+def decode_image(image: Image.Image, draft_side: int | None = None, keep_mode: bool = False) -> DecodedImage:
+    """Decode ``image`` (from :func:`open_image_file`, or any PIL image) into 8-bit RGB, or with ``keep_mode`` in
+    its own PIL mode (transparent, 16-bit…) for an upstream pipeline that makes it RGB its own way
+    (:func:`prepare_image` with ``pipeline``, which then says what it did).
 
     ``draft_side``: JPEGs are decoded directly at a reduced scale whose sides are no smaller than this (fast, and
-    little memory, for huge photos). ``keep_alpha``: a transparent image is returned with its transparency, for an
-    upstream pipeline that makes it RGB its own way (:func:`prepare_image` with ``pipeline``). Notices cover animated
-    images (first frame used), mode conversions and EXIF rotation. ``ImageInputError`` for an image too thin to resize (checked from its header, before decoding), too
+    little memory, for huge photos). Notices cover animated images (first frame used), mode conversions and EXIF
+    rotation. ``ImageInputError`` for an image too thin to resize (checked from its header, before decoding), too
     large to decode safely, or damaged.
     """
     notices: list[str] = []
@@ -132,16 +133,23 @@ def decode_image(image: Image.Image, draft_side: int | None = None, keep_alpha: 
         ) from err
     if rotated:
         notices.append("Rotated according to the photo's EXIF orientation.")
-    mode = transposed.mode
-    transparent = mode in _ALPHA_MODES or (mode == "P" and "transparency" in transposed.info)
-    rgb = transposed if keep_alpha and transparent else to_rgb(transposed)
-    if mode != "RGB" and rgb is not transposed:
-        name = MODE_NAMES.get(mode, f"mode {mode}")
-        how = ", composited over white" if transparent else ""
-        notices.append(f"Converted a {name} image (PIL mode {mode}) to 8-bit RGB{how}.")
+    rgb = transposed if keep_mode else _to_rgb_noticed(transposed, notices)
     ratio = stored_width / image.width  # > 1 when JPEG draft decoding reduced the scale
     original_size = (round(transposed.width * ratio), round(transposed.height * ratio))
     return DecodedImage(image=rgb, original_size=original_size, notices=notices)
+
+
+def _to_rgb_noticed(image: Image.Image, notices: list[str]) -> Image.Image:
+    """vistok's conversion to 8-bit RGB (:func:`~vistok.data.images.to_rgb`), with its notice."""
+    if image.mode == "RGB":
+        return image
+    how = ", composited over white" if is_transparent(image) else ""
+    notices.append(f"Converted a {_mode_name(image.mode)} image (PIL mode {image.mode}) to 8-bit RGB{how}.")
+    return to_rgb(image)
+
+
+def _mode_name(mode: str) -> str:
+    return MODE_NAMES.get(mode, f"mode {mode}")
 
 
 def recorded_pipeline(config: Any) -> Preprocessing | None:
@@ -209,9 +217,7 @@ def prepare_image(
     if pipeline is not None:
         notices.append("The tokenizer's upstream framing works at a fixed size, so vistok's generic resize keeps "
                        "the photo's shape here.")  # fmt: skip
-    if image.mode != "RGB":  # kept transparent for an upstream pipeline that does not apply here
-        image = to_rgb(image)
-        notices.append("Composited a transparent image over white.")
+    image = _to_rgb_noticed(image, notices)  # kept in its mode for an upstream pipeline that does not apply here
     if resolution == ORIGINAL:
         scale = min(1.0, MAX_ORIGINAL_SIDE / max(width, height))
         size = (max(f, round(width * scale)), max(f, round(height * scale)))
@@ -234,10 +240,14 @@ def prepare_image(
 
 def _prepare_upstream(image: Image.Image, pipeline: Preprocessing, original_size: tuple[int, int]) -> PreparedImage:
     notices = [f"Framed as the tokenizer's upstream project does: {pipeline.describe()}."]
-    if image.mode != "RGB":  # a transparent image kept by decode_image(keep_alpha=True)
-        how = "blended on white" if pipeline.alpha == "white" else "its alpha channel dropped (PIL's convert)"
-        notices.append(f"Made a transparent {MODE_NAMES.get(image.mode, image.mode)} image RGB as the upstream "
-                       f"project does: {how}.")  # fmt: skip
+    if image.mode != "RGB":  # kept in its own mode by decode_image(keep_mode=True)
+        if is_transparent(image):
+            how = "blended on white" if pipeline.alpha == "white" else "its transparency dropped (PIL's convert)"
+            notices.append(f"Made a transparent {_mode_name(image.mode)} image RGB as the upstream project does: "
+                           f"{how}.")  # fmt: skip
+        else:
+            notices.append(f"Converted a {_mode_name(image.mode)} image (PIL mode {image.mode}) to RGB as the "
+                           "upstream project does (PIL's convert).")  # fmt: skip
     if image.size != original_size:
         notices.append(
             f"The {original_size[0]}×{original_size[1]} photo was decoded at a reduced scale "

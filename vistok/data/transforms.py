@@ -90,10 +90,10 @@ class ImageTransform:
     hflip: bool = False
 
     @property
-    def handles_alpha(self) -> bool:
-        """Whether a transparent image should reach it as it is (an upstream pipeline makes it RGB its own way);
-        otherwise images arrive composited over white."""
-        return getattr(self.crop, "handles_alpha", False)
+    def converts_modes(self) -> bool:
+        """Whether an image should reach it in its own PIL mode (an upstream pipeline makes it RGB its own way:
+        transparency, 16-bit…); otherwise images arrive as vistok's 8-bit RGB (transparency over white)."""
+        return getattr(self.crop, "converts_modes", False)
 
     def __call__(self, image: Image.Image, rng: np.random.Generator) -> Image.Image:
         out = self.crop(image, self.size, rng)
@@ -110,7 +110,7 @@ class UpstreamCrop:
     (:class:`vistok.preprocessing.Preprocessing`) at the requested size."""
 
     pipeline: Any
-    handles_alpha = True  # a transparent image reaches it as it is: the pipeline says how it becomes RGB
+    converts_modes = True  # an image reaches it in its own mode: the pipeline makes it RGB as upstream does
 
     def __call__(self, image: Image.Image, size: int, rng: np.random.Generator) -> Image.Image:
         from ..preprocessing import preprocess

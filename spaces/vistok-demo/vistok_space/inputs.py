@@ -50,19 +50,19 @@ def parse_resolution(resolution: Any) -> int | str:
 
 
 def open_upload(
-    source: Any, draft_side: int | Callable[[Image.Image], int | None] | None = None, keep_alpha: bool = False
+    source: Any, draft_side: int | Callable[[Image.Image], int | None] | None = None, keep_mode: bool = False
 ) -> DecodedImage:
-    """Decode an upload into an 8-bit RGB PIL image (:func:`vistok.data.preparation.decode_image`).
+    """Decode an upload into an 8-bit RGB PIL image (:func:`vistok.data.preparation.decode_image`; with
+    ``keep_mode``, in its own PIL mode for the tokenizer's upstream pipeline to convert).
 
     ``source``: a file path, a ``data:`` URL, encoded bytes, a PIL image or a uint8 numpy array (H, W[, C]).
     ``draft_side``: JPEGs are decoded directly at a reduced scale no smaller than this (fast for huge photos); a
     callable gets the opened, not yet decoded image and returns it (e.g. :func:`vistok.data.preparation.draft_side`).
-    ``keep_alpha``: a transparent upload keeps its transparency for the tokenizer's upstream pipeline. Notices cover
-    animated images (first frame used), mode conversions and EXIF rotation.
+    Notices cover animated images (first frame used), mode conversions and EXIF rotation.
     """
     image = _open(source)
     side = draft_side(image) if callable(draft_side) else draft_side
-    return decode_image(image, draft_side=side, keep_alpha=keep_alpha)
+    return decode_image(image, draft_side=side, keep_mode=keep_mode)
 
 
 def _open(source: Any) -> Image.Image:

@@ -82,7 +82,7 @@ def _run(upload: Any, tokenizer_name: str | None, resolution: Any, cache: Tokeni
     # framed as the tokenizer's upstream project frames it, so its tokens are upstream's (vistok reconstruct does too)
     pipeline = recorded_pipeline(tokenizer.config)
     decoded = open_upload(upload, draft_side=lambda image: draft_side(image, target, pipeline),
-                          keep_alpha=pipeline is not None)
+                          keep_mode=pipeline is not None)
     prepared = prepare(
         decoded.image, target, tokenizer.downsample_factor, original_size=decoded.original_size, pipeline=pipeline
     )
