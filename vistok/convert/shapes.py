@@ -24,20 +24,23 @@ def count_numbered(indices: set[int], what: str) -> int:
     return len(indices)
 
 
-def check_latent_convs(state_dict: Mapping[str, Any], bottleneck: int, num_channels: int, layout: str) -> int:
-    """Cross-check the 1×1 ``encoder.conv_out``, ``decoder.conv_in`` and ``decoder.conv_out`` of a conv net whose
-    deepest level is ``bottleneck`` channels wide and whose encoder reads ``num_channels``; returns the latent
-    channels. :class:`CheckpointError` saying which conv disagrees."""
+def check_latent_convs(
+    state_dict: Mapping[str, Any], bottleneck: int, num_channels: int, layout: str, kernel: int = 1
+) -> int:
+    """Cross-check the ``kernel``×``kernel`` ``encoder.conv_out`` and ``decoder.conv_in`` and the
+    ``decoder.conv_out`` of a conv net whose deepest level is ``bottleneck`` channels wide and whose encoder reads
+    ``num_channels``; returns the latent channels. :class:`CheckpointError` saying which conv disagrees."""
     latent = tensor_shape(state_dict, "encoder.conv_out.weight", "encoder output conv", layout)
-    if latent[1:] != (bottleneck, 1, 1):
+    if latent[1:] != (bottleneck, kernel, kernel):
         raise CheckpointError(
-            f"encoder.conv_out has shape {latent}; expected a 1x1 conv from the bottleneck width {bottleneck}"
+            f"encoder.conv_out has shape {latent}; expected a {kernel}x{kernel} conv from the bottleneck width "
+            f"{bottleneck}"
         )
     decoder_in = tensor_shape(state_dict, "decoder.conv_in.weight", "decoder input conv", layout)
-    if decoder_in[:2] != (bottleneck, latent[0]):
+    if decoder_in[:2] != (bottleneck, latent[0]) or (kernel != 1 and decoder_in[2:] != (kernel, kernel)):
         raise CheckpointError(
-            f"decoder.conv_in maps {decoder_in[1]} → {decoder_in[0]} channels; expected {latent[0]} latent channels "
-            f"→ the bottleneck width {bottleneck}"
+            f"decoder.conv_in has shape {decoder_in}; expected a {kernel}x{kernel} conv from {latent[0]} latent "
+            f"channels to the bottleneck width {bottleneck}"
         )
     out_channels = tensor_shape(state_dict, "decoder.conv_out.weight", "decoder output conv", layout)[0]
     if out_channels != num_channels:

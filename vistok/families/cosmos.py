@@ -44,7 +44,7 @@ from ..convert.containers import describe_layout, is_state_dict
 from ..convert.magvit2_layout import load_converted
 from ..convert.origins import Origin, reported_metric
 from ..convert.safe_load import CheckpointError, load_checkpoint
-from ..convert.shapes import count_numbered, tensor_shape
+from ..convert.shapes import check_latent_convs, count_numbered, tensor_shape
 from ..convert.torchscript import is_torchscript_archive, read_torchscript
 from ..registry import Preset
 from .base import conversion_metadata, register_family
@@ -323,17 +323,10 @@ def infer_cosmos_net(state_dict: Mapping[str, Any]) -> dict[str, Any]:
             f"encoder.conv_in reads {patched} channels and decoder.conv_out writes {num_channels}; the Haar front end "
             "of an RGB Cosmos tokenizer gives 3 * patch_size^2 (48 for patch_size 4) on both sides"
         )
-    latent = _shape(state_dict, "encoder.conv_out.weight", "encoder output conv")
-    if latent[1:] != (widths[-1], 3, 3):
-        raise CheckpointError(f"encoder.conv_out has shape {latent}; expected a 3x3 conv from {widths[-1]} channels")
-    decoder_in = _shape(state_dict, "decoder.conv_in.weight", "decoder input conv")
-    if decoder_in != (widths[-1], latent[0], 3, 3):
-        raise CheckpointError(
-            f"decoder.conv_in has shape {decoder_in}; expected ({widths[-1]}, {latent[0]}, 3, 3)"
-        )
+    latent = check_latent_convs(state_dict, widths[-1], patched, LAYOUT, kernel=3)
     quant = _shape(state_dict, "quant_conv.weight", "quant_conv")
-    if quant[1:] != (latent[0], 1, 1):
-        raise CheckpointError(f"quant_conv has shape {quant}; expected a 1x1 conv from {latent[0]} latent channels")
+    if quant[1:] != (latent, 1, 1):
+        raise CheckpointError(f"quant_conv has shape {quant}; expected a 1x1 conv from {latent} latent channels")
     return {
         "num_channels": 3,
         "codebook_dim": quant[0],
@@ -342,7 +335,7 @@ def infer_cosmos_net(state_dict: Mapping[str, Any]) -> dict[str, Any]:
             "base_channels": base,
             "channel_multiplier": [w // base for w in widths],
             "num_res_blocks": num_res_blocks,
-            "latent_channels": latent[0],
+            "latent_channels": latent,
             "patch_size": patch_size,
             "spatial_compression": patch_size * 2**resampling,
             "norm_groups": UPSTREAM_NORM_GROUPS,

@@ -42,7 +42,7 @@ from ..convert.containers import describe_layout, is_state_dict
 from ..convert.magvit2_layout import load_converted
 from ..convert.origins import Origin
 from ..convert.safe_load import CheckpointError, load_checkpoint
-from ..convert.shapes import count_numbered, tensor_shape
+from ..convert.shapes import check_latent_convs, count_numbered, tensor_shape
 from ..preprocessing import Preprocessing
 from ..quantizers.multiscale_bsq import INFINITY_SQUARE_SCALES, MAX_BITS
 from ..registry import Preset
@@ -361,26 +361,19 @@ def infer_infinity_net(net: Mapping[str, torch.Tensor]) -> dict[str, Any]:
                 f"a level is {width} channels wide, not divisible by {UPSTREAM_NORM_GROUPS}: upstream's Normalize "
                 "then uses another group count, which this converter does not reproduce"
             )
-    bits = _shape(net, "encoder.conv_out.weight", "encoder output conv")
-    if bits[1:] != (widths[-1], 3, 3):
-        raise CheckpointError(f"encoder.conv_out has shape {bits}; expected (d, {widths[-1]}, 3, 3)")
-    decoder_in = _shape(net, "decoder.conv_in.weight", "decoder input conv")
-    if decoder_in != (widths[-1], bits[0], 3, 3):
-        raise CheckpointError(
-            f"decoder.conv_in has shape {decoder_in}; expected ({widths[-1]}, {bits[0]}, 3, 3): the decoder reads the "
-            "d-channel codes directly (no post_quant_conv)"
-        )
-    if not 1 <= bits[0] <= MAX_BITS:
-        raise CheckpointError(f"the latent has {bits[0]} channels (bits per token); vistok handles 1 … {MAX_BITS}")
+    # the decoder reads the d-channel codes directly (no quant_conv / post_quant_conv)
+    bits = check_latent_convs(net, widths[-1], num_channels, LAYOUT, kernel=3)
+    if not 1 <= bits <= MAX_BITS:
+        raise CheckpointError(f"the latent has {bits} channels (bits per token); vistok handles 1 … {MAX_BITS}")
     return {
         "num_channels": num_channels,
-        "bits": bits[0],
+        "bits": bits,
         "net": {
             "type": "var",
             "base_channels": base,
             "channel_multiplier": [w // base for w in widths],
             "num_res_blocks": num_res_blocks,
-            "latent_channels": bits[0],
+            "latent_channels": bits,
             "attention": False,
             "mid_attention": False,
             "quant_conv": False,
