@@ -35,34 +35,22 @@ import math
 
 import torch
 import torch.nn.functional as F
-from transformers import initialization as init
 
-from ..entropy import entropy_terms
 from ..outputs import QuantizerOutput
 from ..registry import QUANTIZERS
 from .base import (
     MAX_CODEBOOK_SIZE,
-    Quantizer,
     channels_first_grid,
     channels_last_flat,
     check_positive,
     straight_through,
     usage_stats,
 )
-from .lfq import MAX_EXACT_ENTROPY_BITS, _sign_codes, check_bit_order
-
-
-def channel_groups(channels: int, max_size: int) -> list[range]:
-    """Consecutive ranges covering ``channels``, as equal in size as possible, each of at most ``max_size``:
-    18 channels in groups of ≤ 9 → [0, 9) + [9, 18); 10 in groups of ≤ 4 → 4 + 3 + 3."""
-    count = -(-channels // max_size)
-    sizes = [channels // count + (i < channels % count) for i in range(count)]
-    starts = [sum(sizes[:i]) for i in range(count)]
-    return [range(start, start + size) for start, size in zip(starts, sizes, strict=True)]
+from .lfq import MAX_EXACT_ENTROPY_BITS, BitPatternQuantizer, channel_groups, check_bit_order
 
 
 @QUANTIZERS.register("bsq")
-class BinarySphericalQuantizer(Quantizer):
+class BinarySphericalQuantizer(BitPatternQuantizer):
     """Each latent is l2-normalised and each channel quantised to ±1/√d; the index is the bit pattern (2^d
     implicit codes of unit norm).
 
@@ -91,15 +79,13 @@ class BinarySphericalQuantizer(Quantizer):
         bit_order: str = "msb_first",
     ):
         super().__init__()
-        self._codebook_dim = codebook_dim
+        self._init_bits(codebook_dim, bit_order)
         self.commitment_weight = commitment_weight
         self.entropy_weight = entropy_weight
         self.sample_entropy_weight = sample_entropy_weight
         self.codebook_entropy_weight = codebook_entropy_weight
         self.entropy_temperature = entropy_temperature
         self.entropy_group_size = entropy_group_size
-        self.bit_order = check_bit_order(bit_order)
-        self.register_buffer("_bit_values", torch.empty(codebook_dim, dtype=torch.int64), persistent=False)
         self.init_weights()
 
     @classmethod
@@ -126,23 +112,9 @@ class BinarySphericalQuantizer(Quantizer):
             )
 
     @property
-    def codebook_size(self) -> int:
-        return 2**self._codebook_dim
-
-    @property
-    def codebook_dim(self) -> int:
-        return self._codebook_dim
-
-    @property
     def code_scale(self) -> float:
         """|û_c| = 1/√d: every code has unit norm."""
         return 1.0 / math.sqrt(self._codebook_dim)
-
-    def init_weights(self) -> None:
-        powers = torch.arange(self._codebook_dim, dtype=torch.int64)
-        if self.bit_order == "msb_first":
-            powers = powers.flip(0)
-        init.copy_(self._bit_values, 2**powers)
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """z: (B, D, h, w) → codes ±1/√D (B, D, h, w) and indices (B, h, w); float32 (the base class's rule)."""
@@ -171,21 +143,4 @@ class BinarySphericalQuantizer(Quantizer):
         """``(mean per-sample entropy, codebook entropy)`` in nats of ``q(c|u) = softmax(2⟨u, c⟩/τ)`` over the codes
         c ∈ {±1/√d}^d, for unit latents ``u`` (N, d): the per-sample entropy exactly, the codebook entropy summed
         over :func:`channel_groups` of at most ``entropy_group_size`` channels (exact within each group)."""
-        sample_entropy = codebook_entropy = u.new_zeros((), dtype=torch.float32)
-        for channels in channel_groups(self._codebook_dim, self.entropy_group_size):
-            sub_codes = _sign_codes(len(channels), self.code_scale, u.dtype, u.device)
-            sample, codebook = entropy_terms(
-                u[:, channels.start : channels.stop], sub_codes, scale=2 / self.entropy_temperature
-            )
-            sample_entropy, codebook_entropy = sample_entropy + sample, codebook_entropy + codebook
-        return sample_entropy, codebook_entropy
-
-    def indices_to_codes_flat(self, indices: torch.Tensor) -> torch.Tensor:
-        """(N,) int64 → (N, D) codes ±1/√D."""
-        bits = (indices.unsqueeze(-1) & self._bit_values) != 0
-        scale = self.code_scale
-        return torch.where(bits, scale, -scale).to(torch.get_default_dtype())
-
-    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
-        self.check_indices(indices)
-        return self.indices_to_codes_flat(indices).permute(0, 3, 1, 2).contiguous()
+        return self.grouped_entropy_terms(u, channel_groups(self._codebook_dim, self.entropy_group_size))

@@ -50,17 +50,78 @@ MAX_EXACT_ENTROPY_BITS = 15
 BIT_ORDERS = ("msb_first", "lsb_first")
 
 
-def entropy_bit_groups(codebook_dim: int) -> list[range]:
-    """Consecutive channel ranges covering ``codebook_dim`` channels, as equal in size as possible, each of at most
-    :data:`MAX_EXACT_ENTROPY_BITS`: one group up to 15 bits, 18 → [0, 9) + [9, 18), 40 → 14 + 13 + 13."""
-    count = -(-codebook_dim // MAX_EXACT_ENTROPY_BITS)
-    sizes = [codebook_dim // count + (i < codebook_dim % count) for i in range(count)]
+def channel_groups(channels: int, max_size: int) -> list[range]:
+    """Consecutive ranges covering ``channels``, as equal in size as possible, each of at most ``max_size``:
+    18 channels in groups of ≤ 9 → [0, 9) + [9, 18); 10 in groups of ≤ 4 → 4 + 3 + 3."""
+    count = -(-channels // max_size)
+    sizes = [channels // count + (i < channels % count) for i in range(count)]
     starts = [sum(sizes[:i]) for i in range(count)]
     return [range(start, start + size) for start, size in zip(starts, sizes, strict=True)]
 
 
+def entropy_bit_groups(codebook_dim: int) -> list[range]:
+    """:func:`channel_groups` of at most :data:`MAX_EXACT_ENTROPY_BITS`: one group up to 15 bits, 18 → [0, 9) +
+    [9, 18), 40 → 14 + 13 + 13."""
+    return channel_groups(codebook_dim, MAX_EXACT_ENTROPY_BITS)
+
+
+class BitPatternQuantizer(Quantizer):
+    """What ``lfq`` and ``bsq`` share: each of the ``codebook_dim`` channels is quantised to ±:attr:`code_scale`,
+    the index is the bit pattern (``bit_order``: channel 0 the most or the least significant bit), and the entropy
+    terms are exact over the sub-codes of groups of channels. Subclasses set :attr:`code_scale` and call
+    :meth:`_init_bits` in ``__init__``."""
+
+    def _init_bits(self, codebook_dim: int, bit_order: str) -> None:
+        self._codebook_dim = codebook_dim
+        self.bit_order = check_bit_order(bit_order)
+        self.register_buffer("_bit_values", torch.empty(codebook_dim, dtype=torch.int64), persistent=False)
+
+    @property
+    def codebook_size(self) -> int:
+        return 2**self._codebook_dim
+
+    @property
+    def codebook_dim(self) -> int:
+        return self._codebook_dim
+
+    @property
+    def code_scale(self) -> float:
+        """|code_c|, the same for every channel."""
+        raise NotImplementedError
+
+    def init_weights(self) -> None:
+        powers = torch.arange(self._codebook_dim, dtype=torch.int64)
+        if self.bit_order == "msb_first":
+            powers = powers.flip(0)
+        init.copy_(self._bit_values, 2**powers)
+
+    def grouped_entropy_terms(self, flat: torch.Tensor, groups: list[range]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mean per-sample entropy, codebook entropy)`` in nats of ``softmax(2⟨x, c⟩/τ)`` over the codes
+        c ∈ {±code_scale}^d for latents ``flat`` (N, d), summed over channel ``groups`` (each exact over its 2^g
+        sub-codes, an N × 2^g softmax in memory-bounded chunks). −||x − c||² = 2 x·c − const(x) − ||c||², and ||c||²
+        is the same for every code."""
+        sample_entropy = codebook_entropy = flat.new_zeros((), dtype=torch.float32)
+        for channels in groups:
+            sub_codes = _sign_codes(len(channels), self.code_scale, flat.dtype, flat.device)
+            sample, codebook = entropy_terms(
+                flat[:, channels.start : channels.stop], sub_codes, scale=2 / self.entropy_temperature
+            )
+            sample_entropy, codebook_entropy = sample_entropy + sample, codebook_entropy + codebook
+        return sample_entropy, codebook_entropy
+
+    def indices_to_codes_flat(self, indices: torch.Tensor) -> torch.Tensor:
+        """(N,) int64 → (N, d) codes ±code_scale."""
+        bits = (indices.unsqueeze(-1) & self._bit_values) != 0
+        scale = self.code_scale
+        return torch.where(bits, scale, -scale).to(torch.get_default_dtype())
+
+    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        self.check_indices(indices)
+        return self.indices_to_codes_flat(indices).permute(0, 3, 1, 2).contiguous()
+
+
 @QUANTIZERS.register("lfq")
-class LookupFreeQuantizer(Quantizer):
+class LookupFreeQuantizer(BitPatternQuantizer):
     """Each channel is quantised to ±``codebook_scale``; the index is the bit pattern, channel 0 the most
     significant bit (``bit_order="msb_first"``, default) or the least significant one (``"lsb_first"``,
     Open-MAGVIT2's convention).
@@ -84,14 +145,12 @@ class LookupFreeQuantizer(Quantizer):
         bit_order: str = "msb_first",
     ):
         super().__init__()
-        self._codebook_dim = codebook_dim
+        self._init_bits(codebook_dim, bit_order)
         self.commitment_weight = commitment_weight
         self.entropy_weight = entropy_weight
         self.diversity_weight = diversity_weight
         self.entropy_temperature = entropy_temperature
         self.codebook_scale = codebook_scale
-        self.bit_order = check_bit_order(bit_order)
-        self.register_buffer("_bit_values", torch.empty(codebook_dim, dtype=torch.int64), persistent=False)
         self.init_weights()
 
     @classmethod
@@ -106,18 +165,8 @@ class LookupFreeQuantizer(Quantizer):
             )
 
     @property
-    def codebook_size(self) -> int:
-        return 2**self._codebook_dim
-
-    @property
-    def codebook_dim(self) -> int:
-        return self._codebook_dim
-
-    def init_weights(self) -> None:
-        powers = torch.arange(self._codebook_dim, dtype=torch.int64)
-        if self.bit_order == "msb_first":
-            powers = powers.flip(0)
-        init.copy_(self._bit_values, 2**powers)
+    def code_scale(self) -> float:
+        return self.codebook_scale
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """z: (B, D, h, w) → codes ±codebook_scale (B, D, h, w) and indices (B, h, w).
@@ -148,26 +197,7 @@ class LookupFreeQuantizer(Quantizer):
         ``flat`` (N, D): both exact up to :data:`MAX_EXACT_ENTROPY_BITS` bits; above, the per-sample entropy is
         still exact and the codebook entropy is the sum over :func:`entropy_bit_groups` (module docstring).
         Memory does not grow with N × 2^D: each group is an N × 2^bits softmax computed in bounded chunks."""
-        sample_entropy = codebook_entropy = flat.new_zeros((), dtype=torch.float32)
-        for channels in entropy_bit_groups(self._codebook_dim):
-            sub_codes = _sign_codes(len(channels), self.codebook_scale, flat.dtype, flat.device)
-            # −||z − c||² = 2 z·c − const(z) − ||c||², and ||c||² is the same for every code.
-            sample, codebook = entropy_terms(
-                flat[:, channels.start : channels.stop], sub_codes, scale=2 / self.entropy_temperature
-            )
-            sample_entropy, codebook_entropy = sample_entropy + sample, codebook_entropy + codebook
-        return sample_entropy, codebook_entropy
-
-    def indices_to_codes_flat(self, indices: torch.Tensor) -> torch.Tensor:
-        """(N,) int64 → (N, D) codes ±codebook_scale."""
-        bits = (indices.unsqueeze(-1) & self._bit_values) != 0
-        scale = self.codebook_scale
-        dtype = torch.get_default_dtype()
-        return torch.where(bits, scale, -scale).to(dtype)
-
-    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
-        self.check_indices(indices)
-        return self.indices_to_codes_flat(indices).permute(0, 3, 1, 2).contiguous()
+        return self.grouped_entropy_terms(flat, entropy_bit_groups(self._codebook_dim))
 
 
 def check_bit_order(bit_order: str) -> str:
