@@ -14,7 +14,7 @@ import torch.distributed as dist
 from einops import rearrange
 from torch import nn
 
-from ..entropy import code_perplexity, used_code_counts
+from ..entropy import code_perplexity, outside_codebook, used_code_counts
 
 #: Largest codebook of an implicit-codebook quantizer (FSQ, LFQ): every index, and the codebook size itself, fits
 #: an int64 with a bit to spare. Usage statistics and LFQ's entropy objective work up to this size: usage counts
@@ -291,3 +291,27 @@ def usage_stats(indices: torch.Tensor, codebook_size: int) -> dict[str, torch.Te
             "batch_usage": torch.tensor(counts.numel() / codebook_size, device=indices.device),
             "perplexity": code_perplexity(counts, torch.float32),
         }
+
+
+def check_multiscale_indices(indices: Any, patch_nums: list[int], codebook_size: int) -> None:
+    """``TypeError`` / ``ValueError`` naming the expected shapes and range unless ``indices`` is a list of one
+    integer (B, p, p) tensor per scale ``p`` of ``patch_nums`` with values that are codes of a ``codebook_size``
+    codebook (any int64 beyond int64's range: :func:`vistok.entropy.outside_codebook`)."""
+    expected = ", ".join(f"(B, {p}, {p})" for p in patch_nums)
+    if not isinstance(indices, (list, tuple)) or len(indices) != len(patch_nums):
+        raise ValueError(
+            f"indices must be a list of {len(patch_nums)} integer tensors [{expected}], one per scale, got "
+            f"{type(indices).__name__}" + (f" of {len(indices)}" if isinstance(indices, (list, tuple)) else "")
+        )
+    for k, (idx, p) in enumerate(zip(indices, patch_nums, strict=True)):
+        if not isinstance(idx, torch.Tensor) or idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:
+            raise TypeError(f"indices[{k}] must be an integer (int64) tensor of shape (B, {p}, {p})")
+        if idx.ndim != 3 or tuple(idx.shape[1:]) != (p, p) or idx.shape[0] != indices[0].shape[0]:
+            raise ValueError(
+                f"indices[{k}] must have shape (B, {p}, {p}) with the same B at every scale, got {tuple(idx.shape)}"
+            )
+        if idx.numel() and outside_codebook(int(idx.min()), int(idx.max()), codebook_size):
+            raise ValueError(
+                f"indices[{k}] must lie in [0, {codebook_size}) (the codebook size), got values in "
+                f"[{int(idx.min())}, {int(idx.max())}]"
+            )

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 
 from ..outputs import QuantizerOutput
 from ..registry import QUANTIZERS
-from .base import Quantizer, check_positive, usage_stats
+from .base import Quantizer, check_multiscale_indices, check_positive, usage_stats
 from .bsq import BinarySphericalQuantizer
 
 #: Infinity's 1:1 scale ladder (``infinity/utils/dynamic_resolution.py``, ``ratio2hws[1.0]``, patch 16): its
@@ -173,26 +173,8 @@ class MultiScaleBinarySphericalQuantizer(Quantizer):
 
     # ------------------------------------------------------------------------------------------ decoding
     def check_indices(self, indices: list[torch.Tensor]) -> None:
-        """``TypeError`` / ``ValueError`` naming the expected shapes and range unless ``indices`` is a list of one
-        integer (B, p, p) tensor per scale with values in [0, 2^d) (any int64 for d = 64)."""
-        expected = ", ".join(f"(B, {p}, {p})" for p in self.patch_nums)
-        if not isinstance(indices, (list, tuple)) or len(indices) != len(self.patch_nums):
-            raise ValueError(
-                f"indices must be a list of {len(self.patch_nums)} integer tensors [{expected}], one per scale, got "
-                f"{type(indices).__name__}" + (f" of {len(indices)}" if isinstance(indices, (list, tuple)) else "")
-            )
-        for k, (idx, p) in enumerate(zip(indices, self.patch_nums, strict=True)):
-            if not isinstance(idx, torch.Tensor) or idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:
-                raise TypeError(f"indices[{k}] must be an integer (int64) tensor of shape (B, {p}, {p})")
-            if idx.ndim != 3 or tuple(idx.shape[1:]) != (p, p) or idx.shape[0] != indices[0].shape[0]:
-                raise ValueError(
-                    f"indices[{k}] must have shape (B, {p}, {p}) with the same B at every scale, got {tuple(idx.shape)}"
-                )
-            if self._codebook_dim < MAX_BITS and idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.codebook_size):
-                raise ValueError(
-                    f"indices[{k}] must lie in [0, {self.codebook_size}) (2^{self._codebook_dim}), got values in "
-                    f"[{int(idx.min())}, {int(idx.max())}]"
-                )
+        """``TypeError`` / ``ValueError`` unless ``indices`` is one integer (B, p, p) map of codes per scale."""
+        check_multiscale_indices(indices, self.patch_nums, self.codebook_size)
 
     def _scale_codes(self, idx: torch.Tensor) -> torch.Tensor:
         """(B, p, p) indices → (B, d, p, p) float32 codes ±1/√d (the values BSQ's forward gives)."""

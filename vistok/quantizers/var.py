@@ -44,7 +44,14 @@ from transformers import initialization as init
 
 from ..outputs import QuantizerOutput
 from ..registry import QUANTIZERS
-from .base import Quantizer, channels_last_flat, check_positive, straight_through, usage_stats
+from .base import (
+    Quantizer,
+    channels_last_flat,
+    check_multiscale_indices,
+    check_positive,
+    straight_through,
+    usage_stats,
+)
 from .search import nearest_code
 
 VAR_PATCH_NUMS = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
@@ -198,26 +205,8 @@ class MultiScaleVectorQuantizer(Quantizer):
         )
 
     def check_indices(self, indices: list[torch.Tensor]) -> None:
-        """``TypeError`` / ``ValueError`` naming the expected shapes and range unless ``indices`` is a list of one
-        integer (B, p, p) tensor per scale with values in [0, codebook_size)."""
-        expected = ", ".join(f"(B, {p}, {p})" for p in self.patch_nums)
-        if not isinstance(indices, (list, tuple)) or len(indices) != len(self.patch_nums):
-            raise ValueError(
-                f"indices must be a list of {len(self.patch_nums)} integer tensors [{expected}], one per scale, got "
-                f"{type(indices).__name__}" + (f" of {len(indices)}" if isinstance(indices, (list, tuple)) else "")
-            )
-        for k, (idx, p) in enumerate(zip(indices, self.patch_nums, strict=True)):
-            if not isinstance(idx, torch.Tensor) or idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:
-                raise TypeError(f"indices[{k}] must be an integer (int64) tensor of shape (B, {p}, {p})")
-            if idx.ndim != 3 or tuple(idx.shape[1:]) != (p, p) or idx.shape[0] != indices[0].shape[0]:
-                raise ValueError(
-                    f"indices[{k}] must have shape (B, {p}, {p}) with the same B at every scale, got {tuple(idx.shape)}"
-                )
-            if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.codebook_size):
-                raise ValueError(
-                    f"indices[{k}] must lie in [0, {self.codebook_size}) (the codebook size), got values in "
-                    f"[{int(idx.min())}, {int(idx.max())}]"
-                )
+        """``TypeError`` / ``ValueError`` unless ``indices`` is one integer (B, p, p) map of codes per scale."""
+        check_multiscale_indices(indices, self.patch_nums, self.codebook_size)
 
     def progressive_codes(self, indices: list[torch.Tensor]) -> list[torch.Tensor]:
         """f̂ after 1, 2, …, K scales: K tensors (B, D, p_K, p_K) (upstream's ``idxBl_to_img(last_one=False)``
