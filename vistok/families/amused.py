@@ -20,7 +20,6 @@ clip its output to [0, 1]. The converted net has ``pixel_range="unit"``, so the 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ..convert.diffusers_layout import (
     WEIGHT_FILES,
@@ -28,12 +27,12 @@ from ..convert.diffusers_layout import (
     read_vq_model_folder,
     vq_model_config_and_weights,
 )
-from ..convert.magvit2_layout import load_converted
 from ..convert.origins import Origin
 from ..convert.safe_load import CheckpointError
 from ..preprocessing import Preprocessing
 from ..registry import Preset
-from .base import conversion_metadata, register_family
+from ._diffusers_vq import vq_model_tokenizer
+from .base import register_family
 from .records import License, ZooEntry
 
 AMUSED = Origin(
@@ -181,27 +180,9 @@ def convert_amused(
         )
     except ValueError as err:
         raise CheckpointError(str(err)) from err
-    net, quantizer = config.net, config.quantizer
     notes = [
         "pixel range: upstream works on [0, 1] images; the net's pixel_range='unit' maps vistok's [-1, 1] input to "
         "[0, 1] and the decoder's output back, so (reconstruction + 1) / 2 is upstream's decoder output",
         "the aMUSEd pipelines clip the decoder output to [0, 1]; vistok returns it unclipped",
-        "indices: vistok's (B, h, w) grid; diffusers' VectorQuantizer returns their row-major flattening",
-        "quantizer: plain Euclidean nearest code (no l2 normalisation), diffusers' legacy loss (beta 0.25 on the "
-        "codebook term)",
     ]
-    if "fp16" in weight_file.name:
-        notes.append(f"weights read from the fp16 variant {weight_file.name}, upcast exactly to float32")
-    inferred = {"net": net, "codebook_size": quantizer["codebook_size"], "codebook_dim": quantizer["codebook_dim"]}
-    extra: dict[str, Any] = {"diffusers_config": config_file.name, "diffusers": config.metadata["diffusers"]}
-    metadata = conversion_metadata(AMUSED, "amused", inferred, weight_file, "state_dict", extra, notes)
-    metadata["diffusers"] = config.metadata["diffusers"]
-    kwargs = {
-        "image_size": config.image_size,
-        "num_channels": config.num_channels,
-        "net": net,
-        "quantizer": quantizer,
-        "source": f"converted from {AMUSED.name}'s VQ-GAN ({weight_file.name})",
-        "metadata": metadata,
-    }
-    return load_converted(converted, kwargs, "aMUSEd VQ-GAN")
+    return vq_model_tokenizer(AMUSED, "amused", "VQ-GAN", config_file, weight_file, config, converted, notes)

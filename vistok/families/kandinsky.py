@@ -15,7 +15,6 @@ rows, the spatial norms conditioned on them.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ..convert.diffusers_layout import (
     WEIGHT_FILES,
@@ -23,12 +22,12 @@ from ..convert.diffusers_layout import (
     read_vq_model_folder,
     vq_model_config_and_weights,
 )
-from ..convert.magvit2_layout import load_converted
 from ..convert.origins import Origin
 from ..convert.safe_load import CheckpointError
 from ..preprocessing import Preprocessing
 from ..registry import Preset
-from .base import conversion_metadata, register_family
+from ._diffusers_vq import vq_model_tokenizer
+from .base import register_family
 from .records import APACHE_2, ZooEntry
 
 KANDINSKY = Origin(
@@ -160,27 +159,9 @@ def convert_kandinsky(
         )
     except ValueError as err:
         raise CheckpointError(str(err)) from err
-    net, quantizer = config.net, config.quantizer
     notes = [
         "MoVQ: every decoder norm is GroupNorm(32, eps 1e-6) modulated by 1x1 convs of the codes (diffusers' "
         "SpatialNorm hard-codes the 32 groups); the codes condition the decoder before post_quant_conv",
-        "indices: vistok's (B, h, w) grid; diffusers' VectorQuantizer returns their row-major flattening",
-        "quantizer: plain Euclidean nearest code (no l2 normalisation), diffusers' legacy loss (beta 0.25 on the "
-        "codebook term)",
         "the Kandinsky pipelines decode unquantised latents: decode_quantized(latents)",
     ]
-    if "fp16" in weight_file.name:
-        notes.append(f"weights read from the fp16 variant {weight_file.name}, upcast exactly to float32")
-    inferred = {"net": net, "codebook_size": quantizer["codebook_size"], "codebook_dim": quantizer["codebook_dim"]}
-    extra: dict[str, Any] = {"diffusers_config": config_file.name, "diffusers": config.metadata["diffusers"]}
-    metadata = conversion_metadata(KANDINSKY, "kandinsky", inferred, weight_file, "state_dict", extra, notes)
-    metadata["diffusers"] = config.metadata["diffusers"]
-    kwargs = {
-        "image_size": config.image_size,
-        "num_channels": config.num_channels,
-        "net": net,
-        "quantizer": quantizer,
-        "source": f"converted from {KANDINSKY.name}'s MoVQ ({weight_file.name})",
-        "metadata": metadata,
-    }
-    return load_converted(converted, kwargs, "Kandinsky MoVQ")
+    return vq_model_tokenizer(KANDINSKY, "kandinsky", "MoVQ", config_file, weight_file, config, converted, notes)
