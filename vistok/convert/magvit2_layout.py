@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from .safe_load import CheckpointError
-from .shapes import check_latent_convs, count_numbered, tensor_shape
+from .shapes import check_latent_convs, count_numbered, encoder_levels, tensor_shape
 
 UPSTREAM_NORM_GROUPS = 32
 _BLOCK_KEY = re.compile(r"^(encoder\.down|decoder\.up)\.(\d+)\.block\.(\d+)\.")
@@ -47,25 +47,10 @@ def infer_magvit2_net(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
             mids[m.group(1)].add(int(m.group(2)))
         elif m := _ADAPTIVE_KEY.match(key):
             adaptive.add(int(m.group(1)))
-    levels = count_numbered(
-        {lvl for side, lvl in blocks if side == "encoder.down"}, "encoder levels (encoder.down.*)"
-    )
-    if levels == 0:
-        raise CheckpointError("no encoder.down.*.block.* tensors: not the improved-model layout")
-    counts = {count_numbered(blocks[("encoder.down", i)], f"encoder.down.{i} blocks") for i in range(levels)}
-    if len(counts) != 1:
-        raise CheckpointError(f"encoder levels have different numbers of residual blocks {sorted(counts)}")
-    num_res_blocks = counts.pop()
-    widths = []
+    levels_blocks = {lvl: found for (side, lvl), found in blocks.items() if side == "encoder.down"}
+    num_res_blocks, widths = encoder_levels(state_dict, levels_blocks, base, "base_channels", "the improved-model layout")
+    levels = len(widths)
     for i in range(levels):
-        width = _shape(
-            state_dict, f"encoder.down.{i}.block.{num_res_blocks - 1}.conv2.weight", "encoder width"
-        )[0]
-        if width % base:
-            raise CheckpointError(
-                f"encoder level {i} has width {width}, not a multiple of base_channels {base}"
-            )
-        widths.append(width)
         has_down = f"encoder.down.{i}.downsample.weight" in state_dict
         if has_down != (i < levels - 1):
             raise CheckpointError(

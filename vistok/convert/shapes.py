@@ -46,3 +46,32 @@ def check_latent_convs(
     if out_channels != num_channels:
         raise CheckpointError(f"the decoder outputs {out_channels} channels but the encoder reads {num_channels}")
     return latent[0]
+
+
+def encoder_levels(
+    state_dict: Mapping[str, Any],
+    level_blocks: Mapping[int, set[int]],
+    base: int,
+    base_name: str,
+    layout: str,
+    block: str = "block",
+) -> tuple[int, list[int]]:
+    """``(num_res_blocks, widths)`` of the encoder levels ``encoder.down.0 … n−1``, given the residual-block numbers
+    found per level (``level_blocks[i]``, from keys ``encoder.down.{i}.{block}.{j}.…``): every level has the same
+    number of blocks, numbered without gaps, and a width (its last block's ``conv2`` output) that is a multiple of
+    the ``base`` width (``base_name`` names it in the message). :class:`CheckpointError` saying what differs."""
+    levels = count_numbered(set(level_blocks), "encoder levels (encoder.down.*)")
+    if not levels:
+        raise CheckpointError(f"no encoder.down.*.{block}.* tensors: not {layout}")
+    counts = {count_numbered(level_blocks[i], f"encoder.down.{i}.{block}") for i in range(levels)}
+    if len(counts) != 1 or 0 in counts:
+        raise CheckpointError(f"encoder levels have different numbers of residual blocks {sorted(counts)}")
+    num_res_blocks = counts.pop()
+    widths = []
+    for i in range(levels):
+        key = f"encoder.down.{i}.{block}.{num_res_blocks - 1}.conv2.weight"
+        width = tensor_shape(state_dict, key, "encoder width", layout)[0]
+        if width % base:
+            raise CheckpointError(f"encoder level {i} has width {width}, not a multiple of {base_name} {base}")
+        widths.append(width)
+    return num_res_blocks, widths

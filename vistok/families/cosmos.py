@@ -44,7 +44,7 @@ from ..convert.containers import describe_layout, is_state_dict
 from ..convert.magvit2_layout import load_converted
 from ..convert.origins import Origin, reported_metric
 from ..convert.safe_load import CheckpointError, load_checkpoint
-from ..convert.shapes import check_latent_convs, count_numbered, tensor_shape
+from ..convert.shapes import check_latent_convs, count_numbered, encoder_levels, tensor_shape
 from ..convert.torchscript import is_torchscript_archive, read_torchscript
 from ..registry import Preset
 from .base import conversion_metadata, register_family
@@ -276,19 +276,9 @@ def infer_cosmos_net(state_dict: Mapping[str, Any]) -> dict[str, Any]:
                 f"{key}: attention inside a level; the Cosmos DI releases have attention only in the mid blocks, "
                 "and vistok's cosmos net builds that"
             )
-    levels = count_numbered({i for side, i in blocks if side == "encoder.down"}, "encoder levels (encoder.down.*)")
-    if not levels:
-        raise CheckpointError("no encoder.down.*.block.* tensors: not the Cosmos DI layout")
-    counts = {count_numbered(blocks[("encoder.down", i)], f"encoder.down.{i}.block") for i in range(levels)}
-    if len(counts) != 1:
-        raise CheckpointError(f"encoder levels have different numbers of residual blocks {sorted(counts)}")
-    num_res_blocks = counts.pop()
-    widths = []
-    for i in range(levels):
-        width = _shape(state_dict, f"encoder.down.{i}.block.{num_res_blocks - 1}.conv2.weight", "encoder width")[0]
-        if width % base:
-            raise CheckpointError(f"encoder level {i} is {width} wide, not a multiple of conv_in's {base} channels")
-        widths.append(width)
+    levels_blocks = {i: found for (side, i), found in blocks.items() if side == "encoder.down"}
+    num_res_blocks, widths = encoder_levels(state_dict, levels_blocks, base, "conv_in's width", LAYOUT)
+    levels = len(widths)
     down = resamples["encoder.down"]
     resampling = len(down)
     if down != set(range(resampling)) or resampling > levels - 1:

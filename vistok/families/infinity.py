@@ -42,7 +42,7 @@ from ..convert.containers import describe_layout, is_state_dict
 from ..convert.magvit2_layout import load_converted
 from ..convert.origins import Origin
 from ..convert.safe_load import CheckpointError, load_checkpoint
-from ..convert.shapes import check_latent_convs, count_numbered, tensor_shape
+from ..convert.shapes import check_latent_convs, count_numbered, encoder_levels, tensor_shape
 from ..preprocessing import Preprocessing
 from ..quantizers.multiscale_bsq import INFINITY_SQUARE_SCALES, MAX_BITS
 from ..registry import Preset
@@ -318,18 +318,9 @@ def infer_infinity_net(net: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     for key in net:
         if (m := _INDEXED.match(key)) and m.group(3) == "block":
             numbered.setdefault((m.group(1), int(m.group(2))), set()).add(int(m.group(4)))
-    levels = count_numbered({lvl for side, lvl in numbered if side == "encoder.down"}, "encoder levels (encoder.down.*)")
-    blocks = {len(numbered[("encoder.down", i)]) for i in range(levels)}
-    if len(blocks) != 1:
-        raise CheckpointError(f"encoder levels have different numbers of residual blocks {sorted(blocks)}")
-    num_res_blocks = blocks.pop()
-    widths = []
-    for i in range(levels):
-        count_numbered(numbered[("encoder.down", i)], f"encoder.down.{i} blocks")
-        width = _shape(net, f"encoder.down.{i}.block.{num_res_blocks - 1}.conv2.weight", "encoder width")[0]
-        if width % base:
-            raise CheckpointError(f"encoder level {i} has width {width}, not a multiple of the base width {base}")
-        widths.append(width)
+    levels_blocks = {lvl: found for (side, lvl), found in numbered.items() if side == "encoder.down"}
+    num_res_blocks, widths = encoder_levels(net, levels_blocks, base, "the base width", LAYOUT)
+    levels = len(widths)
     down = sorted(int(k.split(".")[2]) for k in net if re.match(r"^encoder\.down\.\d+\.downsample\.conv\.weight$", k))
     if down != list(range(levels - 1)):
         raise CheckpointError(

@@ -44,7 +44,7 @@ from ..convert.containers import describe_layout, is_state_dict
 from ..convert.magvit2_layout import load_converted
 from ..convert.origins import Origin, reported_metric
 from ..convert.safe_load import CheckpointError, load_checkpoint
-from ..convert.shapes import check_latent_convs, count_numbered, tensor_shape
+from ..convert.shapes import check_latent_convs, count_numbered, encoder_levels, tensor_shape
 from ..preprocessing import Preprocessing
 from ..registry import Preset
 from .base import ConverterOption, conversion_metadata, register_family
@@ -216,17 +216,8 @@ def infer_maskbit_net(state_dict: Mapping[str, Any]) -> dict[str, Any]:
             down_convs.add(int(m.group(1)))
         elif m := _UP_CONV.match(key):
             up_convs.add(int(m.group(1)))
-    levels = count_numbered(set(down), "encoder levels (encoder.down.*)")
-    counts = {count_numbered(down[i], f"encoder.down.{i}.res_blocks") for i in range(levels)}
-    if len(counts) != 1:
-        raise CheckpointError(f"encoder levels have different numbers of residual blocks {sorted(counts)}")
-    num_res_blocks = counts.pop()
-    widths = []
-    for i in range(levels):
-        width = _shape(state_dict, f"encoder.down.{i}.res_blocks.{num_res_blocks - 1}.conv2.weight", "encoder width")[0]
-        if width % base:
-            raise CheckpointError(f"encoder level {i} has width {width}, not a multiple of hidden_channels {base}")
-        widths.append(width)
+    num_res_blocks, widths = encoder_levels(state_dict, down, base, "hidden_channels", LAYOUT, block="res_blocks")
+    levels = len(widths)
     if down_convs and down_convs != set(range(levels - 1)):
         raise CheckpointError(
             f"encoder down_conv at levels {sorted(down_convs)}; expected one at every level but the last "

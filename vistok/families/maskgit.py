@@ -31,7 +31,7 @@ from ..convert.containers import describe_layout, is_state_dict
 from ..convert.magvit2_layout import load_converted
 from ..convert.origins import Origin, reported_metric
 from ..convert.safe_load import CheckpointError, load_checkpoint
-from ..convert.shapes import check_latent_convs, count_numbered, tensor_shape
+from ..convert.shapes import check_latent_convs, count_numbered, encoder_levels, tensor_shape
 from ..preprocessing import Preprocessing
 from ..registry import Preset
 from .base import conversion_metadata, register_family
@@ -132,19 +132,9 @@ def infer_maskgit_net(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
             blocks.setdefault((m.group(1), int(m.group(2))), set()).add(int(m.group(3)))
         elif m := _MID_KEY.match(key):
             mids[m.group(1)].add(int(m.group(2)))
-    levels = count_numbered({lvl for side, lvl in blocks if side == "encoder.down"}, "encoder levels (encoder.down.*)")
-    if levels == 0:
-        raise CheckpointError("no encoder.down.*.block.* tensors: not the MaskGIT-VQGAN layout")
-    counts = {count_numbered(blocks[("encoder.down", i)], f"encoder.down.{i} blocks") for i in range(levels)}
-    if len(counts) != 1:
-        raise CheckpointError(f"encoder levels have different numbers of residual blocks {sorted(counts)}")
-    num_res_blocks = counts.pop()
-    widths = []
-    for i in range(levels):
-        width = _shape(state_dict, f"encoder.down.{i}.block.{num_res_blocks - 1}.conv2.weight", "encoder width")[0]
-        if width % base:
-            raise CheckpointError(f"encoder level {i} has width {width}, not a multiple of hidden_channels {base}")
-        widths.append(width)
+    levels_blocks = {lvl: found for (side, lvl), found in blocks.items() if side == "encoder.down"}
+    num_res_blocks, widths = encoder_levels(state_dict, levels_blocks, base, "hidden_channels", "the MaskGIT-VQGAN layout")
+    levels = len(widths)
     for side in ("encoder", "decoder"):
         mid = count_numbered(mids[side], f"{side}.mid blocks")
         if mid != num_res_blocks:

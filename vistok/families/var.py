@@ -31,7 +31,7 @@ from ..convert.containers import describe_layout, is_state_dict
 from ..convert.magvit2_layout import load_converted
 from ..convert.origins import Origin
 from ..convert.safe_load import CheckpointError, load_checkpoint
-from ..convert.shapes import count_numbered, tensor_shape
+from ..convert.shapes import count_numbered, encoder_levels, tensor_shape
 from ..preprocessing import Preprocessing
 from ..registry import Preset
 from .base import ConverterOption, conversion_metadata, register_family
@@ -171,17 +171,10 @@ def infer_var_config(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     for key in state_dict:
         if m := _INDEXED.match(key):
             numbered.setdefault((m.group(1), int(m.group(2)), m.group(3)), set()).add(int(m.group(4)))
-    levels = count_numbered({lvl for side, lvl, _ in numbered if side == "encoder.down"}, "encoder levels (encoder.down.*)")
-    blocks = {count_numbered(numbered.get(("encoder.down", i, "block"), set()), f"encoder.down.{i} blocks") for i in range(levels)}
-    if len(blocks) != 1 or 0 in blocks:
-        raise CheckpointError(f"encoder levels have different numbers of residual blocks {sorted(blocks)}")
-    num_res_blocks = blocks.pop()
-    widths = []
-    for i in range(levels):
-        width = _shape(state_dict, f"encoder.down.{i}.block.{num_res_blocks - 1}.conv2.weight", "encoder width")[0]
-        if width % base:
-            raise CheckpointError(f"encoder level {i} has width {width}, not a multiple of ch {base}")
-        widths.append(width)
+    levels_blocks = {lvl: numbered.get(("encoder.down", lvl, "block"), set())
+                     for side, lvl, _ in numbered if side == "encoder.down"}  # fmt: skip
+    num_res_blocks, widths = encoder_levels(state_dict, levels_blocks, base, "ch", "VAR's VQVAE layout")
+    levels = len(widths)
     attention = bool(numbered.get(("encoder.down", levels - 1, "attn")))
     for side, lvl, kind in numbered:
         if kind == "attn" and lvl != levels - 1:
